@@ -1,0 +1,1 @@
+"""The deliberation itself: plain Python, no Dagster or Ray import."""

@@ -1,0 +1,251 @@
+"""One role's council: propose, review and revise in rounds, score, select."""
+
+import asyncio
+import time
+import zlib
+from collections.abc import Callable
+
+from fleet_dagster.core.chat_model import ChatModel
+from fleet_dagster.core.profiles import RoleProfile
+from fleet_dagster.core.prompts import chat_messages
+from fleet_dagster.core.records import (
+    AgentCall,
+    ChatRequest,
+    ChatResult,
+    CouncilResult,
+    Phase,
+    Proposal,
+    Review,
+    Selection,
+)
+from fleet_dagster.core.request import DeliberationRequest, agent_id
+from fleet_dagster.core.reviews import parse_review, review_assignments, review_json_schema
+from fleet_dagster.core.scoring import coverage_items, score_proposal
+from fleet_dagster.core.selection import parse_architect_choice, rank, select_by_score
+
+MIN_CALL_TIMEOUT_S = 0.5
+
+
+def agent_temperature(profile: RoleProfile, index: int, agents: int) -> float:
+    """Temperatures spread evenly over [t - spread, t + spread] so that agents explore differently."""
+    if agents == 1:
+        return profile.temperature
+    offset = profile.temperature_spread * (2 * index / (agents - 1) - 1)
+    return round(min(2.0, max(0.0, profile.temperature + offset)), 3)
+
+
+def agent_seed(deliberation_id: str, role: str, index: int) -> int:
+    return zlib.crc32(f"{deliberation_id}/{role}/{index}".encode()) & 0x7FFFFFFF
+
+
+class Council:
+    """Holds the council's state as it goes, so that a deadline keeps whatever finished."""
+
+    def __init__(
+        self,
+        request: DeliberationRequest,
+        profile: RoleProfile,
+        chat: ChatModel,
+        *,
+        deadline_at: float,
+        call_timeout_s: float,
+        architect: RoleProfile | None = None,
+        clock: Callable[[], float] = time.time,
+    ):
+        self.request = request
+        self.profile = profile
+        self.role = profile.role
+        self.chat = chat
+        self.deadline_at = deadline_at
+        self.call_timeout_s = call_timeout_s
+        self.architect = architect or profile
+        self.clock = clock
+        self.agent_ids = [agent_id(self.role, i) for i in range(request.agents_per_role)]
+        self.proposals: dict[str, Proposal] = {
+            aid: Proposal(
+                role=self.role,
+                agent_id=aid,
+                round=0,
+                temperature=agent_temperature(profile, i, request.agents_per_role),
+                seed=agent_seed(request.deliberation_id, self.role, i),
+            )
+            for i, aid in enumerate(self.agent_ids)
+        }
+        self.reviews: list[Review] = []
+        self.calls: list[AgentCall] = []
+        self.selection: Selection | None = None
+        self.phase = "pending"
+        self.phase_total = 0
+        self.phase_done = 0
+        self.started_at = clock()
+
+    # progress -------------------------------------------------------------------------------------
+    @property
+    def proposals_done(self) -> int:
+        return sum(1 for p in self.proposals.values() if p.content is not None)
+
+    def progress(self) -> dict:
+        return {
+            "phase": self.phase,
+            "done": self.phase_done,
+            "total": self.phase_total,
+            "proposals": self.proposals_done,
+            "agents": len(self.agent_ids),
+        }
+
+    # calls ----------------------------------------------------------------------------------------
+    async def _call(
+        self, aid: str, phase: Phase, round_: int, messages: list[dict[str, str]], *, target: str | None = None,
+        json_schema: dict | None = None, temperature: float | None = None, max_tokens: int | None = None,
+    ) -> ChatResult:
+        proposal = self.proposals[aid]
+        remaining = self.deadline_at - self.clock()
+        if remaining < MIN_CALL_TIMEOUT_S:
+            result = ChatResult(error="deadline reached before the call was made")
+        else:
+            result = await self.chat.complete(
+                ChatRequest(
+                    deliberation_id=self.request.deliberation_id,
+                    agent_id=aid,
+                    role=self.role,
+                    phase=phase,
+                    round=round_,
+                    model=self.profile.model,
+                    messages=messages,
+                    temperature=proposal.temperature if temperature is None else temperature,
+                    max_tokens=max_tokens or self.profile.max_tokens,
+                    seed=proposal.seed + round_,
+                    timeout_s=min(self.call_timeout_s, remaining),
+                    json_schema=json_schema,
+                )
+            )
+        tokens = result.prompt_tokens + result.completion_tokens
+        self.calls.append(
+            AgentCall(
+                agent_id=aid, role=self.role, phase=phase, round=round_, target_agent_id=target,
+                ok=result.ok, error=result.error, tokens=tokens, latency_ms=result.latency_ms, model=result.model,
+            )
+        )
+        self.proposals[aid] = proposal.model_copy(
+            update={"tokens": proposal.tokens + tokens, "latency_ms": proposal.latency_ms + result.latency_ms}
+        )
+        self.phase_done += 1
+        return result
+
+    def _start_phase(self, name: str, total: int) -> None:
+        self.phase, self.phase_total, self.phase_done = name, total, 0
+
+    def _active(self) -> list[str]:
+        return [aid for aid in self.agent_ids if self.proposals[aid].content is not None]
+
+    # phases ---------------------------------------------------------------------------------------
+    async def run(self) -> None:
+        await self._propose()
+        for round_ in range(1, self.request.rounds + 1):
+            reviews = await self._review(round_)
+            await self._revise(round_, reviews)
+        if self.request.selection == "architect":
+            await self._architect_select()
+        self.phase = "done"
+
+    async def _propose(self) -> None:
+        self._start_phase("propose", len(self.agent_ids))
+
+        async def propose(aid: str) -> None:
+            messages = chat_messages(
+                self.profile.system_prompt, "propose", task=self.request.task, role=self.role, agent_id=aid,
+                requirements=self.request.requirements, rubric=self.request.rubric,
+            )
+            result = await self._call(aid, "propose", 0, messages)
+            update = {"content": result.content} if result.ok else {"error": f"propose: {result.error}"}
+            self.proposals[aid] = self.proposals[aid].model_copy(update=update)
+
+        await asyncio.gather(*(propose(aid) for aid in self.agent_ids))
+
+    async def _review(self, round_: int) -> list[Review]:
+        pairs = review_assignments(self._active(), self.request.review_mode)
+        self._start_phase(f"review r{round_}", len(pairs))
+        schema = review_json_schema(self.profile.rubric)
+
+        async def review(reviewer: str, author: str) -> Review | None:
+            messages = chat_messages(
+                self.profile.system_prompt, "review", task=self.request.task, requirements=self.request.requirements,
+                proposal=self.proposals[author].content, author_id=author, reviewer_id=reviewer,
+                criteria=self.profile.rubric,
+            )
+            result = await self._call(reviewer, "review", round_, messages, target=author, json_schema=schema)
+            if not result.ok:
+                return None
+            return parse_review(result.content, self.profile.rubric, reviewer=reviewer, author=author, round=round_)
+
+        reviews = [r for r in await asyncio.gather(*(review(a, b) for a, b in pairs)) if r is not None]
+        self.reviews.extend(reviews)
+        return reviews
+
+    async def _revise(self, round_: int, reviews: list[Review]) -> None:
+        authors = self._active()
+        self._start_phase(f"revise r{round_}", len(authors))
+
+        async def revise(aid: str) -> None:
+            received = [r for r in reviews if r.author == aid]
+            messages = chat_messages(
+                self.profile.system_prompt, "revise", task=self.request.task, requirements=self.request.requirements,
+                proposal=self.proposals[aid].content, reviews=received, round=round_,
+            )
+            result = await self._call(aid, "revise", round_, messages)
+            if result.ok and result.content.strip():
+                self.proposals[aid] = self.proposals[aid].model_copy(update={"content": result.content, "round": round_})
+            else:
+                # The author keeps its previous version; the failure stays visible on its row.
+                reason = result.error or "empty revision"
+                self.proposals[aid] = self.proposals[aid].model_copy(update={"error": f"revise r{round_}: {reason}"})
+
+        await asyncio.gather(*(revise(aid) for aid in authors))
+
+    async def _architect_select(self) -> None:
+        finalists = rank(self.scored())[: self.request.select_top_k]
+        if len(finalists) < 2:
+            return
+        self._start_phase("select", 1)
+        messages = chat_messages(
+            self.architect.system_prompt, "select", task=self.request.task, role=self.role, candidates=finalists
+        )
+        result = await self._call(finalists[0].agent_id, "select", self.request.rounds, messages,
+                                  temperature=0.0, max_tokens=256)
+        fallback = select_by_score(finalists)
+        choice = parse_architect_choice(result.content or "", finalists) if result.ok else None
+        if choice is None:
+            reason = result.error or "the architect's answer named no finalist"
+            choice = fallback.model_copy(update={"rationale": f"{fallback.rationale} (architect: {reason})"})
+        self.selection = choice
+
+    # results --------------------------------------------------------------------------------------
+    def scored(self) -> list[Proposal]:
+        last_round = max((r.round for r in self.reviews), default=None)
+        final_reviews = [r for r in self.reviews if r.round == last_round]
+        items = coverage_items(self.request.task, self.request.requirements, self.request.rubric)
+        return [
+            score_proposal(p, [r for r in final_reviews if r.author == p.agent_id], items)
+            for p in self.proposals.values()
+        ]
+
+    def result(self, *, timed_out: bool = False, error: str | None = None) -> CouncilResult:
+        proposals = self.scored()
+        selection = self.selection or select_by_score(proposals)
+        proposals = [p.model_copy(update={"is_winner": p.agent_id == selection.winner}) for p in proposals]
+        return CouncilResult(
+            role=self.role, expected_agents=len(self.agent_ids), proposals=proposals, reviews=list(self.reviews),
+            calls=list(self.calls), selection=selection, timed_out=timed_out, error=error,
+            started_at=self.started_at, finished_at=self.clock(),
+        )
+
+
+async def run_council(council: Council) -> CouncilResult:
+    """Runs a council to its end or its deadline, whichever comes first; never raises."""
+    try:
+        await asyncio.wait_for(council.run(), timeout=max(0.0, council.deadline_at - council.clock()))
+    except TimeoutError:
+        return council.result(timed_out=True)
+    except Exception as exc:  # a bug or an unexpected failure still returns what finished
+        return council.result(error=f"{type(exc).__name__}: {exc}")
+    return council.result()

@@ -1,0 +1,120 @@
+"""What a deliberation produces: agent calls, reviews, proposals, council results."""
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+Phase = Literal["propose", "review", "revise", "select"]
+
+
+class ChatRequest(BaseModel):
+    """One agent call, as the LLM adapter receives it."""
+
+    deliberation_id: str
+    agent_id: str
+    role: str
+    phase: Phase
+    round: int
+    model: str
+    messages: list[dict[str, str]]
+    temperature: float
+    max_tokens: int
+    seed: int
+    timeout_s: float
+    json_schema: dict[str, Any] | None = None
+
+
+class ChatResult(BaseModel):
+    content: str | None = None
+    error: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_ms: float = 0.0
+    model: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.content is not None
+
+
+class AgentCall(BaseModel):
+    agent_id: str
+    role: str
+    phase: Phase
+    round: int
+    target_agent_id: str | None = None
+    ok: bool
+    error: str | None = None
+    tokens: int = 0
+    latency_ms: float = 0.0
+    model: str = ""
+
+
+class Review(BaseModel):
+    reviewer: str
+    author: str
+    round: int
+    parsed: bool
+    scores: dict[str, float] = Field(default_factory=dict)
+    strengths: list[str] = Field(default_factory=list)
+    weaknesses: list[str] = Field(default_factory=list)
+    suggestions: list[str] = Field(default_factory=list)
+    parse_error: str | None = None
+    raw: str = ""
+
+    @property
+    def mean_score(self) -> float | None:
+        return sum(self.scores.values()) / len(self.scores) if self.parsed and self.scores else None
+
+
+class CheckResult(BaseModel):
+    language: str
+    passed: bool
+    error: str | None = None
+
+
+class Proposal(BaseModel):
+    role: str
+    agent_id: str
+    round: int
+    content: str | None = None
+    error: str | None = None
+    temperature: float
+    seed: int
+    tokens: int = 0
+    latency_ms: float = 0.0
+    peer_score: float | None = None
+    coverage: float | None = None
+    checks: float | None = None
+    score: float | None = None
+    addressed: list[str] = Field(default_factory=list)
+    missed: list[str] = Field(default_factory=list)
+    check_results: list[CheckResult] = Field(default_factory=list)
+    is_winner: bool = False
+
+
+class Selection(BaseModel):
+    winner: str | None
+    method: Literal["score", "architect"]
+    rationale: str
+
+
+class CouncilResult(BaseModel):
+    role: str
+    expected_agents: int
+    proposals: list[Proposal]
+    reviews: list[Review]
+    calls: list[AgentCall]
+    selection: Selection
+    timed_out: bool = False
+    error: str | None = None
+    started_at: float
+    finished_at: float
+
+    @property
+    def winner(self) -> Proposal | None:
+        return next((p for p in self.proposals if p.agent_id == self.selection.winner), None)
+
+    @property
+    def scored_proposals(self) -> list[Proposal]:
+        return [p for p in self.proposals if p.score is not None]

@@ -1,0 +1,1 @@
+"""The `deliberation` asset: plan → one council per role on Ray → collect."""

@@ -1,0 +1,170 @@
+"""The `deliberation` asset: a plan op fans out one council op per role, a collect op gathers.
+
+Council ops only *start* their council on Ray (a CouncilRunner actor runs it) and return at once;
+the collect op waits for all of them. So councils of different roles run concurrently under the
+in-process executor, without paying a process per step (see README, "Executor").
+"""
+
+import time
+
+import dagster as dg
+import ray
+from pydantic import BaseModel
+
+from fleet_dagster.core.records import CouncilResult, Selection
+from fleet_dagster.core.request import DeliberationRequest, RequestError
+from fleet_dagster.core.status import DeliberationStatus, final_status
+from fleet_dagster.deliberation.config import DeliberationConfig
+from fleet_dagster.deliberation.partitions import DELIBERATION_ASSET_KEY, deliberation_partitions
+from fleet_dagster.deliberation.tables import (
+    critical_path_ms,
+    proposals_frame,
+    results_records,
+    winners,
+    winners_markdown,
+)
+from fleet_dagster.llm.resources import LLMResource
+from fleet_dagster.ray_cluster.actors import council_runner
+from fleet_dagster.ray_cluster.resources import RayClusterResource
+
+POLL_INTERVAL_S = 0.5
+COLLECT_GRACE_S = 15.0  # beyond the deadline, for the councils to hand over what they kept
+
+
+class CouncilPlan(BaseModel):
+    request: DeliberationRequest
+    role: str
+    started_at: float
+    deadline_at: float
+
+
+def _observe(context: dg.OpExecutionContext, request: DeliberationRequest, current: int, progress: dict) -> None:
+    context.log_event(
+        dg.AssetObservation(
+            asset_key=DELIBERATION_ASSET_KEY,
+            partition=request.deliberation_id,
+            metadata={
+                "status": DeliberationStatus.IN_PROGRESS.value,
+                "expected_count": request.expected_count,
+                "current_count": current,
+                "progress": dg.MetadataValue.json(progress),
+            },
+        )
+    )
+
+
+@dg.op(out=dg.DynamicOut(CouncilPlan))
+def plan_councils(context: dg.OpExecutionContext, config: DeliberationConfig):
+    try:
+        request = config.to_request(deliberation_id=context.partition_key)
+    except RequestError as exc:
+        raise dg.Failure(
+            description=f"Invalid deliberation request: {exc}",
+            metadata={"errors": dg.MetadataValue.json([{"field": f, "message": m} for f, m in exc.errors])},
+            allow_retries=False,
+        ) from None
+    started_at = time.time()
+    _observe(context, request, 0, {})
+    for role in request.roles:
+        yield dg.DynamicOutput(
+            CouncilPlan(request=request, role=role, started_at=started_at, deadline_at=started_at + request.deadline_s),
+            mapping_key=role,
+        )
+
+
+@dg.op(retry_policy=dg.RetryPolicy(max_retries=2, delay=1.0))
+def start_council(plan: CouncilPlan, ray_cluster: RayClusterResource, llm: LLMResource) -> CouncilPlan:
+    ray.get(
+        council_runner().start.remote(
+            plan.request, plan.role, plan.deadline_at, llm.endpoint(), llm.call_timeout_s
+        )
+    )
+    return plan
+
+
+def _wait_for_councils(context: dg.OpExecutionContext, runner, request: DeliberationRequest, deadline_at: float):
+    last_seen = None
+    while True:
+        progress = ray.get(runner.progress.remote(request.deliberation_id))
+        current = sum(p["proposals"] for p in progress.values())
+        snapshot = (current, {role: (p["phase"], p["done"]) for role, p in progress.items()})
+        if snapshot != last_seen:
+            _observe(context, request, current, progress)
+            last_seen = snapshot
+        if all(p["finished"] for p in progress.values()) or time.time() > deadline_at + COLLECT_GRACE_S:
+            return
+        time.sleep(POLL_INTERVAL_S)
+
+
+def _lost_council(plan: CouncilPlan, reason: str) -> CouncilResult:
+    return CouncilResult(
+        role=plan.role, expected_agents=plan.request.agents_per_role, proposals=[], reviews=[], calls=[],
+        selection=Selection(winner=None, method="score", rationale=reason), error=reason,
+        started_at=plan.started_at, finished_at=time.time(),
+    )
+
+
+@dg.op
+def collect_deliberation(context: dg.OpExecutionContext, plans: list[CouncilPlan], ray_cluster: RayClusterResource):
+    request = plans[0].request
+    runner = council_runner()
+    try:
+        _wait_for_councils(context, runner, request, plans[0].deadline_at)
+        councils = []
+        for plan in sorted(plans, key=lambda p: request.roles.index(p.role)):
+            try:
+                result = ray.get(runner.result.remote(request.deliberation_id, plan.role), timeout=COLLECT_GRACE_S)
+            except (ray.exceptions.RayError, TimeoutError) as exc:
+                result = None
+                context.log.error(f"council {plan.role} lost: {exc}")
+            councils.append(result or _lost_council(plan, "the council was lost on Ray before it finished"))
+    finally:
+        runner.cancel.remote(request.deliberation_id)  # no-op when all were collected
+
+    status = final_status(request.roles, councils)
+    frame = proposals_frame(councils)
+    wall_ms = (time.time() - plans[0].started_at) * 1000
+    critical_ms = critical_path_ms(councils)
+    calls = [call for c in councils for call in c.calls]
+    table = frame.drop(columns=["content"]).assign(content=frame["content"].fillna("").str.slice(0, 200))
+    metadata = {
+        "status": status.value,
+        "expected_count": request.expected_count,
+        "current_count": int(frame["content"].notna().sum()),
+        "winners": dg.MetadataValue.md(winners_markdown(councils)),
+        "winners_json": dg.MetadataValue.json(winners(councils)),
+        "proposals": dg.MetadataValue.md(table.to_markdown(index=False)),
+        "results": dg.MetadataValue.json(results_records(frame)),
+        "total_tokens": int(sum(call.tokens for call in calls)),
+        "agent_calls": len(calls),
+        "failed_calls": sum(not call.ok for call in calls),
+        "unparsed_reviews": sum(not r.parsed for c in councils for r in c.reviews),
+        "wall_time_s": round(wall_ms / 1000, 3),
+        "critical_path_s": round(critical_ms / 1000, 3),
+        "parallel_efficiency": round(critical_ms / wall_ms, 3) if wall_ms else 0.0,
+        "models": ", ".join(sorted({call.model for call in calls if call.model})) or "none",
+        "errors": dg.MetadataValue.json([c.error for c in councils if c.error]),
+    }
+    yield dg.Output(frame, metadata=metadata)
+    if status is DeliberationStatus.FAILED:
+        raise dg.Failure(description=f"Deliberation {request.deliberation_id} FAILED: a role has no scored proposal",
+                         allow_retries=False)
+
+
+@dg.graph_asset(
+    name="deliberation",
+    partitions_def=deliberation_partitions,
+    description="One multi-agent deliberation per partition: proposals, reviews, scores and a winner per role.",
+)
+def deliberation():
+    plans = plan_councils()
+    return collect_deliberation(plans.map(start_council).collect())
+
+
+deliberation_job = dg.define_asset_job(
+    "deliberation_job",
+    selection=[deliberation],
+    partitions_def=deliberation_partitions,
+    executor_def=dg.in_process_executor,
+    description="Runs one deliberation (one partition). Councils run concurrently on Ray.",
+)

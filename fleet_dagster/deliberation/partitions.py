@@ -1,0 +1,6 @@
+import dagster as dg
+
+deliberation_partitions = dg.DynamicPartitionsDefinition(name="deliberations")
+
+DELIBERATION_ASSET_KEY = dg.AssetKey("deliberation")
+DELIBERATION_ID_TAG = "fleet/deliberation_id"

@@ -1,0 +1,97 @@
+"""A deliberation's status, answered from the Dagster instance (runs, observations, materializations)."""
+
+from typing import Any
+
+import dagster as dg
+
+from fleet_dagster.core.status import DeliberationStatus
+from fleet_dagster.deliberation.partitions import DELIBERATION_ASSET_KEY, DELIBERATION_ID_TAG
+
+_PENDING_RUN_STATUSES = {dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING}
+_RUNNING_RUN_STATUSES = {dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING}
+
+
+def _latest_run(instance: dg.DagsterInstance, deliberation_id: str) -> dg.DagsterRun | None:
+    # Runs from the CLI and the sensor carry our tag; runs launched from the UI only the partition's.
+    for tags in ({DELIBERATION_ID_TAG: deliberation_id}, {"dagster/partition": deliberation_id}):
+        runs = instance.get_runs(filters=dg.RunsFilter(tags=tags), limit=1)
+        if runs:
+            return runs[0]
+    return None
+
+
+def _latest_event(instance: dg.DagsterInstance, fetch, deliberation_id: str, run_id: str | None):
+    records = fetch(
+        dg.AssetRecordsFilter(asset_key=DELIBERATION_ASSET_KEY, asset_partitions=[deliberation_id]), limit=1
+    ).records
+    if not records or (run_id is not None and records[0].run_id != run_id):
+        return None
+    return records[0]
+
+
+def _metadata_value(metadata: dict, key: str, default: Any = None) -> Any:
+    entry = metadata.get(key)
+    return default if entry is None else entry.value
+
+
+def _run_error(instance: dg.DagsterInstance, run_id: str) -> str | None:
+    failures = instance.all_logs(run_id, of_type={dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.RUN_FAILURE})
+    for record in failures:
+        event = record.dagster_event
+        if event.event_type == dg.DagsterEventType.STEP_FAILURE and event.step_failure_data.error:
+            return f"{event.step_key}: {event.step_failure_data.error.message.strip()}"
+    return failures[-1].dagster_event.message if failures else None
+
+
+def deliberation_status(instance: dg.DagsterInstance, deliberation_id: str) -> dict[str, Any]:
+    """The document `fleet-dagster status --json` prints."""
+    document: dict[str, Any] = {
+        "deliberation_id": deliberation_id,
+        "status": DeliberationStatus.UNKNOWN.value,
+        "expected_count": None,
+        "current_count": 0,
+        "run_id": None,
+        "winners": {},
+        "results": [],
+        "error_message": None,
+        "duration_ms": None,
+    }
+    run = _latest_run(instance, deliberation_id)
+    run_id = run.run_id if run else None
+    document["run_id"] = run_id
+    materialization = _latest_event(instance, instance.fetch_materializations, deliberation_id, run_id)
+    if materialization is not None:
+        metadata = materialization.asset_materialization.metadata
+        document.update(
+            status=_metadata_value(metadata, "status"),
+            expected_count=_metadata_value(metadata, "expected_count"),
+            current_count=_metadata_value(metadata, "current_count", 0),
+            winners={
+                role: {"agent_id": w["agent_id"], "score": w["score"]}
+                for role, w in _metadata_value(metadata, "winners_json", {}).items()
+            },
+            results=_metadata_value(metadata, "results", []),
+            duration_ms=round(_metadata_value(metadata, "wall_time_s", 0) * 1000),
+        )
+        errors = _metadata_value(metadata, "errors", [])
+        document["error_message"] = "; ".join(errors) if errors else None
+        return document
+    if run is None:
+        return document
+    if run.status in _PENDING_RUN_STATUSES:
+        document["status"] = DeliberationStatus.PENDING.value
+    elif run.status in _RUNNING_RUN_STATUSES:
+        document["status"] = DeliberationStatus.IN_PROGRESS.value
+        observation = _latest_event(instance, instance.fetch_observations, deliberation_id, run_id)
+        if observation is not None:
+            metadata = observation.asset_observation.metadata
+            document["expected_count"] = _metadata_value(metadata, "expected_count")
+            document["current_count"] = _metadata_value(metadata, "current_count", 0)
+            document["progress"] = _metadata_value(metadata, "progress", {})
+    else:
+        document["status"] = DeliberationStatus.FAILED.value
+        document["error_message"] = _run_error(instance, run_id) or f"the run ended {run.status.value}"
+    stats = instance.get_run_stats(run_id)
+    if stats.start_time and stats.end_time:
+        document["duration_ms"] = round((stats.end_time - stats.start_time) * 1000)
+    return document

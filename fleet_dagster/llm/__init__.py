@@ -1,0 +1,1 @@
+"""Language-model adapters: any OpenAI-compatible endpoint, or the embedded small model."""

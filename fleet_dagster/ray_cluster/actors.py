@@ -1,0 +1,119 @@
+"""Long-lived Ray actors shared by every run: they cost a process each, so they are started once.
+
+- `AgentCaller`: agent calls are actor calls on a pool of these (async, many calls in flight each).
+- `CouncilRunner`: runs councils as asyncio tasks, so a Dagster step only submits and collects.
+- `EmbeddedLLM`: the embedded default's model server, one for the whole cluster.
+"""
+
+import asyncio
+import itertools
+import time
+
+import ray
+from ray.actor import ActorHandle
+
+from fleet_dagster import __version__
+from fleet_dagster.core.council import Council, run_council
+from fleet_dagster.core.profiles import load_profile
+from fleet_dagster.core.records import ChatRequest, ChatResult, CouncilResult
+from fleet_dagster.core.request import DeliberationRequest
+from fleet_dagster.llm.endpoint import LLMEndpoint
+from fleet_dagster.llm.openai_chat import OpenAIChatModel
+
+NAMESPACE = "fleet"
+# Detached actors outlive the code that created them: a new release gets new actors.
+_SUFFIX = f"v{__version__}"
+
+
+@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=2)
+class AgentCaller:
+    def __init__(self) -> None:
+        self._models: dict[tuple, OpenAIChatModel] = {}
+
+    async def complete(self, endpoint: LLMEndpoint, request: ChatRequest) -> ChatResult:
+        model = self._models.get(endpoint.cache_key)
+        if model is None:
+            model = self._models[endpoint.cache_key] = OpenAIChatModel(endpoint)
+        return await model.complete(request)
+
+
+class AgentCallerPool:
+    """The council's ChatModel: each agent call is an actor call, spread over the pool."""
+
+    def __init__(self, callers: list[ActorHandle], endpoint: LLMEndpoint):
+        self._callers = itertools.cycle(callers)
+        self._endpoint = endpoint
+
+    async def complete(self, request: ChatRequest) -> ChatResult:
+        try:
+            return await next(self._callers).complete.remote(self._endpoint, request)
+        except ray.exceptions.RayError as exc:
+            return ChatResult(error=f"agent call lost on Ray: {type(exc).__name__}: {str(exc)[:300]}")
+
+
+@ray.remote(num_cpus=0, max_restarts=-1)
+class CouncilRunner:
+    def __init__(self, caller_count: int) -> None:
+        self._callers = [agent_caller(i) for i in range(caller_count)]
+        self._councils: dict[tuple[str, str], tuple[Council, asyncio.Task]] = {}
+
+    async def start(
+        self, request: DeliberationRequest, role: str, deadline_at: float, endpoint: LLMEndpoint,
+        call_timeout_s: float,
+    ) -> None:
+        key = (request.deliberation_id, role)
+        if key in self._councils:  # a retried step must not start the council twice
+            return
+        architect = load_profile("ARCHITECT") if request.selection == "architect" else None
+        council = Council(
+            request, load_profile(role), AgentCallerPool(self._callers, endpoint),
+            deadline_at=deadline_at, call_timeout_s=call_timeout_s, architect=architect,
+        )
+        self._councils[key] = (council, asyncio.create_task(run_council(council)))
+
+    async def progress(self, deliberation_id: str) -> dict[str, dict]:
+        return {
+            role: {**council.progress(), "finished": task.done()}
+            for (delib, role), (council, task) in self._councils.items()
+            if delib == deliberation_id
+        }
+
+    async def result(self, deliberation_id: str, role: str) -> CouncilResult | None:
+        entry = self._councils.pop((deliberation_id, role), None)
+        return None if entry is None else await entry[1]
+
+    async def cancel(self, deliberation_id: str) -> int:
+        keys = [key for key in self._councils if key[0] == deliberation_id]
+        for key in keys:
+            self._councils.pop(key)[1].cancel()
+        return len(keys)
+
+
+@ray.remote(num_cpus=0, max_restarts=-1)
+class EmbeddedLLM:
+    def __init__(self, slots: int, threads: int | None) -> None:
+        from fleet_dagster.llm.embedded import EmbeddedServer
+
+        self._server = EmbeddedServer(slots=slots, threads=threads)
+        self._started = time.time()
+
+    def base_url(self) -> str:
+        return self._server.base_url
+
+
+def _detached(actor_class, name: str, *args) -> ActorHandle:
+    return actor_class.options(
+        name=f"{name}-{_SUFFIX}", namespace=NAMESPACE, lifetime="detached", get_if_exists=True
+    ).remote(*args)
+
+
+def agent_caller(index: int) -> ActorHandle:
+    return _detached(AgentCaller, f"fleet-agent-caller-{index}")
+
+
+def council_runner(caller_count: int = 1) -> ActorHandle:
+    return _detached(CouncilRunner, "fleet-council-runner", caller_count)
+
+
+def embedded_llm(slots: int, threads: int | None) -> ActorHandle:
+    return _detached(EmbeddedLLM, "fleet-embedded-llm", slots, threads)

@@ -1,0 +1,137 @@
+"""The embedded default's Ray: one local head, started once and reused by every run and step.
+
+Every `ray.init()` in a fresh process would otherwise start a cluster of its own. The head runs
+`ray start --head --block` in a session of its own, so that stopping it (by that session) stops
+exactly the processes it started.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from filelock import FileLock
+
+STATE_FILE = "ray-head.json"
+
+
+@dataclass(frozen=True)
+class LocalHead:
+    address: str
+    pid: int
+    log_path: str
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _port_open(address: str) -> bool:
+    host, port = address.rsplit(":", 1)
+    try:
+        socket.create_connection((host, int(port)), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _read_state(state_dir: Path) -> LocalHead | None:
+    try:
+        head = LocalHead(**json.loads((state_dir / STATE_FILE).read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+    return head if _alive(head.pid) and _port_open(head.address) else None
+
+
+def ensure_local_head(state_dir: Path, num_cpus: int | None = None, timeout_s: float = 60.0) -> LocalHead:
+    """The running local head recorded in `state_dir`, or a new one."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    with FileLock(state_dir / f"{STATE_FILE}.lock", timeout=timeout_s):
+        if head := _read_state(state_dir):
+            return head
+        port = _free_port()
+        address = f"127.0.0.1:{port}"
+        log_path = state_dir / "ray-head.log"
+        tmp_dir = state_dir / "ray-tmp"
+        tmp_dir.mkdir(exist_ok=True)
+        command = [
+            str(Path(sys.executable).with_name("ray")), "start", "--head", "--block",
+            f"--port={port}", "--node-ip-address=127.0.0.1", "--include-dashboard=false",
+            "--disable-usage-stats", f"--temp-dir={tmp_dir}",
+        ]
+        if num_cpus is not None:
+            command.append(f"--num-cpus={num_cpus}")
+        env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+        env.pop("RAY_ADDRESS", None)
+        with open(log_path, "ab") as log:
+            process = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+                start_new_session=True,
+            )
+        head = LocalHead(address=address, pid=process.pid, log_path=str(log_path))
+        deadline = time.monotonic() + timeout_s
+        while not _port_open(address):
+            if process.poll() is not None or time.monotonic() > deadline:
+                stop_session(process.pid)
+                raise RuntimeError(f"the local Ray head did not start; see {log_path}")
+            time.sleep(0.1)
+        (state_dir / STATE_FILE).write_text(json.dumps(asdict(head)))
+        return head
+
+
+def _session_members(session_id: int) -> list[int]:
+    members = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.getsid(int(entry.name)) == session_id:
+                    members.append(int(entry.name))
+            except OSError:
+                continue
+    return members
+
+
+def stop_session(session_leader: int, grace_s: float = 5.0) -> None:
+    """Stops every process of the session we started for the head (raylet, GCS, workers)."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        members = _session_members(session_leader)
+        if not members:
+            return
+        for pid in members:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + grace_s
+        while _session_members(session_leader) and time.monotonic() < deadline:
+            time.sleep(0.1)
+            try:  # reap our own child if it is one
+                os.waitpid(session_leader, os.WNOHANG)
+            except ChildProcessError:
+                pass
+
+
+def stop_local_head(state_dir: Path) -> bool:
+    head = _read_state(state_dir)
+    if head is None:
+        return False
+    stop_session(head.pid)
+    (state_dir / STATE_FILE).unlink(missing_ok=True)
+    return True

@@ -1,0 +1,63 @@
+"""The Ray cluster as a Dagster resource, on dagster-ray's lifecycle (create, wait, connect, cleanup)."""
+
+from urllib.parse import urlparse
+
+import dagster as dg
+import ray
+from dagster_ray import Lifecycle, RayResource
+from pydantic import Field, PrivateAttr
+
+from fleet_dagster.ray_cluster.actors import NAMESPACE
+from fleet_dagster.ray_cluster.local_head import ensure_local_head
+from fleet_dagster.settings import fleet_home
+
+
+class RayClusterResource(RayResource):
+    """One Ray cluster shared by every step of every run.
+
+    `address` set (RAY_ADDRESS, e.g. ray://fleet-ray-head:10001 on KubeRay): use that cluster.
+    Unset: the local head under FLEET_HOME, started by the first run and reused by all later ones.
+    """
+
+    address: str | None = Field(None, description="Address of a running Ray cluster; unset = shared local head.")
+    local_num_cpus: int | None = Field(None, description="CPUs of the local head (default: all).")
+    ray_init_options: dict = Field(
+        default_factory=lambda: {"namespace": NAMESPACE, "log_to_driver": False, "ignore_reinit_error": True}
+    )
+    lifecycle: Lifecycle = Field(default_factory=lambda: Lifecycle(cleanup="never"))
+    _resolved_address: str | None = PrivateAttr(None)
+
+    @property
+    def name(self) -> str:
+        return "fleet-ray"
+
+    @property
+    def host(self) -> str:
+        return urlparse(self.ray_address if "://" in self.ray_address else f"ray://{self.ray_address}").hostname
+
+    @property
+    def ray_address(self) -> str:  # type: ignore[override]
+        assert self._resolved_address is not None, "the Ray cluster resource was not created"
+        return self._resolved_address
+
+    @property
+    def created(self) -> bool:
+        return self._resolved_address is not None
+
+    @property
+    def ready(self) -> bool:
+        return self.created
+
+    def connect(self, context: dg.InitResourceContext):
+        # dagster-ray's connect also configures Ray Data, which would pull in pyarrow for nothing.
+        self._context = ray.init(address=self.ray_address, **self.ray_init_options)
+        return self._context
+
+    def create(self, context: dg.InitResourceContext) -> None:
+        if self.address:
+            self._resolved_address = self.address
+            self._creation_verb = "Using"
+        else:
+            head = ensure_local_head(fleet_home() / "ray", num_cpus=self.local_num_cpus)
+            self._resolved_address = head.address
+            self._creation_verb = "Using the shared local head of"
