@@ -23,7 +23,7 @@ from fleet_dagster.core.reviews import parse_review, review_assignments, review_
 from fleet_dagster.core.scoring import coverage_items, score_proposal
 from fleet_dagster.core.selection import parse_architect_choice, rank, select_by_score
 
-MIN_CALL_TIMEOUT_S = 0.5
+MIN_CALL_TIMEOUT_S = 0.1
 
 
 def agent_temperature(profile: RoleProfile, index: int, agents: int) -> float:
@@ -74,6 +74,7 @@ class Council:
         self.reviews: list[Review] = []
         self.calls: list[AgentCall] = []
         self.selection: Selection | None = None
+        self.deadline_hit = False
         self.phase = "pending"
         self.phase_total = 0
         self.phase_done = 0
@@ -101,6 +102,7 @@ class Council:
         proposal = self.proposals[aid]
         remaining = self.deadline_at - self.clock()
         if remaining < MIN_CALL_TIMEOUT_S:
+            self.deadline_hit = True
             result = ChatResult(error="deadline reached before the call was made")
         else:
             result = await self.chat.complete(
@@ -235,7 +237,7 @@ class Council:
         proposals = [p.model_copy(update={"is_winner": p.agent_id == selection.winner}) for p in proposals]
         return CouncilResult(
             role=self.role, expected_agents=len(self.agent_ids), proposals=proposals, reviews=list(self.reviews),
-            calls=list(self.calls), selection=selection, timed_out=timed_out, error=error,
+            calls=list(self.calls), selection=selection, timed_out=timed_out or self.deadline_hit, error=error,
             started_at=self.started_at, finished_at=self.clock(),
         )
 

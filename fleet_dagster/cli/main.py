@@ -1,0 +1,158 @@
+"""fleet-dagster: run a deliberation and ask for its status from the shell."""
+
+import json
+import re
+import sys
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from fleet_dagster.core.request import DELIBERATION_ID_PATTERN, RequestError, parse_request
+from fleet_dagster.core.status import DeliberationStatus
+
+EXIT_CODES = {
+    DeliberationStatus.COMPLETED: 0,
+    DeliberationStatus.PARTIAL: 3,
+    DeliberationStatus.TIMEOUT: 3,
+    DeliberationStatus.FAILED: 1,
+}
+# Request fields as the user typed them on the command line.
+FLAG_FOR_FIELD = {
+    "task": "TASK",
+    "roles": "--role",
+    "agents_per_role": "--agents",
+    "rounds": "--rounds",
+    "rubric": "--rubric",
+    "requirements": "--requirement",
+    "deadline_s": "--deadline",
+    "deliberation_id": "--id",
+    "review_mode": "--review-mode",
+    "selection": "--selection",
+    "select_top_k": "--top-k",
+}
+
+
+def _instance():
+    import dagster as dg
+
+    from fleet_dagster.settings import ensure_dagster_home
+
+    ensure_dagster_home()
+    return dg.DagsterInstance.get()
+
+
+def _flag(field: str) -> str:
+    return FLAG_FOR_FIELD.get(field.split(".")[0], field)
+
+
+@click.group()
+def cli() -> None:
+    """Multi-agent LLM deliberations on Dagster + Ray (+ vLLM)."""
+
+
+@cli.command()
+@click.argument("task")
+@click.option("--role", "roles", multiple=True, help="A role with a profile (repeatable). Default: DEV, QA, ARCHITECT.")
+@click.option("--agents", "agents_per_role", type=int, default=3, show_default=True, help="Agents per role (1-16).")
+@click.option("--rounds", type=int, default=1, show_default=True, help="Review-and-revise rounds (0-5).")
+@click.option("--requirement", "requirements", multiple=True, help="A requirement proposals must address (repeatable).")
+@click.option("--rubric", default="", help="Extra rubric text.")
+@click.option("--deadline", "deadline_s", type=float, default=900.0, show_default=True, help="Deadline in seconds.")
+@click.option("--id", "deliberation_id", default=None, help="Deliberation id (default: generated).")
+@click.option("--review-mode", type=click.Choice(["ring", "all"]), default="ring", show_default=True)
+@click.option("--selection", type=click.Choice(["score", "architect"]), default="score", show_default=True)
+@click.option("--llm-url", envvar="FLEET_LLM_URL", default=None, help="OpenAI-compatible endpoint; default: embedded.")
+@click.option("--json", "as_json", is_flag=True, help="Print only the status document as JSON.")
+def deliberate(task: str, roles: tuple[str, ...], llm_url: str | None, as_json: bool, **fields) -> None:
+    """Run a deliberation on TASK and print the winner of each role.
+
+    Exit codes: 0 COMPLETED, 3 PARTIAL or TIMEOUT, 1 FAILED, 2 invalid input.
+    """
+    data = {"task": task, **fields, "requirements": list(fields["requirements"])}
+    if roles:
+        data["roles"] = list(roles)
+    try:
+        request = parse_request(data)
+    except RequestError as exc:
+        field, message = exc.errors[0]
+        raise click.BadParameter(
+            "; ".join(m for f, m in exc.errors if _flag(f) == _flag(field)), param_hint=_flag(field)
+        ) from None
+
+    from fleet_dagster.cli.progress import DeliberationProgress
+    from fleet_dagster.cli.run_deliberation import execute_deliberation
+    from fleet_dagster.settings import ensure_dagster_home
+
+    console = Console(stderr=True)
+    instance = _instance()
+    if as_json:
+        document = execute_deliberation(instance, request, llm_url=llm_url, quiet=True)
+        click.echo(json.dumps(document, indent=2))
+    else:
+        console.print(f"Deliberation [bold]{request.deliberation_id}[/]: {len(request.roles)} roles x "
+                      f"{request.agents_per_role} agents x {request.rounds} rounds")
+        with DeliberationProgress(request.roles, request.expected_count, console) as progress:
+            document = execute_deliberation(instance, request, llm_url=llm_url, quiet=True, on_status=progress.update)
+        _print_summary(document, str(ensure_dagster_home()))
+    sys.exit(EXIT_CODES.get(DeliberationStatus(document["status"]), 1))
+
+
+def _print_summary(document: dict, dagster_home: str) -> None:
+    console = Console()
+    console.print(f"Deliberation [bold]{document['deliberation_id']}[/]: [bold]{document['status']}[/] "
+                  f"({document['current_count']}/{document['expected_count']} proposals, "
+                  f"{(document['duration_ms'] or 0) / 1000:.1f}s)")
+    if document["error_message"]:
+        console.print(f"[red]{document['error_message']}[/]")
+    table = Table("role", "winner", "score")
+    for role, winner in document["winners"].items():
+        table.add_row(role, winner["agent_id"], f"{winner['score']:.2f}")
+    console.print(table)
+    console.print(
+        f"Result: asset [bold]deliberation[/], partition {document['deliberation_id']}, run {document['run_id']}\n"
+        f"  stored in {dagster_home}/storage/deliberation/{document['deliberation_id']}\n"
+        f"  fleet-dagster status {document['deliberation_id']} --json   |   dagster dev -w workspace.yaml"
+    )
+
+
+@cli.command()
+@click.argument("deliberation_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the status document as JSON.")
+def status(deliberation_id: str, as_json: bool) -> None:
+    """Show the status of a deliberation (UNKNOWN, PENDING, IN_PROGRESS or its final status)."""
+    if not re.match(DELIBERATION_ID_PATTERN, deliberation_id):
+        raise click.BadParameter(f"must match {DELIBERATION_ID_PATTERN}", param_hint="DELIBERATION_ID")
+    from fleet_dagster.deliberation.status_query import deliberation_status
+    from fleet_dagster.settings import ensure_dagster_home
+
+    document = deliberation_status(_instance(), deliberation_id)
+    if as_json:
+        click.echo(json.dumps(document, indent=2))
+    else:
+        _print_summary(document, str(ensure_dagster_home()))
+
+
+@cli.command("sim-llm")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8011, show_default=True)
+@click.option("--latency", "latency_s", type=float, default=2.0, show_default=True, help="Seconds per call.")
+def sim_llm(host: str, port: int, latency_s: float) -> None:
+    """Serve a simulated OpenAI-compatible model with a fixed latency per call (benchmarks, tests)."""
+    from fleet_dagster.sim_llm.server import SimLLMServer, SimSettings
+
+    with SimLLMServer(SimSettings(latency_s=latency_s), host=host, port=port) as server:
+        click.echo(f"serving {server.base_url} (Ctrl-C to stop)")
+        try:
+            server._thread.join()
+        except KeyboardInterrupt:
+            pass
+
+
+@cli.command()
+def down() -> None:
+    """Stop the local Ray head (and the embedded model on it) that fleet-dagster started."""
+    from fleet_dagster.ray_cluster.local_head import stop_local_head
+    from fleet_dagster.settings import fleet_home
+
+    click.echo("stopped the local Ray head" if stop_local_head(fleet_home() / "ray") else "no local Ray head running")

@@ -1,0 +1,57 @@
+"""Shared fixtures: a real local Ray head for the session, a Dagster instance, the simulated LLM server."""
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from fleet_dagster.ray_cluster.local_head import LocalHead, ensure_local_head, stop_local_head
+from fleet_dagster.sim_llm.server import SimLLMServer, SimSettings
+
+
+@pytest.fixture(scope="session")
+def fleet_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    home = tmp_path_factory.mktemp("fleet_home")
+    previous = os.environ.get("FLEET_HOME")
+    os.environ["FLEET_HOME"] = str(home)
+    os.environ.pop("RAY_ADDRESS", None)
+    yield home
+    if previous is None:
+        os.environ.pop("FLEET_HOME", None)
+    else:
+        os.environ["FLEET_HOME"] = previous
+
+
+@pytest.fixture(scope="session")
+def ray_head(fleet_home: Path) -> Iterator[LocalHead]:
+    """One real local Ray head for the whole session, stopped by PID (its own session) at the end."""
+    head = ensure_local_head(fleet_home / "ray", num_cpus=2)
+    try:
+        yield head
+    finally:
+        import ray
+
+        ray.shutdown()
+        stop_local_head(fleet_home / "ray")
+
+
+@pytest.fixture
+def instance(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as test_instance:
+        yield test_instance
+
+
+@pytest.fixture
+def sim_llm_factory():
+    servers: list[SimLLMServer] = []
+
+    def start(**settings) -> SimLLMServer:
+        server = SimLLMServer(SimSettings(**settings)).__enter__()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.__exit__(None, None, None)

@@ -1,0 +1,99 @@
+"""The council's phases with a scripted model: a pure unit test of the orchestration."""
+
+import asyncio
+import json
+import time
+
+from fleet_dagster.core.council import Council, agent_seed, agent_temperature, run_council
+from fleet_dagster.core.profiles import load_profile
+from fleet_dagster.core.records import ChatRequest, ChatResult
+from fleet_dagster.core.request import parse_request
+
+
+class ScriptedModel:
+    """Answers instantly; reviews are valid JSON; agents listed in `failing` fail every call."""
+
+    def __init__(self, failing: set[str] = frozenset(), delay_s: float = 0.0, architect_answer: str | None = None):
+        self.failing = failing
+        self.delay_s = delay_s
+        self.architect_answer = architect_answer
+        self.requests: list[ChatRequest] = []
+
+    async def complete(self, request: ChatRequest) -> ChatResult:
+        self.requests.append(request)
+        await asyncio.sleep(self.delay_s)
+        if request.agent_id in self.failing:
+            return ChatResult(error="HTTP 500: boom", latency_ms=1)
+        if request.phase == "review":
+            criteria = request.json_schema["properties"]["scores"]["required"]
+            content = json.dumps({"scores": {c: 7 for c in criteria}})
+        elif request.phase == "select":
+            content = self.architect_answer
+        else:
+            content = f"{request.phase} by {request.agent_id}: rate limiter with redis"
+        return ChatResult(content=content, prompt_tokens=10, completion_tokens=5, latency_ms=1, model="m")
+
+
+def make(model, **fields):
+    request = parse_request({"task": "Design a rate limiter", "roles": ["DEV"], "agents_per_role": 3, **fields})
+    return Council(request, load_profile("DEV"), model, deadline_at=time.time() + request.deadline_s, call_timeout_s=5)
+
+
+def test_full_council_runs_every_phase():
+    model = ScriptedModel()
+    result = asyncio.run(run_council(make(model, rounds=2)))
+    phases = [(r.phase, r.round) for r in model.requests]
+    assert phases.count(("propose", 0)) == 3 and phases.count(("review", 1)) == 3 and phases.count(("revise", 2)) == 3
+    assert len(result.calls) == 3 * 5 and all(c.ok for c in result.calls)
+    assert all(p.round == 2 and p.content.startswith("revise") for p in result.proposals)
+    assert all(p.peer_score == 7.0 for p in result.proposals)
+    assert result.selection.winner is not None and sum(p.is_winner for p in result.proposals) == 1
+    assert result.proposals[0].tokens == 5 * 15  # propose + 2 reviews + 2 revisions
+
+
+def test_ring_reviewers_review_their_next_peer():
+    model = ScriptedModel()
+    asyncio.run(run_council(make(model)))
+    reviews = [(r.agent_id, r.messages[1]["content"]) for r in model.requests if r.phase == "review"]
+    assert any(a == "agent-dev-001" and "Proposal by agent-dev-002" in text for a, text in reviews)
+    assert any(a == "agent-dev-003" and "Proposal by agent-dev-001" in text for a, text in reviews)
+
+
+def test_agents_differ_in_seed_and_temperature():
+    model = ScriptedModel()
+    asyncio.run(run_council(make(model, rounds=0)))
+    proposes = [r for r in model.requests if r.phase == "propose"]
+    assert len({r.seed for r in proposes}) == 3 and len({r.temperature for r in proposes}) == 3
+    profile = load_profile("DEV")
+    assert agent_temperature(profile, 0, 3) < profile.temperature < agent_temperature(profile, 2, 3)
+    assert agent_seed("d", "DEV", 0) == agent_seed("d", "DEV", 0) != agent_seed("d", "DEV", 1)
+
+
+def test_calls_of_a_phase_run_concurrently():
+    started = time.perf_counter()
+    asyncio.run(run_council(make(ScriptedModel(delay_s=0.2), agents_per_role=8)))
+    assert time.perf_counter() - started < 0.2 * 3 * 3  # 3 phases; sequential would be 0.2 * 24
+
+
+def test_failing_agent_is_recorded_and_others_carry_on():
+    result = asyncio.run(run_council(make(ScriptedModel(failing={"agent-dev-002"}))))
+    failed = next(p for p in result.proposals if p.agent_id == "agent-dev-002")
+    assert failed.content is None and "HTTP 500" in failed.error and failed.score is None
+    assert len(result.scored_proposals) == 2
+    assert any(not c.ok for c in result.calls)
+
+
+def test_deadline_keeps_what_finished():
+    council = make(ScriptedModel(delay_s=0.3), deadline_s=0.5)
+    result = asyncio.run(run_council(council))
+    assert result.timed_out
+    assert all(p.content for p in result.proposals)  # proposals finished before the deadline
+    assert result.selection.winner is not None
+
+
+def test_architect_selection_and_its_fallback():
+    chosen = asyncio.run(run_council(make(ScriptedModel(architect_answer='{"winner": "agent-dev-003", '
+                                                                          '"rationale": "clearest"}'), selection="architect")))
+    assert chosen.selection.method == "architect" and chosen.selection.winner == "agent-dev-003"
+    fallback = asyncio.run(run_council(make(ScriptedModel(architect_answer="no idea"), selection="architect")))
+    assert fallback.selection.method == "score" and "named no finalist" in fallback.selection.rationale

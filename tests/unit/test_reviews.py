@@ -1,0 +1,63 @@
+import pytest
+
+from fleet_dagster.core.reviews import extract_json_object, parse_review, review_assignments
+
+CRITERIA = ["correctness", "simplicity"]
+
+
+def parse(raw: str):
+    return parse_review(raw, CRITERIA, reviewer="r", author="a", round=1)
+
+
+def test_ring_assignment():
+    assert review_assignments(["a", "b", "c"], "ring") == [("a", "b"), ("b", "c"), ("c", "a")]
+
+
+def test_all_assignment_skips_self():
+    pairs = review_assignments(["a", "b", "c"], "all")
+    assert len(pairs) == 6 and all(r != a for r, a in pairs)
+
+
+def test_single_agent_has_nobody_to_review():
+    assert review_assignments(["a"], "ring") == [] and review_assignments(["a"], "all") == []
+
+
+def test_valid_json():
+    review = parse('{"scores": {"correctness": 8, "simplicity": 6}, "strengths": ["s"], '
+                   '"weaknesses": ["w"], "suggestions": ["x"]}')
+    assert review.parsed and review.scores == {"correctness": 8.0, "simplicity": 6.0}
+    assert review.mean_score == 7.0 and review.weaknesses == ["w"]
+
+
+def test_json_in_prose_and_fences():
+    review = parse('Sure! Here is my review:\n```json\n{"scores": {"Correctness": "9", "simplicity": 5}}\n```\nBye')
+    assert review.parsed and review.scores == {"correctness": 9.0, "simplicity": 5.0}
+    review = parse('I think {"scores": {"correctness": 7}} is fair')
+    assert review.parsed and review.scores == {"correctness": 7.0}
+
+
+@pytest.mark.parametrize("raw", ["", "great work!", "{not json", '{"scores": "high"}', "[1, 2]"])
+def test_garbage_is_recorded_unparsed(raw):
+    review = parse(raw)
+    assert not review.parsed and review.scores == {} and review.mean_score is None
+    assert review.parse_error and review.raw == raw
+
+
+def test_out_of_range_scores_are_never_used():
+    review = parse('{"scores": {"correctness": 42, "simplicity": 0}}')
+    assert not review.parsed and "out of range" in review.parse_error
+    review = parse('{"scores": {"correctness": 42, "simplicity": 7}}')
+    assert review.parsed and review.scores == {"simplicity": 7.0}
+
+
+def test_booleans_are_not_scores():
+    assert not parse('{"scores": {"correctness": true}}').parsed
+
+
+def test_overall_score_is_accepted_when_no_criterion_is():
+    review = parse('{"overall": 6, "strengths": "fine"}')
+    assert review.parsed and review.scores == {"overall": 6.0} and review.strengths == ["fine"]
+
+
+def test_extract_prefers_the_first_object():
+    assert extract_json_object('x {"a": 1} y {"b": 2}') == {"a": 1}

@@ -1,0 +1,83 @@
+from fleet_dagster.core.records import Proposal, Review
+from fleet_dagster.core.scoring import addresses, coverage_items, run_checks, score_proposal
+
+REQUIREMENTS = [
+    "Limit each API key to 100 requests per minute",
+    "Return HTTP 429 with a Retry-After header when the limit is exceeded",
+    "Store counters in Redis so that all gateway replicas share them",
+]
+MEETS = """We use a token bucket per API key, 100 requests per minute, kept in Redis so every gateway
+replica shares the counters. When the limit is exceeded the gateway returns HTTP 429 and a
+Retry-After header with the seconds until the bucket refills.
+```python
+def allow(bucket, now):
+    return bucket.take(now)
+```"""
+IGNORES = """Rate limiting is important for many systems. Teams should think carefully about fairness and
+choose an approach that suits their organisation and culture."""
+
+
+def proposal(content: str | None, agent: str = "agent-dev-001") -> Proposal:
+    return Proposal(role="DEV", agent_id=agent, round=1, content=content, temperature=0.7, seed=1)
+
+
+def review(author: str, *scores: float) -> Review:
+    return Review(reviewer="x", author=author, round=1, parsed=True,
+                  scores={f"c{i}": s for i, s in enumerate(scores)})
+
+
+def test_addresses_matches_content_words_with_crude_stemming():
+    assert addresses("requests are limited per minute for each key", "Limit each API key to 100 requests per minute")
+    assert not addresses("nothing relevant here", "Limit each API key to 100 requests per minute")
+
+
+def test_proposal_that_meets_requirements_beats_one_that_ignores_them():
+    good = score_proposal(proposal(MEETS), [], REQUIREMENTS)
+    bad = score_proposal(proposal(IGNORES), [], REQUIREMENTS)
+    assert good.coverage == 1.0 and bad.coverage == 0.0
+    assert good.score > bad.score
+    assert bad.missed == REQUIREMENTS
+
+
+def test_requirements_outweigh_equal_peer_reviews():
+    good = score_proposal(proposal(MEETS), [review("agent-dev-001", 6, 6)], REQUIREMENTS)
+    bad = score_proposal(proposal(IGNORES), [review("agent-dev-001", 6, 6)], REQUIREMENTS)
+    assert good.peer_score == bad.peer_score == 6.0
+    assert good.score > bad.score
+
+
+def test_components_are_reported():
+    scored = score_proposal(proposal(MEETS), [review("a", 8, 6), review("a", 4)], REQUIREMENTS)
+    assert scored.peer_score == (7 + 4) / 2
+    assert scored.coverage == 1.0 and scored.checks == 1.0
+    assert 0 <= scored.score <= 10
+
+
+def test_unparsed_reviews_give_no_peer_score():
+    unparsed = Review(reviewer="x", author="a", round=1, parsed=False, raw="?")
+    scored = score_proposal(proposal(MEETS), [unparsed], REQUIREMENTS)
+    assert scored.peer_score is None and scored.score is not None
+
+
+def test_failed_proposal_is_not_scored():
+    assert score_proposal(proposal(None), [], REQUIREMENTS).score is None
+
+
+def test_check_plugins():
+    text = ("```python\ndef f(:\n```\n```json\n{\"a\": 1}\n```\n```yaml\na: [1\n```\n"
+            "```python\nx = 1\n```\n```bash\nls\n```")
+    results = run_checks(text)
+    assert [(r.language, r.passed) for r in results] == [
+        ("python", False), ("json", True), ("yaml", False), ("python", True)
+    ]
+    assert "SyntaxError" in results[0].error
+
+
+def test_broken_code_lowers_the_score():
+    broken = MEETS.replace("return bucket.take(now)", "return bucket.take(now")
+    assert score_proposal(proposal(broken), [], REQUIREMENTS).score < score_proposal(proposal(MEETS), [], REQUIREMENTS).score
+
+
+def test_coverage_items_fall_back_to_the_task():
+    assert coverage_items("Design a rate limiter. Keep it simple", [], "") == ["Design a rate limiter", "Keep it simple"]
+    assert coverage_items("T", ["r1"], "- rubric line\n\n* another") == ["r1", "rubric line", "another"]

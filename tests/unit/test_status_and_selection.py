@@ -1,0 +1,55 @@
+from fleet_dagster.core.records import AgentCall, CouncilResult, Proposal, Selection
+from fleet_dagster.core.selection import parse_architect_choice, rank, select_by_score
+from fleet_dagster.core.status import DeliberationStatus, final_status
+
+
+def proposal(agent: str, score: float | None, peer: float | None = None, coverage: float | None = None) -> Proposal:
+    return Proposal(role="DEV", agent_id=agent, round=1, content=None if score is None else "x",
+                    temperature=0.5, seed=1, score=score, peer_score=peer, coverage=coverage)
+
+
+def council(role: str, proposals: list[Proposal], failed_calls: int = 0, timed_out: bool = False) -> CouncilResult:
+    calls = [AgentCall(agent_id="a", role=role, phase="propose", round=0, ok=True)]
+    calls += [AgentCall(agent_id="a", role=role, phase="review", round=1, ok=False, error="x")] * failed_calls
+    return CouncilResult(role=role, expected_agents=len(proposals), proposals=proposals, reviews=[], calls=calls,
+                         selection=Selection(winner=None, method="score", rationale=""), timed_out=timed_out,
+                         started_at=0, finished_at=1)
+
+
+def test_completed_when_every_call_succeeded():
+    assert final_status(["DEV"], [council("DEV", [proposal("a", 5)])]) is DeliberationStatus.COMPLETED
+
+
+def test_partial_when_some_call_failed_but_every_role_has_a_proposal():
+    councils = [council("DEV", [proposal("a", 5), proposal("b", None)], failed_calls=1), council("QA", [proposal("c", 1)])]
+    assert final_status(["DEV", "QA"], councils) is DeliberationStatus.PARTIAL
+
+
+def test_failed_when_a_role_has_no_scored_proposal_or_is_missing():
+    assert final_status(["DEV", "QA"], [council("DEV", [proposal("a", 5)]), council("QA", [proposal("b", None)])]) \
+        is DeliberationStatus.FAILED
+    assert final_status(["DEV", "QA"], [council("DEV", [proposal("a", 5)])]) is DeliberationStatus.FAILED
+
+
+def test_timeout_wins_and_keeps_results():
+    councils = [council("DEV", [proposal("a", 5)], timed_out=True)]
+    assert final_status(["DEV"], councils) is DeliberationStatus.TIMEOUT
+
+
+def test_final_statuses():
+    assert DeliberationStatus.PARTIAL.is_final and not DeliberationStatus.IN_PROGRESS.is_final
+
+
+def test_rank_breaks_ties_deterministically():
+    proposals = [proposal("c", 5, 6), proposal("b", 5, 7), proposal("a", 5, 7), proposal("d", None), proposal("e", 9)]
+    assert [p.agent_id for p in rank(proposals)] == ["e", "a", "b", "c"]
+    assert select_by_score(proposals).winner == "e"
+    assert select_by_score([proposal("x", None)]).winner is None
+
+
+def test_architect_choice_must_name_a_finalist():
+    finalists = [proposal("agent-dev-001", 5), proposal("agent-dev-002", 4)]
+    choice = parse_architect_choice('{"winner": "agent-dev-002", "rationale": "simpler"}', finalists)
+    assert choice.winner == "agent-dev-002" and choice.method == "architect" and choice.rationale == "simpler"
+    assert parse_architect_choice('{"winner": "agent-dev-999"}', finalists) is None
+    assert parse_architect_choice("I like the second one", finalists) is None
