@@ -86,14 +86,17 @@ def deliberate(task: str, roles: tuple[str, ...], llm_url: str | None, as_json: 
 
     console = Console(stderr=True)
     instance = _instance()
+    llm_config = {"base_url": llm_url} if llm_url else None
     if as_json:
-        document = execute_deliberation(instance, request, llm_url=llm_url, quiet=True)
+        document = execute_deliberation(instance, request, llm_config=llm_config, quiet=True)
         click.echo(json.dumps(document, indent=2))
     else:
         console.print(f"Deliberation [bold]{request.deliberation_id}[/]: {len(request.roles)} roles x "
                       f"{request.agents_per_role} agents x {request.rounds} rounds")
         with DeliberationProgress(request.roles, request.expected_count, console) as progress:
-            document = execute_deliberation(instance, request, llm_url=llm_url, quiet=True, on_status=progress.update)
+            document = execute_deliberation(
+                instance, request, llm_config=llm_config, quiet=True, on_status=progress.update
+            )
         _print_summary(document, str(ensure_dagster_home()))
     sys.exit(EXIT_CODES.get(DeliberationStatus(document["status"]), 1))
 

@@ -12,11 +12,14 @@ from fleet_dagster.deliberation.partitions import DELIBERATION_ID_TAG, deliberat
 from fleet_dagster.deliberation.status_query import deliberation_status
 
 
-def run_config_for(request: DeliberationRequest, llm_url: str | None = None, quiet: bool = False) -> dict[str, Any]:
+def run_config_for(
+    request: DeliberationRequest, llm_config: dict[str, Any] | None = None, quiet: bool = False
+) -> dict[str, Any]:
+    """`llm_config` overrides fields of the `llm` resource (base_url, call_timeout_s, ...)."""
     config = request.model_dump(exclude={"deliberation_id"})
     run_config: dict[str, Any] = {"ops": {"deliberation": {"ops": {"plan_councils": {"config": config}}}}}
-    if llm_url:
-        run_config["resources"] = {"llm": {"config": {"base_url": llm_url}}}
+    if llm_config:
+        run_config["resources"] = {"llm": {"config": llm_config}}
     if quiet:
         run_config["loggers"] = {"console": {"config": {"log_level": "WARNING"}}}
     return run_config
@@ -26,7 +29,7 @@ def execute_deliberation(
     instance: dg.DagsterInstance,
     request: DeliberationRequest,
     *,
-    llm_url: str | None = None,
+    llm_config: dict[str, Any] | None = None,
     quiet: bool = False,
     on_status: Callable[[dict[str, Any]], None] | None = None,
     poll_interval_s: float = 0.5,
@@ -41,7 +44,7 @@ def execute_deliberation(
     def execute() -> None:
         try:
             job.execute_in_process(
-                run_config=run_config_for(request, llm_url, quiet),
+                run_config=run_config_for(request, llm_config, quiet),
                 instance=instance,
                 partition_key=request.deliberation_id,
                 tags={DELIBERATION_ID_TAG: request.deliberation_id},

@@ -116,4 +116,4 @@ def council_runner(caller_count: int = 1) -> ActorHandle:
 
 
 def embedded_llm(slots: int, threads: int | None) -> ActorHandle:
-    return _detached(EmbeddedLLM, "fleet-embedded-llm", slots, threads)
+    return _detached(EmbeddedLLM, f"fleet-embedded-llm-s{slots}-t{threads or 'auto'}", slots, threads)

@@ -5,12 +5,14 @@ Every `ray.init()` in a fresh process would otherwise start a cluster of its own
 exactly the processes it started.
 """
 
+import hashlib
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -69,7 +71,8 @@ def ensure_local_head(state_dir: Path, num_cpus: int | None = None, timeout_s: f
         port = _free_port()
         address = f"127.0.0.1:{port}"
         log_path = state_dir / "ray-head.log"
-        tmp_dir = state_dir / "ray-tmp"
+        # Ray's socket paths must stay under 108 bytes: a short folder per state dir, not one inside it.
+        tmp_dir = Path(tempfile.gettempdir()) / f"fleet-ray-{hashlib.sha1(str(state_dir).encode()).hexdigest()[:10]}"
         tmp_dir.mkdir(exist_ok=True)
         command = [
             str(Path(sys.executable).with_name("ray")), "start", "--head", "--block",

@@ -1,0 +1,3 @@
+from fleet_dagster.cli.main import cli
+
+cli()

@@ -1,0 +1,88 @@
+"""Real Dagster execution, a real local Ray head and real HTTP model servers."""
+
+import json
+import os
+import subprocess
+import sys
+
+import dagster as dg
+import pytest
+
+from fleet_dagster.cli.run_deliberation import execute_deliberation
+from fleet_dagster.core.request import parse_request
+from fleet_dagster.deliberation.partitions import DELIBERATION_ASSET_KEY
+
+pytestmark = pytest.mark.integration
+
+
+def materialization_metadata(instance: dg.DagsterInstance, deliberation_id: str) -> dict:
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=DELIBERATION_ASSET_KEY, asset_partitions=[deliberation_id]), limit=1
+    ).records
+    assert records, "no materialization of the deliberation partition"
+    return {key: value.value for key, value in records[0].asset_materialization.metadata.items()}
+
+
+def test_embedded_model_deliberation(ray_head, instance, dagster_home):
+    request = parse_request({"task": "Design a rate limiter for the public REST API", "roles": ["DEV", "QA"],
+                             "agents_per_role": 2, "rounds": 1, "deliberation_id": "embedded-2x2"})
+    seen: list[dict] = []
+    document = execute_deliberation(instance, request, llm_config={"embedded_max_tokens": 160}, on_status=seen.append)
+
+    assert document["status"] == "COMPLETED", document["error_message"]
+    assert document["expected_count"] == 4 and document["current_count"] == 4
+    assert set(document["winners"]) == {"DEV", "QA"}
+    rows = document["results"]
+    assert len(rows) == 4 and all(row["content"].strip() for row in rows)
+    assert sum(row["is_winner"] for row in rows) == 2
+    # Ring of two: each author is reviewed once; a review the small model garbled is kept as unparsed.
+    assert all(row["reviews_received"] == 1 for row in rows)
+    assert all(row["peer_score"] is not None or row["reviews_unparsed"] == 1 for row in rows)
+    assert any(d["status"] in ("IN_PROGRESS", "PENDING") for d in seen)
+
+    metadata = materialization_metadata(instance, "embedded-2x2")
+    for key in ("status", "expected_count", "current_count", "winners", "proposals", "total_tokens",
+                "wall_time_s", "models", "parallel_efficiency"):
+        assert key in metadata
+    assert metadata["total_tokens"] > 0 and "smollm2" in metadata["models"]
+    assert 0 < metadata["parallel_efficiency"] <= 1
+
+    printed = subprocess.run(
+        [sys.executable, "-m", "fleet_dagster.cli", "status", "embedded-2x2", "--json"],
+        capture_output=True, text=True, env={**os.environ, "DAGSTER_HOME": str(dagster_home)}, check=True,
+    )
+    assert json.loads(printed.stdout) == document
+
+
+def test_failing_agent_gives_partial(ray_head, instance, sim_llm_factory):
+    server = sim_llm_factory(latency_s=0.05, hang_s=30, faults={"agent-qa-002": ["500", "hang"]})
+    request = parse_request({"task": "Design a cache", "roles": ["DEV", "QA"], "agents_per_role": 2,
+                             "deliberation_id": "faulty-agent"})
+    document = execute_deliberation(
+        instance, request, llm_config={"base_url": server.base_url, "max_retries": 1, "call_timeout_s": 2.0}
+    )
+
+    assert document["status"] == "PARTIAL"
+    failed = [row for row in document["results"] if row["agent_id"] == "agent-qa-002"]
+    assert failed[0]["content"] is None and "timed out" in failed[0]["error"]
+    assert server.requests_by_agent["agent-qa-002"] == 2  # the HTTP 500, then the retry that hung
+    assert all(row["content"] for row in document["results"] if row["agent_id"] != "agent-qa-002")
+    assert set(document["winners"]) == {"DEV", "QA"}
+
+
+def test_deadline_gives_timeout_with_what_finished(ray_head, instance, sim_llm_factory):
+    server = sim_llm_factory(latency_s=1.5)
+    request = parse_request({"task": "Design a queue", "roles": ["DEV"], "agents_per_role": 2, "rounds": 1,
+                             "deadline_s": 4, "deliberation_id": "short-deadline"})
+    document = execute_deliberation(instance, request, llm_config={"base_url": server.base_url})
+
+    assert document["status"] == "TIMEOUT"
+    assert document["current_count"] == 2
+    assert all(row["content"] and row["round"] == 0 for row in document["results"])  # revisions were cut off
+    assert document["winners"]["DEV"]["agent_id"].startswith("agent-dev-")
+
+
+def test_unknown_deliberation_is_unknown(instance):
+    from fleet_dagster.deliberation.status_query import deliberation_status
+
+    assert deliberation_status(instance, "never-ran")["status"] == "UNKNOWN"
