@@ -1,5 +1,6 @@
 """fleet-dagster: run a deliberation and ask for its status from the shell."""
 
+import contextlib
 import json
 import re
 import sys
@@ -91,8 +92,10 @@ def deliberate(task: str, roles: tuple[str, ...], llm_url: str | None, as_json: 
         document = execute_deliberation(instance, request, llm_config=llm_config, quiet=True)
         click.echo(json.dumps(document, indent=2))
     else:
-        console.print(f"Deliberation [bold]{request.deliberation_id}[/]: {len(request.roles)} roles x "
-                      f"{request.agents_per_role} agents x {request.rounds} rounds")
+        console.print(
+            f"Deliberation [bold]{request.deliberation_id}[/]: {len(request.roles)} roles x "
+            f"{request.agents_per_role} agents x {request.rounds} rounds"
+        )
         with DeliberationProgress(request.roles, request.expected_count, console) as progress:
             document = execute_deliberation(
                 instance, request, llm_config=llm_config, quiet=True, on_status=progress.update
@@ -103,9 +106,11 @@ def deliberate(task: str, roles: tuple[str, ...], llm_url: str | None, as_json: 
 
 def _print_summary(document: dict, dagster_home: str) -> None:
     console = Console()
-    console.print(f"Deliberation [bold]{document['deliberation_id']}[/]: [bold]{document['status']}[/] "
-                  f"({document['current_count']}/{document['expected_count']} proposals, "
-                  f"{(document['duration_ms'] or 0) / 1000:.1f}s)")
+    console.print(
+        f"Deliberation [bold]{document['deliberation_id']}[/]: [bold]{document['status']}[/] "
+        f"({document['current_count']}/{document['expected_count']} proposals, "
+        f"{(document['duration_ms'] or 0) / 1000:.1f}s)"
+    )
     if document["error_message"]:
         console.print(f"[red]{document['error_message']}[/]")
     table = Table("role", "winner", "score")
@@ -146,10 +151,8 @@ def sim_llm(host: str, port: int, latency_s: float) -> None:
 
     with SimLLMServer(SimSettings(latency_s=latency_s), host=host, port=port) as server:
         click.echo(f"serving {server.base_url} (Ctrl-C to stop)")
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             server._thread.join()
-        except KeyboardInterrupt:
-            pass
 
 
 @cli.command()

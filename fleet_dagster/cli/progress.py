@@ -9,8 +9,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 class DeliberationProgress:
     def __init__(self, roles: list[str], expected: int, console: Console):
         self.progress = Progress(
-            TextColumn("{task.fields[label]:<12}"), TextColumn("{task.description:<12}"), BarColumn(),
-            MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=False,
+            TextColumn("{task.fields[label]:<12}"),
+            TextColumn("{task.description:<12}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
         )
         self.proposals = self.progress.add_task("proposals", total=expected, label="all roles")
         self.roles: dict[str, TaskID] = {

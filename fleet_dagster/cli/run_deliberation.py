@@ -1,7 +1,6 @@
 """Runs one deliberation through Dagster in this process, against the instance in DAGSTER_HOME."""
 
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 

@@ -96,8 +96,16 @@ class Council:
 
     # calls ----------------------------------------------------------------------------------------
     async def _call(
-        self, aid: str, phase: Phase, round_: int, messages: list[dict[str, str]], *, target: str | None = None,
-        json_schema: dict | None = None, temperature: float | None = None, max_tokens: int | None = None,
+        self,
+        aid: str,
+        phase: Phase,
+        round_: int,
+        messages: list[dict[str, str]],
+        *,
+        target: str | None = None,
+        json_schema: dict | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
     ) -> ChatResult:
         proposal = self.proposals[aid]
         remaining = self.deadline_at - self.clock()
@@ -124,8 +132,16 @@ class Council:
         tokens = result.prompt_tokens + result.completion_tokens
         self.calls.append(
             AgentCall(
-                agent_id=aid, role=self.role, phase=phase, round=round_, target_agent_id=target,
-                ok=result.ok, error=result.error, tokens=tokens, latency_ms=result.latency_ms, model=result.model,
+                agent_id=aid,
+                role=self.role,
+                phase=phase,
+                round=round_,
+                target_agent_id=target,
+                ok=result.ok,
+                error=result.error,
+                tokens=tokens,
+                latency_ms=result.latency_ms,
+                model=result.model,
             )
         )
         self.proposals[aid] = proposal.model_copy(
@@ -155,8 +171,13 @@ class Council:
 
         async def propose(aid: str) -> None:
             messages = chat_messages(
-                self.profile.system_prompt, "propose", task=self.request.task, role=self.role, agent_id=aid,
-                requirements=self.request.requirements, rubric=self.request.rubric,
+                self.profile.system_prompt,
+                "propose",
+                task=self.request.task,
+                role=self.role,
+                agent_id=aid,
+                requirements=self.request.requirements,
+                rubric=self.request.rubric,
             )
             result = await self._call(aid, "propose", 0, messages)
             update = {"content": result.content} if result.ok else {"error": f"propose: {result.error}"}
@@ -171,8 +192,13 @@ class Council:
 
         async def review(reviewer: str, author: str) -> Review | None:
             messages = chat_messages(
-                self.profile.system_prompt, "review", task=self.request.task, requirements=self.request.requirements,
-                proposal=self.proposals[author].content, author_id=author, reviewer_id=reviewer,
+                self.profile.system_prompt,
+                "review",
+                task=self.request.task,
+                requirements=self.request.requirements,
+                proposal=self.proposals[author].content,
+                author_id=author,
+                reviewer_id=reviewer,
                 criteria=self.profile.rubric,
             )
             result = await self._call(reviewer, "review", round_, messages, target=author, json_schema=schema)
@@ -191,12 +217,19 @@ class Council:
         async def revise(aid: str) -> None:
             received = [r for r in reviews if r.author == aid]
             messages = chat_messages(
-                self.profile.system_prompt, "revise", task=self.request.task, requirements=self.request.requirements,
-                proposal=self.proposals[aid].content, reviews=received, round=round_,
+                self.profile.system_prompt,
+                "revise",
+                task=self.request.task,
+                requirements=self.request.requirements,
+                proposal=self.proposals[aid].content,
+                reviews=received,
+                round=round_,
             )
             result = await self._call(aid, "revise", round_, messages)
             if result.ok and result.content.strip():
-                self.proposals[aid] = self.proposals[aid].model_copy(update={"content": result.content, "round": round_})
+                self.proposals[aid] = self.proposals[aid].model_copy(
+                    update={"content": result.content, "round": round_}
+                )
             else:
                 # The author keeps its previous version; the failure stays visible on its row.
                 reason = result.error or "empty revision"
@@ -212,8 +245,9 @@ class Council:
         messages = chat_messages(
             self.architect.system_prompt, "select", task=self.request.task, role=self.role, candidates=finalists
         )
-        result = await self._call(finalists[0].agent_id, "select", self.request.rounds, messages,
-                                  temperature=0.0, max_tokens=256)
+        result = await self._call(
+            finalists[0].agent_id, "select", self.request.rounds, messages, temperature=0.0, max_tokens=256
+        )
         fallback = select_by_score(finalists)
         choice = parse_architect_choice(result.content or "", finalists) if result.ok else None
         if choice is None:
@@ -236,9 +270,16 @@ class Council:
         selection = self.selection or select_by_score(proposals)
         proposals = [p.model_copy(update={"is_winner": p.agent_id == selection.winner}) for p in proposals]
         return CouncilResult(
-            role=self.role, expected_agents=len(self.agent_ids), proposals=proposals, reviews=list(self.reviews),
-            calls=list(self.calls), selection=selection, timed_out=timed_out or self.deadline_hit, error=error,
-            started_at=self.started_at, finished_at=self.clock(),
+            role=self.role,
+            expected_agents=len(self.agent_ids),
+            proposals=proposals,
+            reviews=list(self.reviews),
+            calls=list(self.calls),
+            selection=selection,
+            timed_out=timed_out or self.deadline_hit,
+            error=error,
+            started_at=self.started_at,
+            finished_at=self.clock(),
         )
 
 

@@ -116,5 +116,9 @@ class CouncilResult(BaseModel):
         return next((p for p in self.proposals if p.agent_id == self.selection.winner), None)
 
     @property
+    def proposals_done(self) -> int:
+        return sum(1 for p in self.proposals if p.content is not None)
+
+    @property
     def scored_proposals(self) -> list[Proposal]:
         return [p for p in self.proposals if p.score is not None]

@@ -75,32 +75,49 @@ def plan_councils(context: dg.OpExecutionContext, config: DeliberationConfig):
 @dg.op(retry_policy=dg.RetryPolicy(max_retries=2, delay=1.0))
 def start_council(plan: CouncilPlan, ray_cluster: RayClusterResource, llm: LLMResource) -> CouncilPlan:
     ray.get(
-        council_runner().start.remote(
-            plan.request, plan.role, plan.deadline_at, llm.endpoint(), llm.call_timeout_s
-        )
+        council_runner().start.remote(plan.request, plan.role, plan.deadline_at, llm.endpoint(), llm.call_timeout_s)
     )
     return plan
 
 
-def _wait_for_councils(context: dg.OpExecutionContext, runner, request: DeliberationRequest, deadline_at: float):
+def _gather_councils(context: dg.OpExecutionContext, runner, plans: list[CouncilPlan]) -> list[CouncilResult]:
+    """Waits for every council's result, observing progress meanwhile; returns in the request's role order."""
+    request, deadline_at = plans[0].request, plans[0].deadline_at
+    pending = {runner.result.remote(request.deliberation_id, plan.role): plan for plan in plans}
+    results: dict[str, CouncilResult] = {}
     last_seen = None
-    while True:
-        progress = ray.get(runner.progress.remote(request.deliberation_id))
-        current = sum(p["proposals"] for p in progress.values())
-        snapshot = (current, {role: (p["phase"], p["done"]) for role, p in progress.items()})
-        if snapshot != last_seen:
-            _observe(context, request, current, progress)
-            last_seen = snapshot
-        if all(p["finished"] for p in progress.values()) or time.time() > deadline_at + COLLECT_GRACE_S:
-            return
-        time.sleep(POLL_INTERVAL_S)
+    while pending and time.time() < deadline_at + COLLECT_GRACE_S:
+        ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=POLL_INTERVAL_S)
+        for ref in ready:
+            plan = pending.pop(ref)
+            try:
+                results[plan.role] = ray.get(ref) or _lost_council(plan, "the council was never started")
+            except ray.exceptions.RayError as exc:
+                context.log.error(f"council {plan.role} lost on Ray: {exc}")
+                results[plan.role] = _lost_council(plan, f"the council was lost on Ray: {type(exc).__name__}")
+        if pending:
+            progress = ray.get(runner.progress.remote(request.deliberation_id))
+            current = sum(p["proposals"] for p in progress.values()) + sum(r.proposals_done for r in results.values())
+            snapshot = (current, {role: (p["phase"], p["done"]) for role, p in progress.items()})
+            if snapshot != last_seen:
+                _observe(context, request, current, progress)
+                last_seen = snapshot
+    for plan in pending.values():
+        results[plan.role] = _lost_council(plan, "the council did not hand over its result before the deadline")
+    return [results[role] for role in request.roles if role in results]
 
 
 def _lost_council(plan: CouncilPlan, reason: str) -> CouncilResult:
     return CouncilResult(
-        role=plan.role, expected_agents=plan.request.agents_per_role, proposals=[], reviews=[], calls=[],
-        selection=Selection(winner=None, method="score", rationale=reason), error=reason,
-        started_at=plan.started_at, finished_at=time.time(),
+        role=plan.role,
+        expected_agents=plan.request.agents_per_role,
+        proposals=[],
+        reviews=[],
+        calls=[],
+        selection=Selection(winner=None, method="score", rationale=reason),
+        error=reason,
+        started_at=plan.started_at,
+        finished_at=time.time(),
     )
 
 
@@ -109,15 +126,7 @@ def collect_deliberation(context: dg.OpExecutionContext, plans: list[CouncilPlan
     request = plans[0].request
     runner = council_runner()
     try:
-        _wait_for_councils(context, runner, request, plans[0].deadline_at)
-        councils = []
-        for plan in sorted(plans, key=lambda p: request.roles.index(p.role)):
-            try:
-                result = ray.get(runner.result.remote(request.deliberation_id, plan.role), timeout=COLLECT_GRACE_S)
-            except (ray.exceptions.RayError, TimeoutError) as exc:
-                result = None
-                context.log.error(f"council {plan.role} lost: {exc}")
-            councils.append(result or _lost_council(plan, "the council was lost on Ray before it finished"))
+        councils = _gather_councils(context, runner, plans)
     finally:
         runner.cancel.remote(request.deliberation_id)  # no-op when all were collected
 
@@ -130,7 +139,7 @@ def collect_deliberation(context: dg.OpExecutionContext, plans: list[CouncilPlan
     metadata = {
         "status": status.value,
         "expected_count": request.expected_count,
-        "current_count": int(frame["content"].notna().sum()),
+        "current_count": sum(c.proposals_done for c in councils),
         "winners": dg.MetadataValue.md(winners_markdown(councils)),
         "winners_json": dg.MetadataValue.json(winners(councils)),
         "proposals": dg.MetadataValue.md(table.to_markdown(index=False)),
@@ -147,8 +156,10 @@ def collect_deliberation(context: dg.OpExecutionContext, plans: list[CouncilPlan
     }
     yield dg.Output(frame, metadata=metadata)
     if status is DeliberationStatus.FAILED:
-        raise dg.Failure(description=f"Deliberation {request.deliberation_id} FAILED: a role has no scored proposal",
-                         allow_retries=False)
+        raise dg.Failure(
+            description=f"Deliberation {request.deliberation_id} FAILED: a role has no scored proposal",
+            allow_retries=False,
+        )
 
 
 @dg.graph_asset(

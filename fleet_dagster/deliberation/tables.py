@@ -8,8 +8,22 @@ import pandas as pd
 from fleet_dagster.core.records import CouncilResult
 
 PROPOSAL_COLUMNS = [
-    "role", "agent_id", "round", "is_winner", "score", "peer_score", "coverage", "checks", "tokens",
-    "latency_ms", "error", "reviews_received", "reviews_unparsed", "temperature", "seed", "content",
+    "role",
+    "agent_id",
+    "round",
+    "is_winner",
+    "score",
+    "peer_score",
+    "coverage",
+    "checks",
+    "tokens",
+    "latency_ms",
+    "error",
+    "reviews_received",
+    "reviews_unparsed",
+    "temperature",
+    "seed",
+    "content",
 ]
 
 
@@ -30,8 +44,12 @@ def proposals_frame(councils: list[CouncilResult]) -> pd.DataFrame:
 
 def winners(councils: list[CouncilResult]) -> dict[str, dict[str, Any]]:
     return {
-        c.role: {"agent_id": c.winner.agent_id, "score": c.winner.score, "method": c.selection.method,
-                 "rationale": c.selection.rationale}
+        c.role: {
+            "agent_id": c.winner.agent_id,
+            "score": c.winner.score,
+            "method": c.selection.method,
+            "rationale": c.selection.rationale,
+        }
         for c in councils
         if c.winner is not None
     }

@@ -12,7 +12,9 @@ def _describe(exc: openai.APIError) -> str:
     if isinstance(exc, openai.APITimeoutError):
         return "timed out"
     if isinstance(exc, openai.APIStatusError):
-        return f"HTTP {exc.status_code}: {str(exc.message)[:300]}"
+        body = exc.body.get("error", exc.body) if isinstance(exc.body, dict) else None
+        message = body.get("message") if isinstance(body, dict) else None
+        return f"HTTP {exc.status_code}: {str(message or exc.message)[:300]}"
     return f"{type(exc).__name__}: {str(exc)[:300]}"
 
 
@@ -43,7 +45,10 @@ class OpenAIChatModel:
                 max_tokens=max_tokens,
                 seed=request.seed,
                 # Lets an endpoint (or a test server) tell agents apart; not a secret.
-                extra_headers={"X-Fleet-Agent-Id": request.agent_id, "X-Fleet-Deliberation-Id": request.deliberation_id},
+                extra_headers={
+                    "X-Fleet-Agent-Id": request.agent_id,
+                    "X-Fleet-Deliberation-Id": request.deliberation_id,
+                },
                 **extra,
             )
         except openai.APIError as exc:

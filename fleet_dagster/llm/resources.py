@@ -22,16 +22,20 @@ class LLMResource(dg.ConfigurableResource):
         """Needs a Ray connection when embedded: the engine is a detached actor shared by all runs."""
         if self.base_url:
             return LLMEndpoint(
-                base_url=self.base_url, api_key=self.api_key or "not-needed",
-                model_override=self.model_override, max_retries=self.max_retries,
+                base_url=self.base_url,
+                api_key=self.api_key or "not-needed",
+                model_override=self.model_override,
+                max_retries=self.max_retries,
             )
         from fleet_dagster.ray_cluster.actors import embedded_llm
 
         gguf_path()  # a clear error here beats one from inside an actor
         engine = embedded_llm(self.embedded_slots, self.embedded_threads)
         return LLMEndpoint(
-            base_url=ray.get(engine.base_url.remote()), model_override=EMBEDDED_MODEL_NAME,
-            max_tokens_cap=self.embedded_max_tokens, max_retries=self.max_retries,
+            base_url=ray.get(engine.base_url.remote()),
+            model_override=EMBEDDED_MODEL_NAME,
+            max_tokens_cap=self.embedded_max_tokens,
+            max_retries=self.max_retries,
         )
 
     @property

@@ -58,7 +58,11 @@ class CouncilRunner:
         self._councils: dict[tuple[str, str], tuple[Council, asyncio.Task]] = {}
 
     async def start(
-        self, request: DeliberationRequest, role: str, deadline_at: float, endpoint: LLMEndpoint,
+        self,
+        request: DeliberationRequest,
+        role: str,
+        deadline_at: float,
+        endpoint: LLMEndpoint,
         call_timeout_s: float,
     ) -> None:
         key = (request.deliberation_id, role)
@@ -66,8 +70,12 @@ class CouncilRunner:
             return
         architect = load_profile("ARCHITECT") if request.selection == "architect" else None
         council = Council(
-            request, load_profile(role), AgentCallerPool(self._callers, endpoint),
-            deadline_at=deadline_at, call_timeout_s=call_timeout_s, architect=architect,
+            request,
+            load_profile(role),
+            AgentCallerPool(self._callers, endpoint),
+            deadline_at=deadline_at,
+            call_timeout_s=call_timeout_s,
+            architect=architect,
         )
         self._councils[key] = (council, asyncio.create_task(run_council(council)))
 
@@ -79,8 +87,14 @@ class CouncilRunner:
         }
 
     async def result(self, deliberation_id: str, role: str) -> CouncilResult | None:
-        entry = self._councils.pop((deliberation_id, role), None)
-        return None if entry is None else await entry[1]
+        """Waits for the council; it stays visible to `progress` until it has finished."""
+        entry = self._councils.get((deliberation_id, role))
+        if entry is None:
+            return None
+        try:
+            return await entry[1]
+        finally:
+            self._councils.pop((deliberation_id, role), None)
 
     async def cancel(self, deliberation_id: str) -> int:
         keys = [key for key in self._councils if key[0] == deliberation_id]

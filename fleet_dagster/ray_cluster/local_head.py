@@ -5,6 +5,7 @@ Every `ray.init()` in a fresh process would otherwise start a cluster of its own
 exactly the processes it started.
 """
 
+import contextlib
 import hashlib
 import json
 import os
@@ -75,9 +76,15 @@ def ensure_local_head(state_dir: Path, num_cpus: int | None = None, timeout_s: f
         tmp_dir = Path(tempfile.gettempdir()) / f"fleet-ray-{hashlib.sha1(str(state_dir).encode()).hexdigest()[:10]}"
         tmp_dir.mkdir(exist_ok=True)
         command = [
-            str(Path(sys.executable).with_name("ray")), "start", "--head", "--block",
-            f"--port={port}", "--node-ip-address=127.0.0.1", "--include-dashboard=false",
-            "--disable-usage-stats", f"--temp-dir={tmp_dir}",
+            str(Path(sys.executable).with_name("ray")),
+            "start",
+            "--head",
+            "--block",
+            f"--port={port}",
+            "--node-ip-address=127.0.0.1",
+            "--include-dashboard=false",
+            "--disable-usage-stats",
+            f"--temp-dir={tmp_dir}",
         ]
         if num_cpus is not None:
             command.append(f"--num-cpus={num_cpus}")
@@ -85,7 +92,11 @@ def ensure_local_head(state_dir: Path, num_cpus: int | None = None, timeout_s: f
         env.pop("RAY_ADDRESS", None)
         with open(log_path, "ab") as log:
             process = subprocess.Popen(
-                command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
                 start_new_session=True,
             )
         head = LocalHead(address=address, pid=process.pid, log_path=str(log_path))
@@ -118,17 +129,13 @@ def stop_session(session_leader: int, grace_s: float = 5.0) -> None:
         if not members:
             return
         for pid in members:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
         deadline = time.monotonic() + grace_s
         while _session_members(session_leader) and time.monotonic() < deadline:
             time.sleep(0.1)
-            try:  # reap our own child if it is one
+            with contextlib.suppress(ChildProcessError):  # reap our own child if it is one
                 os.waitpid(session_leader, os.WNOHANG)
-            except ChildProcessError:
-                pass
 
 
 def stop_local_head(state_dir: Path) -> bool:

@@ -31,8 +31,14 @@ def _answer(messages: list[dict[str, str]], wants_json: bool, seed: int) -> str:
     if wants_json:
         criteria = re.findall(r'"(\w+)": <integer 1-10>', prompt) or ["overall"]
         scores = {c: 4 + (seed + i) % 6 for i, c in enumerate(criteria)}
-        return json.dumps({"scores": scores, "strengths": ["clear structure"], "weaknesses": ["few tests"],
-                           "suggestions": ["add a test for the failure path"]})
+        return json.dumps(
+            {
+                "scores": scores,
+                "strengths": ["clear structure"],
+                "weaknesses": ["few tests"],
+                "suggestions": ["add a test for the failure path"],
+            }
+        )
     # Echo the prompt's content words so that coverage and review loops see a relevant answer.
     words = re.findall(r"[A-Za-z][A-Za-z0-9_-]{3,}", prompt)
     return f"Proposal (seed {seed}): " + " ".join(dict.fromkeys(words).keys())[:1500]
@@ -58,8 +64,15 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path.rstrip("/") in ("/health", "/v1/health"):
             self._json(200, {"status": "ok"})
         elif self.path.rstrip("/") == "/v1/models":
-            self._json(200, {"object": "list", "data": [{"id": self.server.settings.model, "object": "model",
-                                                         "created": 0, "owned_by": "fleet-sim"}]})
+            self._json(
+                200,
+                {
+                    "object": "list",
+                    "data": [
+                        {"id": self.server.settings.model, "object": "model", "created": 0, "owned_by": "fleet-sim"}
+                    ],
+                },
+            )
         else:
             self._json(404, {"error": {"message": f"no route {self.path}"}})
 
@@ -84,17 +97,28 @@ class _Handler(BaseHTTPRequestHandler):
         content = _answer(body.get("messages", []), "response_format" in body, int(body.get("seed") or 0))
         completion_tokens = min(len(content.split()), int(body.get("max_tokens") or 512))
         prompt_tokens = sum(len(m.get("content", "").split()) for m in body.get("messages", []))
-        self._json(200, {
-            "id": f"chatcmpl-{uuid.uuid4().hex[:12]}", "object": "chat.completion", "created": int(time.time()),
-            "model": body.get("model") or self.server.settings.model,
-            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}],
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                      "total_tokens": prompt_tokens + completion_tokens},
-        })
+        self._json(
+            200,
+            {
+                "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": body.get("model") or self.server.settings.model,
+                "choices": [
+                    {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}
+                ],
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": completion_tokens,
+                    "total_tokens": prompt_tokens + completion_tokens,
+                },
+            },
+        )
 
 
 class SimLLMServer(ThreadingHTTPServer):
     daemon_threads = True  # a hanging request must not keep the process alive
+    request_queue_size = 256  # the default backlog of 5 drops concurrent connects (1 s SYN retries)
 
     def __init__(self, settings: SimSettings, host: str = "127.0.0.1", port: int = 0):
         unknown = {a for actions in settings.faults.values() for a in actions} - FAULT_ACTIONS

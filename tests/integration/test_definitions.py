@@ -1,7 +1,7 @@
 import dagster as dg
 
-from fleet_dagster.deliberation.config import DeliberationConfig
 from fleet_dagster.definitions import defs
+from fleet_dagster.deliberation.config import DeliberationConfig
 
 
 def test_definitions_load():

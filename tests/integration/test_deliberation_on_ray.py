@@ -24,8 +24,15 @@ def materialization_metadata(instance: dg.DagsterInstance, deliberation_id: str)
 
 
 def test_embedded_model_deliberation(ray_head, instance, dagster_home):
-    request = parse_request({"task": "Design a rate limiter for the public REST API", "roles": ["DEV", "QA"],
-                             "agents_per_role": 2, "rounds": 1, "deliberation_id": "embedded-2x2"})
+    request = parse_request(
+        {
+            "task": "Design a rate limiter for the public REST API",
+            "roles": ["DEV", "QA"],
+            "agents_per_role": 2,
+            "rounds": 1,
+            "deliberation_id": "embedded-2x2",
+        }
+    )
     seen: list[dict] = []
     document = execute_deliberation(instance, request, llm_config={"embedded_max_tokens": 160}, on_status=seen.append)
 
@@ -41,23 +48,36 @@ def test_embedded_model_deliberation(ray_head, instance, dagster_home):
     assert any(d["status"] in ("IN_PROGRESS", "PENDING") for d in seen)
 
     metadata = materialization_metadata(instance, "embedded-2x2")
-    for key in ("status", "expected_count", "current_count", "winners", "proposals", "total_tokens",
-                "wall_time_s", "models", "parallel_efficiency"):
+    for key in (
+        "status",
+        "expected_count",
+        "current_count",
+        "winners",
+        "proposals",
+        "total_tokens",
+        "wall_time_s",
+        "models",
+        "parallel_efficiency",
+    ):
         assert key in metadata
     assert metadata["total_tokens"] > 0 and "smollm2" in metadata["models"]
     assert 0 < metadata["parallel_efficiency"] <= 1
 
     printed = subprocess.run(
         [sys.executable, "-m", "fleet_dagster.cli", "status", "embedded-2x2", "--json"],
-        capture_output=True, text=True, env={**os.environ, "DAGSTER_HOME": str(dagster_home)}, check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DAGSTER_HOME": str(dagster_home)},
+        check=True,
     )
     assert json.loads(printed.stdout) == document
 
 
 def test_failing_agent_gives_partial(ray_head, instance, sim_llm_factory):
     server = sim_llm_factory(latency_s=0.05, hang_s=30, faults={"agent-qa-002": ["500", "hang"]})
-    request = parse_request({"task": "Design a cache", "roles": ["DEV", "QA"], "agents_per_role": 2,
-                             "deliberation_id": "faulty-agent"})
+    request = parse_request(
+        {"task": "Design a cache", "roles": ["DEV", "QA"], "agents_per_role": 2, "deliberation_id": "faulty-agent"}
+    )
     document = execute_deliberation(
         instance, request, llm_config={"base_url": server.base_url, "max_retries": 1, "call_timeout_s": 2.0}
     )
@@ -72,8 +92,16 @@ def test_failing_agent_gives_partial(ray_head, instance, sim_llm_factory):
 
 def test_deadline_gives_timeout_with_what_finished(ray_head, instance, sim_llm_factory):
     server = sim_llm_factory(latency_s=1.5)
-    request = parse_request({"task": "Design a queue", "roles": ["DEV"], "agents_per_role": 2, "rounds": 1,
-                             "deadline_s": 4, "deliberation_id": "short-deadline"})
+    request = parse_request(
+        {
+            "task": "Design a queue",
+            "roles": ["DEV"],
+            "agents_per_role": 2,
+            "rounds": 1,
+            "deadline_s": 4,
+            "deliberation_id": "short-deadline",
+        }
+    )
     document = execute_deliberation(instance, request, llm_config={"base_url": server.base_url})
 
     assert document["status"] == "TIMEOUT"
@@ -86,3 +114,21 @@ def test_unknown_deliberation_is_unknown(instance):
     from fleet_dagster.deliberation.status_query import deliberation_status
 
     assert deliberation_status(instance, "never-ran")["status"] == "UNKNOWN"
+
+
+def test_role_without_any_proposal_fails_but_keeps_its_record(ray_head, instance, sim_llm_factory):
+    faults = {"agent-qa-001": ["500"], "agent-qa-002": ["503"]}
+    server = sim_llm_factory(latency_s=0.05, faults=faults)
+    request = parse_request(
+        {"task": "Design a cache", "roles": ["DEV", "QA"], "agents_per_role": 2, "deliberation_id": "qa-down"}
+    )
+    document = execute_deliberation(instance, request, llm_config={"base_url": server.base_url, "max_retries": 0})
+
+    assert document["status"] == "FAILED"
+    assert materialization_metadata(instance, "qa-down")["status"] == "FAILED"
+    qa_rows = [row for row in document["results"] if row["role"] == "QA"]
+    assert [row["error"] for row in qa_rows] == [
+        "propose: HTTP 500: injected HTTP 500",
+        "propose: HTTP 503: injected HTTP 503",
+    ]
+    assert set(document["winners"]) == {"DEV"}

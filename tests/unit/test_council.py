@@ -92,8 +92,14 @@ def test_deadline_keeps_what_finished():
 
 
 def test_architect_selection_and_its_fallback():
-    chosen = asyncio.run(run_council(make(ScriptedModel(architect_answer='{"winner": "agent-dev-003", '
-                                                                          '"rationale": "clearest"}'), selection="architect")))
+    chosen = asyncio.run(
+        run_council(
+            make(
+                ScriptedModel(architect_answer='{"winner": "agent-dev-003", "rationale": "clearest"}'),
+                selection="architect",
+            )
+        )
+    )
     assert chosen.selection.method == "architect" and chosen.selection.winner == "agent-dev-003"
     fallback = asyncio.run(run_council(make(ScriptedModel(architect_answer="no idea"), selection="architect")))
     assert fallback.selection.method == "score" and "named no finalist" in fallback.selection.rationale

@@ -18,14 +18,27 @@ def test_resources_found_from_an_override(tmp_path, monkeypatch):
 
 
 def test_propose_prompt_lists_requirements():
-    text = render("propose", task="Build X", role="DEV", agent_id="agent-dev-001",
-                  requirements=["must log", "must retry"], rubric="")
+    text = render(
+        "propose",
+        task="Build X",
+        role="DEV",
+        agent_id="agent-dev-001",
+        requirements=["must log", "must retry"],
+        rubric="",
+    )
     assert "Build X" in text and "- must log" in text and "- must retry" in text and "agent-dev-001" in text
 
 
 def test_review_prompt_asks_for_every_criterion():
-    text = render("review", task="T", requirements=[], proposal="P", author_id="a", reviewer_id="b",
-                  criteria=["correctness", "simplicity"])
+    text = render(
+        "review",
+        task="T",
+        requirements=[],
+        proposal="P",
+        author_id="a",
+        reviewer_id="b",
+        criteria=["correctness", "simplicity"],
+    )
     assert '"correctness": <integer 1-10>, "simplicity": <integer 1-10>' in text
 
 

@@ -23,8 +23,9 @@ def test_single_agent_has_nobody_to_review():
 
 
 def test_valid_json():
-    review = parse('{"scores": {"correctness": 8, "simplicity": 6}, "strengths": ["s"], '
-                   '"weaknesses": ["w"], "suggestions": ["x"]}')
+    review = parse(
+        '{"scores": {"correctness": 8, "simplicity": 6}, "strengths": ["s"], "weaknesses": ["w"], "suggestions": ["x"]}'
+    )
     assert review.parsed and review.scores == {"correctness": 8.0, "simplicity": 6.0}
     assert review.mean_score == 7.0 and review.weaknesses == ["w"]
 

@@ -22,8 +22,7 @@ def proposal(content: str | None, agent: str = "agent-dev-001") -> Proposal:
 
 
 def review(author: str, *scores: float) -> Review:
-    return Review(reviewer="x", author=author, round=1, parsed=True,
-                  scores={f"c{i}": s for i, s in enumerate(scores)})
+    return Review(reviewer="x", author=author, round=1, parsed=True, scores={f"c{i}": s for i, s in enumerate(scores)})
 
 
 def test_addresses_matches_content_words_with_crude_stemming():
@@ -64,20 +63,30 @@ def test_failed_proposal_is_not_scored():
 
 
 def test_check_plugins():
-    text = ("```python\ndef f(:\n```\n```json\n{\"a\": 1}\n```\n```yaml\na: [1\n```\n"
-            "```python\nx = 1\n```\n```bash\nls\n```")
+    text = (
+        '```python\ndef f(:\n```\n```json\n{"a": 1}\n```\n```yaml\na: [1\n```\n```python\nx = 1\n```\n```bash\nls\n```'
+    )
     results = run_checks(text)
     assert [(r.language, r.passed) for r in results] == [
-        ("python", False), ("json", True), ("yaml", False), ("python", True)
+        ("python", False),
+        ("json", True),
+        ("yaml", False),
+        ("python", True),
     ]
     assert "SyntaxError" in results[0].error
 
 
 def test_broken_code_lowers_the_score():
     broken = MEETS.replace("return bucket.take(now)", "return bucket.take(now")
-    assert score_proposal(proposal(broken), [], REQUIREMENTS).score < score_proposal(proposal(MEETS), [], REQUIREMENTS).score
+    assert (
+        score_proposal(proposal(broken), [], REQUIREMENTS).score
+        < score_proposal(proposal(MEETS), [], REQUIREMENTS).score
+    )
 
 
 def test_coverage_items_fall_back_to_the_task():
-    assert coverage_items("Design a rate limiter. Keep it simple", [], "") == ["Design a rate limiter", "Keep it simple"]
+    assert coverage_items("Design a rate limiter. Keep it simple", [], "") == [
+        "Design a rate limiter",
+        "Keep it simple",
+    ]
     assert coverage_items("T", ["r1"], "- rubric line\n\n* another") == ["r1", "rubric line", "another"]

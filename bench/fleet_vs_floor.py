@@ -1,0 +1,133 @@
+"""Fleet vs the floor vs the sequential path, against an OpenAI-compatible server with a fixed latency.
+
+One run prints: the deliberation through Dagster + Ray (fleet), the same calls with plain
+asyncio.gather and no Dagster or Ray (floor), and the same calls one after another (sequential, what
+the original synchronous path did), with the ratios fleet/floor and sequential/fleet.
+
+    python bench/fleet_vs_floor.py [--latency 2.0] [--roles 5] [--agents 3] [--rounds 1]
+"""
+
+import argparse
+import asyncio
+import os
+import tempfile
+import time
+from pathlib import Path
+
+ROLES = ["DEV", "QA", "ARCHITECT", "DEVOPS", "DATA"]
+TASK = "Design a rate limiter for the public REST API"
+
+
+class OneAtATime:
+    """The same model, but calls wait for each other, as in a synchronous loop."""
+
+    def __init__(self, model):
+        self.model = model
+        self.lock = asyncio.Lock()
+
+    async def complete(self, request):
+        async with self.lock:
+            return await self.model.complete(request)
+
+
+async def run_councils_in_process(request, model) -> list:
+    from fleet_dagster.core.council import Council, run_council
+    from fleet_dagster.core.profiles import load_profile
+
+    deadline_at = time.time() + request.deadline_s
+    councils = [
+        Council(request, load_profile(role), model, deadline_at=deadline_at, call_timeout_s=120)
+        for role in request.roles
+    ]
+    return await asyncio.gather(*(run_council(c) for c in councils))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--latency", type=float, default=2.0, help="seconds per call")
+    parser.add_argument("--roles", type=int, default=5, choices=range(1, 6))
+    parser.add_argument("--agents", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--skip-sequential", action="store_true")
+    args = parser.parse_args()
+
+    os.environ.setdefault("FLEET_HOME", tempfile.mkdtemp(prefix="fleet-bench-"))
+    os.environ["DAGSTER_HOME"] = str(Path(os.environ["FLEET_HOME"]) / "dagster_home")
+    from fleet_dagster.settings import ensure_dagster_home
+
+    ensure_dagster_home()
+    import dagster as dg
+
+    from fleet_dagster.cli.run_deliberation import execute_deliberation
+    from fleet_dagster.core.request import parse_request
+    from fleet_dagster.llm.endpoint import LLMEndpoint
+    from fleet_dagster.llm.openai_chat import OpenAIChatModel
+    from fleet_dagster.ray_cluster.local_head import ensure_local_head, stop_local_head
+    from fleet_dagster.sim_llm.server import SimLLMServer, SimSettings
+
+    state_dir = Path(os.environ["FLEET_HOME"]) / "ray"
+    started_head = time.perf_counter()
+    ensure_local_head(state_dir)
+    head_s = time.perf_counter() - started_head
+    instance = dg.DagsterInstance.get()
+
+    def request(name: str):
+        return parse_request(
+            {
+                "task": TASK,
+                "roles": ROLES[: args.roles],
+                "agents_per_role": args.agents,
+                "rounds": args.rounds,
+                "deliberation_id": f"bench-{name}-{int(time.time())}",
+            }
+        )
+
+    try:
+        with SimLLMServer(SimSettings(latency_s=args.latency)) as server:
+            llm = {"base_url": server.base_url}
+            started = time.perf_counter()
+            execute_deliberation(instance, request("warmup"), llm_config=llm, quiet=True)
+            cold_s = time.perf_counter() - started
+
+            started = time.perf_counter()
+            document = execute_deliberation(instance, request("fleet"), llm_config=llm, quiet=True)
+            fleet_s = time.perf_counter() - started
+            assert document["status"] == "COMPLETED", document
+
+            model = OpenAIChatModel(LLMEndpoint(base_url=server.base_url))
+            asyncio.run(run_councils_in_process(request("floor-warmup"), model))  # imports, templates, client
+            started = time.perf_counter()
+            asyncio.run(run_councils_in_process(request("floor"), model))
+            floor_s = time.perf_counter() - started
+
+            sequential_s = None
+            if not args.skip_sequential:
+                started = time.perf_counter()
+                asyncio.run(run_councils_in_process(request("sequential"), OneAtATime(model)))
+                sequential_s = time.perf_counter() - started
+    finally:
+        import ray
+
+        ray.shutdown()
+        stop_local_head(state_dir)
+
+    calls = len(document["results"]) * (1 + 2 * args.rounds)
+    phases = 1 + 2 * args.rounds
+    print(
+        f"shape: {args.roles} roles x {args.agents} agents x {args.rounds} rounds = {calls} calls, "
+        f"{phases} phases, {args.latency:.2f} s per call"
+    )
+    print(f"local Ray head start        {head_s:7.2f} s")
+    print(f"first run (cold actors)     {cold_s:7.2f} s")
+    print(f"ideal (phases x latency)    {phases * args.latency:7.2f} s")
+    print(f"floor (asyncio.gather)      {floor_s:7.2f} s")
+    print(f"fleet (Dagster + Ray)       {fleet_s:7.2f} s   (inside the run: {document['duration_ms'] / 1000:.2f} s)")
+    if sequential_s is not None:
+        print(f"sequential                  {sequential_s:7.2f} s")
+    print(f"fleet / floor               {fleet_s / floor_s:7.3f}   (target <= 1.15)")
+    if sequential_s is not None:
+        print(f"sequential / fleet          {sequential_s / fleet_s:7.2f}")
+
+
+if __name__ == "__main__":
+    main()
