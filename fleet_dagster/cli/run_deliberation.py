@@ -8,20 +8,8 @@ import dagster as dg
 
 from fleet_dagster.core.request import DeliberationRequest
 from fleet_dagster.deliberation.partitions import DELIBERATION_ID_TAG, deliberation_partitions
+from fleet_dagster.deliberation.run_config import run_config_for
 from fleet_dagster.deliberation.status_query import deliberation_status
-
-
-def run_config_for(
-    request: DeliberationRequest, llm_config: dict[str, Any] | None = None, quiet: bool = False
-) -> dict[str, Any]:
-    """`llm_config` overrides fields of the `llm` resource (base_url, call_timeout_s, ...)."""
-    config = request.model_dump(exclude={"deliberation_id"})
-    run_config: dict[str, Any] = {"ops": {"deliberation": {"ops": {"plan_councils": {"config": config}}}}}
-    if llm_config:
-        run_config["resources"] = {"llm": {"config": llm_config}}
-    if quiet:
-        run_config["loggers"] = {"console": {"config": {"log_level": "WARNING"}}}
-    return run_config
 
 
 def execute_deliberation(

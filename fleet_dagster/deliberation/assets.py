@@ -15,7 +15,7 @@ from fleet_dagster.core.records import CouncilResult, Selection
 from fleet_dagster.core.request import DeliberationRequest, RequestError
 from fleet_dagster.core.status import DeliberationStatus, final_status
 from fleet_dagster.deliberation.config import DeliberationConfig
-from fleet_dagster.deliberation.partitions import DELIBERATION_ASSET_KEY, deliberation_partitions
+from fleet_dagster.deliberation.partitions import DELIBERATION_ASSET_KEY, STREAM_SEQ_TAG, deliberation_partitions
 from fleet_dagster.deliberation.tables import (
     critical_path_ms,
     proposals_frame,
@@ -24,6 +24,9 @@ from fleet_dagster.deliberation.tables import (
     winners_markdown,
 )
 from fleet_dagster.llm.resources import LLMResource
+from fleet_dagster.nats_bridge.event_builders import agent_response_events, final_event
+from fleet_dagster.nats_bridge.events import DeliberationAccepted
+from fleet_dagster.nats_bridge.resources import NatsResource
 from fleet_dagster.ray_cluster.actors import council_runner
 from fleet_dagster.ray_cluster.resources import RayClusterResource
 
@@ -54,7 +57,7 @@ def _observe(context: dg.OpExecutionContext, request: DeliberationRequest, curre
 
 
 @dg.op(out=dg.DynamicOut(CouncilPlan))
-def plan_councils(context: dg.OpExecutionContext, config: DeliberationConfig):
+def plan_councils(context: dg.OpExecutionContext, config: DeliberationConfig, nats: NatsResource):
     try:
         request = config.to_request(deliberation_id=context.partition_key)
     except RequestError as exc:
@@ -65,6 +68,13 @@ def plan_councils(context: dg.OpExecutionContext, config: DeliberationConfig):
         ) from None
     started_at = time.time()
     _observe(context, request, 0, {})
+    seq = context.run.tags.get(STREAM_SEQ_TAG)
+    accepted = DeliberationAccepted(
+        deliberation_id=request.deliberation_id, run_id=context.run_id, stream_seq=int(seq) if seq else None
+    )
+    nats.publish(
+        [("deliberation.accepted", accepted, f"accepted-{request.deliberation_id}-{context.run_id}")], context.log
+    )
     for role in request.roles:
         yield dg.DynamicOutput(
             CouncilPlan(request=request, role=role, started_at=started_at, deadline_at=started_at + request.deadline_s),
@@ -122,7 +132,9 @@ def _lost_council(plan: CouncilPlan, reason: str) -> CouncilResult:
 
 
 @dg.op
-def collect_deliberation(context: dg.OpExecutionContext, plans: list[CouncilPlan], ray_cluster: RayClusterResource):
+def collect_deliberation(
+    context: dg.OpExecutionContext, plans: list[CouncilPlan], ray_cluster: RayClusterResource, nats: NatsResource
+):
     request = plans[0].request
     runner = council_runner()
     try:
@@ -155,6 +167,13 @@ def collect_deliberation(context: dg.OpExecutionContext, plans: list[CouncilPlan
         "errors": dg.MetadataValue.json([c.error for c in councils if c.error]),
     }
     yield dg.Output(frame, metadata=metadata)
+    nats.publish(
+        [
+            *agent_response_events(request.deliberation_id, councils),
+            final_event(request, context.run_id, status, councils, round(wall_ms)),
+        ],
+        context.log,
+    )
     if status is DeliberationStatus.FAILED:
         raise dg.Failure(
             description=f"Deliberation {request.deliberation_id} FAILED: a role has no scored proposal",

@@ -11,7 +11,7 @@ _PENDING_RUN_STATUSES = {dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STA
 _RUNNING_RUN_STATUSES = {dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING}
 
 
-def _latest_run(instance: dg.DagsterInstance, deliberation_id: str) -> dg.DagsterRun | None:
+def latest_run(instance: dg.DagsterInstance, deliberation_id: str) -> dg.DagsterRun | None:
     # Runs from the CLI and the sensor carry our tag; runs launched from the UI only the partition's.
     for tags in ({DELIBERATION_ID_TAG: deliberation_id}, {"dagster/partition": deliberation_id}):
         runs = instance.get_runs(filters=dg.RunsFilter(tags=tags), limit=1)
@@ -34,7 +34,7 @@ def _metadata_value(metadata: dict, key: str, default: Any = None) -> Any:
     return default if entry is None else entry.value
 
 
-def _run_error(instance: dg.DagsterInstance, run_id: str) -> str | None:
+def run_error(instance: dg.DagsterInstance, run_id: str) -> str | None:
     failures = instance.all_logs(run_id, of_type={dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.RUN_FAILURE})
     for record in failures:
         event = record.dagster_event
@@ -56,7 +56,7 @@ def deliberation_status(instance: dg.DagsterInstance, deliberation_id: str) -> d
         "error_message": None,
         "duration_ms": None,
     }
-    run = _latest_run(instance, deliberation_id)
+    run = latest_run(instance, deliberation_id)
     run_id = run.run_id if run else None
     document["run_id"] = run_id
     materialization = _latest_event(instance, instance.fetch_materializations, deliberation_id, run_id)
@@ -90,7 +90,7 @@ def deliberation_status(instance: dg.DagsterInstance, deliberation_id: str) -> d
             document["progress"] = _metadata_value(metadata, "progress", {})
     else:
         document["status"] = DeliberationStatus.FAILED.value
-        document["error_message"] = _run_error(instance, run_id) or f"the run ended {run.status.value}"
+        document["error_message"] = run_error(instance, run_id) or f"the run ended {run.status.value}"
     stats = instance.get_run_stats(run_id)
     if stats.start_time and stats.end_time:
         document["duration_ms"] = round((stats.end_time - stats.start_time) * 1000)

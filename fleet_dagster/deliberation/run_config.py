@@ -1,0 +1,18 @@
+"""Run config for the deliberation job from a request: shared by the CLI and the NATS sensor."""
+
+from typing import Any
+
+from fleet_dagster.core.request import DeliberationRequest
+
+
+def run_config_for(
+    request: DeliberationRequest, llm_config: dict[str, Any] | None = None, quiet: bool = False
+) -> dict[str, Any]:
+    """`llm_config` overrides fields of the `llm` resource (base_url, call_timeout_s, ...)."""
+    config = request.model_dump(exclude={"deliberation_id"})
+    run_config: dict[str, Any] = {"ops": {"deliberation": {"ops": {"plan_councils": {"config": config}}}}}
+    if llm_config:
+        run_config["resources"] = {"llm": {"config": llm_config}}
+    if quiet:
+        run_config["loggers"] = {"console": {"config": {"log_level": "WARNING"}}}
+    return run_config

@@ -1,0 +1,67 @@
+"""Events from what a run produced."""
+
+from datetime import UTC, datetime
+
+from pydantic import BaseModel
+
+from fleet_dagster.core.records import CouncilResult
+from fleet_dagster.core.request import DeliberationRequest
+from fleet_dagster.core.status import DeliberationStatus
+from fleet_dagster.deliberation.tables import winners
+from fleet_dagster.nats_bridge.events import AgentResponse, DeliberationCompleted, DeliberationFailed
+
+
+def final_msg_id(deliberation_id: str, run_id: str) -> str:
+    """Shared by the collect step and the run-failure sensor, so that only one final event is stored."""
+    return f"final-{deliberation_id}-{run_id}"
+
+
+def agent_response_events(deliberation_id: str, councils: list[CouncilResult]) -> list[tuple[str, BaseModel, str]]:
+    events = []
+    for council in councils:
+        for index, call in enumerate(council.calls):
+            event = AgentResponse(
+                deliberation_id=deliberation_id,
+                agent_id=call.agent_id,
+                role=call.role,
+                phase=call.phase,
+                round=call.round,
+                target_agent_id=call.target_agent_id,
+                duration_ms=round(call.latency_ms, 1),
+                tokens=call.tokens,
+                error=call.error,
+            )
+            subject = "agent.response.completed" if call.ok else "agent.response.failed"
+            events.append((subject, event, f"agent-{deliberation_id}-{council.role}-{index}"))
+    return events
+
+
+def final_event(
+    request: DeliberationRequest,
+    run_id: str,
+    status: DeliberationStatus,
+    councils: list[CouncilResult],
+    duration_ms: int,
+) -> tuple[str, BaseModel, str]:
+    calls = [call for council in councils for call in council.calls]
+    common = {
+        "deliberation_id": request.deliberation_id,
+        "winners": {role: {"agent_id": w["agent_id"], "score": w["score"]} for role, w in winners(councils).items()},
+        "total_agents": request.expected_count,
+        "successful_responses": sum(call.ok for call in calls),
+        "failed_responses": sum(not call.ok for call in calls),
+        "duration_ms": duration_ms,
+        "completed_at": datetime.now(UTC).isoformat(),
+    }
+    msg_id = final_msg_id(request.deliberation_id, run_id)
+    if status in (DeliberationStatus.COMPLETED, DeliberationStatus.PARTIAL):
+        return "deliberation.completed", DeliberationCompleted(status=status.value, **common), msg_id
+    errors = [c.error for c in councils if c.error] or [f"deliberation ended {status.value}"]
+    return "deliberation.failed", DeliberationFailed(status=status.value, error="; ".join(errors), **common), msg_id
+
+
+def run_failed_event(deliberation_id: str, run_id: str, error: str) -> tuple[str, BaseModel, str]:
+    event = DeliberationFailed(
+        deliberation_id=deliberation_id, status="FAILED", error=error, completed_at=datetime.now(UTC).isoformat()
+    )
+    return "deliberation.failed", event, final_msg_id(deliberation_id, run_id)

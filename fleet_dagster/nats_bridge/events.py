@@ -1,0 +1,80 @@
+"""Events the bridge publishes. Each carries `task_id` (= deliberation_id) for the original consumers."""
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class DeliberationEvent(BaseModel):
+    deliberation_id: str
+    task_id: str | None = Field(None, description="Always equal to deliberation_id (legacy consumers key on it).")
+
+    @model_validator(mode="after")
+    def task_id_mirrors_deliberation_id(self) -> "DeliberationEvent":
+        self.task_id = self.deliberation_id
+        return self
+
+
+class DeliberationAccepted(DeliberationEvent):
+    run_id: str
+    stream_seq: int | None = None
+
+
+class DeliberationRejected(BaseModel):
+    deliberation_id: str | None
+    task_id: str | None = None
+    stream_seq: int
+    errors: list[FieldError] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def task_id_mirrors_deliberation_id(self) -> "DeliberationRejected":
+        self.task_id = self.deliberation_id
+        return self
+
+
+class AgentResponse(DeliberationEvent):
+    agent_id: str
+    role: str
+    phase: Literal["propose", "review", "revise", "select"]
+    round: int
+    target_agent_id: str | None = None
+    duration_ms: float
+    tokens: int
+    error: str | None = None
+
+
+class DeliberationCompleted(DeliberationEvent):
+    status: Literal["COMPLETED", "PARTIAL"]
+    winners: dict[str, dict[str, Any]]
+    total_agents: int
+    successful_responses: int
+    failed_responses: int
+    duration_ms: int
+    completed_at: str
+
+
+class DeliberationFailed(DeliberationEvent):
+    status: Literal["FAILED", "TIMEOUT"]
+    error: str | None
+    winners: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    total_agents: int | None = None
+    successful_responses: int = 0
+    failed_responses: int = 0
+    duration_ms: int | None = None
+    completed_at: str
+
+
+# subject (without prefix) -> model; also the list of JSON Schemas in resources/schemas/
+EVENT_SUBJECTS: dict[str, type[BaseModel]] = {
+    "deliberation.accepted": DeliberationAccepted,
+    "deliberation.rejected": DeliberationRejected,
+    "agent.response.completed": AgentResponse,
+    "agent.response.failed": AgentResponse,
+    "deliberation.completed": DeliberationCompleted,
+    "deliberation.failed": DeliberationFailed,
+}

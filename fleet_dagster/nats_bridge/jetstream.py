@@ -1,0 +1,69 @@
+"""Thin async helpers over nats-py JetStream: connect, the FLEET stream, publish, read by sequence."""
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import nats
+from nats.js import JetStreamContext
+from nats.js.api import RawStreamMsg, StorageType, StreamConfig
+from nats.js.errors import NotFoundError
+from pydantic import BaseModel
+
+from fleet_dagster.nats_bridge.settings import MAX_REQUEST_BYTES, NatsSettings
+
+REQUEST_SUBJECT = "deliberation.requested"
+DUPLICATE_WINDOW_S = 600.0
+
+
+@asynccontextmanager
+async def jetstream(settings: NatsSettings) -> AsyncIterator[JetStreamContext]:
+    client = await nats.connect(**settings.connect_options())
+    try:
+        yield client.jetstream()
+    finally:
+        await client.close()
+
+
+async def ensure_stream(js: JetStreamContext, settings: NatsSettings) -> None:
+    """Creates the stream, or brings an existing one to this configuration; safe to call every time."""
+    config = StreamConfig(
+        name=settings.stream,
+        subjects=settings.stream_subjects,
+        storage=StorageType.FILE,
+        allow_direct=True,
+        max_msg_size=MAX_REQUEST_BYTES + 4096,
+        duplicate_window=DUPLICATE_WINDOW_S,
+    )
+    try:
+        await js.stream_info(settings.stream)
+    except NotFoundError:
+        await js.add_stream(config)
+    else:
+        await js.update_stream(config)
+
+
+async def publish_event(js: JetStreamContext, settings: NatsSettings, name: str, event: BaseModel, msg_id: str) -> None:
+    """`Nats-Msg-Id` makes a retried publish (or a re-evaluated sensor tick) a no-op for the stream."""
+    await js.publish(
+        settings.subject(name), event.model_dump_json().encode(), headers={"Nats-Msg-Id": msg_id}, timeout=5
+    )
+
+
+async def read_requests(
+    js: JetStreamContext, settings: NatsSettings, after_seq: int, batch: int, budget_s: float
+) -> list[RawStreamMsg]:
+    """Requests stored after `after_seq`, oldest first, skipping the stream's other subjects."""
+    messages: list[RawStreamMsg] = []
+    next_seq = after_seq + 1
+    deadline = time.monotonic() + budget_s
+    while len(messages) < batch and time.monotonic() < deadline:
+        try:
+            message = await js.get_msg(
+                settings.stream, seq=next_seq, subject=settings.subject(REQUEST_SUBJECT), next=True, direct=True
+            )
+        except NotFoundError:
+            break
+        messages.append(message)
+        next_seq = message.seq + 1
+    return messages

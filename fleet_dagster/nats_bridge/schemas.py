@@ -1,0 +1,37 @@
+"""JSON Schemas of the NATS contract, kept in resources/schemas/ (regenerate: python -m this module)."""
+
+import json
+from pathlib import Path
+from typing import Any
+
+from fleet_dagster.core.request import DeliberationRequest
+from fleet_dagster.core.resource_files import resources_dir
+from fleet_dagster.nats_bridge.events import EVENT_SUBJECTS
+from fleet_dagster.nats_bridge.jetstream import REQUEST_SUBJECT
+
+
+def schema_documents() -> dict[str, dict[str, Any]]:
+    """File name -> JSON Schema, one per subject (agent.response.* share one)."""
+    documents = {f"{REQUEST_SUBJECT}.json": DeliberationRequest.model_json_schema()}
+    for subject, model in EVENT_SUBJECTS.items():
+        name = "agent.response.json" if subject.startswith("agent.response.") else f"{subject}.json"
+        documents[name] = model.model_json_schema()
+    for subject, document in documents.items():
+        document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+        document["$id"] = f"https://fleet-dagster.dev/schemas/{subject}"
+    return documents
+
+
+def schema_for_subject(subject: str) -> dict[str, Any]:
+    name = "agent.response.json" if subject.startswith("agent.response.") else f"{subject}.json"
+    return json.loads((resources_dir() / "schemas" / name).read_text())
+
+
+def write_schemas(folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, document in schema_documents().items():
+        (folder / name).write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+
+
+if __name__ == "__main__":
+    write_schemas(resources_dir() / "schemas")

