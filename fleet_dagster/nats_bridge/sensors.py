@@ -22,6 +22,8 @@ from fleet_dagster.nats_bridge.triage import Triage, triage
 BATCH = int(os.environ.get("FLEET_NATS_SENSOR_BATCH", "100"))
 READ_BUDGET_S = 10.0
 INTERVAL_S = int(os.environ.get("FLEET_NATS_SENSOR_INTERVAL", "5"))
+# STOPPED unless the deployment says otherwise: turning the bridge on is a decision (UI toggle or env).
+DEFAULT_STATUS = dg.DefaultSensorStatus(os.environ.get("FLEET_NATS_SENSOR_STATUS", "STOPPED").upper())
 
 
 def _used_elsewhere(instance: dg.DagsterInstance):
@@ -48,7 +50,7 @@ async def _read_and_triage(nats: NatsResource, cursor: int, instance: dg.Dagster
 @dg.sensor(
     job=deliberation_job,
     minimum_interval_seconds=INTERVAL_S,
-    default_status=dg.DefaultSensorStatus.STOPPED,
+    default_status=DEFAULT_STATUS,
     description="Starts one run per valid request on NATS subject deliberation.requested, read by stream "
     "sequence after the cursor; rejects invalid ones on deliberation.rejected.",
 )
@@ -87,7 +89,7 @@ def deliberation_requests(context: dg.SensorEvaluationContext, nats: NatsResourc
 
 @dg.run_failure_sensor(
     monitored_jobs=[deliberation_job],
-    default_status=dg.DefaultSensorStatus.STOPPED,
+    default_status=DEFAULT_STATUS,
     description="Publishes deliberation.failed for runs that died before their collect step reported.",
 )
 def deliberation_run_failures(context: dg.RunFailureSensorContext, nats: NatsResource):

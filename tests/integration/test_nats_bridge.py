@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import time
 
 import dagster as dg
 import jsonschema
@@ -255,3 +256,48 @@ def test_run_that_dies_before_collecting_is_reported_failed(nats_server, instanc
     assert failed[0]["deliberation_id"] == failed[0]["task_id"] == "dies-early" and failed[0]["status"] == "FAILED"
     assert "agents_per_role" in failed[0]["error"]
     jsonschema.validate(failed[0], schema_for_subject("deliberation.failed"))
+
+
+def test_submit_wait_prints_the_outcome(nats_server, ray_head, instance, sim_llm_factory, monkeypatch):
+    """`fleet-dagster submit --wait` while the sensor and the run happen (here, in this process)."""
+    import threading
+
+    from click.testing import CliRunner
+
+    from fleet_dagster.cli.main import cli
+
+    server = sim_llm_factory(latency_s=0.05)
+    monkeypatch.setenv("NATS_URL", nats_server.url)
+    outcome = {}
+
+    def submit() -> None:
+        outcome["result"] = CliRunner().invoke(
+            cli, ["submit", "Design a cache", "--role", "DEV", "--agents", "2", "--id", "waited", "--wait", "120"]
+        )
+
+    submitter = threading.Thread(target=submit)
+    submitter.start()
+    deadline = time.time() + 60
+    while (result := evaluate(nats_server, instance, None)).__class__ is not dg.SensorResult:
+        assert time.time() < deadline, "the request never reached the stream"
+        time.sleep(0.2)
+    run_request = result.run_requests[0]
+    instance.add_dynamic_partitions("deliberations", [run_request.partition_key])
+    defs.resolve_job_def("deliberation_job").execute_in_process(
+        run_config={
+            **run_request.run_config,
+            "resources": {
+                "nats": {"config": {"url": nats_server.url}},
+                "llm": {"config": {"base_url": server.base_url}},
+            },
+        },
+        instance=instance,
+        partition_key=run_request.partition_key,
+        tags=run_request.tags,
+    )
+    submitter.join(timeout=60)
+
+    printed = outcome["result"]
+    assert printed.exit_code == 0, printed.output
+    event = json.loads(printed.stdout[printed.stdout.index("{") :])
+    assert event["subject"] == "deliberation.completed" and event["event"]["deliberation_id"] == "waited"
