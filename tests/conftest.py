@@ -1,6 +1,7 @@
 """Shared fixtures: a real local Ray head for the session, a Dagster instance, the simulated LLM server."""
 
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,6 +10,15 @@ import pytest
 
 from fleet_dagster.ray_cluster.local_head import LocalHead, ensure_local_head, stop_local_head
 from fleet_dagster.sim_llm.server import SimLLMServer, SimSettings
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A CI timeout sends SIGTERM: turn it into an interrupt so fixtures still stop Ray, NATS and servers.
+    signal.signal(signal.SIGTERM, _interrupt)
 
 
 @pytest.fixture(scope="session")

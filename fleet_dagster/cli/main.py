@@ -219,15 +219,50 @@ def nats_server(port: int, store_dir: str | None) -> None:
     os.execv(command[0], command)
 
 
+@cli.command()
+@click.option("--suite", type=click.Choice(["speed", "quality", "all"]), default="speed", show_default=True)
+@click.option("--llm-url", envvar="FLEET_LLM_URL", default=None, help="OpenAI-compatible endpoint; default: embedded.")
+@click.option("--tasks", "limit", type=click.IntRange(min=1), default=None, help="Only the first N tasks.")
+def bench(suite: str, llm_url: str | None, limit: int | None) -> None:
+    """Run a benchmark suite from the shell and print its table (no Dagster run is recorded)."""
+    import dagster as dg
+    from rich.progress import Progress
+
+    from fleet_dagster.benchmarks.runner import run_suite
+    from fleet_dagster.benchmarks.suites import suite_tasks
+    from fleet_dagster.llm.resources import LLMResource
+    from fleet_dagster.ray_cluster.resources import RayClusterResource
+
+    total = len(suite_tasks(suite)[:limit])
+    resources = {"ray_cluster": RayClusterResource(), "llm": LLMResource(base_url=llm_url)}
+    with dg.build_resources(resources) as ready, Progress(console=Console(stderr=True)) as progress:
+        bar = progress.add_task(f"{suite} suite", total=total)
+        frame, summary = run_suite(
+            suite,
+            ready.llm.endpoint(),
+            ready.llm.call_timeout_s,
+            limit=limit,
+            on_task=lambda task, row: progress.update(bar, advance=1, description=f"{task.name} ({task.mode})"),
+        )
+    Console().print(frame.drop(columns=["suite"]).to_markdown(index=False))
+    Console().print(json.dumps(summary, indent=2))
+
+
 @cli.command("sim-llm")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=8011, show_default=True)
-@click.option("--latency", "latency_s", type=float, default=2.0, show_default=True, help="Seconds per call.")
-def sim_llm(host: str, port: int, latency_s: float) -> None:
-    """Serve a simulated OpenAI-compatible model with a fixed latency per call (benchmarks, tests)."""
-    from fleet_dagster.sim_llm.server import SimLLMServer, SimSettings
+@click.option("--latency", "latency_s", type=float, default=2.0, show_default=True, help="Time to first token, s.")
+@click.option("--per-token", "per_token_s", type=float, default=0.0, show_default=True, help="Seconds per token.")
+@click.option("--capacity", type=click.IntRange(min=1), default=256, show_default=True, help="Sequences at once.")
+@click.option("--output-tokens", type=click.IntRange(min=1), default=None, help="Answer length (default: short).")
+@click.option("--error-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True, help="Share of HTTP 500s.")
+def sim_llm(host: str, port: int, **settings) -> None:
+    """Serve a simulated OpenAI-compatible model (a vLLM under load, without a GPU)."""
+    from fleet_dagster.sim_llm.server import FaultRates, SimLLMServer, SimSettings
 
-    with SimLLMServer(SimSettings(latency_s=latency_s), host=host, port=port) as server:
+    error_rate = settings.pop("error_rate")
+    simulated = SimSettings(**settings, run_faults=FaultRates(error_rate=error_rate))
+    with SimLLMServer(simulated, host=host, port=port) as server:
         click.echo(f"serving {server.base_url} (Ctrl-C to stop)")
         with contextlib.suppress(KeyboardInterrupt):
             server._thread.join()

@@ -140,7 +140,9 @@ class Council:
                 ok=result.ok,
                 error=result.error,
                 tokens=tokens,
+                completion_tokens=result.completion_tokens,
                 latency_ms=result.latency_ms,
+                first_token_ms=result.first_token_ms,
                 model=result.model,
             )
         )

@@ -30,6 +30,7 @@ class ChatResult(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     latency_ms: float = 0.0
+    first_token_ms: float | None = None
     model: str = ""
 
     @property
@@ -46,7 +47,9 @@ class AgentCall(BaseModel):
     ok: bool
     error: str | None = None
     tokens: int = 0
+    completion_tokens: int = 0
     latency_ms: float = 0.0
+    first_token_ms: float | None = None
     model: str = ""
 
 

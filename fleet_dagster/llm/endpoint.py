@@ -10,6 +10,7 @@ class LLMEndpoint(BaseModel):
     max_tokens_cap: int | None = Field(None, description="Upper bound on any call's max_tokens (small engines).")
     max_retries: int = Field(2, ge=0, description="Retries of transient HTTP failures (429, 5xx, connection).")
     structured_output: bool = Field(True, description="Ask for JSON-schema constrained reviews.")
+    stream: bool = Field(False, description="Stream answers, which measures the time to first token.")
 
     @property
     def cache_key(self) -> tuple:

@@ -1,5 +1,6 @@
 """ChatModel over the openai client: timeouts and retries are the client's own."""
 
+import asyncio
 import time
 
 import openai
@@ -36,34 +37,64 @@ class OpenAIChatModel:
                 "type": "json_schema",
                 "json_schema": {"name": f"{request.phase}", "schema": request.json_schema},
             }
+        arguments = {
+            "model": model,
+            "messages": request.messages,
+            "temperature": request.temperature,
+            "max_tokens": max_tokens,
+            "seed": request.seed,
+            # Lets an endpoint (or a test server) tell agents apart; not a secret.
+            "extra_headers": {"X-Fleet-Agent-Id": request.agent_id, "X-Fleet-Deliberation-Id": request.deliberation_id},
+            **extra,
+        }
+        client = self.client.with_options(timeout=request.timeout_s)
         started = time.perf_counter()
         try:
-            response = await self.client.with_options(timeout=request.timeout_s).chat.completions.create(
-                model=model,
-                messages=request.messages,
-                temperature=request.temperature,
-                max_tokens=max_tokens,
-                seed=request.seed,
-                # Lets an endpoint (or a test server) tell agents apart; not a secret.
-                extra_headers={
-                    "X-Fleet-Agent-Id": request.agent_id,
-                    "X-Fleet-Deliberation-Id": request.deliberation_id,
-                },
-                **extra,
-            )
+            if self.endpoint.stream:
+                # The client's timeout bounds each read; the whole stream gets the same bound.
+                result = await asyncio.wait_for(self._streamed(client, arguments, started), request.timeout_s)
+            else:
+                result = self._answer(await client.chat.completions.create(**arguments))
+        except (openai.APITimeoutError, TimeoutError):
+            result = ChatResult(error=f"timed out after {request.timeout_s:.1f}s")
         except openai.APIError as exc:
-            error = _describe(exc)
-            if isinstance(exc, openai.APITimeoutError):
-                error = f"timed out after {request.timeout_s:.1f}s"
-            return ChatResult(error=error, latency_ms=(time.perf_counter() - started) * 1000, model=model)
-        latency_ms = (time.perf_counter() - started) * 1000
+            result = ChatResult(error=_describe(exc))
+        except ValueError as exc:  # a body that is not the JSON it claims to be
+            result = ChatResult(error=f"malformed response: {str(exc)[:200]}")
+        return result.model_copy(
+            update={"latency_ms": (time.perf_counter() - started) * 1000, "model": result.model or model}
+        )
+
+    @staticmethod
+    def _answer(response) -> ChatResult:
         usage = response.usage
         content = response.choices[0].message.content if response.choices else None
-        return ChatResult(
-            content=content if content and content.strip() else None,
-            error=None if content and content.strip() else "the model returned an empty answer",
-            prompt_tokens=usage.prompt_tokens if usage else 0,
-            completion_tokens=usage.completion_tokens if usage else 0,
-            latency_ms=latency_ms,
-            model=response.model or model,
-        )
+        return _result(content, usage, response.model)
+
+    @staticmethod
+    async def _streamed(client: openai.AsyncOpenAI, arguments: dict, started: float) -> ChatResult:
+        parts: list[str] = []
+        first_token_ms = None
+        usage = None
+        model = ""
+        stream = await client.chat.completions.create(**arguments, stream=True, stream_options={"include_usage": True})
+        async for chunk in stream:
+            model = chunk.model or model
+            usage = chunk.usage or usage
+            for choice in chunk.choices:
+                if choice.delta.content:
+                    if first_token_ms is None:
+                        first_token_ms = (time.perf_counter() - started) * 1000
+                    parts.append(choice.delta.content)
+        return _result("".join(parts), usage, model).model_copy(update={"first_token_ms": first_token_ms})
+
+
+def _result(content: str | None, usage, model: str) -> ChatResult:
+    answered = bool(content and content.strip())
+    return ChatResult(
+        content=content if answered else None,
+        error=None if answered else "the model returned an empty answer",
+        prompt_tokens=usage.prompt_tokens if usage else 0,
+        completion_tokens=usage.completion_tokens if usage else 0,
+        model=model or "",
+    )

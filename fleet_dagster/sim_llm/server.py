@@ -1,12 +1,20 @@
-"""An OpenAI-compatible chat server that answers after a fixed latency, with per-agent faults.
+"""An OpenAI-compatible chat server that behaves like a vLLM server under load, without a GPU.
 
-Agents are told apart by the `X-Fleet-Agent-Id` header that fleet-dagster sends. A fault plan maps an
-agent id to actions applied to its successive requests, cycling: "ok", "500", "429", "503", "hang"
-(sleep `hang_s`, past any sane client timeout) or "garbage" (a 200 with a malformed body).
+- Latency: time to first token (`latency_s`) plus `per_token_s` per generated token; at most
+  `capacity` sequences at once, the rest wait in a queue (continuous batching in miniature).
+- Text: deterministic for a given seed; it echoes the prompt's words (so that coverage and review
+  loops see a relevant answer), padded to `output_tokens` tokens when set, never over `max_tokens`.
+  Reviews (requests with `response_format`) get valid JSON scores.
+- Streaming (`"stream": true`) as server-sent events, with `usage` when asked.
+- Faults: per agent (`X-Fleet-Agent-Id` header), a plan of actions applied to its successive requests,
+  cycling: "ok", "500", "429", "503", "hang", "garbage" (a 200 with a malformed body), "slow" (a
+  stream 10x slower); per run (`run_faults`) or per model name (`model_faults`), random faults at set
+  rates from a seeded generator.
 """
 
 import itertools
 import json
+import random
 import re
 import threading
 import time
@@ -15,19 +23,56 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-FAULT_ACTIONS = {"ok", "500", "429", "503", "hang", "garbage"}
+from fleet_dagster.sim_llm.latency import EngineLoad
+
+FAULT_ACTIONS = {"ok", "500", "429", "503", "hang", "garbage", "slow"}
+SLOW_FACTOR = 10.0
+
+
+@dataclass
+class FaultRates:
+    """Random faults; each request draws once: error, then hang, then malformed, then slow stream."""
+
+    error_rate: float = 0.0
+    error_codes: tuple[int, ...] = (500,)
+    hang_rate: float = 0.0
+    malformed_rate: float = 0.0
+    slow_rate: float = 0.0
+
+    def draw(self, rng: random.Random, counter: int) -> str:
+        roll = rng.random()
+        for rate, action in (
+            (self.error_rate, str(self.error_codes[counter % len(self.error_codes)])),
+            (self.hang_rate, "hang"),
+            (self.malformed_rate, "garbage"),
+            (self.slow_rate, "slow"),
+        ):
+            if roll < rate:
+                return action
+            roll -= rate
+        return "ok"
 
 
 @dataclass
 class SimSettings:
-    latency_s: float = 0.05
+    latency_s: float = 0.05  # time to first token
+    per_token_s: float = 0.0
+    capacity: int = 256
+    output_tokens: int | None = None
     hang_s: float = 60.0
-    faults: dict[str, list[str]] = field(default_factory=dict)
+    seed: int = 0
     model: str = "sim-model"
+    faults: dict[str, list[str]] = field(default_factory=dict)
+    run_faults: FaultRates = field(default_factory=FaultRates)
+    model_faults: dict[str, FaultRates] = field(default_factory=dict)
 
 
-def _answer(messages: list[dict[str, str]], wants_json: bool, seed: int) -> str:
-    prompt = messages[-1]["content"] if messages else ""
+def _words(prompt: str) -> list[str]:
+    return list(dict.fromkeys(re.findall(r"[A-Za-z][A-Za-z0-9_-]{3,}", prompt))) or ["answer"]
+
+
+def generate(messages: list[dict[str, str]], wants_json: bool, seed: int, max_tokens: int, length: int | None) -> str:
+    prompt = messages[-1].get("content", "") if messages else ""
     if wants_json:
         criteria = re.findall(r'"(\w+)": <integer 1-10>', prompt) or ["overall"]
         scores = {c: 4 + (seed + i) % 6 for i, c in enumerate(criteria)}
@@ -39,13 +84,18 @@ def _answer(messages: list[dict[str, str]], wants_json: bool, seed: int) -> str:
                 "suggestions": ["add a test for the failure path"],
             }
         )
-    # Echo the prompt's content words so that coverage and review loops see a relevant answer.
-    words = re.findall(r"[A-Za-z][A-Za-z0-9_-]{3,}", prompt)
-    return f"Proposal (seed {seed}): " + " ".join(dict.fromkeys(words).keys())[:1500]
+    words = _words(prompt)
+    rng = random.Random(seed)
+    count = min(max_tokens, length if length is not None else len(words) + 4)
+    body = [f"Proposal#{seed}:", *words]  # one token, like every other word
+    while len(body) < count:
+        body.append(rng.choice(words))
+    return " ".join(body[:count])
 
 
 class _Handler(BaseHTTPRequestHandler):
     server: "SimLLMServer"
+    protocol_version = "HTTP/1.1"
 
     def log_message(self, *args: Any) -> None:  # keep test output clean
         pass
@@ -61,18 +111,12 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, json.dumps(payload).encode())
 
     def do_GET(self) -> None:
-        if self.path.rstrip("/") in ("/health", "/v1/health"):
+        path = self.path.rstrip("/")
+        if path in ("/health", "/v1/health"):
             self._json(200, {"status": "ok"})
-        elif self.path.rstrip("/") == "/v1/models":
-            self._json(
-                200,
-                {
-                    "object": "list",
-                    "data": [
-                        {"id": self.server.settings.model, "object": "model", "created": 0, "owned_by": "fleet-sim"}
-                    ],
-                },
-            )
+        elif path == "/v1/models":
+            model = {"id": self.server.settings.model, "object": "model", "created": 0, "owned_by": "fleet-sim"}
+            self._json(200, {"object": "list", "data": [model]})
         else:
             self._json(404, {"error": {"message": f"no route {self.path}"}})
 
@@ -81,39 +125,96 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(404, {"error": {"message": f"no route {self.path}"}})
             return
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-        agent = self.headers.get("X-Fleet-Agent-Id", "")
-        action = self.server.next_action(agent)
-        self.server.record(agent)
+        settings = self.server.settings
+        action = self.server.next_action(self.headers.get("X-Fleet-Agent-Id", ""), body.get("model", ""))
         if action == "hang":
-            time.sleep(self.server.settings.hang_s)
+            time.sleep(settings.hang_s)
             return
-        time.sleep(self.server.settings.latency_s)
         if action in {"500", "429", "503"}:
+            time.sleep(settings.latency_s)
             self._json(int(action), {"error": {"message": f"injected HTTP {action}", "type": "sim_fault"}})
             return
-        if action == "garbage":
-            self._send(200, b"{not json")
-            return
-        content = _answer(body.get("messages", []), "response_format" in body, int(body.get("seed") or 0))
-        completion_tokens = min(len(content.split()), int(body.get("max_tokens") or 512))
-        prompt_tokens = sum(len(m.get("content", "").split()) for m in body.get("messages", []))
-        self._json(
-            200,
-            {
-                "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": body.get("model") or self.server.settings.model,
-                "choices": [
-                    {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}
-                ],
-                "usage": {
-                    "prompt_tokens": prompt_tokens,
-                    "completion_tokens": completion_tokens,
-                    "total_tokens": prompt_tokens + completion_tokens,
-                },
-            },
+        seed = int(body.get("seed") or settings.seed)
+        content = generate(
+            body.get("messages", []),
+            "response_format" in body,
+            seed,
+            int(body.get("max_tokens") or 512),
+            settings.output_tokens,
         )
+        tokens = content.split(" ")
+        per_token = settings.per_token_s * (SLOW_FACTOR if action == "slow" else 1.0)
+        self.server.load.acquire()
+        try:
+            time.sleep(settings.latency_s)
+            if action == "garbage":
+                self._send(200, b"{not json")
+            elif body.get("stream"):
+                self._stream(body, tokens, per_token)
+            else:
+                time.sleep(per_token * len(tokens))
+                self._json(200, self._completion(body, content, len(tokens)))
+        finally:
+            self.server.load.release()
+
+    def _usage(self, body: dict, completion_tokens: int) -> dict:
+        prompt_tokens = sum(len(m.get("content", "").split()) for m in body.get("messages", []))
+        return {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        }
+
+    def _completion(self, body: dict, content: str, completion_tokens: int) -> dict:
+        return {
+            "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model") or self.server.settings.model,
+            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}],
+            "usage": self._usage(body, completion_tokens),
+        }
+
+    def _stream(self, body: dict, tokens: list[str], per_token: float) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        chunk_id, model = f"chatcmpl-{uuid.uuid4().hex[:12]}", body.get("model") or self.server.settings.model
+
+        def event(payload: dict | str) -> None:
+            data = payload if isinstance(payload, str) else json.dumps(payload)
+            raw = f"data: {data}\n\n".encode()
+            self.wfile.write(f"{len(raw):x}\r\n".encode() + raw + b"\r\n")
+            self.wfile.flush()
+
+        def chunk(delta: dict, finish: str | None = None) -> dict:
+            return {
+                "id": chunk_id,
+                "object": "chat.completion.chunk",
+                "created": int(time.time()),
+                "model": model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            }
+
+        event(chunk({"role": "assistant", "content": ""}))
+        for index, token in enumerate(tokens):
+            event(chunk({"content": token if index == 0 else f" {token}"}))
+            time.sleep(per_token)
+        event(chunk({}, "stop"))
+        if (body.get("stream_options") or {}).get("include_usage"):
+            event(
+                {
+                    "id": chunk_id,
+                    "object": "chat.completion.chunk",
+                    "created": int(time.time()),
+                    "model": model,
+                    "choices": [],
+                    "usage": self._usage(body, len(tokens)),
+                }
+            )
+        event("[DONE]")
+        self.wfile.write(b"0\r\n\r\n")
 
 
 class SimLLMServer(ThreadingHTTPServer):
@@ -126,8 +227,11 @@ class SimLLMServer(ThreadingHTTPServer):
             raise ValueError(f"unknown fault action(s) {sorted(unknown)}; known: {sorted(FAULT_ACTIONS)}")
         super().__init__((host, port), _Handler)
         self.settings = settings
+        self.load = EngineLoad(settings.capacity)
         self._plans = {agent: itertools.cycle(actions) for agent, actions in settings.faults.items()}
+        self._rng = random.Random(settings.seed)
         self._lock = threading.Lock()
+        self._counter = 0
         self.requests_by_agent: dict[str, int] = {}
         self._thread: threading.Thread | None = None
 
@@ -136,14 +240,14 @@ class SimLLMServer(ThreadingHTTPServer):
         host, port = self.server_address[:2]
         return f"http://{host}:{port}/v1"
 
-    def next_action(self, agent: str) -> str:
-        with self._lock:
-            plan = self._plans.get(agent)
-            return next(plan) if plan else "ok"
-
-    def record(self, agent: str) -> None:
+    def next_action(self, agent: str, model: str) -> str:
         with self._lock:
             self.requests_by_agent[agent] = self.requests_by_agent.get(agent, 0) + 1
+            self._counter += 1
+            if plan := self._plans.get(agent):
+                return next(plan)
+            rates = self.settings.model_faults.get(model, self.settings.run_faults)
+            return rates.draw(self._rng, self._counter)
 
     def __enter__(self) -> "SimLLMServer":
         self._thread = threading.Thread(target=self.serve_forever, name="sim-llm", daemon=True)

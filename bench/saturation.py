@@ -1,0 +1,87 @@
+"""P2: many deliberations queued at once against an engine of capacity C: how busy does fleet keep it?
+
+Starts N deliberations at the same moment on the cluster's CouncilRunner (what N concurrent Dagster
+runs' council ops do) against the simulated vLLM with C sequence slots, and prints the engine's mean
+busy slots / C between its first request and the last answer. Target >= 0.9.
+
+    python bench/saturation.py [--deliberations 50] [--capacity 16]
+"""
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--deliberations", type=int, default=50)
+    parser.add_argument("--capacity", type=int, default=16)
+    parser.add_argument("--agents", type=int, default=3)
+    parser.add_argument("--roles", type=int, default=2)
+    parser.add_argument("--latency", type=float, default=0.2, help="time to first token, s")
+    parser.add_argument("--per-token", type=float, default=0.01)
+    parser.add_argument("--output-tokens", type=int, default=50)
+    args = parser.parse_args()
+
+    os.environ.setdefault("FLEET_HOME", tempfile.mkdtemp(prefix="fleet-saturation-"))
+    import ray
+
+    from fleet_dagster.core.request import parse_request
+    from fleet_dagster.llm.endpoint import LLMEndpoint
+    from fleet_dagster.ray_cluster.actors import NAMESPACE, council_runner
+    from fleet_dagster.ray_cluster.local_head import ensure_local_head, stop_local_head
+    from fleet_dagster.sim_llm.server import SimLLMServer, SimSettings
+
+    state_dir = Path(os.environ["FLEET_HOME"]) / "ray"
+    head = ensure_local_head(state_dir)
+    ray.init(address=head.address, namespace=NAMESPACE, log_to_driver=False)
+    roles = ["DEV", "QA", "ARCHITECT", "DEVOPS", "DATA"][: args.roles]
+    settings = SimSettings(
+        latency_s=args.latency, per_token_s=args.per_token, capacity=args.capacity, output_tokens=args.output_tokens
+    )
+    try:
+        with SimLLMServer(settings) as server:
+            endpoint = LLMEndpoint(base_url=server.base_url, max_tokens_cap=args.output_tokens)
+            runner = council_runner()
+
+            def run_batch(count: int, tag: str) -> float:
+                requests = [
+                    parse_request(
+                        {
+                            "task": "Design a cache",
+                            "roles": roles,
+                            "agents_per_role": args.agents,
+                            "rounds": 1,
+                            "deliberation_id": f"sat-{tag}-{i}",
+                        }
+                    )
+                    for i in range(count)
+                ]
+                started = time.perf_counter()
+                deadline_at = time.time() + 900
+                ray.get([runner.start.remote(r, role, deadline_at, endpoint, 120) for r in requests for role in roles])
+                results = ray.get([runner.result.remote(r.deliberation_id, role) for r in requests for role in roles])
+                assert all(call.ok for council in results for call in council.calls)
+                return time.perf_counter() - started
+
+            run_batch(2, "warmup")
+            server.load.reset()
+            wall_s = run_batch(args.deliberations, "run")
+            utilization = server.load.utilization()
+    finally:
+        ray.shutdown()
+        stop_local_head(state_dir)
+
+    calls = args.deliberations * len(roles) * args.agents * 3
+    service_s = args.latency + args.per_token * args.output_tokens
+    print(f"deliberations at once       {args.deliberations} ({len(roles)} roles x {args.agents} agents x 1 round)")
+    print(f"agent calls                 {calls}, up to {service_s:.2f} s each on the engine (reviews are shorter)")
+    print(f"engine capacity C           {args.capacity} sequences")
+    print(f"wall time                   {wall_s:7.2f} s")
+    print(f"mean busy slots / C         {utilization:7.3f}   (target >= 0.9)")
+
+
+if __name__ == "__main__":
+    main()

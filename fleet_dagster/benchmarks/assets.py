@@ -1,0 +1,123 @@
+"""benchmark_results: a daily partition of speed and quality figures, its checks, job and schedule."""
+
+import datetime
+import os
+from typing import Literal
+
+import dagster as dg
+import pandas as pd
+from pydantic import Field
+
+from fleet_dagster.benchmarks import plots, regression
+from fleet_dagster.benchmarks.history import BENCHMARK_ASSET_KEY, current_and_previous, summaries_by_partition
+from fleet_dagster.benchmarks.runner import run_suite
+from fleet_dagster.llm.resources import LLMResource
+from fleet_dagster.ray_cluster.resources import RayClusterResource
+
+daily_partitions = dg.DailyPartitionsDefinition(start_date="2026-11-01")
+
+
+class BenchmarkConfig(dg.Config):
+    suite: Literal["speed", "quality", "all"] = Field(default="all", description="Which suite(s) to run.")
+    max_tasks: int | None = Field(default=None, description="Only the first N tasks (smoke runs).")
+
+
+@dg.asset(
+    key=BENCHMARK_ASSET_KEY,
+    partitions_def=daily_partitions,
+    description="Speed and quality of deliberations on the configured model, one partition per day.",
+)
+def benchmark_results(
+    context: dg.AssetExecutionContext, config: BenchmarkConfig, ray_cluster: RayClusterResource, llm: LLMResource
+) -> dg.Output[pd.DataFrame]:
+    frame, summary = run_suite(
+        config.suite,
+        llm.endpoint(),
+        llm.call_timeout_s,
+        limit=config.max_tasks,
+        on_task=lambda task, row: context.log.info(f"{task.suite}/{task.name} ({task.mode}): {row['wall_s']} s"),
+    )
+    earlier = [(p, s) for p, s, _ in summaries_by_partition(context.instance) if p < context.partition_key]
+    history = [*earlier[-29:], (context.partition_key, summary)]
+    return dg.Output(
+        frame,
+        metadata={
+            "summary": dg.MetadataValue.json(summary),
+            "tasks": len(frame),
+            "latency_p95_ms": summary["latency_p95_ms"],
+            "failure_rate": summary["failure_rate"],
+            "accuracy_single": summary["accuracy_single"],
+            "accuracy_deliberation": summary["accuracy_deliberation"],
+            "backend": llm.description,
+            "results": dg.MetadataValue.md(frame.to_markdown(index=False)),
+            "latency_trend": dg.MetadataValue.md(plots.latency_trend(history)),
+            "accuracy_trend": dg.MetadataValue.md(plots.accuracy_trend(history)),
+        },
+    )
+
+
+def _result(verdict: regression.Verdict, partition: str) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        passed=verdict.passed,
+        description=verdict.description,
+        metadata={**{k: v for k, v in verdict.figures.items() if v is not None}, "partition": partition},
+    )
+
+
+def check_latency(instance: dg.DagsterInstance) -> dg.AssetCheckResult:
+    current, previous, partition = current_and_previous(instance)
+    return _result(regression.latency_regression(current or {}, previous), partition)
+
+
+def check_accuracy(instance: dg.DagsterInstance) -> dg.AssetCheckResult:
+    current, _, partition = current_and_previous(instance)
+    return _result(regression.deliberation_accuracy(current or {}), partition)
+
+
+def check_failures(instance: dg.DagsterInstance) -> dg.AssetCheckResult:
+    current, _, partition = current_and_previous(instance)
+    return _result(regression.failure_rate(current or {}), partition)
+
+
+@dg.asset_check(asset=BENCHMARK_ASSET_KEY, description="p95 latency at most 20% above the trailing 7-day median.")
+def latency_within_trailing_median(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    return check_latency(context.instance)
+
+
+@dg.asset_check(asset=BENCHMARK_ASSET_KEY, description="Deliberation accuracy at least single-agent accuracy.")
+def deliberation_not_worse_than_single(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    return check_accuracy(context.instance)
+
+
+@dg.asset_check(asset=BENCHMARK_ASSET_KEY, description="At most 5% of agent calls failed.")
+def failure_rate_at_most_5_percent(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    return check_failures(context.instance)
+
+
+benchmark_checks = [latency_within_trailing_median, deliberation_not_worse_than_single, failure_rate_at_most_5_percent]
+
+benchmark_job = dg.define_asset_job(
+    "benchmark_job",
+    selection=dg.AssetSelection.assets(benchmark_results) | dg.AssetSelection.checks(*benchmark_checks),
+    partitions_def=daily_partitions,
+    executor_def=dg.in_process_executor,
+)
+
+BENCHMARK_CRON = os.environ.get("FLEET_BENCHMARK_CRON", "0 6 * * *")
+BENCHMARK_SUITE = os.environ.get("FLEET_BENCHMARK_SUITE", "all")
+
+
+@dg.schedule(
+    job=benchmark_job,
+    cron_schedule=BENCHMARK_CRON,
+    default_status=dg.DefaultScheduleStatus(os.environ.get("FLEET_BENCHMARK_SCHEDULE_STATUS", "STOPPED").upper()),
+    description="Daily benchmark (FLEET_BENCHMARK_CRON, FLEET_BENCHMARK_SUITE) on the configured model backend.",
+)
+def benchmark_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    # The day that just ended: the newest complete daily partition at the scheduled time.
+    partition = (context.scheduled_execution_time - datetime.timedelta(days=1)).strftime("%Y-%m-%d")
+    return dg.RunRequest(
+        run_key=f"benchmark-{partition}-{context.scheduled_execution_time.isoformat()}",
+        partition_key=partition,
+        run_config={"ops": {"benchmark_results": {"config": {"suite": BENCHMARK_SUITE}}}},
+    )

@@ -1,0 +1,20 @@
+"""Reading a number answer out of free text."""
+
+import re
+
+_ANSWER_LINE = re.compile(r"answer\s*(?:is)?\s*[:=]?\s*\**\s*(-?\d[\d,]*)", re.IGNORECASE)
+_NUMBER = re.compile(r"-?\d[\d,]*")
+
+
+def extract_answer(text: str | None) -> int | None:
+    """The number after the last 'Answer:', else the last number in the text; None if there is none."""
+    if not text:
+        return None
+    marked = _ANSWER_LINE.findall(text)
+    candidates = marked or _NUMBER.findall(text)
+    if not candidates:
+        return None
+    try:
+        return int(candidates[-1].replace(",", ""))
+    except ValueError:
+        return None

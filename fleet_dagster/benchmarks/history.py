@@ -1,0 +1,29 @@
+"""Earlier benchmark summaries, read back from the Dagster instance (one per partition, latest wins)."""
+
+from typing import Any
+
+import dagster as dg
+
+BENCHMARK_ASSET_KEY = dg.AssetKey("benchmark_results")
+HISTORY_LIMIT = 200
+
+
+def summaries_by_partition(instance: dg.DagsterInstance) -> list[tuple[str, dict[str, Any], int]]:
+    """(partition, summary, storage id) for each materialized partition, oldest partition first."""
+    records = instance.fetch_materializations(BENCHMARK_ASSET_KEY, limit=HISTORY_LIMIT, ascending=False).records
+    latest: dict[str, tuple[dict[str, Any], int]] = {}
+    for record in records:
+        materialization = record.asset_materialization
+        summary = materialization.metadata.get("summary")
+        if materialization.partition and summary is not None and materialization.partition not in latest:
+            latest[materialization.partition] = (summary.value, record.storage_id)
+    return [(partition, *latest[partition]) for partition in sorted(latest)]
+
+
+def current_and_previous(instance: dg.DagsterInstance) -> tuple[dict[str, Any] | None, list[dict[str, Any]], str]:
+    """The newest materialization's summary, and the summaries of the partitions before its partition."""
+    history = summaries_by_partition(instance)
+    if not history:
+        return None, [], ""
+    partition, summary, _ = max(history, key=lambda item: item[2])
+    return summary, [s for p, s, _ in history if p < partition], partition

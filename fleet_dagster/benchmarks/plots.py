@@ -1,0 +1,43 @@
+"""Trend plots for the benchmark_results asset, as PNGs embedded in markdown metadata."""
+
+import base64
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: run workers and CI have no display
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def _markdown_png(figure: plt.Figure, title: str) -> str:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
+    plt.close(figure)
+    return f"![{title}](data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()})"
+
+
+def latency_trend(history: list[tuple[str, dict]]) -> str:
+    """history: (partition, summary) oldest first, the current partition last."""
+    figure, axis = plt.subplots(figsize=(7, 3))
+    partitions = [p for p, _ in history]
+    for key, label in (("latency_p50_ms", "p50"), ("latency_p95_ms", "p95")):
+        axis.plot(partitions, [s.get(key) or float("nan") for _, s in history], marker="o", label=label)
+    axis.set_ylabel("agent call latency (ms)")
+    axis.set_title("Latency by partition")
+    axis.legend()
+    axis.tick_params(axis="x", labelrotation=45)
+    return _markdown_png(figure, "latency trend")
+
+
+def accuracy_trend(history: list[tuple[str, dict]]) -> str:
+    figure, axis = plt.subplots(figsize=(7, 3))
+    partitions = [p for p, _ in history]
+    for key, label in (("accuracy_single", "single agent"), ("accuracy_deliberation", "deliberation")):
+        values = [s.get(key) for _, s in history]
+        axis.plot(partitions, [float("nan") if v is None else v for v in values], marker="o", label=label)
+    axis.set_ylim(-0.05, 1.05)
+    axis.set_ylabel("accuracy")
+    axis.set_title("Quality suite: single agent vs deliberation")
+    axis.legend()
+    axis.tick_params(axis="x", labelrotation=45)
+    return _markdown_png(figure, "accuracy trend")

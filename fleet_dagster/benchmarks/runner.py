@@ -1,0 +1,50 @@
+"""Runs a suite's tasks one after another (each deliberation is concurrent inside) and tabulates them."""
+
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+
+from fleet_dagster.benchmarks.figures import summary, task_row
+from fleet_dagster.benchmarks.suites import BenchmarkTask, suite_tasks
+from fleet_dagster.core.request import parse_request
+from fleet_dagster.llm.endpoint import LLMEndpoint
+from fleet_dagster.ray_cluster.deliberate import deliberate_on_ray
+
+
+def run_suite(
+    suite: str,
+    endpoint: LLMEndpoint,
+    call_timeout_s: float,
+    *,
+    limit: int | None = None,
+    on_task: Callable[[BenchmarkTask, dict[str, Any]], None] | None = None,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Returns one row per task and the run's summary (pooled call latencies, failure rate, accuracy)."""
+    tasks = suite_tasks(suite)[:limit]
+    streaming = endpoint.model_copy(update={"stream": True})  # streaming measures the time to first token
+    rows, latencies = [], []
+    for task in tasks:
+        request = parse_request(
+            {
+                "task": task.task,
+                "roles": task.roles,
+                "agents_per_role": task.agents,
+                "rounds": task.rounds,
+                "requirements": task.requirements,
+                "deliberation_id": f"bench-{task.name}-{uuid.uuid4().hex[:8]}",
+            }
+        )
+        capped = streaming.model_copy(
+            update={"max_tokens_cap": min(task.max_tokens, streaming.max_tokens_cap or task.max_tokens)}
+        )
+        started = time.perf_counter()
+        councils = deliberate_on_ray(request, capped, call_timeout_s)
+        row = task_row(task, councils, time.perf_counter() - started)
+        latencies += [call.latency_ms for council in councils for call in council.calls if call.ok]
+        rows.append(row)
+        if on_task is not None:
+            on_task(task, row)
+    return pd.DataFrame(rows), summary(rows, latencies)
