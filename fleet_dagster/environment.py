@@ -1,5 +1,6 @@
 """Resources per environment, chosen in one place; secrets only through dg.EnvVar."""
 
+import json
 import os
 
 import dagster as dg
@@ -32,5 +33,7 @@ def resources_for_environment() -> dict[str, dg.ConfigurableResource]:
             base_url=llm_url or None,
             api_key=_env("FLEET_LLM_API_KEY"),
             model_override=_env("FLEET_LLM_MODEL"),
+            # {"served model name": "http://vllm-<model>:8000/v1"}, as the Helm chart renders it.
+            model_urls=json.loads(os.environ.get("FLEET_LLM_MODEL_URLS") or "{}"),
         ),
     }

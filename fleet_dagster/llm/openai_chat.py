@@ -22,11 +22,17 @@ def _describe(exc: openai.APIError) -> str:
 class OpenAIChatModel:
     def __init__(self, endpoint: LLMEndpoint):
         self.endpoint = endpoint
-        self.client = openai.AsyncOpenAI(
-            base_url=endpoint.base_url,
-            api_key=endpoint.api_key.get_secret_value(),
-            max_retries=endpoint.max_retries,
-        )
+        self._clients: dict[str, openai.AsyncOpenAI] = {}
+
+    def _client(self, model: str) -> openai.AsyncOpenAI:
+        base_url = self.endpoint.model_urls.get(model, self.endpoint.base_url)
+        if base_url not in self._clients:
+            self._clients[base_url] = openai.AsyncOpenAI(
+                base_url=base_url,
+                api_key=self.endpoint.api_key.get_secret_value(),
+                max_retries=self.endpoint.max_retries,
+            )
+        return self._clients[base_url]
 
     async def complete(self, request: ChatRequest) -> ChatResult:
         model = self.endpoint.model_override or request.model
@@ -47,7 +53,7 @@ class OpenAIChatModel:
             "extra_headers": {"X-Fleet-Agent-Id": request.agent_id, "X-Fleet-Deliberation-Id": request.deliberation_id},
             **extra,
         }
-        client = self.client.with_options(timeout=request.timeout_s)
+        client = self._client(model).with_options(timeout=request.timeout_s)
         started = time.perf_counter()
         try:
             if self.endpoint.stream:

@@ -12,10 +12,11 @@ class LLMResource(dg.ConfigurableResource):
     base_url: str | None = Field(None, description="OpenAI-compatible endpoint (vLLM); unset = the embedded model.")
     api_key: str | None = Field(None, description="Only ever set from the environment (FLEET_LLM_API_KEY).")
     model_override: str | None = Field(None, description="One model for every role, instead of the profiles'.")
+    model_urls: dict[str, str] = Field(default_factory=dict, description="Per-model URLs (FLEET_LLM_MODEL_URLS).")
     max_retries: int = Field(2, ge=0, description="Retries of transient HTTP failures per agent call.")
     call_timeout_s: float = Field(120.0, gt=0, description="Timeout of one agent call (within the deadline).")
     embedded_slots: int = Field(4, ge=1, le=64, description="Parallel sequences the embedded engine batches.")
-    embedded_threads: int | None = Field(None, ge=1, description="Decode threads (default: 1 on small machines).")
+    embedded_threads: int | None = Field(None, ge=1, description="Decode threads (default: the cores, at most 4).")
     embedded_max_tokens: int = Field(256, ge=16, description="Cap on answers from the small embedded model.")
 
     def endpoint(self) -> LLMEndpoint:
@@ -24,6 +25,7 @@ class LLMResource(dg.ConfigurableResource):
             return LLMEndpoint(
                 base_url=self.base_url,
                 api_key=self.api_key or "not-needed",
+                model_urls=self.model_urls,
                 model_override=self.model_override,
                 max_retries=self.max_retries,
             )

@@ -22,14 +22,14 @@ def chat(server, model="sim-model", **kwargs):
     )
 
 
-def request(**fields) -> ChatRequest:
+def request(model: str = "sim-model", **fields) -> ChatRequest:
     return ChatRequest(
         deliberation_id="d",
         agent_id="agent-dev-001",
         role="DEV",
         phase="propose",
         round=0,
-        model="sim-model",
+        model=model,
         messages=[{"role": "user", "content": "Design a cache"}],
         temperature=0.5,
         max_tokens=64,
@@ -97,3 +97,12 @@ def test_a_run_wide_error_rate_is_seeded(sim_llm_factory):
         return outcome
 
     assert failures(1) == failures(1) and 3 <= sum(failures(1)) <= 17
+
+
+def test_each_model_can_have_its_own_server(sim_llm_factory):
+    small, large = sim_llm_factory(model="small"), sim_llm_factory(model="large")
+    endpoint = LLMEndpoint(base_url=small.base_url, model_urls={"big-model": large.base_url})
+    model = OpenAIChatModel(endpoint)
+    asyncio.run(model.complete(request(model="big-model")))  # the request's model picks the server
+    asyncio.run(model.complete(request()))
+    assert large.requests_by_agent == {"agent-dev-001": 1} and small.requests_by_agent == {"agent-dev-001": 1}

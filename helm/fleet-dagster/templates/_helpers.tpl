@@ -1,0 +1,227 @@
+{{- define "fleet.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 40 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 40 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "fleet.labels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{- define "fleet.selector" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "fleet.image" -}}
+{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
+{{- end -}}
+
+{{- define "fleet.rayClusterName" -}}
+{{ include "fleet.fullname" . }}-ray
+{{- end -}}
+
+{{/* KubeRay names the head service <raycluster>-head-svc; Ray Client listens on 10001. */}}
+{{- define "fleet.rayAddress" -}}
+{{- if .Values.ray.externalAddress -}}
+{{ .Values.ray.externalAddress }}
+{{- else -}}
+ray://{{ include "fleet.rayClusterName" . }}-head-svc:10001
+{{- end -}}
+{{- end -}}
+
+{{- define "fleet.natsUrl" -}}
+{{- if .Values.nats.enabled -}}
+nats://{{ include "fleet.fullname" . }}-nats:4222
+{{- else -}}
+{{ .Values.nats.externalUrl }}
+{{- end -}}
+{{- end -}}
+
+{{- define "fleet.vllmUrl" -}}
+http://{{ include "fleet.fullname" $.root }}-vllm-{{ .model.name }}:{{ $.root.Values.llm.vllm.port }}/v1
+{{- end -}}
+
+{{/* RayService exposes Serve on <rayservice>-serve-svc:8000. */}}
+{{- define "fleet.llmUrl" -}}
+{{- if eq .Values.llm.backend "external" -}}
+{{ .Values.llm.externalUrl }}
+{{- else if eq .Values.llm.backend "rayservice" -}}
+http://{{ include "fleet.fullname" . }}-llm-serve-svc:8000/v1
+{{- else -}}
+{{ include "fleet.vllmUrl" (dict "root" . "model" (first .Values.llm.models)) }}
+{{- end -}}
+{{- end -}}
+
+{{- define "fleet.modelUrls" -}}
+{{- $urls := dict -}}
+{{- if eq .Values.llm.backend "vllm" -}}
+{{- range .Values.llm.models -}}
+{{- $_ := set $urls (.servedModelName | default .model) (include "fleet.vllmUrl" (dict "root" $ "model" .)) -}}
+{{- end -}}
+{{- end -}}
+{{ toJson $urls }}
+{{- end -}}
+
+{{- define "fleet.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 1000
+runAsGroup: 1000
+fsGroup: 1000
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{- define "fleet.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+capabilities:
+  drop: ["ALL"]
+{{- end -}}
+
+{{/* Ray writes its session files and object spill under /tmp: a writable root would be needed otherwise. */}}
+{{- define "fleet.rayContainerSecurityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: false
+capabilities:
+  drop: ["ALL"]
+{{- end -}}
+
+{{- define "fleet.secretEnv" -}}
+{{- if .Values.llm.apiKeySecret.name }}
+- name: FLEET_LLM_API_KEY
+  valueFrom:
+    secretKeyRef: {name: {{ .Values.llm.apiKeySecret.name }}, key: {{ .Values.llm.apiKeySecret.key }}}
+{{- end }}
+{{- if .Values.nats.tokenSecret.name }}
+- name: NATS_TOKEN
+  valueFrom:
+    secretKeyRef: {name: {{ .Values.nats.tokenSecret.name }}, key: {{ .Values.nats.tokenSecret.key }}}
+{{- end }}
+{{- if .Values.nats.credsSecret.name }}
+- name: NATS_CREDS
+  value: /etc/fleet/nats/{{ .Values.nats.credsSecret.key }}
+{{- end }}
+{{- end -}}
+
+{{- define "fleet.resourcesVolume" -}}
+- name: fleet-resources
+  configMap:
+    name: {{ include "fleet.fullname" . }}-resources
+    items:
+{{- range $path, $_ := .Files.Glob "resources/roles/*.yaml" }}
+      - {key: roles__{{ base $path }}, path: roles/{{ base $path }}}
+{{- end }}
+{{- range $path, $_ := .Files.Glob "resources/prompts/*.j2" }}
+      - {key: prompts__{{ base $path }}, path: prompts/{{ base $path }}}
+{{- end }}
+{{- if .Values.nats.credsSecret.name }}
+- name: nats-creds
+  secret: {secretName: {{ .Values.nats.credsSecret.name }}}
+{{- end }}
+- name: tmp
+  emptyDir: {}
+{{- end -}}
+
+{{- define "fleet.resourcesMounts" -}}
+- {name: fleet-resources, mountPath: /etc/fleet/resources, readOnly: true}
+{{- if .Values.nats.credsSecret.name }}
+- {name: nats-creds, mountPath: /etc/fleet/nats, readOnly: true}
+{{- end }}
+- {name: tmp, mountPath: /tmp}
+{{- end -}}
+
+{{/* The KubeRay cluster spec, shared by the RayCluster and the RayService's cluster. */}}
+{{- define "fleet.rayClusterSpec" -}}
+{{- $root := .root -}}
+{{- $values := $root.Values.ray -}}
+rayVersion: "2.60.0"
+enableInTreeAutoscaling: true
+headGroupSpec:
+  rayStartParams:
+    num-cpus: "0"
+    dashboard-host: 0.0.0.0
+  template:
+    metadata:
+      labels: {{- include "fleet.selector" $root | nindent 8 }}
+        app.kubernetes.io/component: ray
+    spec:
+      securityContext: {{- include "fleet.podSecurityContext" $root | nindent 8 }}
+      containers:
+        - name: ray-head
+          image: {{ .image }}
+          ports:
+            - {name: gcs, containerPort: 6379}
+            - {name: dashboard, containerPort: 8265}
+            - {name: client, containerPort: 10001}
+            - {name: serve, containerPort: 8000}
+          envFrom:
+            - configMapRef: {name: {{ include "fleet.fullname" $root }}-env}
+          env: {{- include "fleet.secretEnv" $root | nindent 12 }}
+          resources: {{- toYaml $values.head.resources | nindent 12 }}
+          securityContext: {{- include "fleet.rayContainerSecurityContext" $root | nindent 12 }}
+          volumeMounts: {{- include "fleet.resourcesMounts" $root | nindent 12 }}
+      volumes: {{- include "fleet.resourcesVolume" $root | nindent 8 }}
+workerGroupSpecs:
+  - groupName: gpu-workers
+    replicas: {{ $values.gpuWorkers.replicas }}
+    minReplicas: {{ $values.gpuWorkers.minReplicas }}
+    maxReplicas: {{ $values.gpuWorkers.maxReplicas }}
+    rayStartParams:
+      num-gpus: {{ $values.gpuWorkers.gpus | quote }}
+    template:
+      metadata:
+        labels: {{- include "fleet.selector" $root | nindent 10 }}
+          app.kubernetes.io/component: ray
+      spec:
+        securityContext: {{- include "fleet.podSecurityContext" $root | nindent 10 }}
+        {{- with $values.gpuWorkers.nodeSelector }}
+        nodeSelector: {{- toYaml . | nindent 10 }}
+        {{- end }}
+        {{- with $values.gpuWorkers.tolerations }}
+        tolerations: {{- toYaml . | nindent 10 }}
+        {{- end }}
+        containers:
+          - name: ray-worker
+            image: {{ .image }}
+            envFrom:
+              - configMapRef: {name: {{ include "fleet.fullname" $root }}-env}
+            env: {{- include "fleet.secretEnv" $root | nindent 14 }}
+            resources:
+              requests:
+                {{- toYaml $values.gpuWorkers.resources.requests | nindent 16 }}
+                nvidia.com/gpu: {{ $values.gpuWorkers.gpus }}
+              limits:
+                {{- toYaml $values.gpuWorkers.resources.limits | nindent 16 }}
+                nvidia.com/gpu: {{ $values.gpuWorkers.gpus }}
+            securityContext: {{- include "fleet.rayContainerSecurityContext" $root | nindent 14 }}
+            volumeMounts: {{- include "fleet.resourcesMounts" $root | nindent 14 }}
+        volumes: {{- include "fleet.resourcesVolume" $root | nindent 10 }}
+  - groupName: cpu-workers
+    replicas: {{ $values.cpuWorkers.replicas }}
+    minReplicas: {{ $values.cpuWorkers.minReplicas }}
+    maxReplicas: {{ $values.cpuWorkers.maxReplicas }}
+    rayStartParams: {}
+    template:
+      metadata:
+        labels: {{- include "fleet.selector" $root | nindent 10 }}
+          app.kubernetes.io/component: ray
+      spec:
+        securityContext: {{- include "fleet.podSecurityContext" $root | nindent 10 }}
+        containers:
+          - name: ray-worker
+            image: {{ .image }}
+            envFrom:
+              - configMapRef: {name: {{ include "fleet.fullname" $root }}-env}
+            env: {{- include "fleet.secretEnv" $root | nindent 14 }}
+            resources: {{- toYaml $values.cpuWorkers.resources | nindent 14 }}
+            securityContext: {{- include "fleet.rayContainerSecurityContext" $root | nindent 14 }}
+            volumeMounts: {{- include "fleet.resourcesMounts" $root | nindent 14 }}
+        volumes: {{- include "fleet.resourcesVolume" $root | nindent 10 }}
+{{- end -}}
