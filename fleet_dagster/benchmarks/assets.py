@@ -11,6 +11,7 @@ from pydantic import Field
 from fleet_dagster.benchmarks import plots, regression
 from fleet_dagster.benchmarks.history import BENCHMARK_ASSET_KEY, current_and_previous, summaries_by_partition
 from fleet_dagster.benchmarks.runner import run_suite
+from fleet_dagster.deliberation.assets import K8S_RUN_POD_CONFIG
 from fleet_dagster.llm.resources import LLMResource
 from fleet_dagster.ray_cluster.resources import RayClusterResource
 
@@ -101,6 +102,7 @@ benchmark_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(benchmark_results) | dg.AssetSelection.checks(*benchmark_checks),
     partitions_def=daily_partitions,
     executor_def=dg.in_process_executor,
+    tags={"dagster-k8s/config": K8S_RUN_POD_CONFIG},
 )
 
 BENCHMARK_CRON = os.environ.get("FLEET_BENCHMARK_CRON", "0 6 * * *")

@@ -191,10 +191,20 @@ def deliberation():
     return collect_deliberation(plans.map(start_council).collect())
 
 
+# On Kubernetes (K8sRunLauncher) each run is one pod running the in-process executor; the label lets
+# the chart's NetworkPolicy admit run pods to vLLM, the resources size the pod for a Ray client.
+K8S_RUN_POD_CONFIG = {
+    "pod_template_spec_metadata": {"labels": {"fleet-dagster/llm-client": "true"}},
+    "container_config": {
+        "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": "2", "memory": "2Gi"}}
+    },
+}
+
 deliberation_job = dg.define_asset_job(
     "deliberation_job",
     selection=[deliberation],
     partitions_def=deliberation_partitions,
     executor_def=dg.in_process_executor,
+    tags={"dagster-k8s/config": K8S_RUN_POD_CONFIG},
     description="Runs one deliberation (one partition). Councils run concurrently on Ray.",
 )

