@@ -181,8 +181,24 @@ def collect_deliberation(
         )
 
 
+class InvalidDeliberationRequest(ValueError):
+    pass
+
+
+@dg.config_mapping
+def validated_request(config: DeliberationConfig) -> dict:
+    """Runs when a run is launched (UI, GraphQL, sensor): an invalid request is refused before any run
+    starts, with every bad field named."""
+    try:
+        config.to_request(deliberation_id="validation")
+    except RequestError as exc:
+        raise InvalidDeliberationRequest(f"Invalid deliberation request: {exc}") from None
+    return {"plan_councils": {"config": config.model_dump()}}
+
+
 @dg.graph_asset(
     name="deliberation",
+    config=validated_request,
     partitions_def=deliberation_partitions,
     description="One multi-agent deliberation per partition: proposals, reviews, scores and a winner per role.",
 )

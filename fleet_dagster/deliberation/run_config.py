@@ -10,7 +10,7 @@ def run_config_for(
 ) -> dict[str, Any]:
     """`llm_config` overrides fields of the `llm` resource (base_url, call_timeout_s, ...)."""
     config = request.model_dump(exclude={"deliberation_id"})
-    run_config: dict[str, Any] = {"ops": {"deliberation": {"ops": {"plan_councils": {"config": config}}}}}
+    run_config: dict[str, Any] = {"ops": {"deliberation": {"config": config}}}
     if llm_config:
         run_config["resources"] = {"llm": {"config": llm_config}}
     if quiet:

@@ -35,11 +35,20 @@ def _metadata_value(metadata: dict, key: str, default: Any = None) -> Any:
 
 
 def run_error(instance: dg.DagsterInstance, run_id: str) -> str | None:
-    failures = instance.all_logs(run_id, of_type={dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.RUN_FAILURE})
+    """The first error a failed run recorded: a step's, a resource's, or the run's own message."""
+    failures = instance.all_logs(
+        run_id,
+        of_type={
+            dg.DagsterEventType.STEP_FAILURE,
+            dg.DagsterEventType.RESOURCE_INIT_FAILURE,
+            dg.DagsterEventType.RUN_FAILURE,
+        },
+    )
     for record in failures:
         event = record.dagster_event
-        if event.event_type == dg.DagsterEventType.STEP_FAILURE and event.step_failure_data.error:
-            return f"{event.step_key}: {event.step_failure_data.error.message.strip()}"
+        error = getattr(event.event_specific_data, "error", None)
+        if error is not None:
+            return f"{event.step_key or 'run'}: {error.message.strip()}"
     return failures[-1].dagster_event.message if failures else None
 
 

@@ -88,7 +88,7 @@ def test_sensor_starts_valid_requests_and_rejects_the_rest(nats_server, instance
         r.partition_key == r.run_key and r.tags["fleet/deliberation_id"] == r.run_key for r in result.run_requests
     )
     request = result.run_requests[0]
-    assert request.run_config["ops"]["deliberation"]["ops"]["plan_councils"]["config"]["roles"] == ["DEV"]
+    assert request.run_config["ops"]["deliberation"]["config"]["roles"] == ["DEV"]
     assert set(result.dynamic_partitions_requests[0].partition_keys) == {f"req-{i}" for i in range(13)}
     assert result.cursor == str(sequences[-1])
 
@@ -231,7 +231,11 @@ def test_run_that_dies_before_collecting_is_reported_failed(nats_server, instanc
     from fleet_dagster.nats_bridge.sensors import deliberation_run_failures
 
     instance.add_dynamic_partitions("deliberations", ["dies-early"])
-    config = {"ops": {"deliberation": {"ops": {"plan_councils": {"config": {"task": "t", "agents_per_role": 0}}}}}}
+    # A resource that cannot start: the run dies before any council, so no collect step reports.
+    config = {
+        "ops": {"deliberation": {"config": {"task": "t"}}},
+        "resources": {"llm": {"config": {"call_timeout_s": -1}}},
+    }
     outcome = defs.resolve_job_def("deliberation_job").execute_in_process(
         run_config=config,
         instance=instance,
@@ -254,7 +258,7 @@ def test_run_that_dies_before_collecting_is_reported_failed(nats_server, instanc
     failed = stored(nats_server, "deliberation.failed")
     assert len(failed) == 1
     assert failed[0]["deliberation_id"] == failed[0]["task_id"] == "dies-early" and failed[0]["status"] == "FAILED"
-    assert "agents_per_role" in failed[0]["error"]
+    assert "call_timeout_s" in failed[0]["error"]
     jsonschema.validate(failed[0], schema_for_subject("deliberation.failed"))
 
 
