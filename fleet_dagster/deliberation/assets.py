@@ -181,8 +181,8 @@ def collect_deliberation(
         )
 
 
-class InvalidDeliberationRequest(ValueError):
-    pass
+class InvalidDeliberationRequest(dg.DagsterError):
+    """A DagsterError passes Dagster's user-code boundary as it is, so the launcher shows this message."""
 
 
 @dg.config_mapping

@@ -1,0 +1,123 @@
+"""The real thing: nats-server, dagster-webserver and dagster-daemon as separate processes on 127.0.0.1,
+a fresh DAGSTER_HOME, the session's Ray head and the simulated model. Stopped by PID (their sessions)."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import requests
+
+from fleet_dagster.nats_bridge.local_server import LocalNatsServer
+from fleet_dagster.ray_cluster.local_head import stop_session
+from fleet_dagster.sim_llm.server import SimLLMServer, SimSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "tests" / "artifacts"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Stack:
+    home: Path
+    env: dict[str, str]
+    webserver_port: int
+    nats: LocalNatsServer
+    sim: SimLLMServer
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.webserver_port}"
+
+    def start(self, name: str) -> None:
+        commands = {
+            "webserver": [
+                "dagster-webserver",
+                "-w",
+                "workspace.yaml",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.webserver_port),
+            ],
+            "daemon": ["dagster-daemon", "run", "-w", "workspace.yaml"],
+        }
+        executable = str(Path(sys.executable).with_name(commands[name][0]))
+        with open(self.home / f"{name}.log", "ab") as log:
+            self.processes[name] = subprocess.Popen(
+                [executable, *commands[name][1:]],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def stop(self, name: str, hard: bool = False) -> None:
+        process = self.processes.pop(name, None)
+        if process is None:
+            return
+        if hard:
+            os.killpg(process.pid, 9)
+            process.wait()
+        else:
+            stop_session(process.pid, grace_s=10)
+        # Whatever the process left in its session (code servers, run workers) goes with it.
+        stop_session(process.pid, grace_s=5)
+
+    def log(self, name: str) -> str:
+        return (self.home / f"{name}.log").read_text(errors="replace")[-4000:]
+
+
+@pytest.fixture(scope="session")
+def stack(ray_head, fleet_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    home = tmp_path_factory.mktemp("e2e")
+    dagster_home = home / "dagster_home"
+    dagster_home.mkdir()
+    (dagster_home / "dagster.yaml").write_text(
+        "telemetry:\n  enabled: false\n"
+        "run_coordinator:\n  module: dagster.core.run_coordinator\n  class: QueuedRunCoordinator\n"
+        "  config:\n    max_concurrent_runs: 3\n"
+    )
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with LocalNatsServer(home / "nats") as nats, SimLLMServer(SimSettings(latency_s=0.05)) as sim:
+        env = {
+            **os.environ,
+            "DAGSTER_HOME": str(dagster_home),
+            "FLEET_HOME": str(fleet_home),
+            "NATS_URL": nats.url,
+            "FLEET_LLM_URL": sim.base_url,
+            "FLEET_NATS_SENSOR_STATUS": "RUNNING",
+            "FLEET_NATS_SENSOR_INTERVAL": "1",
+            "FLEET_BENCHMARK_CRON": "* * * * *",
+            "FLEET_BENCHMARK_SCHEDULE_STATUS": "RUNNING",
+            "FLEET_BENCHMARK_SUITE": "speed",
+        }
+        stack = Stack(home=home, env=env, webserver_port=free_port(), nats=nats, sim=sim)
+        try:
+            stack.start("webserver")
+            stack.start("daemon")
+            deadline = time.time() + 120
+            while True:
+                try:
+                    if requests.get(f"{stack.url}/server_info", timeout=2).ok:
+                        break
+                except requests.ConnectionError:
+                    pass
+                assert time.time() < deadline, stack.log("webserver")
+                time.sleep(0.5)
+            yield stack
+        finally:
+            for name in list(stack.processes):
+                stack.stop(name)

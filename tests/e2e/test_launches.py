@@ -1,0 +1,168 @@
+"""The three ways users start work, against the real webserver and daemon."""
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+
+import dagster as dg
+import pytest
+from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
+
+from fleet_dagster.nats_bridge.jetstream import ensure_stream, jetstream
+from fleet_dagster.nats_bridge.settings import NatsSettings
+
+pytestmark = pytest.mark.e2e
+
+
+def client(stack) -> DagsterGraphQLClient:
+    return DagsterGraphQLClient("127.0.0.1", port_number=stack.webserver_port)
+
+
+def instance(stack) -> dg.DagsterInstance:
+    return dg.DagsterInstance.from_config(stack.env["DAGSTER_HOME"])
+
+
+def wait_for(predicate, timeout_s: float, what: str, stack=None):
+    deadline = time.time() + timeout_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}" + (f"\n{stack.log('daemon')}" if stack else ""))
+        time.sleep(1)
+
+
+def fleet_status(stack, deliberation_id: str) -> dict:
+    done = subprocess.run(
+        [sys.executable, "-m", "fleet_dagster.cli", "status", deliberation_id, "--json"],
+        capture_output=True,
+        text=True,
+        env=stack.env,
+        check=True,
+    )
+    return json.loads(done.stdout)
+
+
+def deliberation_config(task: str, **fields) -> dict:
+    return {"ops": {"deliberation": {"config": {"task": task, **fields}}}}
+
+
+def test_graphql_launch_then_status(stack):
+    with instance(stack) as dagster:
+        dagster.add_dynamic_partitions("deliberations", ["gql-1"])
+    run_id = client(stack).submit_job_execution(
+        "deliberation_job",
+        run_config=deliberation_config("Design a cache", roles=["DEV", "QA"], agents_per_role=2),
+        tags={"dagster/partition": "gql-1", "fleet/deliberation_id": "gql-1"},
+    )
+    status = wait_for(
+        lambda: client(stack).get_run_status(run_id).value in ("SUCCESS", "FAILURE"), 180, "the GraphQL run", stack
+    )
+    assert status
+    document = fleet_status(stack, "gql-1")
+    assert document["status"] == "COMPLETED" and document["run_id"] == run_id
+    assert set(document["winners"]) == {"DEV", "QA"}
+
+
+def test_bad_launchpad_config_is_refused(stack):
+    with instance(stack) as dagster:
+        dagster.add_dynamic_partitions("deliberations", ["refused-1"])
+        before = len(dagster.get_runs())
+    with pytest.raises(DagsterGraphQLClientError) as caught:
+        client(stack).submit_job_execution(
+            "deliberation_job",
+            run_config=deliberation_config("t", roles=["WIZARD"], agents_per_role=0),
+            tags={"dagster/partition": "refused-1"},
+        )
+    message = str(caught.value) + str(getattr(caught.value, "body", ""))
+    assert "WIZARD" in message and "agents_per_role" in message, message
+    with instance(stack) as dagster:
+        assert len(dagster.get_runs()) == before
+        assert fleet_status(stack, "refused-1")["status"] == "UNKNOWN"
+
+
+def publish(stack, payloads: list[bytes]) -> None:
+    async def send() -> None:
+        settings = NatsSettings(url=stack.nats.url)
+        async with jetstream(settings) as js:
+            await ensure_stream(js, settings)
+            for payload in payloads:
+                await js.publish("deliberation.requested", payload)
+
+    asyncio.run(send())
+
+
+def events(stack, subject: str) -> list[dict]:
+    async def read() -> list[dict]:
+        settings = NatsSettings(url=stack.nats.url)
+        async with jetstream(settings) as js:
+            info = await js.stream_info(settings.stream)
+            found = []
+            for seq in range(info.state.first_seq, info.state.last_seq + 1):
+                message = await js.get_msg(settings.stream, seq=seq)
+                if message.subject == subject:
+                    found.append(json.loads(message.data))
+            return found
+
+    return asyncio.run(read())
+
+
+def request(deliberation_id: str) -> bytes:
+    return json.dumps(
+        {
+            "task": "Design a cache",
+            "roles": ["DEV"],
+            "agents_per_role": 2,
+            "rounds": 0,
+            "deliberation_id": deliberation_id,
+        }
+    ).encode()
+
+
+def runs_for(stack, deliberation_id: str) -> list[dg.DagsterRun]:
+    with instance(stack) as dagster:
+        return dagster.get_runs(filters=dg.RunsFilter(tags={"fleet/deliberation_id": deliberation_id}))
+
+
+def test_nats_requests_through_the_daemon_run_exactly_once(stack):
+    first = [f"nats-a{i}" for i in range(8)]
+    publish(
+        stack,
+        [request(i) for i in first[:4]]
+        + [b"{broken", json.dumps({"task": ""}).encode()]
+        + [request(i) for i in first[4:]],
+    )
+
+    def completed(ids):
+        done = {e["deliberation_id"] for e in events(stack, "deliberation.completed")}
+        return set(ids) <= done
+
+    wait_for(lambda: completed(first), 300, "8 deliberation.completed events", stack)
+    assert len(events(stack, "deliberation.rejected")) == 2
+    assert all(len(runs_for(stack, i)) == 1 for i in first)
+
+    second = [f"nats-b{i}" for i in range(6)]
+    publish(stack, [request(i) for i in second])
+    wait_for(lambda: any(runs_for(stack, i) for i in second), 60, "the second batch to start", stack)
+    stack.stop("daemon", hard=True)  # SIGKILL in the middle of the batch
+    stack.start("daemon")
+    wait_for(lambda: completed(second), 300, "the second batch after the restart", stack)
+    assert all(len(runs_for(stack, i)) == 1 for i in second)
+    completions = [e["deliberation_id"] for e in events(stack, "deliberation.completed")]
+    assert all(completions.count(i) == 1 for i in first + second)
+
+
+def test_benchmark_schedule_ticks_and_materializes(stack):
+    def scheduled_materialization():
+        with instance(stack) as dagster:
+            runs = dagster.get_runs(filters=dg.RunsFilter(tags={"dagster/schedule_name": "benchmark_schedule"}))
+            if not any(r.status == dg.DagsterRunStatus.SUCCESS for r in runs):
+                return None
+            return dagster.fetch_materializations(dg.AssetKey("benchmark_results"), limit=1).records
+
+    records = wait_for(scheduled_materialization, 240, "a scheduled benchmark run", stack)
+    metadata = records[0].asset_materialization.metadata
+    assert metadata["tasks"].value == 4 and "latency_trend" in metadata
