@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import dagster as dg
 import pytest
 import requests
 
@@ -90,6 +91,9 @@ def stack(ray_head, fleet_home: Path, tmp_path_factory: pytest.TempPathFactory) 
         "run_coordinator:\n  module: dagster.core.run_coordinator\n  class: QueuedRunCoordinator\n"
         "  config:\n    max_concurrent_runs: 3\n"
     )
+    # Create the instance's databases before three processes race to migrate them.
+    with dg.DagsterInstance.from_config(str(dagster_home)):
+        pass
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with LocalNatsServer(home / "nats") as nats, SimLLMServer(SimSettings(latency_s=0.05)) as sim:
         env = {
