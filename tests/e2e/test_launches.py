@@ -1,6 +1,5 @@
 """The three ways users start work, against the real webserver and daemon."""
 
-import asyncio
 import json
 import subprocess
 import sys
@@ -10,8 +9,7 @@ import dagster as dg
 import pytest
 from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
 
-from fleet_dagster.nats_bridge.jetstream import ensure_stream, jetstream
-from fleet_dagster.nats_bridge.settings import NatsSettings
+from tests.nats_helpers import publish_raw, stored_events
 
 pytestmark = pytest.mark.e2e
 
@@ -85,29 +83,11 @@ def test_bad_launchpad_config_is_refused(stack):
 
 
 def publish(stack, payloads: list[bytes]) -> None:
-    async def send() -> None:
-        settings = NatsSettings(url=stack.nats.url)
-        async with jetstream(settings) as js:
-            await ensure_stream(js, settings)
-            for payload in payloads:
-                await js.publish("deliberation.requested", payload)
-
-    asyncio.run(send())
+    publish_raw(stack.nats.url, payloads)
 
 
 def events(stack, subject: str) -> list[dict]:
-    async def read() -> list[dict]:
-        settings = NatsSettings(url=stack.nats.url)
-        async with jetstream(settings) as js:
-            info = await js.stream_info(settings.stream)
-            found = []
-            for seq in range(info.state.first_seq, info.state.last_seq + 1):
-                message = await js.get_msg(settings.stream, seq=seq)
-                if message.subject == subject:
-                    found.append(json.loads(message.data))
-            return found
-
-    return asyncio.run(read())
+    return stored_events(stack.nats.url, subject)
 
 
 def request(deliberation_id: str) -> bytes:

@@ -10,12 +10,11 @@ import pytest
 
 from fleet_dagster.core.resource_files import resources_dir
 from fleet_dagster.definitions import defs
-from fleet_dagster.nats_bridge.jetstream import ensure_stream, jetstream
 from fleet_dagster.nats_bridge.local_server import LocalNatsServer
 from fleet_dagster.nats_bridge.resources import NatsResource
 from fleet_dagster.nats_bridge.schemas import schema_documents, schema_for_subject
 from fleet_dagster.nats_bridge.sensors import deliberation_requests
-from fleet_dagster.nats_bridge.settings import NatsSettings
+from tests import nats_helpers
 
 pytestmark = pytest.mark.integration
 
@@ -26,33 +25,12 @@ def nats_server(tmp_path):
         yield server
 
 
-def settings_for(server: LocalNatsServer) -> NatsSettings:
-    return NatsSettings(url=server.url)
-
-
-def publish_raw(server: LocalNatsServer, payloads: list[bytes], subject: str = "deliberation.requested") -> list[int]:
-    async def send():
-        settings = settings_for(server)
-        async with jetstream(settings) as js:
-            await ensure_stream(js, settings)
-            return [(await js.publish(subject, payload)).seq for payload in payloads]
-
-    return asyncio.run(send())
+def publish_raw(server: LocalNatsServer, payloads: list[bytes]) -> list[int]:
+    return nats_helpers.publish_raw(server.url, payloads)
 
 
 def stored(server: LocalNatsServer, subject: str) -> list[dict]:
-    async def read():
-        settings = settings_for(server)
-        async with jetstream(settings) as js:
-            info = await js.stream_info(settings.stream)
-            found = []
-            for seq in range(info.state.first_seq, info.state.last_seq + 1):
-                message = await js.get_msg(settings.stream, seq=seq)
-                if message.subject == subject:
-                    found.append(json.loads(message.data))
-            return found
-
-    return asyncio.run(read())
+    return nats_helpers.stored_events(server.url, subject)
 
 
 def evaluate(server: LocalNatsServer, instance: dg.DagsterInstance, cursor: str | None):
