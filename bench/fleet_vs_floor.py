@@ -30,16 +30,26 @@ class OneAtATime:
             return await self.model.complete(request)
 
 
-async def run_councils_in_process(request, model) -> list:
+def run_councils_in_process(request, base_url: str, one_at_a_time: bool = False) -> None:
+    """The same councils, no Dagster and no Ray: every agent call straight to the server."""
     from fleet_dagster.core.council import Council, run_council
     from fleet_dagster.core.profiles import load_profile
+    from fleet_dagster.llm.endpoint import LLMEndpoint
+    from fleet_dagster.llm.openai_chat import OpenAIChatModel
 
-    deadline_at = time.time() + request.deadline_s
-    councils = [
-        Council(request, load_profile(role), model, deadline_at=deadline_at, call_timeout_s=120)
-        for role in request.roles
-    ]
-    return await asyncio.gather(*(run_council(c) for c in councils))
+    async def run() -> list:
+        model = OpenAIChatModel(LLMEndpoint(base_url=base_url))  # an asyncio client belongs to one loop
+        chat = OneAtATime(model) if one_at_a_time else model
+        deadline_at = time.time() + request.deadline_s
+        councils = [
+            Council(request, load_profile(role), chat, deadline_at=deadline_at, call_timeout_s=120)
+            for role in request.roles
+        ]
+        return await asyncio.gather(*(run_council(c) for c in councils))
+
+    results = asyncio.run(run())
+    failed = [call.error for council in results for call in council.calls if not call.ok]
+    assert not failed and all(council.calls for council in results), f"calls failed: {failed[:3]}"
 
 
 def main() -> None:
@@ -60,8 +70,6 @@ def main() -> None:
 
     from fleet_dagster.cli.run_deliberation import execute_deliberation
     from fleet_dagster.core.request import parse_request
-    from fleet_dagster.llm.endpoint import LLMEndpoint
-    from fleet_dagster.llm.openai_chat import OpenAIChatModel
     from fleet_dagster.ray_cluster.local_head import ensure_local_head, stop_local_head
     from fleet_dagster.sim_llm.server import SimLLMServer, SimSettings
 
@@ -94,16 +102,15 @@ def main() -> None:
             fleet_s = time.perf_counter() - started
             assert document["status"] == "COMPLETED", document
 
-            model = OpenAIChatModel(LLMEndpoint(base_url=server.base_url))
-            asyncio.run(run_councils_in_process(request("floor-warmup"), model))  # imports, templates, client
+            run_councils_in_process(request("floor-warmup"), server.base_url)  # imports, templates
             started = time.perf_counter()
-            asyncio.run(run_councils_in_process(request("floor"), model))
+            run_councils_in_process(request("floor"), server.base_url)
             floor_s = time.perf_counter() - started
 
             sequential_s = None
             if not args.skip_sequential:
                 started = time.perf_counter()
-                asyncio.run(run_councils_in_process(request("sequential"), OneAtATime(model)))
+                run_councils_in_process(request("sequential"), server.base_url, one_at_a_time=True)
                 sequential_s = time.perf_counter() - started
     finally:
         import ray

@@ -67,6 +67,8 @@ class OpenAIChatModel:
             result = ChatResult(error=_describe(exc))
         except ValueError as exc:  # a body that is not the JSON it claims to be
             result = ChatResult(error=f"malformed response: {str(exc)[:200]}")
+        except Exception as exc:  # noqa: BLE001 - the ChatModel contract: failures are results, not raises
+            result = ChatResult(error=f"{type(exc).__name__}: {str(exc)[:200]}")
         return result.model_copy(
             update={"latency_ms": (time.perf_counter() - started) * 1000, "model": result.model or model}
         )
