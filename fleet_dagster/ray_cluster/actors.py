@@ -21,6 +21,7 @@ from fleet_dagster.llm.endpoint import LLMEndpoint
 from fleet_dagster.llm.openai_chat import OpenAIChatModel
 
 NAMESPACE = "fleet"
+UNCOLLECTED_TTL_S = 3600.0
 # Detached actors outlive the code that created them: a new release gets new actors.
 _SUFFIX = f"v{__version__}"
 
@@ -68,6 +69,7 @@ class CouncilRunner:
         key = (request.deliberation_id, role)
         if key in self._councils:  # a retried step must not start the council twice
             return
+        self._forget_uncollected()
         architect = load_profile("ARCHITECT") if request.selection == "architect" else None
         council = Council(
             request,
@@ -78,6 +80,17 @@ class CouncilRunner:
             architect=architect,
         )
         self._councils[key] = (council, asyncio.create_task(run_council(council)))
+
+    def _forget_uncollected(self) -> None:
+        """Results nobody collected (their run died) are dropped once well past their deadline."""
+        now = time.time()
+        stale = [
+            key
+            for key, (council, task) in self._councils.items()
+            if task.done() and now > council.deadline_at + UNCOLLECTED_TTL_S
+        ]
+        for key in stale:
+            self._councils.pop(key)
 
     async def progress(self, deliberation_id: str) -> dict[str, dict]:
         return {
