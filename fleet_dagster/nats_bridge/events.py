@@ -10,14 +10,18 @@ class FieldError(BaseModel):
     message: str
 
 
-class DeliberationEvent(BaseModel):
-    deliberation_id: str
+class _KeyedEvent(BaseModel):
+    deliberation_id: str | None
     task_id: str | None = Field(None, description="Always equal to deliberation_id (legacy consumers key on it).")
 
     @model_validator(mode="after")
-    def task_id_mirrors_deliberation_id(self) -> "DeliberationEvent":
+    def task_id_mirrors_deliberation_id(self) -> "_KeyedEvent":
         self.task_id = self.deliberation_id
         return self
+
+
+class DeliberationEvent(_KeyedEvent):
+    deliberation_id: str
 
 
 class DeliberationAccepted(DeliberationEvent):
@@ -25,16 +29,11 @@ class DeliberationAccepted(DeliberationEvent):
     stream_seq: int | None = None
 
 
-class DeliberationRejected(BaseModel):
-    deliberation_id: str | None
-    task_id: str | None = None
+class DeliberationRejected(_KeyedEvent):
+    """deliberation_id is null when the request could not be read far enough to have one."""
+
     stream_seq: int
     errors: list[FieldError] = Field(min_length=1)
-
-    @model_validator(mode="after")
-    def task_id_mirrors_deliberation_id(self) -> "DeliberationRejected":
-        self.task_id = self.deliberation_id
-        return self
 
 
 class AgentResponse(DeliberationEvent):
