@@ -152,6 +152,16 @@ class Council:
         self.phase_done += 1
         return result
 
+    def _messages(self, template: str, **values) -> list[dict[str, str]]:
+        """Every phase's prompt sees the role's system prompt, the task and its requirements."""
+        return chat_messages(
+            self.profile.system_prompt,
+            template,
+            task=self.request.task,
+            requirements=self.request.requirements,
+            **values,
+        )
+
     def _start_phase(self, name: str, total: int) -> None:
         self.phase, self.phase_total, self.phase_done = name, total, 0
 
@@ -172,15 +182,7 @@ class Council:
         self._start_phase("propose", len(self.agent_ids))
 
         async def propose(aid: str) -> None:
-            messages = chat_messages(
-                self.profile.system_prompt,
-                "propose",
-                task=self.request.task,
-                role=self.role,
-                agent_id=aid,
-                requirements=self.request.requirements,
-                rubric=self.request.rubric,
-            )
+            messages = self._messages("propose", role=self.role, agent_id=aid, rubric=self.request.rubric)
             result = await self._call(aid, "propose", 0, messages)
             update = {"content": result.content} if result.ok else {"error": f"propose: {result.error}"}
             self.proposals[aid] = self.proposals[aid].model_copy(update=update)
@@ -193,11 +195,8 @@ class Council:
         schema = review_json_schema(self.profile.rubric)
 
         async def review(reviewer: str, author: str) -> Review | None:
-            messages = chat_messages(
-                self.profile.system_prompt,
+            messages = self._messages(
                 "review",
-                task=self.request.task,
-                requirements=self.request.requirements,
                 proposal=self.proposals[author].content,
                 author_id=author,
                 reviewer_id=reviewer,
@@ -218,11 +217,8 @@ class Council:
 
         async def revise(aid: str) -> None:
             received = [r for r in reviews if r.author == aid]
-            messages = chat_messages(
-                self.profile.system_prompt,
+            messages = self._messages(
                 "revise",
-                task=self.request.task,
-                requirements=self.request.requirements,
                 proposal=self.proposals[aid].content,
                 reviews=received,
                 round=round_,
