@@ -36,6 +36,8 @@ class Stack:
     nats: LocalNatsServer
     sim: SimLLMServer
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    # Sessions of killed processes whose children (run workers, code servers) were left running.
+    orphaned_sessions: list[int] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -65,17 +67,26 @@ class Stack:
                 start_new_session=True,
             )
 
-    def stop(self, name: str, hard: bool = False) -> None:
+    def stop(self, name: str) -> None:
         process = self.processes.pop(name, None)
         if process is None:
             return
-        if hard:
-            os.killpg(process.pid, 9)
-            process.wait()
-        else:
-            stop_session(process.pid, grace_s=10)
+        stop_session(process.pid, grace_s=10)
         # Whatever the process left in its session (code servers, run workers) goes with it.
         stop_session(process.pid, grace_s=5)
+
+    def crash(self, name: str) -> None:
+        """SIGKILLs the process alone, as a crashed daemon pod dies while its run pods go on."""
+        process = self.processes.pop(name)
+        process.kill()
+        process.wait()
+        self.orphaned_sessions.append(process.pid)
+
+    def stop_all(self) -> None:
+        for name in list(self.processes):
+            self.stop(name)
+        for session in self.orphaned_sessions:
+            stop_session(session, grace_s=5)
 
     def log(self, name: str) -> str:
         return (self.home / f"{name}.log").read_text(errors="replace")[-4000:]
@@ -123,5 +134,4 @@ def stack(ray_head, fleet_home: Path, tmp_path_factory: pytest.TempPathFactory) 
                 time.sleep(0.5)
             yield stack
         finally:
-            for name in list(stack.processes):
-                stack.stop(name)
+            stack.stop_all()

@@ -262,3 +262,6 @@ def test_the_dagster_yaml_for_k8s_run_launcher_is_accepted(tmp_path):
     k8s = values["runLauncher"]["config"]["k8sRunLauncher"]
     assert [c["name"] for c in k8s["envConfigMaps"]] == launcher_config["env_config_maps"]
     assert values["dagsterWebserver"]["workspace"]["servers"][0]["host"] == "fleet-fleet-dagster-code-location"
+    monitoring = values["dagsterDaemon"]["runMonitoring"]
+    assert monitoring["enabled"] and config["run_monitoring"]["enabled"]
+    assert monitoring["maxResumeRunAttempts"] == config["run_monitoring"]["max_resume_run_attempts"]
