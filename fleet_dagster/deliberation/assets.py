@@ -1,7 +1,9 @@
 """The `deliberation` asset: a plan op fans out one council op per role, a collect op gathers.
 
-Council ops only *start* their council on Ray (a CouncilRunner actor runs it) and return at once;
-the collect op waits for all of them. So councils of different roles run concurrently under the
+Councils run on Ray (a CouncilRunner actor runs each as an asyncio task), never inside a step: the
+plan op starts every council at once, each council op makes sure its own council runs (starting is
+idempotent, so a retried step or a resumed run starts what was lost, never a second copy) and the
+collect op waits for all of them. So councils of different roles run concurrently under the
 in-process executor, without paying a process per step (see README, "Executor").
 """
 
@@ -56,8 +58,19 @@ def _observe(context: dg.OpExecutionContext, request: DeliberationRequest, curre
     )
 
 
+def _start_councils(plans: list[CouncilPlan], llm: LLMResource) -> None:
+    runner, endpoint = council_runner(), llm.endpoint()
+    ray.get([runner.start.remote(p.request, p.role, p.deadline_at, endpoint, llm.call_timeout_s) for p in plans])
+
+
 @dg.op(out=dg.DynamicOut(CouncilPlan))
-def plan_councils(context: dg.OpExecutionContext, config: DeliberationConfig, nats: NatsResource):
+def plan_councils(
+    context: dg.OpExecutionContext,
+    config: DeliberationConfig,
+    nats: NatsResource,
+    ray_cluster: RayClusterResource,
+    llm: LLMResource,
+):
     try:
         request = config.to_request(deliberation_id=context.partition_key)
     except RequestError as exc:
@@ -75,18 +88,23 @@ def plan_councils(context: dg.OpExecutionContext, config: DeliberationConfig, na
     nats.publish(
         [("deliberation.accepted", accepted, f"accepted-{request.deliberation_id}-{context.run_id}")], context.log
     )
-    for role in request.roles:
-        yield dg.DynamicOutput(
-            CouncilPlan(request=request, role=role, started_at=started_at, deadline_at=started_at + request.deadline_s),
-            mapping_key=role,
-        )
+    plans = [
+        CouncilPlan(request=request, role=role, started_at=started_at, deadline_at=started_at + request.deadline_s)
+        for role in request.roles
+    ]
+    # Started here, together: the in-process executor runs the council steps one after another
+    # (tens of ms each), which would otherwise stagger the roles' start on the critical path.
+    try:
+        _start_councils(plans, llm)
+    except ray.exceptions.RayError as exc:  # each council step starts what did not start here
+        context.log.warning(f"councils not all started by the plan, the council steps will: {exc}")
+    for plan in plans:
+        yield dg.DynamicOutput(plan, mapping_key=plan.role)
 
 
 @dg.op(retry_policy=dg.RetryPolicy(max_retries=2, delay=1.0))
 def start_council(plan: CouncilPlan, ray_cluster: RayClusterResource, llm: LLMResource) -> CouncilPlan:
-    ray.get(
-        council_runner().start.remote(plan.request, plan.role, plan.deadline_at, llm.endpoint(), llm.call_timeout_s)
-    )
+    _start_councils([plan], llm)
     return plan
 
 

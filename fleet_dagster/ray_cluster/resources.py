@@ -4,7 +4,7 @@ from urllib.parse import urlparse
 
 import dagster as dg
 import ray
-from dagster_ray import Lifecycle, RayResource
+from dagster_ray import RayResource
 from pydantic import Field, PrivateAttr
 
 from fleet_dagster.ray_cluster.actors import NAMESPACE
@@ -24,7 +24,6 @@ class RayClusterResource(RayResource):
     ray_init_options: dict = Field(
         default_factory=lambda: {"namespace": NAMESPACE, "log_to_driver": False, "ignore_reinit_error": True}
     )
-    lifecycle: Lifecycle = Field(default_factory=lambda: Lifecycle(cleanup="never"))
     _resolved_address: str | None = PrivateAttr(None)
 
     @property
@@ -61,3 +60,7 @@ class RayClusterResource(RayResource):
             head = ensure_local_head(fleet_home() / "ray", num_cpus=self.local_num_cpus)
             self._resolved_address = head.address
             self._creation_verb = "Using the shared local head of"
+
+    def on_cleanup(self, context: dg.InitResourceContext, *, deleted: bool) -> None:
+        # `delete` is a no-op: the cluster outlives every run, whatever the lifecycle's policy says.
+        context.log.info(f"Disconnected from {self.display_name}; the cluster stays up for the next run.")

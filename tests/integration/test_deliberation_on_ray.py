@@ -90,6 +90,19 @@ def test_failing_agent_gives_partial(ray_head, instance, sim_llm_factory):
     assert set(document["winners"]) == {"DEV", "QA"}
 
 
+def test_each_council_runs_once_though_the_plan_and_its_step_both_start_it(ray_head, instance, sim_llm_factory):
+    server = sim_llm_factory(latency_s=0.05)
+    roles = ["DEV", "QA", "DATA"]
+    request = parse_request(
+        {"task": "Design a cache", "roles": roles, "agents_per_role": 2, "rounds": 1, "deliberation_id": "started-once"}
+    )
+    document = execute_deliberation(instance, request, llm_config={"base_url": server.base_url})
+
+    assert document["status"] == "COMPLETED"
+    agents = {f"agent-{role.lower()}-00{i}" for role in roles for i in (1, 2)}
+    assert server.requests_by_agent == dict.fromkeys(agents, 3)  # propose, review, revise: once each
+
+
 def test_deadline_gives_timeout_with_what_finished(ray_head, instance, sim_llm_factory):
     server = sim_llm_factory(latency_s=1.5)
     request = parse_request(
