@@ -3,6 +3,8 @@
 import asyncio
 import json
 
+from nats.js.api import RawStreamMsg
+
 from fleet_dagster.nats_bridge.jetstream import ensure_stream, jetstream
 from fleet_dagster.nats_bridge.settings import NatsSettings
 
@@ -19,18 +21,19 @@ def publish_raw(url: str, payloads: list[bytes], subject: str = "deliberation.re
     return asyncio.run(send())
 
 
-def stored_events(url: str, subject: str) -> list[dict]:
-    """Every message the stream holds on `subject`, oldest first."""
+def stored_messages(url: str) -> list[RawStreamMsg]:
+    """Every message the stream holds, oldest first, with the time the server stored it."""
 
-    async def read() -> list[dict]:
+    async def read() -> list[RawStreamMsg]:
         settings = NatsSettings(url=url)
         async with jetstream(settings) as js:
             info = await js.stream_info(settings.stream)
-            found = []
-            for seq in range(info.state.first_seq, info.state.last_seq + 1):
-                message = await js.get_msg(settings.stream, seq=seq)
-                if message.subject == subject:
-                    found.append(json.loads(message.data))
-            return found
+            sequences = range(info.state.first_seq, info.state.last_seq + 1)
+            return [await js.get_msg(settings.stream, seq=seq) for seq in sequences]
 
     return asyncio.run(read())
+
+
+def stored_events(url: str, subject: str) -> list[dict]:
+    """Every message the stream holds on `subject`, oldest first."""
+    return [json.loads(message.data) for message in stored_messages(url) if message.subject == subject]

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from fleet_dagster.core.records import CouncilResult, Selection
 from fleet_dagster.core.request import DeliberationRequest, RequestError
 from fleet_dagster.core.status import DeliberationStatus, final_status
+from fleet_dagster.deliberation.agent_events import AgentResponseStream
 from fleet_dagster.deliberation.config import DeliberationConfig
 from fleet_dagster.deliberation.partitions import DELIBERATION_ASSET_KEY, STREAM_SEQ_TAG, deliberation_partitions
 from fleet_dagster.deliberation.tables import (
@@ -26,7 +27,7 @@ from fleet_dagster.deliberation.tables import (
     winners_markdown,
 )
 from fleet_dagster.llm.resources import LLMResource
-from fleet_dagster.nats_bridge.event_builders import agent_response_events, final_event
+from fleet_dagster.nats_bridge.event_builders import final_event
 from fleet_dagster.nats_bridge.events import DeliberationAccepted
 from fleet_dagster.nats_bridge.resources import NatsResource
 from fleet_dagster.ray_cluster.actors import council_runner
@@ -108,8 +109,11 @@ def start_council(plan: CouncilPlan, ray_cluster: RayClusterResource, llm: LLMRe
     return plan
 
 
-def _gather_councils(context: dg.OpExecutionContext, runner, plans: list[CouncilPlan]) -> list[CouncilResult]:
-    """Waits for every council's result, observing progress meanwhile; returns in the request's role order."""
+def _gather_councils(
+    context: dg.OpExecutionContext, runner, plans: list[CouncilPlan], stream: AgentResponseStream
+) -> list[CouncilResult]:
+    """Waits for every council's result, observing progress and streaming agent calls meanwhile; returns
+    in the request's role order."""
     request, deadline_at = plans[0].request, plans[0].deadline_at
     pending = {runner.result.remote(request.deliberation_id, plan.role): plan for plan in plans}
     results: dict[str, CouncilResult] = {}
@@ -120,6 +124,7 @@ def _gather_councils(context: dg.OpExecutionContext, runner, plans: list[Council
             plan = pending.pop(ref)
             try:
                 results[plan.role] = ray.get(ref) or _lost_council(plan, "the council was never started")
+                stream.send(plan.role, results[plan.role].calls)
             except ray.exceptions.RayError as exc:
                 context.log.error(f"council {plan.role} lost on Ray: {exc}")
                 results[plan.role] = _lost_council(plan, f"the council was lost on Ray: {type(exc).__name__}")
@@ -130,6 +135,10 @@ def _gather_councils(context: dg.OpExecutionContext, runner, plans: list[Council
             if snapshot != last_seen:
                 _observe(context, request, current, progress)
                 last_seen = snapshot
+            if stream.enabled:
+                offsets = dict(stream.published)
+                for role, calls in ray.get(runner.calls_since.remote(request.deliberation_id, offsets)).items():
+                    stream.send(role, calls, offsets.get(role, 0))
     for plan in pending.values():
         results[plan.role] = _lost_council(plan, "the council did not hand over its result before the deadline")
     return [results[role] for role in request.roles if role in results]
@@ -155,8 +164,9 @@ def collect_deliberation(
 ):
     request = plans[0].request
     runner = council_runner()
+    stream = AgentResponseStream(nats, request.deliberation_id, context.log)
     try:
-        councils = _gather_councils(context, runner, plans)
+        councils = _gather_councils(context, runner, plans, stream)
     finally:
         runner.cancel.remote(request.deliberation_id)  # no-op when all were collected
 
@@ -185,13 +195,9 @@ def collect_deliberation(
         "errors": dg.MetadataValue.json([c.error for c in councils if c.error]),
     }
     yield dg.Output(frame, metadata=metadata)
-    nats.publish(
-        [
-            *agent_response_events(request.deliberation_id, councils),
-            final_event(request, context.run_id, status, councils, round(wall_ms)),
-        ],
-        context.log,
-    )
+    for council in councils:  # what the polls did not publish (or failed to)
+        stream.send(council.role, council.calls)
+    nats.publish([final_event(request, context.run_id, status, councils, round(wall_ms))], context.log)
     if status is DeliberationStatus.FAILED:
         raise dg.Failure(
             description=f"Deliberation {request.deliberation_id} FAILED: a role has no scored proposal",

@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel
 
-from fleet_dagster.core.records import CouncilResult
+from fleet_dagster.core.records import AgentCall, CouncilResult
 from fleet_dagster.core.request import DeliberationRequest
 from fleet_dagster.core.status import DeliberationStatus
 from fleet_dagster.deliberation.tables import winners
@@ -16,23 +16,26 @@ def final_msg_id(deliberation_id: str, run_id: str) -> str:
     return f"final-{deliberation_id}-{run_id}"
 
 
-def agent_response_events(deliberation_id: str, councils: list[CouncilResult]) -> list[tuple[str, BaseModel, str]]:
+def agent_response_events(
+    deliberation_id: str, role: str, calls: list[AgentCall], first_index: int = 0
+) -> list[tuple[str, BaseModel, str]]:
+    """Events for one council's calls; calls[i] is the council's call number first_index + i, which makes
+    the msg id, so a call published twice is stored once."""
     events = []
-    for council in councils:
-        for index, call in enumerate(council.calls):
-            event = AgentResponse(
-                deliberation_id=deliberation_id,
-                agent_id=call.agent_id,
-                role=call.role,
-                phase=call.phase,
-                round=call.round,
-                target_agent_id=call.target_agent_id,
-                duration_ms=round(call.latency_ms, 1),
-                tokens=call.tokens,
-                error=call.error,
-            )
-            subject = "agent.response.completed" if call.ok else "agent.response.failed"
-            events.append((subject, event, f"agent-{deliberation_id}-{council.role}-{index}"))
+    for index, call in enumerate(calls, start=first_index):
+        event = AgentResponse(
+            deliberation_id=deliberation_id,
+            agent_id=call.agent_id,
+            role=call.role,
+            phase=call.phase,
+            round=call.round,
+            target_agent_id=call.target_agent_id,
+            duration_ms=round(call.latency_ms, 1),
+            tokens=call.tokens,
+            error=call.error,
+        )
+        subject = "agent.response.completed" if call.ok else "agent.response.failed"
+        events.append((subject, event, f"agent-{deliberation_id}-{role}-{index}"))
     return events
 
 

@@ -15,7 +15,7 @@ from ray.actor import ActorHandle
 from fleet_dagster import __version__
 from fleet_dagster.core.council import Council, run_council
 from fleet_dagster.core.profiles import load_profile
-from fleet_dagster.core.records import ChatRequest, ChatResult, CouncilResult
+from fleet_dagster.core.records import AgentCall, ChatRequest, ChatResult, CouncilResult
 from fleet_dagster.core.request import DeliberationRequest
 from fleet_dagster.llm.endpoint import LLMEndpoint
 from fleet_dagster.llm.openai_chat import OpenAIChatModel
@@ -97,6 +97,14 @@ class CouncilRunner:
             role: {**council.progress(), "finished": task.done()}
             for (delib, role), (council, task) in self._councils.items()
             if delib == deliberation_id
+        }
+
+    async def calls_since(self, deliberation_id: str, offsets: dict[str, int]) -> dict[str, list[AgentCall]]:
+        """Each council's calls from number offsets[role] on, in the order the council recorded them."""
+        return {
+            role: council.calls[offsets.get(role, 0) :]
+            for (delib, role), (council, _) in self._councils.items()
+            if delib == deliberation_id and len(council.calls) > offsets.get(role, 0)
         }
 
     async def result(self, deliberation_id: str, role: str) -> CouncilResult | None:

@@ -8,8 +8,10 @@ import dagster as dg
 import jsonschema
 import pytest
 
+from fleet_dagster.core.request import parse_request
 from fleet_dagster.core.resource_files import resources_dir
 from fleet_dagster.definitions import defs
+from fleet_dagster.deliberation.run_config import run_config_for
 from fleet_dagster.nats_bridge.local_server import LocalNatsServer
 from fleet_dagster.nats_bridge.resources import NatsResource
 from fleet_dagster.nats_bridge.schemas import schema_documents, schema_for_subject
@@ -173,6 +175,31 @@ def test_request_to_completed_event_round_trip(nats_server, ray_head, instance):
     assert subjects.count("agent.response.completed") == 2
     for subject, event in received:
         jsonschema.validate(event, schema_for_subject(subject))
+
+
+def test_agent_responses_are_published_while_the_councils_run(nats_server, ray_head, instance, sim_llm_factory):
+    latency_s = 1.5
+    server = sim_llm_factory(latency_s=latency_s)
+    request = parse_request(
+        {"task": "Design a cache", "roles": ["DEV"], "agents_per_role": 2, "rounds": 1, "deliberation_id": "live"}
+    )
+    instance.add_dynamic_partitions("deliberations", ["live"])
+    run_config = run_config_for(request, {"base_url": server.base_url})
+    run_config["resources"]["nats"] = {"config": {"url": nats_server.url}}
+    outcome = defs.resolve_job_def("deliberation_job").execute_in_process(
+        run_config=run_config, instance=instance, partition_key="live"
+    )
+    assert outcome.success
+
+    messages = nats_helpers.stored_messages(nats_server.url)
+    responses = [(m.time, json.loads(m.data)) for m in messages if m.subject == "agent.response.completed"]
+    assert sorted((event["agent_id"], event["phase"]) for _, event in responses) == sorted(
+        (f"agent-dev-00{i}", phase) for i in (1, 2) for phase in ("propose", "review", "revise")
+    )
+    completed_at = next(m.time for m in messages if m.subject == "deliberation.completed")
+    proposals_at = [at for at, event in responses if event["phase"] == "propose"]
+    # Two more phases of `latency_s` each followed the proposals: their events came while the run went on.
+    assert all((completed_at - at).total_seconds() > latency_s for at in proposals_at), (proposals_at, completed_at)
 
 
 def test_committed_schemas_match_the_models():
