@@ -21,7 +21,7 @@ from fleet_dagster.core.records import (
 from fleet_dagster.core.request import DeliberationRequest, agent_id
 from fleet_dagster.core.reviews import parse_review, review_assignments, review_json_schema
 from fleet_dagster.core.scoring import coverage_items, score_proposal
-from fleet_dagster.core.selection import parse_architect_choice, rank, select_by_score
+from fleet_dagster.core.selection import architect_json_schema, parse_architect_choice, rank, select_by_score
 
 MIN_CALL_TIMEOUT_S = 0.1
 
@@ -244,7 +244,13 @@ class Council:
             self.architect.system_prompt, "select", task=self.request.task, role=self.role, candidates=finalists
         )
         result = await self._call(
-            finalists[0].agent_id, "select", self.request.rounds, messages, temperature=0.0, max_tokens=256
+            finalists[0].agent_id,
+            "select",
+            self.request.rounds,
+            messages,
+            temperature=0.0,
+            max_tokens=256,
+            json_schema=architect_json_schema(finalists),
         )
         fallback = select_by_score(finalists)
         choice = parse_architect_choice(result.content or "", finalists) if result.ok else None

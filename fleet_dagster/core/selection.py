@@ -18,6 +18,18 @@ def select_by_score(proposals: list[Proposal]) -> Selection:
     return Selection(winner=best.agent_id, method="score", rationale=f"highest score {best.score:.2f}")
 
 
+def architect_json_schema(candidates: list[Proposal]) -> dict:
+    """Servers with structured output (vLLM, llama.cpp) can then only name a finalist."""
+    return {
+        "type": "object",
+        "properties": {
+            "winner": {"type": "string", "enum": [c.agent_id for c in candidates]},
+            "rationale": {"type": "string", "maxLength": 600},
+        },
+        "required": ["winner", "rationale"],
+    }
+
+
 def parse_architect_choice(raw: str, candidates: list[Proposal]) -> Selection | None:
     """The architect's pick, or None when its answer names no finalist (the caller falls back)."""
     data = extract_json_object(raw) or {}

@@ -4,7 +4,7 @@
   `capacity` sequences at once, the rest wait in a queue (continuous batching in miniature).
 - Text: deterministic for a given seed; it echoes the prompt's words (so that coverage and review
   loops see a relevant answer), padded to `output_tokens` tokens when set, never over `max_tokens`.
-  Reviews (requests with `response_format`) get valid JSON scores.
+  A `response_format` JSON Schema gets JSON that fits it, as guided decoding gives.
 - Streaming (`"stream": true`) as server-sent events, with `usage` when asked.
 - Faults: per agent (`X-Fleet-Agent-Id` header), a plan of actions applied to its successive requests,
   cycling: "ok", "500", "429", "503", "hang", "garbage" (a 200 with a malformed body), "slow" (a
@@ -24,9 +24,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from fleet_dagster.sim_llm.latency import EngineLoad
+from fleet_dagster.sim_llm.structured import instance_of
 
 FAULT_ACTIONS = {"ok", "500", "429", "503", "hang", "garbage", "slow"}
 SLOW_FACTOR = 10.0
+ANY_OBJECT = {"type": "object", "properties": {"answer": {"type": "string"}}}
 
 
 @dataclass
@@ -71,19 +73,13 @@ def _words(prompt: str) -> list[str]:
     return list(dict.fromkeys(re.findall(r"[A-Za-z][A-Za-z0-9_-]{3,}", prompt))) or ["answer"]
 
 
-def generate(messages: list[dict[str, str]], wants_json: bool, seed: int, max_tokens: int, length: int | None) -> str:
+def generate(
+    messages: list[dict[str, str]], response_format: dict | None, seed: int, max_tokens: int, length: int | None
+) -> str:
     prompt = messages[-1].get("content", "") if messages else ""
-    if wants_json:
-        criteria = re.findall(r'"(\w+)": <integer 1-10>', prompt) or ["overall"]
-        scores = {c: 4 + (seed + i) % 6 for i, c in enumerate(criteria)}
-        return json.dumps(
-            {
-                "scores": scores,
-                "strengths": ["clear structure"],
-                "weaknesses": ["few tests"],
-                "suggestions": ["add a test for the failure path"],
-            }
-        )
+    if response_format:  # a schema, or plain JSON mode ({"type": "json_object"})
+        schema = (response_format.get("json_schema") or {}).get("schema") or ANY_OBJECT
+        return json.dumps(instance_of(schema, random.Random(seed)))
     words = _words(prompt)
     rng = random.Random(seed)
     count = min(max_tokens, length if length is not None else len(words) + 4)
@@ -137,7 +133,7 @@ class _Handler(BaseHTTPRequestHandler):
         seed = int(body.get("seed") or settings.seed)
         content = generate(
             body.get("messages", []),
-            "response_format" in body,
+            body.get("response_format"),
             seed,
             int(body.get("max_tokens") or 512),
             settings.output_tokens,

@@ -103,6 +103,32 @@ def test_each_council_runs_once_though_the_plan_and_its_step_both_start_it(ray_h
     assert server.requests_by_agent == dict.fromkeys(agents, 3)  # propose, review, revise: once each
 
 
+def test_architect_selection_through_dagster_and_ray(ray_head, instance, sim_llm_factory):
+    # The simulated server decodes to the requested JSON Schema, as vLLM's guided decoding does.
+    server = sim_llm_factory(latency_s=0.05)
+    request = parse_request(
+        {
+            "task": "Design a cache",
+            "roles": ["DEV", "QA"],
+            "agents_per_role": 3,
+            "selection": "architect",
+            "deliberation_id": "architect-pick",
+        }
+    )
+    document = execute_deliberation(instance, request, llm_config={"base_url": server.base_url})
+
+    assert document["status"] == "COMPLETED"
+    chosen = materialization_metadata(instance, "architect-pick")["winners_json"]
+    assert set(chosen) == {"DEV", "QA"}
+    for role, winner in chosen.items():
+        assert winner["method"] == "architect" and winner["rationale"], winner
+        finalists = sorted((row for row in document["results"] if row["role"] == role), key=lambda row: -row["score"])[
+            : request.select_top_k
+        ]
+        assert winner["agent_id"] in {row["agent_id"] for row in finalists}
+    assert sum(server.requests_by_agent.values()) == 2 * 3 * 3 + 2  # 3 phases per agent, 1 pick per role
+
+
 def test_deadline_gives_timeout_with_what_finished(ray_head, instance, sim_llm_factory):
     server = sim_llm_factory(latency_s=1.5)
     request = parse_request(

@@ -101,5 +101,9 @@ def test_architect_selection_and_its_fallback():
         )
     )
     assert chosen.selection.method == "architect" and chosen.selection.winner == "agent-dev-003"
+    model = ScriptedModel(architect_answer='{"winner": "agent-dev-001", "rationale": "r"}')
+    asyncio.run(run_council(make(model, selection="architect", select_top_k=2)))
+    select = next(r for r in model.requests if r.phase == "select")
+    assert len(select.json_schema["properties"]["winner"]["enum"]) == 2  # only the top k can be named
     fallback = asyncio.run(run_council(make(ScriptedModel(architect_answer="no idea"), selection="architect")))
     assert fallback.selection.method == "score" and "named no finalist" in fallback.selection.rationale
