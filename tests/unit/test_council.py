@@ -34,9 +34,10 @@ class ScriptedModel:
         return ChatResult(content=content, prompt_tokens=10, completion_tokens=5, latency_ms=1, model="m")
 
 
-def make(model, **fields):
+def make(model, architect=None, **fields):
     request = parse_request({"task": "Design a rate limiter", "roles": ["DEV"], "agents_per_role": 3, **fields})
-    return Council(request, load_profile("DEV"), model, deadline_at=time.time() + request.deadline_s, call_timeout_s=5)
+    deadline_at = time.time() + request.deadline_s
+    return Council(request, load_profile("DEV"), model, deadline_at=deadline_at, call_timeout_s=5, architect=architect)
 
 
 def test_full_council_runs_every_phase():
@@ -102,8 +103,12 @@ def test_architect_selection_and_its_fallback():
     )
     assert chosen.selection.method == "architect" and chosen.selection.winner == "agent-dev-003"
     model = ScriptedModel(architect_answer='{"winner": "agent-dev-001", "rationale": "r"}')
-    asyncio.run(run_council(make(model, selection="architect", select_top_k=2)))
+    architect = load_profile("ARCHITECT").model_copy(update={"model": "architect-model"})
+    asyncio.run(run_council(make(model, architect, selection="architect", select_top_k=2)))
     select = next(r for r in model.requests if r.phase == "select")
     assert len(select.json_schema["properties"]["winner"]["enum"]) == 2  # only the top k can be named
+    assert select.model == "architect-model" and {r.model for r in model.requests if r.phase != "select"} == {
+        load_profile("DEV").model
+    }
     fallback = asyncio.run(run_council(make(ScriptedModel(architect_answer="no idea"), selection="architect")))
     assert fallback.selection.method == "score" and "named no finalist" in fallback.selection.rationale
