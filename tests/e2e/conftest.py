@@ -99,6 +99,8 @@ def stack(ray_head, fleet_home: Path, tmp_path_factory: pytest.TempPathFactory) 
     dagster_home.mkdir()
     (dagster_home / "dagster.yaml").write_text(
         "telemetry:\n  enabled: false\n"
+        # No "Join the Dagster community" dialog popping up over whatever the browser test has open.
+        "nux:\n  enabled: false\n"
         "run_coordinator:\n  module: dagster.core.run_coordinator\n  class: QueuedRunCoordinator\n"
         "  config:\n    max_concurrent_runs: 3\n"
     )

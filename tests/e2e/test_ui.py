@@ -5,7 +5,6 @@ import time
 import dagster as dg
 import pytest
 from playwright.sync_api import Page, sync_playwright
-from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.e2e.conftest import ARTIFACTS
 from tests.e2e.test_launches import fleet_status, instance, wait_for
@@ -36,18 +35,9 @@ def page(stack):
 
 def open_launchpad(page: Page, stack, partition: str, config_yaml: str) -> None:
     """Asset page → Materialize menu → Open launchpad → Add new partition → the given run config."""
-    # The "Join the Dagster community" dialog pops up over whatever is open on a first visit.
-    page.add_locator_handler(page.get_by_role("button", name="Skip"), lambda skip: skip.click())
     page.goto(f"{stack.url}/assets/deliberation", wait_until="networkidle")
-    # If that dialog shows while the menu is open, dismissing it closes the menu too: open it again.
-    for attempt in range(3):
-        page.locator("button:right-of(:text('Materialize…'))").first.click()
-        try:
-            page.get_by_role("menuitem", name="Open launchpad").click(timeout=5000)
-            break
-        except PlaywrightTimeoutError:
-            if attempt == 2:
-                raise
+    page.locator("button:right-of(:text('Materialize…'))").first.click()
+    page.get_by_role("menuitem", name="Open launchpad").click()
     page.get_by_role("button", name="Add new partition").click()
     page.get_by_placeholder("name").fill(partition)
     page.get_by_role("button", name="Save").click()
