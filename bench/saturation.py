@@ -63,6 +63,7 @@ def main() -> None:
                 deadline_at = time.time() + 900
                 ray.get([runner.start.remote(r, role, deadline_at, endpoint, 120) for r in requests for role in roles])
                 results = ray.get([runner.result.remote(r.deliberation_id, role) for r in requests for role in roles])
+                ray.get([runner.release.remote(r.deliberation_id) for r in requests])
                 assert all(call.ok for council in results for call in council.calls)
                 return time.perf_counter() - started
 

@@ -130,7 +130,8 @@ def _gather_councils(
                 results[plan.role] = _lost_council(plan, f"the council was lost on Ray: {type(exc).__name__}")
         if pending:
             progress = ray.get(runner.progress.remote(request.deliberation_id))
-            current = sum(p["proposals"] for p in progress.values()) + sum(r.proposals_done for r in results.values())
+            running = [p for role, p in progress.items() if role not in results]
+            current = sum(p["proposals"] for p in running) + sum(r.proposals_done for r in results.values())
             snapshot = (current, {role: (p["phase"], p["done"]) for role, p in progress.items()})
             if snapshot != last_seen:
                 _observe(context, request, current, progress)
@@ -168,7 +169,7 @@ def collect_deliberation(
     try:
         councils = _gather_councils(context, runner, plans, stream)
     finally:
-        runner.cancel.remote(request.deliberation_id)  # no-op when all were collected
+        runner.release.remote(request.deliberation_id)
 
     status = final_status(request.roles, councils)
     frame = proposals_frame(councils)

@@ -108,16 +108,15 @@ class CouncilRunner:
         }
 
     async def result(self, deliberation_id: str, role: str) -> CouncilResult | None:
-        """Waits for the council; it stays visible to `progress` until it has finished."""
+        """Waits for the council. It stays here until `release`, so that a collect step that died while
+        waiting (its run resumed on a new pod) can ask again; a cancelled wait never cancels the council."""
         entry = self._councils.get((deliberation_id, role))
         if entry is None:
             return None
-        try:
-            return await entry[1]
-        finally:
-            self._councils.pop((deliberation_id, role), None)
+        return await asyncio.shield(entry[1])
 
-    async def cancel(self, deliberation_id: str) -> int:
+    async def release(self, deliberation_id: str) -> int:
+        """Drops the deliberation's councils once collected, cancelling any still running."""
         keys = [key for key in self._councils if key[0] == deliberation_id]
         for key in keys:
             self._councils.pop(key)[1].cancel()

@@ -16,5 +16,8 @@ def deliberate_on_ray(
     runner = council_runner()
     deadline_at = time.time() + request.deadline_s
     ray.get([runner.start.remote(request, role, deadline_at, endpoint, call_timeout_s) for role in request.roles])
-    results = ray.get([runner.result.remote(request.deliberation_id, role) for role in request.roles])
+    try:
+        results = ray.get([runner.result.remote(request.deliberation_id, role) for role in request.roles])
+    finally:
+        runner.release.remote(request.deliberation_id)
     return [result for result in results if result is not None]

@@ -4,13 +4,17 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import dagster as dg
 import pytest
+import ray
 
 from fleet_dagster.cli.run_deliberation import execute_deliberation
 from fleet_dagster.core.request import parse_request
 from fleet_dagster.deliberation.partitions import DELIBERATION_ASSET_KEY
+from fleet_dagster.llm.endpoint import LLMEndpoint
+from fleet_dagster.ray_cluster.actors import NAMESPACE, council_runner
 
 pytestmark = pytest.mark.integration
 
@@ -127,6 +131,34 @@ def test_architect_selection_through_dagster_and_ray(ray_head, instance, sim_llm
         ]
         assert winner["agent_id"] in {row["agent_id"] for row in finalists}
     assert sum(server.requests_by_agent.values()) == 2 * 3 * 3 + 2  # 3 phases per agent, 1 pick per role
+
+
+@pytest.fixture
+def runner(ray_head):
+    ray.init(address=ray_head.address, namespace=NAMESPACE, log_to_driver=False, ignore_reinit_error=True)
+    try:
+        yield council_runner()
+    finally:
+        ray.shutdown()
+
+
+def test_a_council_result_can_be_collected_again_until_released(runner, sim_llm_factory):
+    """What a resumed run needs: its collect step died while waiting, the new one asks again."""
+    server = sim_llm_factory(latency_s=1.0)
+    request = parse_request(
+        {"task": "Design a cache", "roles": ["DEV"], "agents_per_role": 2, "rounds": 0, "deliberation_id": "again"}
+    )
+    ray.get(runner.start.remote(request, "DEV", time.time() + 60, LLMEndpoint(base_url=server.base_url), 10))
+    abandoned = runner.result.remote("again", "DEV")
+    ray.cancel(abandoned)  # the first collector goes away while the council runs
+    with pytest.raises(ray.exceptions.RayError):
+        ray.get(abandoned)
+
+    first = ray.get(runner.result.remote("again", "DEV"))
+    assert first is not None and first.error is None and len(first.proposals) == 2
+    assert ray.get(runner.result.remote("again", "DEV")) == first
+    assert ray.get(runner.release.remote("again")) == 1
+    assert ray.get(runner.result.remote("again", "DEV")) is None
 
 
 def test_deadline_gives_timeout_with_what_finished(ray_head, instance, sim_llm_factory):
