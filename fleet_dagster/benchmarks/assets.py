@@ -8,7 +8,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from fleet_dagster.benchmarks import plots, regression
+from fleet_dagster.benchmarks import regression
 from fleet_dagster.benchmarks.history import BENCHMARK_ASSET_KEY, current_and_previous, summaries_by_partition
 from fleet_dagster.benchmarks.runner import run_suite
 from fleet_dagster.deliberation.assets import K8S_RUN_POD_CONFIG
@@ -38,6 +38,9 @@ def benchmark_results(
         limit=config.max_tasks,
         on_task=lambda task, row: context.log.info(f"{task.suite}/{task.name} ({task.mode}): {row['wall_s']} s"),
     )
+    # matplotlib is imported here, not with the definitions, which every run process loads.
+    from fleet_dagster.benchmarks import plots
+
     earlier = [(p, s) for p, s, _ in summaries_by_partition(context.instance) if p < context.partition_key]
     history = [*earlier[-29:], (context.partition_key, summary)]
     return dg.Output(

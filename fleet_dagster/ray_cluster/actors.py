@@ -13,12 +13,12 @@ import ray
 from ray.actor import ActorHandle
 
 from fleet_dagster import __version__
+from fleet_dagster.core.chat_model import ChatModel
 from fleet_dagster.core.council import Council, run_council
 from fleet_dagster.core.profiles import load_profile
 from fleet_dagster.core.records import AgentCall, ChatRequest, ChatResult, CouncilResult
 from fleet_dagster.core.request import DeliberationRequest
 from fleet_dagster.llm.endpoint import LLMEndpoint
-from fleet_dagster.llm.openai_chat import OpenAIChatModel
 
 NAMESPACE = "fleet"
 UNCOLLECTED_TTL_S = 3600.0
@@ -29,11 +29,15 @@ _SUFFIX = f"v{__version__}"
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=2)
 class AgentCaller:
     def __init__(self) -> None:
-        self._models: dict[tuple, OpenAIChatModel] = {}
+        self._models: dict[tuple, ChatModel] = {}
 
     async def complete(self, endpoint: LLMEndpoint, request: ChatRequest) -> ChatResult:
         model = self._models.get(endpoint.cache_key)
         if model is None:
+            # Imported here, in the Ray worker: the run processes that import this module never call a
+            # model, and the openai client costs each of them about a second of start-up.
+            from fleet_dagster.llm.openai_chat import OpenAIChatModel
+
             model = self._models[endpoint.cache_key] = OpenAIChatModel(endpoint)
         return await model.complete(request)
 
