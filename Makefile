@@ -34,8 +34,7 @@ test: $(STAMP) browser
 	$(BIN)/pytest
 
 dev: $(STAMP)
-	mkdir -p "$(DAGSTER_HOME)"
-	test -f "$(DAGSTER_HOME)/dagster.yaml" || printf 'telemetry:\n  enabled: false\n' > "$(DAGSTER_HOME)/dagster.yaml"
+	$(BIN)/python -c "from fleet_dagster.settings import ensure_dagster_home; ensure_dagster_home()"
 	$(BIN)/dagster dev -w workspace.yaml
 
 down: $(STAMP)

@@ -16,9 +16,14 @@ def _percentile(values: list[float], share: float) -> float | None:
     return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
 
 
+def ok_latencies(councils: list[CouncilResult]) -> list[float]:
+    return [call.latency_ms for council in councils for call in council.calls if call.ok]
+
+
 def task_row(task: BenchmarkTask, councils: list[CouncilResult], wall_s: float) -> dict[str, Any]:
     calls = [call for council in councils for call in council.calls]
-    latencies = [call.latency_ms for call in calls if call.ok]
+    latencies = ok_latencies(councils)
+    failures = sum(not call.ok for call in calls)
     first_tokens = [call.first_token_ms for call in calls if call.first_token_ms is not None]
     generated = sum(call.completion_tokens for call in calls if call.ok)
     busy_s = sum(latencies) / 1000
@@ -31,8 +36,8 @@ def task_row(task: BenchmarkTask, councils: list[CouncilResult], wall_s: float) 
         "shape": f"{len(task.roles)}x{task.agents}x{task.rounds}",
         "wall_s": round(wall_s, 3),
         "calls": len(calls),
-        "failures": sum(not call.ok for call in calls),
-        "failure_rate": round(sum(not call.ok for call in calls) / len(calls), 4) if calls else 1.0,
+        "failures": failures,
+        "failure_rate": round(failures / len(calls), 4) if calls else 1.0,
         "latency_p50_ms": _percentile(latencies, 0.5),
         "latency_p95_ms": _percentile(latencies, 0.95),
         "ttft_p50_ms": _percentile(first_tokens, 0.5),

@@ -12,9 +12,4 @@ def extract_answer(text: str | None) -> int | None:
         return None
     marked = _ANSWER_LINE.findall(text)
     candidates = marked or _NUMBER.findall(text)
-    if not candidates:
-        return None
-    try:
-        return int(candidates[-1].replace(",", ""))
-    except ValueError:
-        return None
+    return int(candidates[-1].replace(",", "")) if candidates else None

@@ -16,28 +16,29 @@ def _markdown_png(figure: plt.Figure, title: str) -> str:
     return f"![{title}](data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()})"
 
 
-def latency_trend(history: list[tuple[str, dict]]) -> str:
-    """history: (partition, summary) oldest first, the current partition last."""
+def _trend(history: list[tuple[str, dict]], series: dict[str, str], ylabel: str, title: str) -> plt.Figure:
+    """One line per summary key in `series` (key -> label) across partitions; a missing value is a gap."""
     figure, axis = plt.subplots(figsize=(7, 3))
     partitions = [p for p, _ in history]
-    for key, label in (("latency_p50_ms", "p50"), ("latency_p95_ms", "p95")):
-        axis.plot(partitions, [s.get(key) or float("nan") for _, s in history], marker="o", label=label)
-    axis.set_ylabel("agent call latency (ms)")
-    axis.set_title("Latency by partition")
+    for key, label in series.items():
+        values = [s.get(key) for _, s in history]
+        axis.plot(partitions, [float("nan") if v is None else v for v in values], marker="o", label=label)
+    axis.set_ylabel(ylabel)
+    axis.set_title(title)
     axis.legend()
     axis.tick_params(axis="x", labelrotation=45)
+    return figure
+
+
+def latency_trend(history: list[tuple[str, dict]]) -> str:
+    """history: (partition, summary) oldest first, the current partition last."""
+    series = {"latency_p50_ms": "p50", "latency_p95_ms": "p95"}
+    figure = _trend(history, series, "agent call latency (ms)", "Latency by partition")
     return _markdown_png(figure, "latency trend")
 
 
 def accuracy_trend(history: list[tuple[str, dict]]) -> str:
-    figure, axis = plt.subplots(figsize=(7, 3))
-    partitions = [p for p, _ in history]
-    for key, label in (("accuracy_single", "single agent"), ("accuracy_deliberation", "deliberation")):
-        values = [s.get(key) for _, s in history]
-        axis.plot(partitions, [float("nan") if v is None else v for v in values], marker="o", label=label)
-    axis.set_ylim(-0.05, 1.05)
-    axis.set_ylabel("accuracy")
-    axis.set_title("Quality suite: single agent vs deliberation")
-    axis.legend()
-    axis.tick_params(axis="x", labelrotation=45)
+    series = {"accuracy_single": "single agent", "accuracy_deliberation": "deliberation"}
+    figure = _trend(history, series, "accuracy", "Quality suite: single agent vs deliberation")
+    figure.axes[0].set_ylim(-0.05, 1.05)
     return _markdown_png(figure, "accuracy trend")

@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from fleet_dagster.benchmarks.figures import summary, task_row
+from fleet_dagster.benchmarks.figures import ok_latencies, summary, task_row
 from fleet_dagster.benchmarks.suites import BenchmarkTask, suite_tasks
 from fleet_dagster.core.request import parse_request
 from fleet_dagster.llm.endpoint import LLMEndpoint
@@ -24,7 +24,6 @@ def run_suite(
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Returns one row per task and the run's summary (pooled call latencies, failure rate, accuracy)."""
     tasks = suite_tasks(suite)[:limit]
-    streaming = endpoint.model_copy(update={"stream": True})  # streaming measures the time to first token
     rows, latencies = [], []
     for task in tasks:
         request = parse_request(
@@ -37,13 +36,13 @@ def run_suite(
                 "deliberation_id": f"bench-{task.name}-{uuid.uuid4().hex[:8]}",
             }
         )
-        capped = streaming.model_copy(
-            update={"max_tokens_cap": min(task.max_tokens, streaming.max_tokens_cap or task.max_tokens)}
-        )
+        # Streaming measures the time to first token.
+        cap = min(task.max_tokens, endpoint.max_tokens_cap or task.max_tokens)
+        task_endpoint = endpoint.model_copy(update={"stream": True, "max_tokens_cap": cap})
         started = time.perf_counter()
-        councils = deliberate_on_ray(request, capped, call_timeout_s)
+        councils = deliberate_on_ray(request, task_endpoint, call_timeout_s)
         row = task_row(task, councils, time.perf_counter() - started)
-        latencies += [call.latency_ms for council in councils for call in council.calls if call.ok]
+        latencies += ok_latencies(councils)
         rows.append(row)
         if on_task is not None:
             on_task(task, row)

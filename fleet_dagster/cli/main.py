@@ -69,6 +69,9 @@ def request_options(command):
         click.option("--id", "deliberation_id", default=None, help="Deliberation id (default: generated)."),
         click.option("--review-mode", type=click.Choice(["ring", "all"]), default="ring", show_default=True),
         click.option("--selection", type=click.Choice(["score", "architect"]), default="score", show_default=True),
+        click.option(
+            "--top-k", "select_top_k", type=int, default=3, show_default=True, help="Architect finalists (2-16)."
+        ),
     ]
     for option in reversed(options):
         command = option(command)

@@ -106,9 +106,8 @@ class Council:
         json_schema: dict | None = None,
         temperature: float | None = None,
         max_tokens: int | None = None,
-        profile: RoleProfile | None = None,
+        model: str | None = None,
     ) -> ChatResult:
-        """`profile` answers instead of the council's own (the architect's pick uses the architect's model)."""
         proposal = self.proposals[aid]
         remaining = self.deadline_at - self.clock()
         if remaining < MIN_CALL_TIMEOUT_S:
@@ -122,7 +121,7 @@ class Council:
                     role=self.role,
                     phase=phase,
                     round=round_,
-                    model=(profile or self.profile).model,
+                    model=model or self.profile.model,
                     messages=messages,
                     temperature=proposal.temperature if temperature is None else temperature,
                     max_tokens=max_tokens or self.profile.max_tokens,
@@ -253,7 +252,7 @@ class Council:
             temperature=0.0,
             max_tokens=256,
             json_schema=architect_json_schema(finalists),
-            profile=self.architect,
+            model=self.architect.model,
         )
         fallback = select_by_score(finalists)
         choice = parse_architect_choice(result.content or "", finalists) if result.ok else None

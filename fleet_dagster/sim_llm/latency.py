@@ -1,5 +1,5 @@
-"""The simulated engine's latency model: time to first token, time per token, and a fixed number of
-sequences decoded at once (continuous batching in miniature); requests beyond it wait in a queue."""
+"""The simulated engine's load: a fixed number of sequences decoded at once (continuous batching in
+miniature), requests beyond it waiting in a queue, and how busy the slots were over time."""
 
 import threading
 import time
@@ -26,9 +26,8 @@ class EngineLoad:
         self._busy_area += self._busy * (now - self._since)
         self._since = now
 
-    def acquire(self) -> float:
-        """Blocks until a slot is free; returns the seconds spent queued."""
-        queued_at = time.monotonic()
+    def acquire(self) -> None:
+        """Blocks until a slot is free."""
         self._slots.acquire()
         with self._lock:
             now = time.monotonic()
@@ -36,7 +35,6 @@ class EngineLoad:
             self._busy += 1
             if self._first_busy is None:
                 self._first_busy = now
-        return now - queued_at
 
     def release(self) -> None:
         with self._lock:

@@ -117,10 +117,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(404, {"error": {"message": f"no route {self.path}"}})
 
     def do_POST(self) -> None:
+        raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))  # all of it: the connection is kept
         if self.path.rstrip("/") != "/v1/chat/completions":
             self._json(404, {"error": {"message": f"no route {self.path}"}})
             return
-        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+        body = json.loads(raw or b"{}")
         settings = self.server.settings
         action = self.server.next_action(self.headers.get("X-Fleet-Agent-Id", ""), body.get("model", ""))
         if action == "hang":

@@ -2,7 +2,6 @@
 a fresh DAGSTER_HOME, the session's Ray head and the simulated model. Stopped by PID (their sessions)."""
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ import dagster as dg
 import pytest
 import requests
 
+from fleet_dagster.local_ports import free_port
 from fleet_dagster.nats_bridge.local_server import LocalNatsServer
 from fleet_dagster.ray_cluster.local_head import stop_session
 from fleet_dagster.sim_llm.server import SimLLMServer, SimSettings
@@ -22,19 +22,12 @@ ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @dataclass
 class Stack:
     home: Path
     env: dict[str, str]
     webserver_port: int
     nats: LocalNatsServer
-    sim: SimLLMServer
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     # Sessions of killed processes whose children (run workers, code servers) were left running.
     orphaned_sessions: list[int] = field(default_factory=list)
@@ -71,9 +64,8 @@ class Stack:
         process = self.processes.pop(name, None)
         if process is None:
             return
+        # With whatever it left in its session: code servers, run workers.
         stop_session(process.pid, grace_s=10)
-        # Whatever the process left in its session (code servers, run workers) goes with it.
-        stop_session(process.pid, grace_s=5)
 
     def crash(self, name: str) -> None:
         """SIGKILLs the process alone, as a crashed daemon pod dies while its run pods go on."""
@@ -121,7 +113,7 @@ def stack(ray_head, fleet_home: Path, tmp_path_factory: pytest.TempPathFactory) 
             "FLEET_BENCHMARK_SCHEDULE_STATUS": "RUNNING",
             "FLEET_BENCHMARK_SUITE": "speed",
         }
-        stack = Stack(home=home, env=env, webserver_port=free_port(), nats=nats, sim=sim)
+        stack = Stack(home=home, env=env, webserver_port=free_port(), nats=nats)
         try:
             stack.start("webserver")
             stack.start("daemon")

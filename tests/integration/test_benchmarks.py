@@ -47,11 +47,11 @@ def test_benchmark_job_materializes_rows_plots_and_checks(ray_head, instance, si
     assert materialization.metadata["latency_trend"].value.startswith("![latency trend](data:image/png;base64,")
     assert "accuracy_trend" in materialization.metadata
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-    assert checks == {
-        "latency_within_trailing_median": True,
-        "deliberation_not_worse_than_single": True,
-        "failure_rate_at_most_5_percent": True,
-    } or checks["deliberation_not_worse_than_single"] in (True, False)
+    assert set(checks) == {
+        "latency_within_trailing_median",
+        "deliberation_not_worse_than_single",
+        "failure_rate_at_most_5_percent",
+    }
     assert checks["failure_rate_at_most_5_percent"] and checks["latency_within_trailing_median"]
 
 

@@ -53,6 +53,7 @@ def test_partial_exits_3_and_prints_the_summary(ray_head, dagster_home, sim_llm_
         (["t", "--deadline", "-1"], "--deadline"),
         (["   "], "TASK"),
         (["t", "--agents", "many"], "--agents"),
+        (["t", "--selection", "architect", "--top-k", "1"], "--top-k"),
     ],
 )
 def test_invalid_flags_exit_2_naming_the_flag(args, flag, dagster_home):
