@@ -6,7 +6,10 @@ STAMP := $(VENV)/.installed
 FLEET_HOME ?= $(HOME)/.fleet-dagster
 DAGSTER_HOME ?= $(FLEET_HOME)/dagster_home
 TASK ?= Design a rate limiter for the public REST API
-export FLEET_HOME DAGSTER_HOME
+# The task reaches the recipe through the environment, as it was typed ($(value): make expands nothing
+# in it), never pasted into the command line: quotes, backticks and $(...) in a task are text, not code.
+override TASK := $(value TASK)
+export FLEET_HOME DAGSTER_HOME TASK
 
 .PHONY: install browser deliberate test lint dev down bench clean
 
@@ -27,7 +30,7 @@ browser:
 	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 
 deliberate: $(STAMP)
-	$(BIN)/fleet-dagster deliberate "$(TASK)" --role DEV --role QA --agents 3 --rounds 1
+	$(BIN)/fleet-dagster deliberate "$$TASK" --role DEV --role QA --agents 3 --rounds 1
 
 test: $(STAMP) browser
 	$(BIN)/ruff check fleet_dagster tests bench

@@ -61,7 +61,10 @@ def main() -> None:
                 ]
                 started = time.perf_counter()
                 deadline_at = time.time() + 900
-                ray.get([runner.start.remote(r, role, deadline_at, endpoint, 120) for r in requests for role in roles])
+                starts = [
+                    runner.start.remote(r, role, deadline_at, endpoint, 120, tag) for r in requests for role in roles
+                ]
+                assert not any(ray.get(starts))
                 results = ray.get([runner.result.remote(r.deliberation_id, role) for r in requests for role in roles])
                 ray.get([runner.release.remote(r.deliberation_id) for r in requests])
                 assert all(call.ok for council in results for call in council.calls)

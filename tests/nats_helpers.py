@@ -28,6 +28,8 @@ def stored_messages(url: str) -> list[RawStreamMsg]:
         settings = NatsSettings(url=url)
         async with jetstream(settings) as js:
             info = await js.stream_info(settings.stream)
+            if not info.state.messages:
+                return []
             sequences = range(info.state.first_seq, info.state.last_seq + 1)
             return [await js.get_msg(settings.stream, seq=seq) for seq in sequences]
 

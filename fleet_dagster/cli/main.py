@@ -2,16 +2,20 @@
 
 import contextlib
 import json
+import os
 import re
+import signal
 import sys
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from fleet_dagster.core.request import DELIBERATION_ID_PATTERN, RequestError, parse_request
 from fleet_dagster.core.status import DeliberationStatus
 
+EXIT_INTERRUPTED = 130  # the shell's code for a command stopped by Ctrl-C (128 + SIGINT)
 EXIT_CODES = {
     DeliberationStatus.COMPLETED: 0,
     DeliberationStatus.PARTIAL: 3,
@@ -103,45 +107,65 @@ def deliberate(task: str, roles: tuple[str, ...], llm_url: str | None, as_json: 
     request = _request_from_flags(task, roles, fields)
 
     from fleet_dagster.cli.progress import DeliberationProgress
-    from fleet_dagster.cli.run_deliberation import execute_deliberation
+    from fleet_dagster.cli.run_deliberation import cancel_deliberation, execute_deliberation
     from fleet_dagster.settings import ensure_dagster_home
 
-    console = Console(stderr=True)
+    console = _stderr_console()
     instance = _instance()
     llm_config = {"base_url": llm_url} if llm_url else None
+    try:
+        if as_json:
+            document = execute_deliberation(instance, request, llm_config=llm_config, quiet=True)
+        else:
+            console.print(
+                f"Deliberation [bold]{escape(request.deliberation_id)}[/]: {len(request.roles)} roles x "
+                f"{request.agents_per_role} agents x {request.rounds} rounds"
+            )
+            with DeliberationProgress(request.roles, request.expected_count, console) as progress:
+                document = execute_deliberation(
+                    instance, request, llm_config=llm_config, quiet=True, on_status=progress.update
+                )
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the release short
+        outcome = cancel_deliberation(instance, request.deliberation_id)
+        console.print(f"Interrupted: deliberation {request.deliberation_id} cancelled, {outcome}", markup=False)
+        sys.exit(EXIT_INTERRUPTED)
     if as_json:
-        document = execute_deliberation(instance, request, llm_config=llm_config, quiet=True)
         click.echo(json.dumps(document, indent=2))
     else:
-        console.print(
-            f"Deliberation [bold]{request.deliberation_id}[/]: {len(request.roles)} roles x "
-            f"{request.agents_per_role} agents x {request.rounds} rounds"
-        )
-        with DeliberationProgress(request.roles, request.expected_count, console) as progress:
-            document = execute_deliberation(
-                instance, request, llm_config=llm_config, quiet=True, on_status=progress.update
-            )
         _print_summary(document, str(ensure_dagster_home()))
     sys.exit(EXIT_CODES.get(DeliberationStatus(document["status"]), 1))
 
 
+def _stderr_console() -> Console:
+    """A console on a copy of stderr. While a run goes, Dagster's log capture points this process's stdout
+    and stderr at files, mirrored back by a `tail` child, which a Ctrl-C stops too: what the console says
+    after a Ctrl-C would otherwise be lost."""
+    try:
+        return Console(file=os.fdopen(os.dup(sys.stderr.fileno()), "w"))
+    except OSError:  # stderr is no file (a test runner's buffer): nothing redirects it either
+        return Console(stderr=True)
+
+
 def _print_summary(document: dict, dagster_home: str) -> None:
+    """Every value is escaped: error messages quote model and server text, where `[...]` is not markup."""
     console = Console()
+    deliberation_id, run_id = escape(str(document["deliberation_id"])), escape(str(document["run_id"]))
     console.print(
-        f"Deliberation [bold]{document['deliberation_id']}[/]: [bold]{document['status']}[/] "
+        f"Deliberation [bold]{deliberation_id}[/]: [bold]{escape(str(document['status']))}[/] "
         f"({document['current_count']}/{document['expected_count']} proposals, "
         f"{(document['duration_ms'] or 0) / 1000:.1f}s)"
     )
     if document["error_message"]:
-        console.print(f"[red]{document['error_message']}[/]")
+        console.print(f"[red]{escape(document['error_message'])}[/]")
     table = Table("role", "winner", "score")
     for role, winner in document["winners"].items():
-        table.add_row(role, winner["agent_id"], f"{winner['score']:.2f}")
+        table.add_row(escape(role), escape(str(winner["agent_id"])), f"{winner['score']:.2f}")
     console.print(table)
     console.print(
-        f"Result: asset [bold]deliberation[/], partition {document['deliberation_id']}, run {document['run_id']}\n"
-        f"  stored in {dagster_home}/storage/deliberation/{document['deliberation_id']}\n"
-        f"  fleet-dagster status {document['deliberation_id']} --json   |   dagster dev -w workspace.yaml"
+        f"Result: asset [bold]deliberation[/], partition {deliberation_id}, run {run_id}\n"
+        f"  stored in {escape(dagster_home)}/storage/deliberation/{deliberation_id}\n"
+        f"  fleet-dagster status {deliberation_id} --json   |   dagster dev -w workspace.yaml"
     )
 
 

@@ -8,9 +8,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 
 class DeliberationProgress:
     def __init__(self, roles: list[str], expected: int, console: Console):
+        # Role names come from profile files and phases from the councils: text, never rich markup.
         self.progress = Progress(
-            TextColumn("{task.fields[label]:<12}"),
-            TextColumn("{task.description:<12}"),
+            TextColumn("{task.fields[label]:<12}", markup=False),
+            TextColumn("{task.description:<12}", markup=False),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),

@@ -9,7 +9,9 @@ import dagster as dg
 from fleet_dagster.core.request import DeliberationRequest
 from fleet_dagster.deliberation.partitions import DELIBERATION_ID_TAG, deliberation_partitions
 from fleet_dagster.deliberation.run_config import run_config_for
-from fleet_dagster.deliberation.status_query import deliberation_status
+from fleet_dagster.deliberation.status_query import deliberation_status, latest_run
+
+RELEASE_TIMEOUT_S = 30.0
 
 
 def execute_deliberation(
@@ -50,3 +52,23 @@ def execute_deliberation(
     if "error" in outcome and not document.get("error_message"):
         document.update(status="FAILED", error_message=outcome["error"])
     return document
+
+
+def cancel_deliberation(instance: dg.DagsterInstance, deliberation_id: str) -> str:
+    """After Ctrl-C. The councils run on Ray, not in this process: they would go on calling the model
+    until their deadline, so they are cancelled and released; the run, which no process carries on any
+    more, is marked canceled (it would show as in progress forever). Returns what became of the councils."""
+    import ray
+
+    from fleet_dagster.ray_cluster.actors import council_runner
+
+    outcome = "its councils released"
+    if ray.is_initialized():  # otherwise the run never reached Ray, and started no council
+        try:
+            ray.get(council_runner().release.remote(deliberation_id), timeout=RELEASE_TIMEOUT_S)
+        except ray.exceptions.RayError as exc:
+            outcome = f"its councils not released ({type(exc).__name__}), they stop at their deadline"
+    run = latest_run(instance, deliberation_id)
+    if run is not None and not run.is_finished:
+        instance.report_run_canceled(run, message="interrupted from the shell (Ctrl-C)")
+    return outcome

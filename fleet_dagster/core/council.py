@@ -147,8 +147,10 @@ class Council:
                 model=result.model,
             )
         )
-        self.proposals[aid] = proposal.model_copy(
-            update={"tokens": proposal.tokens + tokens, "latency_ms": proposal.latency_ms + result.latency_ms}
+        # Read again after the await: the agent's other calls (its reviews in "all" mode) may have added theirs.
+        current = self.proposals[aid]
+        self.proposals[aid] = current.model_copy(
+            update={"tokens": current.tokens + tokens, "latency_ms": current.latency_ms + result.latency_ms}
         )
         self.phase_done += 1
         return result
@@ -275,6 +277,16 @@ class Council:
         proposals = self.scored()
         selection = self.selection or select_by_score(proposals)
         proposals = [p.model_copy(update={"is_winner": p.agent_id == selection.winner}) for p in proposals]
+        return self._result(proposals, selection, timed_out=timed_out, error=error)
+
+    def unscored_result(self, *, timed_out: bool, error: str) -> CouncilResult:
+        """What is kept when the result cannot be built: every call, review and proposal, unscored, no winner."""
+        selection = Selection(winner=None, method="score", rationale=f"no result could be built: {error}")
+        return self._result(list(self.proposals.values()), selection, timed_out=timed_out, error=error)
+
+    def _result(
+        self, proposals: list[Proposal], selection: Selection, *, timed_out: bool, error: str | None
+    ) -> CouncilResult:
         return CouncilResult(
             role=self.role,
             expected_agents=len(self.agent_ids),
@@ -289,12 +301,22 @@ class Council:
         )
 
 
+def _describe(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {str(exc)[:300]}"  # a message may quote a whole (hostile) answer
+
+
 async def run_council(council: Council) -> CouncilResult:
-    """Runs a council to its end or its deadline, whichever comes first; never raises."""
+    """Runs a council to its end or its deadline, whichever comes first. Never raises: an unexpected failure (a
+    bug, or scoring that breaks on some text) becomes the result's error, and what finished is kept."""
+    timed_out, error = False, None
     try:
         await asyncio.wait_for(council.run(), timeout=max(0.0, council.deadline_at - council.clock()))
     except TimeoutError:
-        return council.result(timed_out=True)
-    except Exception as exc:  # a bug or an unexpected failure still returns what finished
-        return council.result(error=f"{type(exc).__name__}: {exc}")
-    return council.result()
+        timed_out = True
+    except Exception as exc:
+        error = _describe(exc)
+    try:
+        return council.result(timed_out=timed_out, error=error)
+    except Exception as exc:  # building the result (scoring) failed: the calls and reviews are still worth keeping
+        failure = f"building the result failed: {_describe(exc)}"
+        return council.unscored_result(timed_out=timed_out, error=f"{error}; {failure}" if error else failure)

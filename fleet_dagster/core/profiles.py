@@ -1,12 +1,22 @@
-"""Role profiles: `resources/roles/<ROLE>.yaml`."""
+"""Role profiles: `resources/roles/<ROLE>.yaml`.
 
-from functools import cache
+Read from disk on every call, never cached: the long-lived Ray actors that start councils must see a
+profile as it is now (on Kubernetes the folder is a ConfigMap, edited while they run), and a profile is
+a small yaml file read once per council.
+"""
+
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from fleet_dagster.core.resource_files import resources_dir
+
+DEFAULT_CONTEXT_TOKENS = 8192
+
+
+class ProfileError(ValueError):
+    """A role profile that cannot be read or is not a valid profile."""
 
 
 class RoleProfile(BaseModel):
@@ -18,6 +28,13 @@ class RoleProfile(BaseModel):
         0.3, ge=0.0, le=1.0, description="Agents' temperatures are spread over +/- this around `temperature`."
     )
     max_tokens: int = Field(512, ge=16, le=32768)
+    context_tokens: int = Field(
+        DEFAULT_CONTEXT_TOKENS,
+        ge=512,
+        le=2_097_152,
+        description="Context window of the model serving this role, prompt and answer together, in tokens "
+        "(vLLM's --max-model-len). A request whose prompts cannot fit is refused.",
+    )
     rubric: list[str] = Field(min_length=1, description="Criteria each reviewer scores from 1 to 10.")
 
 
@@ -25,13 +42,17 @@ def roles_dir() -> Path:
     return resources_dir() / "roles"
 
 
-@cache
 def available_roles() -> tuple[str, ...]:
     return tuple(sorted(p.stem for p in roles_dir().glob("*.yaml")))
 
 
-@cache
 def load_profile(role: str) -> RoleProfile:
+    """Raises ProfileError, naming the file, when the profile cannot be read or is invalid."""
     path = roles_dir() / f"{role}.yaml"
-    data = yaml.safe_load(path.read_text())
-    return RoleProfile.model_validate({"role": role, **data})
+    try:
+        data = yaml.safe_load(path.read_text())
+        if not isinstance(data, dict):
+            raise ProfileError(f"role profile {path}: must be a mapping of settings")
+        return RoleProfile.model_validate({"role": role, **data})
+    except (OSError, yaml.YAMLError, ValidationError) as exc:
+        raise ProfileError(f"role profile {path}: {exc}") from None

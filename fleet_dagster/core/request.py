@@ -1,36 +1,77 @@
-"""The deliberation request: one model for the CLI, the launchpad config and the NATS bridge."""
+"""The deliberation request: one model for the CLI, the launchpad config and the NATS bridge.
 
+A request comes from the network (NATS), the launchpad and the shell, and every agent's prompt carries
+its text, so every field is bounded: the bounds below are declared once, with why.
+"""
+
+import json
+import math
 import re
 import uuid
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from fleet_dagster.core.profiles import available_roles
+from fleet_dagster.core.profiles import ProfileError, RoleProfile, available_roles, load_profile
+from fleet_dagster.core.prompts import render
 
 DELIBERATION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 DEFAULT_ROLES = ("DEV", "QA", "ARCHITECT")
+
+# The task and the rubric are in prompts: what a model's context can hold is checked per role below,
+# these only keep a request from carrying megabytes before that check.
+MAX_TASK_CHARS = 20_000
+MAX_RUBRIC_CHARS = 20_000
+# A requirement is one line every proposal must address, and is scored one by one (coverage).
+MAX_REQUIREMENTS = 32
+MAX_REQUIREMENT_CHARS = 1_000
+# Each role is a council: roles x agents calls in flight at once, on one model server.
+MAX_ROLES = 16
+MAX_AGENTS_PER_ROLE = 16
+# Metadata is carried along, not used: stored in the run's config and in events, a few labels at most.
+MAX_METADATA_BYTES = 16 * 1024
+MAX_METADATA_DEPTH = 8
+
+# Prompt size estimate: English and code average about 4 characters a token, so 3 leaves room for the
+# chat template; any other character counts as a token (CJK text is about that).
+CHARS_PER_TOKEN = 3
 
 
 def new_deliberation_id() -> str:
     return f"delib-{uuid.uuid4().hex[:12]}"
 
 
+def _nesting_depth(value: Any, limit: int) -> int:
+    """How deep dicts and lists nest in `value`, counted up to limit + 1: level by level, not recursively,
+    so that a hostile value nested thousands deep (or a cycle) costs no more than the limit."""
+    depth, level = 0, [value]
+    while depth <= limit:
+        containers = [item for item in level if isinstance(item, dict | list)]
+        if not containers:
+            break
+        depth += 1
+        level = [child for c in containers for child in (c.values() if isinstance(c, dict) else c)]
+    return depth
+
+
 class DeliberationRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    task: str = Field(min_length=1, max_length=20_000)
-    roles: list[str] = Field(default_factory=lambda: list(DEFAULT_ROLES), min_length=1)
-    agents_per_role: int = Field(3, ge=1, le=16)
-    rounds: int = Field(1, ge=0, le=5)
-    rubric: str = Field("", max_length=20_000)
-    requirements: list[str] = Field(default_factory=list)
+    task: str = Field(min_length=1, max_length=MAX_TASK_CHARS)
+    roles: list[str] = Field(default_factory=lambda: list(DEFAULT_ROLES), min_length=1, max_length=MAX_ROLES)
+    # strict: JSON's `true` is not 1 agent; a deadline may still be given as an integer.
+    agents_per_role: int = Field(3, ge=1, le=MAX_AGENTS_PER_ROLE, strict=True)
+    rounds: int = Field(1, ge=0, le=5, strict=True)
+    rubric: str = Field("", max_length=MAX_RUBRIC_CHARS)
+    requirements: list[Annotated[str, Field(max_length=MAX_REQUIREMENT_CHARS)]] = Field(
+        default_factory=list, max_length=MAX_REQUIREMENTS
+    )
     metadata: dict[str, Any] = Field(default_factory=dict)
     deliberation_id: str = Field(default_factory=new_deliberation_id, pattern=DELIBERATION_ID_PATTERN)
-    deadline_s: float = Field(900.0, gt=0, le=86_400)
+    deadline_s: float = Field(900.0, gt=0, le=86_400, strict=True)
     review_mode: Literal["ring", "all"] = "ring"
     selection: Literal["score", "architect"] = "score"
-    select_top_k: int = Field(3, ge=2, le=16)
+    select_top_k: int = Field(3, ge=2, le=16, strict=True)
 
     @field_validator("task")
     @classmethod
@@ -51,16 +92,30 @@ class DeliberationRequest(BaseModel):
             raise ValueError("roles must not repeat")
         return normalized
 
+    @field_validator("requirements")
+    @classmethod
+    def requirements_not_blank(cls, requirements: list[str]) -> list[str]:
+        if any(not r.strip() for r in requirements):
+            raise ValueError("requirements must not contain blank entries")
+        return requirements
+
+    @field_validator("metadata")
+    @classmethod
+    def metadata_is_small(cls, metadata: dict[str, Any]) -> dict[str, Any]:
+        if _nesting_depth(metadata, MAX_METADATA_DEPTH) > MAX_METADATA_DEPTH:
+            raise ValueError(f"metadata nests deeper than {MAX_METADATA_DEPTH} levels")
+        try:
+            size = len(json.dumps(metadata).encode())
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"metadata must be JSON: {exc}") from None
+        if size > MAX_METADATA_BYTES:
+            raise ValueError(f"metadata is {size} bytes as JSON; at most {MAX_METADATA_BYTES} bytes")
+        return metadata
+
     @field_validator("deliberation_id", mode="before")
     @classmethod
     def generate_when_absent(cls, value: str | None) -> str:
         return new_deliberation_id() if value is None else value
-
-    @model_validator(mode="after")
-    def requirements_not_blank(self) -> "DeliberationRequest":
-        if any(not r.strip() for r in self.requirements):
-            raise ValueError("requirements must not contain blank entries")
-        return self
 
     @property
     def expected_count(self) -> int:
@@ -69,6 +124,63 @@ class DeliberationRequest(BaseModel):
 
 def agent_id(role: str, index: int) -> str:
     return f"agent-{role.lower()}-{index + 1:03d}"
+
+
+def estimated_tokens(text: str) -> int:
+    """A conservative token count: CHARS_PER_TOKEN ASCII characters a token, one token per other character."""
+    ascii_chars = len(text.encode("ascii", "ignore"))
+    return math.ceil(ascii_chars / CHARS_PER_TOKEN) + len(text) - ascii_chars
+
+
+def largest_call_tokens(request: DeliberationRequest, profile: RoleProfile) -> int:
+    """Estimated tokens of the largest call a council makes: its prompt plus an answer of max_tokens.
+
+    The review prompt (system prompt, task, requirements and a whole proposal of up to max_tokens) is
+    counted with the rubric added, which only the propose prompt holds, so the sum bounds both. Reviews
+    quoted in a revise prompt are not counted: they are answers of unknown length (a score per
+    criterion and a few lines), and counting each at max_tokens would refuse any large `all` council.
+    """
+    last_agent = agent_id(profile.role, request.agents_per_role - 1)
+    review_prompt = render(
+        "review",
+        task=request.task,
+        requirements=request.requirements,
+        proposal="",
+        author_id=last_agent,
+        reviewer_id=last_agent,
+        criteria=profile.rubric,
+    )
+    text_tokens = estimated_tokens(profile.system_prompt + review_prompt + request.rubric)
+    return text_tokens + 2 * profile.max_tokens  # the proposal under review, and the answer
+
+
+def context_errors(request: DeliberationRequest) -> list[tuple[str, str]]:
+    """One error per role whose largest call cannot fit its model's context, on the longest text field."""
+    sizes = {
+        "task": len(request.task),
+        "requirements": sum(len(r) for r in request.requirements),
+        "rubric": len(request.rubric),
+    }
+    field = max(sizes, key=sizes.__getitem__)
+    errors = []
+    for role in request.roles:
+        try:
+            profile = load_profile(role)
+        except ProfileError as exc:
+            errors.append(("roles", str(exc)))
+            continue
+        tokens = largest_call_tokens(request, profile)
+        if tokens > profile.context_tokens:
+            errors.append(
+                (
+                    field,
+                    f"role {role}: its largest call needs about {tokens} tokens (system prompt, task, "
+                    f"requirements, rubric, a {profile.max_tokens}-token proposal to review and a "
+                    f"{profile.max_tokens}-token answer, at {CHARS_PER_TOKEN} characters a token), more than "
+                    f"the {profile.context_tokens}-token context of its model; shorten the {field}",
+                )
+            )
+    return errors
 
 
 class RequestError(ValueError):
@@ -80,10 +192,14 @@ class RequestError(ValueError):
 
 
 def parse_request(data: dict[str, Any]) -> DeliberationRequest:
+    """The request, once its fields are valid and every role's prompts fit that role's model context."""
     try:
-        return DeliberationRequest.model_validate(data)
+        request = DeliberationRequest.model_validate(data)
     except ValidationError as exc:
         raise RequestError(describe_validation_errors(exc)) from None
+    if errors := context_errors(request):
+        raise RequestError(errors)
+    return request
 
 
 def describe_validation_errors(exc: ValidationError) -> list[tuple[str, str]]:

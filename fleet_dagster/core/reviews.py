@@ -1,13 +1,27 @@
 """Who reviews whom, and turning a model's review (untrusted text) into a Review."""
 
+import itertools
 import json
 import re
+from collections.abc import Iterator
 from typing import Any, Literal
 
 from fleet_dagster.core.records import Review
 
 SCORE_RANGE = (1.0, 10.0)
-_FENCED_JSON = re.compile(r"```(?:json)?\s*(\{.*?\})\s*```", re.DOTALL | re.IGNORECASE)
+# A model's answer is untrusted text of any size and shape; these caps bound the work of reading it.
+# A review or an architect's pick is a small JSON object (a few hundred tokens): 32,000 characters (about 8k
+# tokens) leave room for prose around it, and what lies beyond is not read.
+MAX_REVIEW_CHARS = 32_000
+# The review shape nests 2 levels; json itself recurses per level and raises RecursionError near 1,000.
+MAX_JSON_DEPTH = 32
+# Places tried as the start of the object (the whole text, fenced blocks, each "{"): each try reads at most
+# the rest of the text, so the work is at most this many reads of MAX_REVIEW_CHARS.
+MAX_JSON_CANDIDATES = 32
+# A JSON string (the closing quote optional, so that an unterminated one ends the scan instead of being
+# retried from every later quote), or a bracket.
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*+"?|[\[\]{}]', re.DOTALL)
+_FENCE_LANGUAGE = re.compile(r"\s*(?:json\b)?", re.IGNORECASE)
 
 
 def review_assignments(agent_ids: list[str], mode: Literal["ring", "all"]) -> list[tuple[str, str]]:
@@ -43,24 +57,60 @@ def _normalize_key(key: str) -> str:
     return re.sub(r"[\s-]+", "_", key.strip().lower())
 
 
+def _too_deep(text: str, start: int = 0, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether the JSON value at `start` nests deeper than `limit`. Brackets outside strings are counted, so this
+    never understates json's own depth; the scan stops where that value closes or gets too deep."""
+    depth = 0
+    for token in _JSON_TOKEN.finditer(text, start):
+        opener = text[token.start()]
+        if opener in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif opener in "]}":
+            depth -= 1
+        if depth <= 0:
+            return False
+    return False
+
+
+def _candidates(text: str) -> Iterator[tuple[str, int]]:
+    """(text, start) of each place a JSON object may begin, best first: the whole text, fenced blocks, each "{"."""
+    yield text.strip(), 0
+    # Between the odd and even fences: a fenced block; a split stays linear where a regex would backtrack.
+    for block in text.split("```")[1::2]:
+        yield block[_FENCE_LANGUAGE.match(block).end() :].strip(), 0
+    for brace in re.finditer(r"\{", text):
+        yield text, brace.start()
+
+
+def _find_json_object(text: str) -> tuple[dict[str, Any] | None, str]:
+    """The first JSON object in the start of `text` (see MAX_REVIEW_CHARS), or None and why there is none.
+    Never raises: what json cannot read, or would read too deep, is skipped."""
+    read = text[:MAX_REVIEW_CHARS]
+    decoder = json.JSONDecoder()
+    deep = False
+    for candidate, start in itertools.islice(_candidates(read), MAX_JSON_CANDIDATES):
+        if _too_deep(candidate, start):
+            deep = True
+            continue
+        try:
+            value, _ = decoder.raw_decode(candidate, start)
+        except Exception:  # ValueError for broken JSON; anything else is as unreadable
+            continue
+        if isinstance(value, dict):
+            return value, ""
+    reason = "no JSON object found"
+    if deep:
+        reason += f" (JSON nested deeper than {MAX_JSON_DEPTH} levels is not read)"
+    if len(text) > len(read):
+        reason += f" (only the first {MAX_REVIEW_CHARS:,} characters of {len(text):,} are read)"
+    return None, reason
+
+
 def extract_json_object(text: str) -> dict[str, Any] | None:
     """The first JSON object in `text`: the whole text, a fenced block, or one embedded in prose."""
-    for candidate in (text.strip(), *(m.group(1) for m in _FENCED_JSON.finditer(text))):
-        try:
-            value = json.loads(candidate)
-        except ValueError:
-            continue
-        if isinstance(value, dict):
-            return value
-    decoder = json.JSONDecoder()
-    for start in (m.start() for m in re.finditer(r"\{", text)):
-        try:
-            value, _ = decoder.raw_decode(text, start)
-        except ValueError:
-            continue
-        if isinstance(value, dict):
-            return value
-    return None
+    return _find_json_object(text)[0]
 
 
 def _as_score(value: Any) -> float | None:
@@ -90,9 +140,31 @@ def parse_review(raw: str, criteria: list[str], *, reviewer: str, author: str, r
     def unparsed(reason: str) -> Review:
         return Review(reviewer=reviewer, author=author, round=round, parsed=False, parse_error=reason, raw=raw)
 
-    data = extract_json_object(raw)
-    if data is None:
-        return unparsed("no JSON object found in the review")
+    try:
+        data, reason = _find_json_object(raw)
+        if data is None:
+            return unparsed(reason)
+        scores, rejected = _read_scores(data, criteria)
+        if not scores:
+            detail = f" (out of range or not numbers: {', '.join(rejected)})" if rejected else ""
+            return unparsed(f"no usable 1-10 score for any of {', '.join(criteria)}{detail}")
+        return Review(
+            reviewer=reviewer,
+            author=author,
+            round=round,
+            parsed=True,
+            scores=scores,
+            strengths=_as_strings(data.get("strengths")),
+            weaknesses=_as_strings(data.get("weaknesses")),
+            suggestions=_as_strings(data.get("suggestions")),
+            raw=raw,
+        )
+    except Exception as exc:  # untrusted text costs at most its own review, never the role
+        return unparsed(f"unreadable review: {type(exc).__name__}")
+
+
+def _read_scores(data: dict[str, Any], criteria: list[str]) -> tuple[dict[str, float], list[str]]:
+    """The usable score of each criterion (else the overall score), and the values that were not usable."""
     raw_scores = data.get("scores")
     if not isinstance(raw_scores, dict):
         raw_scores = {}
@@ -112,17 +184,4 @@ def parse_review(raw: str, criteria: list[str], *, reviewer: str, author: str, r
         overall = _as_score(data.get("overall", data.get("score")))
         if overall is not None:
             scores["overall"] = overall
-    if not scores:
-        detail = f" (out of range or not numbers: {', '.join(rejected)})" if rejected else ""
-        return unparsed(f"no usable 1-10 score for any of {', '.join(criteria)}{detail}")
-    return Review(
-        reviewer=reviewer,
-        author=author,
-        round=round,
-        parsed=True,
-        scores=scores,
-        strengths=_as_strings(data.get("strengths")),
-        weaknesses=_as_strings(data.get("weaknesses")),
-        suggestions=_as_strings(data.get("suggestions")),
-        raw=raw,
-    )
+    return scores, rejected

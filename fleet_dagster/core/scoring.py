@@ -1,8 +1,9 @@
 """Deterministic scoring of final proposals: peer reviews, coverage and check plugins."""
 
+import itertools
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import yaml
 
@@ -70,8 +71,17 @@ _STOPWORDS = frozenset(
         "very",
     ]
 )
-_FENCED_BLOCK = re.compile(r"```([A-Za-z0-9_+-]*)[^\n]*\n(.*?)```", re.DOTALL)
 _PREFIX = 5  # crude stemming: "limiting" and "limits" both match "limit"
+# A proposal is untrusted text: these caps bound what its check plugins are given, so that no block makes a
+# parser recurse past Python's limit and a proposal's checks stay under a second (PyYAML, the slowest, reads
+# about 150,000 characters a second). 16,000 characters is about 400 lines, more than a proposal's example needs.
+MAX_CHECK_CHARS = 16_000
+# Python's own parser stops at 200 nested brackets; real code, JSON and YAML stay far below 100.
+MAX_CHECK_DEPTH = 100
+# Blocks checked per proposal, in order; later ones are not checked (and do not count).
+MAX_CHECKED_BLOCKS = 8
+_FENCE_LANGUAGE = re.compile(r"[A-Za-z0-9_+-]*")
+_BRACKET = re.compile(r"[\[\](){}]")
 
 
 def _words(text: str) -> set[str]:
@@ -133,14 +143,42 @@ CHECK_PLUGINS: dict[str, Callable[[str], str | None]] = {
 }
 
 
+def _fenced_blocks(text: str) -> Iterator[tuple[str, str]]:
+    """(language, code) of each fenced block: the text between an odd and the next even fence, whose first line
+    names the language. A split stays linear where a regex over hostile text would backtrack."""
+    for block in text.split("```")[1::2]:
+        info, newline, code = block.partition("\n")
+        if newline:
+            yield _FENCE_LANGUAGE.match(info).group().lower(), code
+
+
+def _bracket_depth(code: str) -> int:
+    """Deepest nesting of brackets; those in strings and comments count too, which only errs towards deep."""
+    depth = deepest = 0
+    for bracket in _BRACKET.findall(code):
+        depth = depth + 1 if bracket in "([{" else max(0, depth - 1)
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def _check_block(language: str, code: str) -> CheckResult:
+    """One plugin's verdict on one block; whatever goes wrong fails this check only, with the reason."""
+    if len(code) > MAX_CHECK_CHARS:
+        error = f"not checked: {len(code):,} characters, over the {MAX_CHECK_CHARS:,} characters checked"
+    elif _bracket_depth(code) > MAX_CHECK_DEPTH:
+        error = f"not checked: brackets nested deeper than {MAX_CHECK_DEPTH}"
+    else:
+        try:
+            error = CHECK_PLUGINS[language](code)
+        except Exception as exc:  # RecursionError, MemoryError (deep Python), a plugin's own bug...
+            error = f"check failed: {type(exc).__name__}: {str(exc)[:200]}"
+    return CheckResult(language=language, passed=error is None, error=error)
+
+
 def run_checks(text: str) -> list[CheckResult]:
-    results = []
-    for language, code in _FENCED_BLOCK.findall(text):
-        check = CHECK_PLUGINS.get(language.lower())
-        if check is not None:
-            error = check(code)
-            results.append(CheckResult(language=language.lower(), passed=error is None, error=error))
-    return results
+    """A check result for each of the first MAX_CHECKED_BLOCKS fenced blocks in a language with a plugin."""
+    checkable = ((language, code) for language, code in _fenced_blocks(text) if language in CHECK_PLUGINS)
+    return [_check_block(language, code) for language, code in itertools.islice(checkable, MAX_CHECKED_BLOCKS)]
 
 
 def peer_score(reviews: list[Review]) -> float | None:

@@ -26,12 +26,14 @@ FINAL_STATUSES = frozenset(
 
 def final_status(roles: list[str], councils: list[CouncilResult]) -> DeliberationStatus:
     """TIMEOUT if the deadline cut any council short (what finished is kept); FAILED if a role has no
-    scored proposal; PARTIAL if some agent call failed; COMPLETED when every expected call succeeded."""
+    scored proposal (or no council); PARTIAL if some agent call failed or a council reported an error;
+    COMPLETED when every expected call succeeded. A council's error alone never fails a role that has
+    a scored proposal: that proposal is still a result."""
     by_role = {c.role: c for c in councils}
     if any(c.timed_out for c in councils):
         return DeliberationStatus.TIMEOUT
-    if any(role not in by_role or not by_role[role].scored_proposals or by_role[role].error for role in roles):
+    if any(role not in by_role or not by_role[role].scored_proposals for role in roles):
         return DeliberationStatus.FAILED
-    if any(not call.ok for c in councils for call in c.calls):
+    if any(c.error for c in councils) or any(not call.ok for c in councils for call in c.calls):
         return DeliberationStatus.PARTIAL
     return DeliberationStatus.COMPLETED

@@ -1,6 +1,9 @@
 """agent.response.* events while the councils run, not only when the run ends."""
 
 import dagster as dg
+import ray
+from pydantic import BaseModel
+from ray.actor import ActorHandle
 
 from fleet_dagster.core.records import AgentCall
 from fleet_dagster.nats_bridge.event_builders import agent_response_events
@@ -8,38 +11,61 @@ from fleet_dagster.nats_bridge.resources import NatsResource
 
 
 class AgentResponseStream:
-    """Publishes every agent call of one deliberation once, in the order its council recorded it.
+    """Publishes every agent call of one run's deliberation once, in the order its council recorded it.
 
-    The collect step feeds it what each poll of the councils brings, then the councils' final records;
-    a publish that fails is retried with the next batch (and at the end), so nothing is skipped, and a
-    NATS outage costs each poll one attempt, not three.
+    The collect step feeds it what each poll of the councils brings, then the councils' final records. How
+    far each council is published is kept on the CouncilRunner with the council, so a resumed collect step
+    goes on from there instead of publishing everything again. A publish that fails is retried with the
+    next batch, so a NATS outage costs each poll one attempt; the last one retries up to the bound.
     """
 
-    def __init__(self, nats: NatsResource, deliberation_id: str, log: dg.DagsterLogManager):
+    def __init__(
+        self, nats: NatsResource, deliberation_id: str, run_id: str, runner: ActorHandle, log: dg.DagsterLogManager
+    ):
         self._nats = nats
         self._deliberation_id = deliberation_id
+        self._run_id = run_id
+        self._runner = runner
         self._log = log
-        self.published: dict[str, int] = {}  # role -> how many of its calls are on NATS
+        self.enabled = nats.settings() is not None
+        # role -> how many of its calls are on NATS; a resumed collect step goes on where the last one was
+        self.published: dict[str, int] = {}
+        if self.enabled:
+            self.published = ray.get(runner.published.remote(deliberation_id, run_id))
 
-    @property
-    def enabled(self) -> bool:
-        return self._nats.settings() is not None
-
-    def send(
-        self,
-        calls_by_role: dict[str, list[AgentCall]],
-        first_index: dict[str, int] | None = None,
-        attempts: int = 1,
-    ) -> None:
-        """`calls_by_role[role]` are the council's calls from number `first_index[role]` (default 0) on;
-        whatever is new goes out in one publish (what fails goes with the next batch)."""
+    def _fresh(
+        self, calls_by_role: dict[str, list[AgentCall]], first_index: dict[str, int] | None
+    ) -> tuple[list[tuple[str, BaseModel, str]], dict[str, int]]:
+        """`calls_by_role[role]` are the council's calls from number `first_index[role]` (default 0) on."""
         events, published = [], dict(self.published)
         for role, calls in calls_by_role.items():
             start, first = self.published.get(role, 0), (first_index or {}).get(role, 0)
             if first > start:  # a gap cannot be numbered: the final records fill it
                 continue
             fresh = calls[start - first :]
-            events += agent_response_events(self._deliberation_id, role, fresh, start)
+            events += agent_response_events(self._deliberation_id, self._run_id, role, fresh, start)
             published[role] = start + len(fresh)
-        if self.enabled and events and self._nats.publish(events, self._log, attempts):
+        return events, published
+
+    def _publish(self, events: list[tuple[str, BaseModel, str]], published: dict[str, int], retry_s: float) -> bool:
+        if not self._nats.publish(events, self._log, retry_s=retry_s):
+            return False
+        if published != self.published:
             self.published = published
+            self._runner.mark_published.remote(self._deliberation_id, self._run_id, published)
+        return True
+
+    def send(self, calls_by_role: dict[str, list[AgentCall]], first_index: dict[str, int] | None = None) -> None:
+        """Whatever is new goes out in one publish, tried once (what fails goes with the next batch)."""
+        if self.enabled:
+            events, published = self._fresh(calls_by_role, first_index)
+            if events:
+                self._publish(events, published, retry_s=0)
+
+    def finish(self, calls_by_role: dict[str, list[AgentCall]], final: tuple[str, BaseModel, str]) -> bool:
+        """The calls not yet published and the final event, retried through an outage up to the bound;
+        False when they could still not be published."""
+        if not self.enabled:
+            return True
+        events, published = self._fresh(calls_by_role, None)
+        return self._publish([*events, final], published, retry_s=self._nats.publish_retry_s())

@@ -27,8 +27,14 @@ from fleet_dagster.deliberation.tables import (
     winners_markdown,
 )
 from fleet_dagster.llm.resources import LLMResource
-from fleet_dagster.nats_bridge.event_builders import accepted_event, final_event
-from fleet_dagster.nats_bridge.resources import PUBLISH_ATTEMPTS, NatsResource
+from fleet_dagster.nats_bridge.event_builders import (
+    FINAL_EVENT_METADATA_KEY,
+    FINAL_EVENT_UNPUBLISHED,
+    accepted_event,
+    final_event,
+    stored_event,
+)
+from fleet_dagster.nats_bridge.resources import NatsResource
 from fleet_dagster.ray_cluster.actors import council_runner
 from fleet_dagster.ray_cluster.resources import RayClusterResource
 
@@ -58,9 +64,14 @@ def _observe(context: dg.OpExecutionContext, request: DeliberationRequest, curre
     )
 
 
-def _start_councils(plans: list[CouncilPlan], llm: LLMResource) -> None:
+def _start_councils(plans: list[CouncilPlan], llm: LLMResource, run_id: str) -> None:
+    """Idempotent for this run; refused (a failed step, not retried) while another run owns the id."""
     runner, endpoint = council_runner(), llm.endpoint()
-    ray.get([runner.start.remote(p.request, p.role, p.deadline_at, endpoint, llm.call_timeout_s) for p in plans])
+    timeout_s = llm.call_timeout_s
+    starts = [runner.start.remote(p.request, p.role, p.deadline_at, endpoint, timeout_s, run_id) for p in plans]
+    refusals = [refusal for refusal in ray.get(starts) if refusal]
+    if refusals:
+        raise dg.Failure(description=refusals[0], allow_retries=False)
 
 
 @dg.op(out=dg.DynamicOut(CouncilPlan))
@@ -87,20 +98,23 @@ def plan_councils(
     # Started here, together: the in-process executor runs the council steps one after another
     # (tens of ms each), which would otherwise stagger the roles' start on the critical path.
     try:
-        _start_councils(plans, llm)
+        _start_councils(plans, llm, context.run_id)
     except ray.exceptions.RayError as exc:  # each council step starts what did not start here
         context.log.warning(f"councils not all started by the plan, the council steps will: {exc}")
     # Observed and announced once the councils run, so neither delays them.
     _observe(context, request, 0, {})
     seq = context.run.tags.get(STREAM_SEQ_TAG)
-    nats.publish([accepted_event(request.deliberation_id, context.run_id, int(seq) if seq else None)], context.log)
+    accepted = accepted_event(request.deliberation_id, context.run_id, int(seq) if seq else None)
+    nats.publish([accepted], context.log, retry_s=nats.publish_retry_s())
     for plan in plans:
         yield dg.DynamicOutput(plan, mapping_key=plan.role)
 
 
 @dg.op(retry_policy=dg.RetryPolicy(max_retries=2, delay=1.0))
-def start_council(plan: CouncilPlan, ray_cluster: RayClusterResource, llm: LLMResource) -> CouncilPlan:
-    _start_councils([plan], llm)
+def start_council(
+    context: dg.OpExecutionContext, plan: CouncilPlan, ray_cluster: RayClusterResource, llm: LLMResource
+) -> CouncilPlan:
+    _start_councils([plan], llm, context.run_id)
     return plan
 
 
@@ -159,11 +173,8 @@ def collect_deliberation(
 ):
     request = plans[0].request
     runner = council_runner()
-    stream = AgentResponseStream(nats, request.deliberation_id, context.log)
-    try:
-        councils = _gather_councils(context, runner, plans, stream)
-    finally:
-        runner.release.remote(request.deliberation_id)
+    stream = AgentResponseStream(nats, request.deliberation_id, context.run_id, runner, context.log)
+    councils = _gather_councils(context, runner, plans, stream)
 
     status = final_status(request.roles, councils)
     frame = proposals_frame(councils)
@@ -171,6 +182,7 @@ def collect_deliberation(
     critical_ms = critical_path_ms(councils)
     calls = [call for c in councils for call in c.calls]
     table = frame.drop(columns=["content"]).assign(content=frame["content"].fillna("").str.slice(0, 200))
+    final = final_event(request, context.run_id, status, councils, round(wall_ms))
     metadata = {
         "status": status.value,
         "expected_count": request.expected_count,
@@ -188,11 +200,21 @@ def collect_deliberation(
         "parallel_efficiency": round(critical_ms / wall_ms, 3) if wall_ms else 0.0,
         "models": ", ".join(sorted({call.model for call in calls if call.model})) or "none",
         "errors": dg.MetadataValue.json([c.error for c in councils if c.error]),
+        # What deliberation_run_failures (or `fleet-dagster republish`) publishes when NATS could not take it.
+        FINAL_EVENT_METADATA_KEY: dg.MetadataValue.json(stored_event(final)),
     }
     yield dg.Output(frame, metadata=metadata)
-    # What the polls did not publish, with the retries of any final event.
-    stream.send({council.role: council.calls for council in councils}, attempts=PUBLISH_ATTEMPTS)
-    nats.publish([final_event(request, context.run_id, status, councils, round(wall_ms))], context.log)
+    # What the polls did not publish, then the final event, through NATS outages up to the retry bound.
+    published = stream.finish({council.role: council.calls for council in councils}, final)
+    runner.release.remote(request.deliberation_id, context.run_id)
+    if not published:
+        raise dg.Failure(
+            description=f"{FINAL_EVENT_UNPUBLISHED}: the final event of {request.deliberation_id} could not be "
+            f"published to NATS within "
+            f"{nats.publish_retry_s():.0f} s; the deliberation_run_failures sensor publishes it from this "
+            f"materialization once NATS is back (or run: fleet-dagster republish {request.deliberation_id})",
+            allow_retries=False,
+        )
     if status is DeliberationStatus.FAILED:
         raise dg.Failure(
             description=f"Deliberation {request.deliberation_id} FAILED: a role has no scored proposal",

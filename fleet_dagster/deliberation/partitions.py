@@ -5,3 +5,4 @@ deliberation_partitions = dg.DynamicPartitionsDefinition(name="deliberations")
 DELIBERATION_ASSET_KEY = dg.AssetKey("deliberation")
 DELIBERATION_ID_TAG = "fleet/deliberation_id"
 STREAM_SEQ_TAG = "fleet/stream_seq"
+REQUEST_DIGEST_TAG = "fleet/request_digest"  # tells a producer's retried publish from another request

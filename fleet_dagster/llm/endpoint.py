@@ -1,6 +1,11 @@
 """Where agent calls go: an OpenAI-compatible endpoint and how to call it."""
 
+from collections import OrderedDict
+from collections.abc import Callable
+
 from pydantic import BaseModel, Field, SecretStr
+
+from fleet_dagster.core.chat_model import ChatModel
 
 
 class LLMEndpoint(BaseModel):
@@ -19,3 +24,28 @@ class LLMEndpoint(BaseModel):
     def cache_key(self) -> tuple:
         """Every field: a cached model answers with the settings of the endpoint it was built for."""
         return (self.model_dump_json(exclude={"api_key"}), self.api_key.get_secret_value())
+
+
+class ModelCache:
+    """The models of the `size` most recently called endpoints. Endpoints come with the calls, so a
+    long-lived caller that kept one model (and its connection pool) per endpoint ever seen would grow forever."""
+
+    def __init__(self, build: Callable[[LLMEndpoint], ChatModel], size: int = 16) -> None:
+        self._build = build
+        self._size = size
+        self._models: OrderedDict[tuple, ChatModel] = OrderedDict()
+
+    def get(self, endpoint: LLMEndpoint) -> ChatModel:
+        key = endpoint.cache_key
+        if key in self._models:
+            self._models.move_to_end(key)
+        else:
+            self._models[key] = self._build(endpoint)
+            if len(self._models) > self._size:
+                # Dropped, not closed: a call in flight may still use it, and the openai client closes its
+                # connections itself once nothing refers to it.
+                self._models.popitem(last=False)
+        return self._models[key]
+
+    def __len__(self) -> int:
+        return len(self._models)

@@ -1,4 +1,4 @@
-"""ChatModel over the openai client: timeouts and retries are the client's own."""
+"""ChatModel over the openai client: its retries of transient failures, within one budget per call."""
 
 import asyncio
 import time
@@ -53,14 +53,13 @@ class OpenAIChatModel:
             "extra_headers": {"X-Fleet-Agent-Id": request.agent_id, "X-Fleet-Deliberation-Id": request.deliberation_id},
             **extra,
         }
+        # The client's timeout bounds each attempt and each read, and it retries timeouts: only a bound on
+        # the whole call (attempts, backoff, a body that trickles in) keeps it within the deadline.
         client = self._client(model).with_options(timeout=request.timeout_s)
         started = time.perf_counter()
+        call = self._streamed(client, arguments, started) if self.endpoint.stream else self._answered(client, arguments)
         try:
-            if self.endpoint.stream:
-                # The client's timeout bounds each read; the whole stream gets the same bound.
-                result = await asyncio.wait_for(self._streamed(client, arguments, started), request.timeout_s)
-            else:
-                result = self._answer(await client.chat.completions.create(**arguments))
+            result = await asyncio.wait_for(call, request.timeout_s)
         except (openai.APITimeoutError, TimeoutError):
             result = ChatResult(error=f"timed out after {request.timeout_s:.1f}s")
         except openai.APIError as exc:
@@ -74,7 +73,8 @@ class OpenAIChatModel:
         )
 
     @staticmethod
-    def _answer(response) -> ChatResult:
+    async def _answered(client: openai.AsyncOpenAI, arguments: dict) -> ChatResult:
+        response = await client.chat.completions.create(**arguments)
         usage = response.usage
         content = response.choices[0].message.content if response.choices else None
         return _result(content, usage, response.model)
@@ -86,14 +86,15 @@ class OpenAIChatModel:
         usage = None
         model = ""
         stream = await client.chat.completions.create(**arguments, stream=True, stream_options={"include_usage": True})
-        async for chunk in stream:
-            model = chunk.model or model
-            usage = chunk.usage or usage
-            for choice in chunk.choices:
-                if choice.delta.content:
-                    if first_token_ms is None:
-                        first_token_ms = (time.perf_counter() - started) * 1000
-                    parts.append(choice.delta.content)
+        async with stream:  # a stream cut at the budget hands its connection back at once
+            async for chunk in stream:
+                model = chunk.model or model
+                usage = chunk.usage or usage
+                for choice in chunk.choices:
+                    if choice.delta.content:
+                        if first_token_ms is None:
+                            first_token_ms = (time.perf_counter() - started) * 1000
+                        parts.append(choice.delta.content)
         return _result("".join(parts), usage, model).model_copy(update={"first_token_ms": first_token_ms})
 
 

@@ -4,7 +4,7 @@ import dagster as dg
 import ray
 from pydantic import Field
 
-from fleet_dagster.llm.embedded import EMBEDDED_MODEL_NAME, gguf_path
+from fleet_dagster.llm.embedded import EMBEDDED_MODEL_NAME, MAX_SLOTS, gguf_path
 from fleet_dagster.llm.endpoint import LLMEndpoint
 
 
@@ -15,12 +15,17 @@ class LLMResource(dg.ConfigurableResource):
     model_urls: dict[str, str] = Field(default_factory=dict, description="Per-model URLs (FLEET_LLM_MODEL_URLS).")
     max_retries: int = Field(2, ge=0, description="Retries of transient HTTP failures per agent call.")
     call_timeout_s: float = Field(120.0, gt=0, description="Timeout of one agent call (within the deadline).")
-    embedded_slots: int = Field(4, ge=1, le=64, description="Parallel sequences the embedded engine batches.")
-    embedded_threads: int | None = Field(None, ge=1, description="Decode threads (default: the cores, at most 4).")
+    embedded_slots: int = Field(
+        4, ge=1, le=MAX_SLOTS, description="Parallel sequences the embedded engine batches (when it starts)."
+    )
+    embedded_threads: int | None = Field(
+        None, ge=1, description="Decode threads, at most the cores (default: the cores, at most 4; when it starts)."
+    )
     embedded_max_tokens: int = Field(256, ge=16, description="Cap on answers from the small embedded model.")
 
     def endpoint(self) -> LLMEndpoint:
-        """Needs a Ray connection when embedded: the engine is a detached actor shared by all runs."""
+        """Needs a Ray connection when embedded: the engine is a detached actor shared by all runs, started
+        with the settings of the first run that needs it."""
         if self.base_url:
             return LLMEndpoint(
                 base_url=self.base_url,
@@ -33,6 +38,13 @@ class LLMResource(dg.ConfigurableResource):
 
         gguf_path()  # a clear error here beats one from inside an actor
         engine = embedded_llm(self.embedded_slots, self.embedded_threads)
+        slots, threads = ray.get(engine.settings.remote())
+        if slots != self.embedded_slots or threads != (self.embedded_threads or threads):
+            dg.get_dagster_logger().warning(
+                f"The embedded engine runs with {slots} slots and {threads} threads, not the "
+                f"{self.embedded_slots} slots and {self.embedded_threads or 'default'} threads asked for: "
+                "it is shared by the whole cluster and was started (or clamped to the cores) that way."
+            )
         return LLMEndpoint(
             base_url=ray.get(engine.base_url.remote()),
             model_override=EMBEDDED_MODEL_NAME,

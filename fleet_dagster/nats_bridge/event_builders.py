@@ -9,11 +9,27 @@ from fleet_dagster.core.request import DeliberationRequest
 from fleet_dagster.core.status import DeliberationStatus
 from fleet_dagster.deliberation.tables import winners
 from fleet_dagster.nats_bridge.events import (
+    EVENT_SUBJECTS,
     AgentResponse,
     DeliberationAccepted,
     DeliberationCompleted,
     DeliberationFailed,
 )
+
+FINAL_EVENT_METADATA_KEY = "final_event"
+# Starts the collect step's failure when NATS did not take the final event: the run-failure sensor then
+# publishes the stored one (otherwise the collect step already did).
+FINAL_EVENT_UNPUBLISHED = "final event not published"
+
+
+def stored_event(event: tuple[str, BaseModel, str]) -> dict:
+    """An event as materialization metadata keeps it, to be published again later."""
+    name, body, msg_id = event
+    return {"subject": name, "event": body.model_dump(mode="json"), "msg_id": msg_id}
+
+
+def event_from_stored(stored: dict) -> tuple[str, BaseModel, str]:
+    return stored["subject"], EVENT_SUBJECTS[stored["subject"]].model_validate(stored["event"]), stored["msg_id"]
 
 
 def final_msg_id(deliberation_id: str, run_id: str) -> str:
@@ -27,10 +43,11 @@ def accepted_event(deliberation_id: str, run_id: str, stream_seq: int | None) ->
 
 
 def agent_response_events(
-    deliberation_id: str, role: str, calls: list[AgentCall], first_index: int = 0
+    deliberation_id: str, run_id: str, role: str, calls: list[AgentCall], first_index: int = 0
 ) -> list[tuple[str, BaseModel, str]]:
     """Events for one council's calls; calls[i] is the council's call number first_index + i, which makes
-    the msg id, so a call published twice is stored once."""
+    the msg id with the run's id: a call published twice is stored once, and a later run of the same
+    deliberation id is not mistaken for a repeat."""
     events = []
     for index, call in enumerate(calls, start=first_index):
         event = AgentResponse(
@@ -45,7 +62,7 @@ def agent_response_events(
             error=call.error,
         )
         subject = "agent.response.completed" if call.ok else "agent.response.failed"
-        events.append((subject, event, f"agent-{deliberation_id}-{role}-{index}"))
+        events.append((subject, event, f"agent-{deliberation_id}-{run_id}-{role}-{index}"))
     return events
 
 
@@ -59,6 +76,7 @@ def final_event(
     calls = [call for council in councils for call in council.calls]
     common = {
         "deliberation_id": request.deliberation_id,
+        "run_id": run_id,
         "winners": {role: {"agent_id": w["agent_id"], "score": w["score"]} for role, w in winners(councils).items()},
         "total_agents": request.expected_count,
         "successful_responses": sum(call.ok for call in calls),
@@ -75,6 +93,10 @@ def final_event(
 
 def run_failed_event(deliberation_id: str, run_id: str, error: str) -> tuple[str, BaseModel, str]:
     event = DeliberationFailed(
-        deliberation_id=deliberation_id, status="FAILED", error=error, completed_at=datetime.now(UTC).isoformat()
+        deliberation_id=deliberation_id,
+        run_id=run_id,
+        status="FAILED",
+        error=error,
+        completed_at=datetime.now(UTC).isoformat(),
     )
     return "deliberation.failed", event, final_msg_id(deliberation_id, run_id)

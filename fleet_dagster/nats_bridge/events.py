@@ -36,6 +36,15 @@ class DeliberationRejected(_KeyedEvent):
     errors: list[FieldError] = Field(min_length=1)
 
 
+class DeliberationDuplicate(DeliberationEvent):
+    """The same request (same id, same body) published again: it joins the run of the original request,
+    whose deliberation.accepted (stream_seq = original_stream_seq) names that run."""
+
+    stream_seq: int
+    original_stream_seq: int
+    run_id: str | None = Field(None, description="The original request's run, when it had started already.")
+
+
 class AgentResponse(DeliberationEvent):
     agent_id: str
     role: str
@@ -48,6 +57,7 @@ class AgentResponse(DeliberationEvent):
 
 
 class DeliberationCompleted(DeliberationEvent):
+    run_id: str | None = None
     status: Literal["COMPLETED", "PARTIAL"]
     winners: dict[str, dict[str, Any]]
     total_agents: int
@@ -58,6 +68,7 @@ class DeliberationCompleted(DeliberationEvent):
 
 
 class DeliberationFailed(DeliberationEvent):
+    run_id: str | None = None
     status: Literal["FAILED", "TIMEOUT"]
     error: str | None
     winners: dict[str, dict[str, Any]] = Field(default_factory=dict)
@@ -72,6 +83,7 @@ class DeliberationFailed(DeliberationEvent):
 EVENT_SUBJECTS: dict[str, type[BaseModel]] = {
     "deliberation.accepted": DeliberationAccepted,
     "deliberation.rejected": DeliberationRejected,
+    "deliberation.duplicate": DeliberationDuplicate,
     "agent.response.completed": AgentResponse,
     "agent.response.failed": AgentResponse,
     "deliberation.completed": DeliberationCompleted,

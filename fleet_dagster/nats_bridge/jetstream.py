@@ -6,8 +6,8 @@ from contextlib import asynccontextmanager
 
 import nats
 from nats.js import JetStreamContext
-from nats.js.api import RawStreamMsg, StorageType, StreamConfig
-from nats.js.errors import NotFoundError
+from nats.js.api import RawStreamMsg, StorageType, StreamConfig, StreamInfo
+from nats.js.errors import BadRequestError, NotFoundError
 from pydantic import BaseModel
 
 from fleet_dagster.nats_bridge.settings import MAX_REQUEST_BYTES, NatsSettings
@@ -25,24 +25,28 @@ async def jetstream(settings: NatsSettings) -> AsyncIterator[JetStreamContext]:
         await client.close()
 
 
-async def ensure_stream(js: JetStreamContext, settings: NatsSettings, update: bool = True) -> None:
-    """Creates the stream, or (`update`) brings an existing one to this configuration; safe to call every
-    time. Event publishers only create it: the bridge's sensor keeps its configuration current."""
-    config = StreamConfig(
-        name=settings.stream,
-        subjects=settings.stream_subjects,
-        storage=StorageType.FILE,
-        allow_direct=True,
-        max_msg_size=MAX_REQUEST_BYTES + 4096,
-        duplicate_window=DUPLICATE_WINDOW_S,
-    )
+async def ensure_stream(js: JetStreamContext, settings: NatsSettings) -> StreamInfo:
+    """The stream, created with the configured retention when missing. An existing stream is never
+    changed: its limits are the operator's."""
     try:
-        await js.stream_info(settings.stream)
+        return await js.stream_info(settings.stream)
     except NotFoundError:
-        await js.add_stream(config)
-    else:
-        if update:
-            await js.update_stream(config)
+        pass
+    try:
+        return await js.add_stream(
+            StreamConfig(
+                name=settings.stream,
+                subjects=settings.stream_subjects,
+                storage=StorageType.FILE,
+                allow_direct=True,
+                max_msg_size=MAX_REQUEST_BYTES + 4096,
+                duplicate_window=DUPLICATE_WINDOW_S,
+                max_age=settings.max_age_s,
+                max_bytes=settings.max_bytes,
+            )
+        )
+    except BadRequestError:  # created meanwhile by another process, perhaps with other limits: keep those
+        return await js.stream_info(settings.stream)
 
 
 async def publish_event(js: JetStreamContext, settings: NatsSettings, name: str, event: BaseModel, msg_id: str) -> None:

@@ -1,6 +1,8 @@
 """NATS as a Dagster resource: settings from the environment (dg.EnvVar), event publishing for ops."""
 
 import asyncio
+import itertools
+import time
 
 import dagster as dg
 from pydantic import BaseModel, Field
@@ -8,7 +10,7 @@ from pydantic import BaseModel, Field
 from fleet_dagster.nats_bridge.jetstream import ensure_stream, jetstream, publish_event
 from fleet_dagster.nats_bridge.settings import NatsSettings
 
-PUBLISH_ATTEMPTS = 3
+RETRY_FIRST_PAUSE_S, RETRY_MAX_PAUSE_S = 0.5, 5.0
 
 
 class NatsResource(dg.ConfigurableResource):
@@ -31,31 +33,38 @@ class NatsResource(dg.ConfigurableResource):
             subject_prefix=self.subject_prefix,
         )
 
+    def publish_retry_s(self) -> float:
+        settings = self.settings()
+        return settings.publish_retry_s if settings else 0.0
+
     def publish(
-        self,
-        events: list[tuple[str, BaseModel, str]],
-        log: dg.DagsterLogManager | None = None,
-        attempts: int = PUBLISH_ATTEMPTS,
+        self, events: list[tuple[str, BaseModel, str]], log: dg.DagsterLogManager | None = None, retry_s: float = 0.0
     ) -> bool:
-        """Publishes (subject name, event, msg id) triples; retries, and never fails the caller's run."""
+        """Publishes (subject name, event, msg id) triples, trying again with backoff for up to `retry_s`
+        (0: once); never fails the caller's run. Msg ids make a repeated publish a no-op for the stream."""
         settings = self.settings()
         if settings is None or not events:
             return False
 
         async def send() -> None:
             async with jetstream(settings) as js:
-                await ensure_stream(js, settings, update=False)
+                await ensure_stream(js, settings)
                 for name, event, msg_id in events:
                     await publish_event(js, settings, name, event, msg_id)
 
-        for attempt in range(1, attempts + 1):
+        give_up_at, pause = time.monotonic() + retry_s, RETRY_FIRST_PAUSE_S
+        for attempt in itertools.count(1):
             try:
                 asyncio.run(send())
                 return True
-            except Exception as exc:  # noqa: BLE001 - any NATS failure: retry, then report
+            except Exception as exc:  # noqa: BLE001 - any NATS failure: retry within the bound, then report
                 if log is not None:
                     log.warning(
                         f"publishing {len(events)} event(s) to {settings.display_url} failed "
-                        f"(attempt {attempt}/{attempts}): {type(exc).__name__}: {exc}"
+                        f"(attempt {attempt}): {type(exc).__name__}: {exc}"
                     )
+            if time.monotonic() + pause > give_up_at:
+                return False
+            time.sleep(pause)
+            pause = min(pause * 2, RETRY_MAX_PAUSE_S)
         return False

@@ -2,21 +2,30 @@
 
 import asyncio
 import os
+from dataclasses import dataclass
 
 import dagster as dg
+from nats import errors as nats_errors
 
 from fleet_dagster.deliberation.assets import deliberation_job
 from fleet_dagster.deliberation.partitions import (
     DELIBERATION_ID_TAG,
+    REQUEST_DIGEST_TAG,
     STREAM_SEQ_TAG,
     deliberation_partitions,
 )
 from fleet_dagster.deliberation.run_config import run_config_for
 from fleet_dagster.deliberation.status_query import latest_event, latest_run, run_error
-from fleet_dagster.nats_bridge.event_builders import run_failed_event
+from fleet_dagster.nats_bridge.cursor import RequestCursor, StreamState, read_after
+from fleet_dagster.nats_bridge.event_builders import (
+    FINAL_EVENT_METADATA_KEY,
+    FINAL_EVENT_UNPUBLISHED,
+    event_from_stored,
+    run_failed_event,
+)
 from fleet_dagster.nats_bridge.jetstream import ensure_stream, jetstream, publish_event, read_requests
 from fleet_dagster.nats_bridge.resources import NatsResource
-from fleet_dagster.nats_bridge.triage import Triage, triage
+from fleet_dagster.nats_bridge.triage import PriorUse, Triage, request_digest, triage
 
 BATCH = int(os.environ.get("FLEET_NATS_SENSOR_BATCH", "100"))
 READ_BUDGET_S = 10.0
@@ -25,25 +34,47 @@ INTERVAL_S = int(os.environ.get("FLEET_NATS_SENSOR_INTERVAL", "5"))
 DEFAULT_STATUS = dg.DefaultSensorStatus(os.environ.get("FLEET_NATS_SENSOR_STATUS", "STOPPED").upper())
 
 
-def _used_elsewhere(instance: dg.DagsterInstance):
-    def check(deliberation_id: str, seq: int) -> str | None:
+def _prior_use(instance: dg.DagsterInstance):
+    def lookup(deliberation_id: str, seq: int) -> PriorUse | None:
         run = latest_run(instance, deliberation_id)
         if run is None or run.tags.get(STREAM_SEQ_TAG) == str(seq):
             return None  # free, or this very message seen again (its run_key dedupes the run)
-        return f"by run {run.run_id}"
+        run_seq = run.tags.get(STREAM_SEQ_TAG)
+        return PriorUse(
+            description=f"by run {run.run_id}",
+            stream_seq=int(run_seq) if run_seq and run_seq.isdigit() else None,
+            request_digest=run.tags.get(REQUEST_DIGEST_TAG),
+            run_id=run.run_id,
+        )
 
-    return check
+    return lookup
 
 
-async def _read_and_triage(nats: NatsResource, cursor: int, instance: dg.DagsterInstance) -> tuple[int, Triage]:
+@dataclass
+class _Tick:
+    cursor: RequestCursor
+    outcome: Triage
+    notes: list[str]
+
+
+async def _read_and_triage(nats: NatsResource, cursor: RequestCursor, instance: dg.DagsterInstance) -> _Tick:
     settings = nats.settings()
     async with jetstream(settings) as js:
-        await ensure_stream(js, settings)
-        messages = await read_requests(js, settings, cursor, BATCH, READ_BUDGET_S)
-        outcome = triage([(m.seq, m.data or b"") for m in messages], _used_elsewhere(instance))
+        info = await ensure_stream(js, settings)
+        stream = StreamState(
+            created=info.created.isoformat() if info.created else None,
+            first_seq=info.state.first_seq,
+            last_seq=info.state.last_seq,
+        )
+        after, notes = read_after(cursor, stream)
+        messages = await read_requests(js, settings, after, BATCH, READ_BUDGET_S)
+        outcome = triage([(m.seq, m.data or b"") for m in messages], _prior_use(instance))
         for rejected in outcome.rejected:
             await publish_event(js, settings, "deliberation.rejected", rejected, f"rejected-{rejected.stream_seq}")
-    return (messages[-1].seq if messages else cursor), outcome
+        for duplicate in outcome.duplicates:
+            await publish_event(js, settings, "deliberation.duplicate", duplicate, f"duplicate-{duplicate.stream_seq}")
+    new_cursor = RequestCursor(seq=messages[-1].seq if messages else after, stream_created=stream.created)
+    return _Tick(new_cursor, outcome, notes)
 
 
 @dg.sensor(
@@ -51,52 +82,81 @@ async def _read_and_triage(nats: NatsResource, cursor: int, instance: dg.Dagster
     minimum_interval_seconds=INTERVAL_S,
     default_status=DEFAULT_STATUS,
     description="Starts one run per valid request on NATS subject deliberation.requested, read by stream "
-    "sequence after the cursor; rejects invalid ones on deliberation.rejected.",
+    "sequence after the cursor; rejects invalid ones on deliberation.rejected and answers a request published "
+    "again on deliberation.duplicate.",
 )
 def deliberation_requests(context: dg.SensorEvaluationContext, nats: NatsResource):
     settings = nats.settings()
     if settings is None:
         return dg.SkipReason("NATS_URL is not set: the NATS bridge is off")
-    cursor = int(context.cursor or 0)
+    cursor = RequestCursor.parse(context.cursor)
     try:
-        new_cursor, outcome = asyncio.run(_read_and_triage(nats, cursor, context.instance))
-    except Exception as exc:  # noqa: BLE001 - unreachable, auth, TLS...: skip this tick, keep the cursor
+        tick = asyncio.run(_read_and_triage(nats, cursor, context.instance))
+    except (nats_errors.Error, OSError, TimeoutError) as exc:  # unreachable, auth, TLS: skip, keep the cursor
         return dg.SkipReason(f"NATS unreachable at {settings.display_url}: {type(exc).__name__}: {exc}")
-    for rejected in outcome.rejected:
+    for note in tick.notes:
+        context.log.warning(f"stream {settings.stream}: {note}")
+    for rejected in tick.outcome.rejected:
         context.log.warning(f"rejected stream seq {rejected.stream_seq}: {[e.message for e in rejected.errors]}")
+    for duplicate in tick.outcome.duplicates:
+        context.log.info(
+            f"stream seq {duplicate.stream_seq} repeats the request at {duplicate.original_stream_seq}: "
+            f"{duplicate.deliberation_id} runs once"
+        )
+    accepted = tick.outcome.accepted
     run_requests = [
         dg.RunRequest(
             run_key=request.deliberation_id,
             partition_key=request.deliberation_id,
             run_config=run_config_for(request),
-            tags={DELIBERATION_ID_TAG: request.deliberation_id, STREAM_SEQ_TAG: str(seq)},
+            tags={
+                DELIBERATION_ID_TAG: request.deliberation_id,
+                STREAM_SEQ_TAG: str(seq),
+                REQUEST_DIGEST_TAG: request_digest(request),
+            },
         )
-        for seq, request in outcome.accepted
+        for seq, request in accepted
     ]
-    if new_cursor == cursor:
-        return dg.SkipReason(f"no new requests after stream sequence {cursor}")
+    if tick.cursor == cursor:
+        return dg.SkipReason(f"no new requests after stream sequence {cursor.seq}")
     return dg.SensorResult(
         run_requests=run_requests,
         dynamic_partitions_requests=[
-            deliberation_partitions.build_add_request([request.deliberation_id for _, request in outcome.accepted])
+            deliberation_partitions.build_add_request([request.deliberation_id for _, request in accepted])
         ]
         if run_requests
         else [],
-        cursor=str(new_cursor),
+        cursor=tick.cursor.dump(),
     )
+
+
+def stored_final_event(instance: dg.DagsterInstance, deliberation_id: str, run_id: str | None = None):
+    """The final event the collect step stored with its materialization (of `run_id`, when given), or None."""
+    record = latest_event(instance.fetch_materializations, deliberation_id, run_id)
+    stored = record.asset_materialization.metadata.get(FINAL_EVENT_METADATA_KEY) if record else None
+    return event_from_stored(stored.value) if stored is not None else None
 
 
 @dg.run_failure_sensor(
     monitored_jobs=[deliberation_job],
     default_status=DEFAULT_STATUS,
-    description="Publishes deliberation.failed for runs that died before their collect step reported.",
+    description="Publishes the final event of failed runs: the one their collect step stored (it may not have "
+    "reached NATS), or deliberation.failed for runs that died before collecting.",
 )
 def deliberation_run_failures(context: dg.RunFailureSensorContext, nats: NatsResource):
     deliberation_id = context.dagster_run.tags.get(DELIBERATION_ID_TAG)
     if not deliberation_id:
         return
     run_id = context.dagster_run.run_id
-    if latest_event(context.instance.fetch_materializations, deliberation_id, run_id):
-        return  # the collect step already published the final event
     error = run_error(context.instance, run_id) or context.failure_event.message or "run failed"
-    nats.publish([run_failed_event(deliberation_id, context.dagster_run.run_id, error)], context.log)
+    final = stored_final_event(context.instance, deliberation_id, run_id)
+    if final is None:
+        final = run_failed_event(deliberation_id, run_id, error)
+    elif FINAL_EVENT_UNPUBLISHED not in error:
+        return  # the collect step published it
+    # The same msg id as the collect step's: stored once, whichever got through.
+    if not nats.publish([final], context.log, retry_s=nats.publish_retry_s()):
+        raise RuntimeError(
+            f"the final event of {deliberation_id} (run {run_id}) could not be published; "
+            f"publish it later with: fleet-dagster republish {deliberation_id}"
+        )

@@ -6,6 +6,18 @@ import ssl
 from pydantic import BaseModel, Field, SecretStr
 
 MAX_REQUEST_BYTES = 1024 * 1024
+# Retention of the stream when the bridge creates it (an operator's limits on an existing stream are kept):
+# every agent call adds an event, so an unlimited stream grows forever.
+MAX_AGE_ENV, MAX_BYTES_ENV = "FLEET_NATS_MAX_AGE_S", "FLEET_NATS_MAX_BYTES"
+DEFAULT_MAX_AGE_S = 7 * 24 * 3600.0
+DEFAULT_MAX_BYTES = 1024**3
+# How long an event publisher keeps trying through a NATS outage before it gives up (and says so).
+PUBLISH_RETRY_ENV = "FLEET_NATS_PUBLISH_RETRY_S"
+DEFAULT_PUBLISH_RETRY_S = 60.0
+
+
+def _env_float(name: str, default: float) -> float:
+    return float(os.environ.get(name) or default)
 
 
 async def _quiet(error: Exception) -> None:
@@ -20,6 +32,11 @@ class NatsSettings(BaseModel):
     stream: str = "FLEET"
     subject_prefix: str = ""
     connect_timeout_s: float = 2.0
+    max_age_s: float = Field(default_factory=lambda: _env_float(MAX_AGE_ENV, DEFAULT_MAX_AGE_S), gt=0)
+    max_bytes: int = Field(default_factory=lambda: int(_env_float(MAX_BYTES_ENV, DEFAULT_MAX_BYTES)), gt=0)
+    publish_retry_s: float = Field(
+        default_factory=lambda: _env_float(PUBLISH_RETRY_ENV, DEFAULT_PUBLISH_RETRY_S), ge=0
+    )
 
     @classmethod
     def from_env(cls) -> "NatsSettings | None":

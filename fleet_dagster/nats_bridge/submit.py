@@ -5,13 +5,14 @@ import time
 import uuid
 from typing import Any
 
+from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from fleet_dagster.core.request import DeliberationRequest
 from fleet_dagster.nats_bridge.jetstream import REQUEST_SUBJECT, ensure_stream, jetstream
 from fleet_dagster.nats_bridge.settings import NatsSettings
 
-OUTCOME_SUBJECTS = ("deliberation.completed", "deliberation.failed", "deliberation.rejected")
+FINAL_SUBJECTS = ("deliberation.completed", "deliberation.failed")
 
 
 async def submit_request(
@@ -30,22 +31,40 @@ async def submit_request(
         )
         if wait_s is None:
             return ack.seq, None
+        return ack.seq, await _wait_for_outcome(js, settings, ack.seq, time.monotonic() + wait_s)
+
+
+async def _wait_for_outcome(
+    js: JetStreamContext, settings: NatsSettings, seq: int, deadline: float
+) -> dict[str, Any] | None:
+    """The outcome of the run that the request at `seq` started or joined: its rejection, or the final event
+    of that run (found through the deliberation.accepted that names the run). Events about other requests
+    with the same deliberation id (a conflicting request's rejection, an earlier run) are not this outcome."""
+    run_id: str | None = None
+    accepted_seq, read_from = seq, seq
+    while True:
         subscription = await js.subscribe(
             settings.subject("deliberation.>"),
             ordered_consumer=True,
-            config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=ack.seq),
+            config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=read_from),
         )
-        deadline = time.monotonic() + wait_s
         try:
             while True:
                 message = await subscription.next_msg(timeout=max(0.001, deadline - time.monotonic()))
-                name = message.subject.removeprefix(settings.subject_prefix)
-                if name not in OUTCOME_SUBJECTS:
-                    continue
-                event = json.loads(message.data)
-                if event.get("deliberation_id") == request.deliberation_id or event.get("stream_seq") == ack.seq:
-                    return ack.seq, {"subject": name, "event": event}
+                name, event = message.subject.removeprefix(settings.subject_prefix), json.loads(message.data)
+                if run_id is not None:
+                    if name in FINAL_SUBJECTS and event.get("run_id") == run_id:
+                        return {"subject": name, "event": event}
+                elif name == "deliberation.rejected" and event.get("stream_seq") == seq:
+                    return {"subject": name, "event": event}
+                elif name == "deliberation.accepted" and event.get("stream_seq") == accepted_seq:
+                    run_id = event["run_id"]
+                elif name == "deliberation.duplicate" and event.get("stream_seq") == seq:
+                    # Joined an earlier request's run, whose events may precede ours: read again from there.
+                    run_id, accepted_seq = event.get("run_id"), event["original_stream_seq"]
+                    read_from = accepted_seq
+                    break
         except TimeoutError:
-            return ack.seq, None
+            return None
         finally:
             await subscription.unsubscribe()

@@ -1,4 +1,7 @@
-"""Turning stored request messages into runs to start or rejections to publish."""
+"""Turning stored request messages into runs to start, duplicates to answer, or rejections to publish.
+
+Any failure tied to one message becomes that message's rejection: a poison message never stops intake.
+"""
 
 import hashlib
 import json
@@ -6,22 +9,42 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from fleet_dagster.core.request import DeliberationRequest, RequestError, parse_request
-from fleet_dagster.nats_bridge.events import DeliberationRejected, FieldError
+from fleet_dagster.nats_bridge.events import DeliberationDuplicate, DeliberationRejected, FieldError
 from fleet_dagster.nats_bridge.settings import MAX_REQUEST_BYTES
+
+# A rejection must stay far below the 1 MiB message limit whatever the request held (20,000 bad
+# requirements once made a 1.47 MB rejection that could not be published, which stalled the bridge).
+MAX_REJECTION_ERRORS = 20
+MAX_ERROR_CHARS = 300
+
+
+@dataclass(frozen=True)
+class PriorUse:
+    """How an id is already taken: by a run (from a NATS request or not) or earlier in the same batch."""
+
+    description: str
+    stream_seq: int | None
+    request_digest: str | None
+    run_id: str | None = None
 
 
 @dataclass
 class Triage:
     accepted: list[tuple[int, DeliberationRequest]] = field(default_factory=list)
+    duplicates: list[DeliberationDuplicate] = field(default_factory=list)
     rejected: list[DeliberationRejected] = field(default_factory=list)
 
 
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[: limit - 1]}…"
+
+
 def _reject(seq: int, deliberation_id: object, *errors: tuple[str, str]) -> DeliberationRejected:
-    return DeliberationRejected(
-        deliberation_id=deliberation_id if isinstance(deliberation_id, str) else None,
-        stream_seq=seq,
-        errors=[FieldError(field=f, message=m) for f, m in errors],
-    )
+    shown = [FieldError(field=_cut(f, 100), message=_cut(m, MAX_ERROR_CHARS)) for f, m in errors[:MAX_REJECTION_ERRORS]]
+    if len(errors) > MAX_REJECTION_ERRORS:
+        shown.append(FieldError(field="request", message=f"and {len(errors) - MAX_REJECTION_ERRORS} more errors"))
+    valid_id = isinstance(deliberation_id, str) and len(deliberation_id) <= 64
+    return DeliberationRejected(deliberation_id=deliberation_id if valid_id else None, stream_seq=seq, errors=shown)
 
 
 def default_id(seq: int, data: bytes) -> str:
@@ -29,38 +52,60 @@ def default_id(seq: int, data: bytes) -> str:
     return f"delib-{seq}-{hashlib.sha256(data).hexdigest()[:10]}"
 
 
-def triage(messages: list[tuple[int, bytes]], used_by_other_seq: Callable[[str, int], str | None]) -> Triage:
-    """`used_by_other_seq(id, seq)` says how an id is already taken by anything but this message, or None."""
+def request_digest(request: DeliberationRequest) -> str:
+    """Equal for the same request published twice (a producer's retry), whatever its JSON layout."""
+    return hashlib.sha256(request.model_dump_json().encode()).hexdigest()
+
+
+def _parse(seq: int, data: bytes) -> DeliberationRequest | DeliberationRejected:
+    if len(data) > MAX_REQUEST_BYTES:
+        return _reject(seq, None, ("request", f"{len(data)} bytes; at most {MAX_REQUEST_BYTES}"))
+    try:
+        body = json.loads(data)
+    except RecursionError:
+        return _reject(seq, None, ("request", "JSON nested too deeply"))
+    except ValueError as exc:
+        return _reject(seq, None, ("request", f"not valid JSON: {exc}"))
+    if not isinstance(body, dict):
+        return _reject(seq, None, ("request", "must be a JSON object"))
+    if body.get("deliberation_id") is None:
+        body["deliberation_id"] = default_id(seq, data)
+    try:
+        return parse_request(body)
+    except RequestError as exc:
+        return _reject(seq, body.get("deliberation_id"), *exc.errors)
+
+
+def triage(messages: list[tuple[int, bytes]], prior_use: Callable[[str, int], PriorUse | None]) -> Triage:
+    """`prior_use(id, seq)` says how an id is already taken by anything but this message, or None."""
     result = Triage()
-    seen_in_batch: dict[str, int] = {}
+    in_batch: dict[str, PriorUse] = {}
     for seq, data in messages:
-        if len(data) > MAX_REQUEST_BYTES:
-            result.rejected.append(_reject(seq, None, ("request", f"{len(data)} bytes; at most {MAX_REQUEST_BYTES}")))
-            continue
         try:
-            body = json.loads(data)
-        except ValueError as exc:
-            result.rejected.append(_reject(seq, None, ("request", f"not valid JSON: {exc}")))
+            parsed = _parse(seq, data)
+        except Exception as exc:  # noqa: BLE001 - whatever one message does, it is that message's rejection
+            parsed = _reject(seq, None, ("request", f"could not be read: {type(exc).__name__}: {exc}"))
+        if isinstance(parsed, DeliberationRejected):
+            result.rejected.append(parsed)
             continue
-        if not isinstance(body, dict):
-            result.rejected.append(_reject(seq, None, ("request", "must be a JSON object")))
-            continue
-        if body.get("deliberation_id") is None:
-            body["deliberation_id"] = default_id(seq, data)
-        try:
-            request = parse_request(body)
-        except RequestError as exc:
-            result.rejected.append(_reject(seq, body.get("deliberation_id"), *exc.errors))
-            continue
-        taken = (
-            f"already requested at stream sequence {seen_in_batch[request.deliberation_id]}"
-            if request.deliberation_id in seen_in_batch
-            else used_by_other_seq(request.deliberation_id, seq)
-        )
-        if taken:
-            message = f"deliberation_id {request.deliberation_id!r} was already used ({taken}); nothing was started"
+        request, digest = parsed, request_digest(parsed)
+        prior = in_batch.get(request.deliberation_id) or prior_use(request.deliberation_id, seq)
+        if prior is None:
+            in_batch[request.deliberation_id] = PriorUse(f"requested at stream sequence {seq}", seq, digest)
+            result.accepted.append((seq, request))
+        elif prior.stream_seq is not None and prior.request_digest == digest:
+            result.duplicates.append(
+                DeliberationDuplicate(
+                    deliberation_id=request.deliberation_id,
+                    stream_seq=seq,
+                    original_stream_seq=prior.stream_seq,
+                    run_id=prior.run_id,
+                )
+            )
+        else:
+            message = (
+                f"deliberation_id {request.deliberation_id!r} was already used with another request "
+                f"({prior.description}); nothing was started"
+            )
             result.rejected.append(_reject(seq, request.deliberation_id, ("deliberation_id", message)))
-            continue
-        seen_in_batch[request.deliberation_id] = seq
-        result.accepted.append((seq, request))
     return result

@@ -8,6 +8,7 @@
 import asyncio
 import itertools
 import time
+from dataclasses import dataclass
 
 import ray
 from ray.actor import ActorHandle
@@ -18,7 +19,8 @@ from fleet_dagster.core.council import Council, run_council
 from fleet_dagster.core.profiles import load_profile
 from fleet_dagster.core.records import AgentCall, ChatRequest, ChatResult, CouncilResult
 from fleet_dagster.core.request import DeliberationRequest
-from fleet_dagster.llm.endpoint import LLMEndpoint
+from fleet_dagster.llm.embedded import EngineSettings
+from fleet_dagster.llm.endpoint import LLMEndpoint, ModelCache
 
 NAMESPACE = "fleet"
 UNCOLLECTED_TTL_S = 3600.0
@@ -29,17 +31,18 @@ _SUFFIX = f"v{__version__}"
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=2)
 class AgentCaller:
     def __init__(self) -> None:
-        self._models: dict[tuple, ChatModel] = {}
+        self._models = ModelCache(self._openai_model)
+
+    @staticmethod
+    def _openai_model(endpoint: LLMEndpoint) -> ChatModel:
+        # Imported here, in the Ray worker: the run processes that import this module never call a
+        # model, and the openai client costs each of them about a second of start-up.
+        from fleet_dagster.llm.openai_chat import OpenAIChatModel
+
+        return OpenAIChatModel(endpoint)
 
     async def complete(self, endpoint: LLMEndpoint, request: ChatRequest) -> ChatResult:
-        model = self._models.get(endpoint.cache_key)
-        if model is None:
-            # Imported here, in the Ray worker: the run processes that import this module never call a
-            # model, and the openai client costs each of them about a second of start-up.
-            from fleet_dagster.llm.openai_chat import OpenAIChatModel
-
-            model = self._models[endpoint.cache_key] = OpenAIChatModel(endpoint)
-        return await model.complete(request)
+        return await self._models.get(endpoint).complete(request)
 
 
 class AgentCallerPool:
@@ -56,11 +59,19 @@ class AgentCallerPool:
             return ChatResult(error=f"agent call lost on Ray: {type(exc).__name__}: {str(exc)[:300]}")
 
 
+@dataclass
+class _RunningCouncil:
+    council: Council
+    task: asyncio.Task
+    run_id: str
+    published: int = 0  # how many of its calls the owning run has put on NATS (a resumed collect goes on from here)
+
+
 @ray.remote(num_cpus=0, max_restarts=-1)
 class CouncilRunner:
     def __init__(self, caller_count: int) -> None:
         self._callers = [agent_caller(i) for i in range(caller_count)]
-        self._councils: dict[tuple[str, str], tuple[Council, asyncio.Task]] = {}
+        self._councils: dict[tuple[str, str], _RunningCouncil] = {}
 
     async def start(
         self,
@@ -69,10 +80,19 @@ class CouncilRunner:
         deadline_at: float,
         endpoint: LLMEndpoint,
         call_timeout_s: float,
-    ) -> None:
+        run_id: str,
+    ) -> str | None:
+        """Starts the council unless it runs already; returns why it was refused, or None. A retried step or
+        a resumed run (the same run) gets its running council; another run may not take it over."""
         key = (request.deliberation_id, role)
-        if key in self._councils:  # a retried step must not start the council twice
-            return
+        existing = self._councils.get(key)
+        if existing is not None and existing.run_id == run_id:
+            return None
+        if existing is not None and not existing.task.done():
+            return (
+                f"deliberation {request.deliberation_id} is already running in run {existing.run_id}; "
+                f"one deliberation id runs in one run at a time"
+            )
         self._forget_uncollected()
         architect = load_profile("ARCHITECT") if request.selection == "architect" else None
         council = Council(
@@ -83,33 +103,47 @@ class CouncilRunner:
             call_timeout_s=call_timeout_s,
             architect=architect,
         )
-        self._councils[key] = (council, asyncio.create_task(run_council(council)))
+        self._councils[key] = _RunningCouncil(council, asyncio.create_task(run_council(council)), run_id)
+        return None
 
     def _forget_uncollected(self) -> None:
         """Results nobody collected (their run died) are dropped once well past their deadline."""
         now = time.time()
         stale = [
             key
-            for key, (council, task) in self._councils.items()
-            if task.done() and now > council.deadline_at + UNCOLLECTED_TTL_S
+            for key, entry in self._councils.items()
+            if entry.task.done() and now > entry.council.deadline_at + UNCOLLECTED_TTL_S
         ]
         for key in stale:
             self._councils.pop(key)
 
+    def _of(self, deliberation_id: str, run_id: str | None = None) -> dict[str, _RunningCouncil]:
+        return {
+            role: entry
+            for (delib, role), entry in self._councils.items()
+            if delib == deliberation_id and run_id in (None, entry.run_id)
+        }
+
     async def progress(self, deliberation_id: str) -> dict[str, dict]:
         return {
-            role: {**council.progress(), "finished": task.done()}
-            for (delib, role), (council, task) in self._councils.items()
-            if delib == deliberation_id
+            role: {**entry.council.progress(), "finished": entry.task.done()}
+            for role, entry in self._of(deliberation_id).items()
         }
 
     async def calls_since(self, deliberation_id: str, offsets: dict[str, int]) -> dict[str, list[AgentCall]]:
         """Each council's calls from number offsets[role] on, in the order the council recorded them."""
         return {
-            role: council.calls[offsets.get(role, 0) :]
-            for (delib, role), (council, _) in self._councils.items()
-            if delib == deliberation_id and len(council.calls) > offsets.get(role, 0)
+            role: entry.council.calls[offsets.get(role, 0) :]
+            for role, entry in self._of(deliberation_id).items()
+            if len(entry.council.calls) > offsets.get(role, 0)
         }
+
+    async def published(self, deliberation_id: str, run_id: str) -> dict[str, int]:
+        return {role: entry.published for role, entry in self._of(deliberation_id, run_id).items()}
+
+    async def mark_published(self, deliberation_id: str, run_id: str, offsets: dict[str, int]) -> None:
+        for role, entry in self._of(deliberation_id, run_id).items():
+            entry.published = max(entry.published, offsets.get(role, 0))
 
     async def result(self, deliberation_id: str, role: str) -> CouncilResult | None:
         """Waits for the council. It stays here until `release`, so that a collect step that died while
@@ -117,13 +151,13 @@ class CouncilRunner:
         entry = self._councils.get((deliberation_id, role))
         if entry is None:
             return None
-        return await asyncio.shield(entry[1])
+        return await asyncio.shield(entry.task)
 
-    async def release(self, deliberation_id: str) -> int:
-        """Drops the deliberation's councils once collected, cancelling any still running."""
-        keys = [key for key in self._councils if key[0] == deliberation_id]
+    async def release(self, deliberation_id: str, run_id: str | None = None) -> int:
+        """Drops the deliberation's councils (those of `run_id` only, when given), cancelling any still running."""
+        keys = [(deliberation_id, role) for role in self._of(deliberation_id, run_id)]
         for key in keys:
-            self._councils.pop(key)[1].cancel()
+            self._councils.pop(key).task.cancel()
         return len(keys)
 
 
@@ -133,10 +167,12 @@ class EmbeddedLLM:
         from fleet_dagster.llm.embedded import EmbeddedServer
 
         self._server = EmbeddedServer(slots=slots, threads=threads)
-        self._started = time.time()
 
     def base_url(self) -> str:
         return self._server.base_url
+
+    def settings(self) -> EngineSettings:
+        return self._server.settings
 
 
 def _detached(actor_class, name: str, *args) -> ActorHandle:
@@ -154,4 +190,6 @@ def council_runner(caller_count: int = 1) -> ActorHandle:
 
 
 def embedded_llm(slots: int, threads: int | None) -> ActorHandle:
-    return _detached(EmbeddedLLM, f"fleet-embedded-llm-s{slots}-t{threads or 'auto'}", slots, threads)
+    """The cluster's one engine: started with these settings if none runs yet, otherwise the running one,
+    whatever its settings (ask it with `settings`): an engine per setting would each hold the cores forever."""
+    return _detached(EmbeddedLLM, "fleet-embedded-llm", slots, threads)

@@ -74,7 +74,10 @@ def ensure_local_head(state_dir: Path, num_cpus: int | None = None, timeout_s: f
         ]
         if num_cpus is not None:
             command.append(f"--num-cpus={num_cpus}")
-        env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+        # Auth off explicitly: the head listens on 127.0.0.1 only, and Ray 2.60 turns token auth on for a head
+        # whenever ~/.ray/auth_token exists (any earlier local ray.init() writes one), while drivers that
+        # connect by address stay without a token and are refused.
+        env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
         env.pop("RAY_ADDRESS", None)
         with open(log_path, "ab") as log:
             process = subprocess.Popen(

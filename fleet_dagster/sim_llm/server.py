@@ -8,8 +8,8 @@
 - Streaming (`"stream": true`) as server-sent events, with `usage` when asked.
 - Faults: per agent (`X-Fleet-Agent-Id` header), a plan of actions applied to its successive requests,
   cycling: "ok", "500", "429", "503", "hang", "garbage" (a 200 with a malformed body), "slow" (a
-  stream 10x slower); per run (`run_faults`) or per model name (`model_faults`), random faults at set
-  rates from a seeded generator.
+  stream 10x slower), "trickle" (a 200 whose body comes a byte every `trickle_byte_s`); per run
+  (`run_faults`) or per model name (`model_faults`), random faults at set rates from a seeded generator.
 """
 
 import itertools
@@ -26,7 +26,7 @@ from typing import Any
 from fleet_dagster.sim_llm.latency import EngineLoad
 from fleet_dagster.sim_llm.structured import instance_of
 
-FAULT_ACTIONS = {"ok", "500", "429", "503", "hang", "garbage", "slow"}
+FAULT_ACTIONS = {"ok", "500", "429", "503", "hang", "garbage", "slow", "trickle"}
 SLOW_FACTOR = 10.0
 ANY_OBJECT = {"type": "object", "properties": {"answer": {"type": "string"}}}
 
@@ -62,6 +62,7 @@ class SimSettings:
     capacity: int = 256
     output_tokens: int | None = None
     hang_s: float = 60.0
+    trickle_byte_s: float = 0.05
     seed: int = 0
     model: str = "sim-model"
     faults: dict[str, list[str]] = field(default_factory=dict)
@@ -146,6 +147,8 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(settings.latency_s)
             if action == "garbage":
                 self._send(200, b"{not json")
+            elif action == "trickle":
+                self._trickle(json.dumps(self._completion(body, content, len(tokens))).encode())
             elif body.get("stream"):
                 self._stream(body, tokens, per_token)
             else:
@@ -153,6 +156,20 @@ class _Handler(BaseHTTPRequestHandler):
                 self._json(200, self._completion(body, content, len(tokens)))
         finally:
             self.server.load.release()
+
+    def _trickle(self, body: bytes) -> None:
+        """A valid answer, sent so slowly that only a deadline on the whole call cuts it."""
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        try:
+            for index in range(len(body)):
+                self.wfile.write(body[index : index + 1])
+                self.wfile.flush()
+                time.sleep(self.server.settings.trickle_byte_s)
+        except ConnectionError:  # the client gave up, as it should
+            self.close_connection = True
 
     def _usage(self, body: dict, completion_tokens: int) -> dict:
         prompt_tokens = sum(len(m.get("content", "").split()) for m in body.get("messages", []))

@@ -2,13 +2,19 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
+import ray
 from click.testing import CliRunner
+from rich.console import Console
 
-from fleet_dagster.cli.main import cli
+from fleet_dagster.cli.main import _print_summary, cli
+from fleet_dagster.cli.progress import DeliberationProgress
+from fleet_dagster.ray_cluster.actors import NAMESPACE, council_runner
 
 pytestmark = pytest.mark.integration
 
@@ -54,6 +60,8 @@ def test_partial_exits_3_and_prints_the_summary(ray_head, dagster_home, sim_llm_
         (["   "], "TASK"),
         (["t", "--agents", "many"], "--agents"),
         (["t", "--selection", "architect", "--top-k", "1"], "--top-k"),
+        (["t", "--requirement", "x" * 2_000], "--requirement"),
+        (["word " * 4_000, "--role", "DEV"], "TASK"),
     ],
 )
 def test_invalid_flags_exit_2_naming_the_flag(args, flag, dagster_home):
@@ -66,3 +74,86 @@ def test_status_of_an_unknown_id(dagster_home):
     result = CliRunner().invoke(cli, ["status", "nope", "--json"])
     assert result.exit_code == 0 and json.loads(result.output)["status"] == "UNKNOWN"
     assert CliRunner().invoke(cli, ["status", "bad id!"]).exit_code == 2
+
+
+def test_a_task_too_long_for_the_context_says_why(dagster_home):
+    result = CliRunner().invoke(cli, ["deliberate", "word " * 4_000, "--role", "DEV"])
+    assert result.exit_code == 2
+    message = " ".join(result.output.split())
+    assert "TASK" in message and "DEV" in message and "8192-token context" in message
+
+
+HOSTILE = "HTTP 400: [bold]x[/bold] list index [0] [/]"
+
+
+def test_server_text_is_printed_as_text_not_markup(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "300")
+    document = {
+        "deliberation_id": "d-[1]",
+        "status": "PARTIAL",
+        "current_count": 1,
+        "expected_count": 2,
+        "duration_ms": 1200,
+        "error_message": HOSTILE,
+        "winners": {"DEV[x]": {"agent_id": "agent-[red]dev[/red]-001", "score": 7.5}},
+        "run_id": "run-[/]",
+    }
+    _print_summary(document, "/tmp/home")
+    out = capsys.readouterr().out
+    assert HOSTILE in out and "d-[1]" in out and "run-[/]" in out
+    assert "DEV[x]" in out and "agent-[red]dev[/red]-001" in out
+
+
+def test_progress_shows_roles_and_phases_as_text():
+    console = Console(record=True, width=200, force_terminal=False)
+    with DeliberationProgress(["DEV[/]"], 2, console) as progress:
+        progress.update({"current_count": 1, "progress": {"DEV[/]": {"phase": "[bold]x[/]", "done": 1, "total": 2}}})
+    text = console.export_text()
+    assert "DEV[/]" in text and "[bold]x[/]" in text
+
+
+@pytest.fixture
+def runner(ray_head):
+    """The cluster's CouncilRunner, asked directly."""
+    ray.init(address=ray_head.address, namespace=NAMESPACE, log_to_driver=False, ignore_reinit_error=True)
+    try:
+        yield council_runner()
+    finally:
+        ray.shutdown()
+
+
+def test_ctrl_c_releases_the_councils_and_exits_130(runner, dagster_home, sim_llm_factory):
+    server = sim_llm_factory(latency_s=5.0)
+    env = {**os.environ, "DAGSTER_HOME": str(dagster_home)}
+    args = ["Design a cache", "--role", "DEV", "--agents", "2", "--deadline", "600", "--id", "cli-interrupted"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fleet_dagster.cli", "deliberate", *args, "--llm-url", server.base_url],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, which a terminal's Ctrl-C signals as a whole
+    )
+    try:
+        waited_until = time.monotonic() + 180
+        while not server.requests_by_agent and process.poll() is None and time.monotonic() < waited_until:
+            time.sleep(0.2)
+        assert server.requests_by_agent, f"the councils never called the model (CLI exit: {process.poll()})"
+        os.killpg(process.pid, signal.SIGINT)
+        _, stderr = process.communicate(timeout=120)
+
+        assert process.returncode == 130, stderr
+        assert "Interrupted: deliberation cli-interrupted cancelled, its councils released" in stderr
+        # Dagster's log-capture helpers (same process group) may print their own KeyboardInterrupt; ours must not.
+        assert "fleet_dagster/cli" not in stderr and "Aborted!" not in stderr
+        assert ray.get(runner.progress.remote("cli-interrupted")) == {}
+        calls = sum(server.requests_by_agent.values())
+        time.sleep(2 * server.settings.latency_s)  # long enough for running councils' next calls to arrive
+        assert sum(server.requests_by_agent.values()) == calls
+        status = CliRunner().invoke(cli, ["status", "cli-interrupted", "--json"])
+        assert json.loads(status.output)["status"] == "FAILED"  # the run ended, not IN_PROGRESS forever
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+        ray.get(runner.release.remote("cli-interrupted"))

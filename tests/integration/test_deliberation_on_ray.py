@@ -148,7 +148,7 @@ def test_a_council_result_can_be_collected_again_until_released(runner, sim_llm_
     request = parse_request(
         {"task": "Design a cache", "roles": ["DEV"], "agents_per_role": 2, "rounds": 0, "deliberation_id": "again"}
     )
-    ray.get(runner.start.remote(request, "DEV", time.time() + 60, LLMEndpoint(base_url=server.base_url), 10))
+    ray.get(runner.start.remote(request, "DEV", time.time() + 60, LLMEndpoint(base_url=server.base_url), 10, "run-1"))
     abandoned = runner.result.remote("again", "DEV")
     ray.cancel(abandoned)  # the first collector goes away while the council runs
     with pytest.raises(ray.exceptions.RayError):

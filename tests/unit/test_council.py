@@ -4,6 +4,7 @@ import asyncio
 import json
 import time
 
+from fleet_dagster.core import council as council_module
 from fleet_dagster.core.council import Council, agent_seed, agent_temperature, run_council
 from fleet_dagster.core.profiles import load_profile
 from fleet_dagster.core.records import ChatRequest, ChatResult
@@ -11,10 +12,18 @@ from fleet_dagster.core.request import parse_request
 
 
 class ScriptedModel:
-    """Answers instantly; reviews are valid JSON; agents listed in `failing` fail every call."""
+    """Answers after `delay_s`; reviews are valid JSON; agents listed in `failing` fail every call; proposals end
+    with `appendix`. Every call uses 10 + 5 tokens and 1 ms."""
 
-    def __init__(self, failing: set[str] = frozenset(), delay_s: float = 0.0, architect_answer: str | None = None):
+    def __init__(
+        self,
+        failing: set[str] = frozenset(),
+        delay_s: float = 0.0,
+        architect_answer: str | None = None,
+        appendix: str = "",
+    ):
         self.failing = failing
+        self.appendix = appendix
         self.delay_s = delay_s
         self.architect_answer = architect_answer
         self.requests: list[ChatRequest] = []
@@ -30,7 +39,7 @@ class ScriptedModel:
         elif request.phase == "select":
             content = self.architect_answer
         else:
-            content = f"{request.phase} by {request.agent_id}: rate limiter with redis"
+            content = f"{request.phase} by {request.agent_id}: rate limiter with redis{self.appendix}"
         return ChatResult(content=content, prompt_tokens=10, completion_tokens=5, latency_ms=1, model="m")
 
 
@@ -112,3 +121,32 @@ def test_architect_selection_and_its_fallback():
     }
     fallback = asyncio.run(run_council(make(ScriptedModel(architect_answer="no idea"), selection="architect")))
     assert fallback.selection.method == "score" and "named no finalist" in fallback.selection.rationale
+
+
+def test_tokens_of_concurrent_calls_by_one_agent_all_count():
+    # In "all" mode an agent's reviews run at once: each must add to its proposal's sums, none overwrite another.
+    result = asyncio.run(run_council(make(ScriptedModel(delay_s=0.01), agents_per_role=4, review_mode="all")))
+    for p in result.proposals:
+        calls = [c for c in result.calls if c.agent_id == p.agent_id]
+        assert len(calls) == 1 + 3 + 1  # propose, review 3 peers, revise
+        assert p.tokens == sum(c.tokens for c in calls) == 5 * 15
+        assert p.latency_ms == sum(c.latency_ms for c in calls) == 5
+
+
+def test_hostile_code_block_fails_a_check_not_the_council():
+    fence = "\n```json\n" + "[" * 1200 + "\n```\n"
+    result = asyncio.run(run_council(make(ScriptedModel(appendix=fence))))
+    assert result.error is None and len(result.scored_proposals) == 3
+    assert all([c.passed for c in p.check_results] == [False] for p in result.proposals)
+
+
+def test_run_council_returns_what_it_kept_when_scoring_breaks(monkeypatch):
+    def broken(proposal, reviews, items):  # fault injection: scoring with a bug
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(council_module, "score_proposal", broken)
+    for selection in ("score", "architect"):
+        result = asyncio.run(run_council(make(ScriptedModel(architect_answer="{}"), selection=selection)))
+        assert "RecursionError" in result.error and result.selection.winner is None
+        assert len(result.calls) == 9 and len(result.reviews) == 3  # nothing that finished is lost
+        assert all(p.content and p.score is None for p in result.proposals)

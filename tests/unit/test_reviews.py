@@ -1,6 +1,6 @@
 import pytest
 
-from fleet_dagster.core.reviews import extract_json_object, parse_review, review_assignments
+from fleet_dagster.core.reviews import MAX_REVIEW_CHARS, extract_json_object, parse_review, review_assignments
 
 CRITERIA = ["correctness", "simplicity"]
 
@@ -62,3 +62,39 @@ def test_overall_score_is_accepted_when_no_criterion_is():
 
 def test_extract_prefers_the_first_object():
     assert extract_json_object('x {"a": 1} y {"b": 2}') == {"a": 1}
+
+
+DEEP = ['{"scores": ' + "[" * 1000, "[" * 1000, '{"a":' * 1000, "```json\n" + '{"a":' * 1000 + "\n```"]
+
+
+@pytest.mark.parametrize("raw", DEEP, ids=["scores-list", "list", "object", "fenced"])
+def test_deeply_nested_answer_is_unparsed_not_raised(raw):
+    review = parse(raw)
+    assert not review.parsed and "nested deeper than" in review.parse_error
+    assert extract_json_object(raw) is None
+
+
+def test_deep_garbage_does_not_hide_a_later_review():
+    review = parse("[" * 1000 + ' then {"scores": {"correctness": 7}}')
+    assert review.parsed and review.scores == {"correctness": 7.0}
+
+
+def test_only_the_start_of_a_huge_answer_is_read():
+    valid = '{"scores": {"correctness": 7}}'
+    assert parse("x" * (MAX_REVIEW_CHARS - len(valid)) + valid).parsed
+    late = parse("x" * MAX_REVIEW_CHARS + valid)
+    assert not late.parsed and f"first {MAX_REVIEW_CHARS:,} characters" in late.parse_error
+    assert late.raw.endswith(valid)  # the record keeps the whole answer
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["{" * 200_000, '"\\"' * 100_000, "```" * 100_000, "```json\n{" * 50_000, '{"a": "' + "\\" * 100_000],
+    ids=["braces", "escaped-quotes", "fences", "open-fences", "unterminated-string"],
+)
+def test_pathological_answers_are_unparsed(raw):
+    assert not parse(raw).parsed
+
+
+def test_numbers_json_refuses_are_unparsed_not_raised():
+    assert not parse('{"scores": {"correctness": ' + "9" * 5000 + "}}").parsed

@@ -1,5 +1,16 @@
+import pytest
+
+from fleet_dagster.core import scoring
 from fleet_dagster.core.records import Proposal, Review
-from fleet_dagster.core.scoring import addresses, coverage_items, run_checks, score_proposal
+from fleet_dagster.core.scoring import (
+    MAX_CHECK_CHARS,
+    MAX_CHECK_DEPTH,
+    MAX_CHECKED_BLOCKS,
+    addresses,
+    coverage_items,
+    run_checks,
+    score_proposal,
+)
 
 REQUIREMENTS = [
     "Limit each API key to 100 requests per minute",
@@ -90,3 +101,56 @@ def test_coverage_items_fall_back_to_the_task():
         "Keep it simple",
     ]
     assert coverage_items("T", ["r1"], "- rubric line\n\n* another") == ["r1", "rubric line", "another"]
+
+
+def fenced(language: str, code: str) -> str:
+    return f"```{language}\n{code}\n```\n"
+
+
+HOSTILE = {
+    "json": "[" * 1200,
+    "yaml": "[" * 1200,
+    "yml": "- " * 5000 + "x",
+    "python": "(" * 1200,
+    "py": "x" + ".a" * 5000,
+}
+
+
+@pytest.mark.parametrize("language", HOSTILE)
+def test_hostile_block_fails_its_own_check(language):
+    results = run_checks(fenced(language, HOSTILE[language]) + fenced("python", "x = 1"))
+    assert [(r.language, r.passed) for r in results] == [(language, False), ("python", True)]
+    assert results[0].error
+
+
+def test_too_deep_is_reported_before_the_parser_sees_it():
+    (result,) = run_checks(fenced("json", "[" * (MAX_CHECK_DEPTH + 1) + "]" * (MAX_CHECK_DEPTH + 1)))
+    assert not result.passed and f"nested deeper than {MAX_CHECK_DEPTH}" in result.error
+    (result,) = run_checks(fenced("json", "[" * MAX_CHECK_DEPTH + "]" * MAX_CHECK_DEPTH))
+    assert result.passed
+
+
+def test_oversized_block_fails_its_check_unread():
+    (result,) = run_checks(fenced("json", "[" + "1," * MAX_CHECK_CHARS + "1]"))
+    assert not result.passed and f"{MAX_CHECK_CHARS:,} characters" in result.error
+
+
+def test_only_the_first_blocks_are_checked():
+    results = run_checks(fenced("json", "{}") * (MAX_CHECKED_BLOCKS + 5))
+    assert len(results) == MAX_CHECKED_BLOCKS and all(r.passed for r in results)
+
+
+def test_a_check_plugin_that_raises_fails_only_its_check(monkeypatch):
+    def broken(code: str) -> str | None:  # fault injection: a plugin with a bug
+        raise RuntimeError("plugin bug")
+
+    monkeypatch.setitem(scoring.CHECK_PLUGINS, "json", broken)
+    results = run_checks(fenced("json", "{}") + fenced("python", "x = 1"))
+    assert [(r.language, r.passed) for r in results] == [("json", False), ("python", True)]
+    assert "RuntimeError: plugin bug" in results[0].error
+
+
+def test_proposal_with_hostile_blocks_is_still_scored():
+    content = MEETS + "".join(fenced(language, code) for language, code in HOSTILE.items())
+    scored = score_proposal(proposal(content), [review("agent-dev-001", 7)], REQUIREMENTS)
+    assert scored.checks == 1 / 6 and scored.coverage == 1.0 and 0 <= scored.score <= 10

@@ -17,7 +17,13 @@ def proposal(agent: str, score: float | None, peer: float | None = None, coverag
     )
 
 
-def council(role: str, proposals: list[Proposal], failed_calls: int = 0, timed_out: bool = False) -> CouncilResult:
+def council(
+    role: str,
+    proposals: list[Proposal],
+    failed_calls: int = 0,
+    timed_out: bool = False,
+    error: str | None = None,
+) -> CouncilResult:
     calls = [AgentCall(agent_id="a", role=role, phase="propose", round=0, ok=True)]
     calls += [AgentCall(agent_id="a", role=role, phase="review", round=1, ok=False, error="x")] * failed_calls
     return CouncilResult(
@@ -28,6 +34,7 @@ def council(role: str, proposals: list[Proposal], failed_calls: int = 0, timed_o
         calls=calls,
         selection=Selection(winner=None, method="score", rationale=""),
         timed_out=timed_out,
+        error=error,
         started_at=0,
         finished_at=1,
     )
@@ -53,6 +60,13 @@ def test_failed_when_a_role_has_no_scored_proposal_or_is_missing():
     assert final_status(["DEV", "QA"], [council("DEV", [proposal("a", 5)])]) is DeliberationStatus.FAILED
 
 
+def test_council_error_is_partial_while_its_role_has_a_scored_proposal():
+    councils = [council("DEV", [proposal("a", 5)], error="RuntimeError: x"), council("QA", [proposal("b", 3)])]
+    assert final_status(["DEV", "QA"], councils) is DeliberationStatus.PARTIAL
+    councils[0] = council("DEV", [proposal("a", None)], error="the council was lost on Ray")
+    assert final_status(["DEV", "QA"], councils) is DeliberationStatus.FAILED
+
+
 def test_timeout_wins_and_keeps_results():
     councils = [council("DEV", [proposal("a", 5)], timed_out=True)]
     assert final_status(["DEV"], councils) is DeliberationStatus.TIMEOUT
@@ -75,3 +89,10 @@ def test_architect_choice_must_name_a_finalist():
     assert choice.winner == "agent-dev-002" and choice.method == "architect" and choice.rationale == "simpler"
     assert parse_architect_choice('{"winner": "agent-dev-999"}', finalists) is None
     assert parse_architect_choice("I like the second one", finalists) is None
+
+
+def test_architect_choice_in_hostile_answers_is_none():
+    finalists = [proposal("agent-dev-001", 5), proposal("agent-dev-002", 4)]
+    for raw in ['{"winner": ' + "[" * 1000, '{"a":' * 1000, "{" * 100_000]:
+        assert parse_architect_choice(raw, finalists) is None
+    assert parse_architect_choice('{"winner": ["agent-dev-001"]}', finalists) is None

@@ -1,0 +1,178 @@
+"""Events through NATS outages, re-runs and concurrent launches: none lost, none doubled, one run per id."""
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from datetime import UTC, datetime
+
+import dagster as dg
+import pytest
+
+from fleet_dagster.core.request import parse_request
+from fleet_dagster.definitions import defs
+from fleet_dagster.deliberation.run_config import run_config_for
+from fleet_dagster.nats_bridge.local_server import LocalNatsServer
+from fleet_dagster.nats_bridge.resources import NatsResource
+from fleet_dagster.nats_bridge.sensors import deliberation_run_failures
+from tests import nats_helpers
+
+pytestmark = pytest.mark.integration
+
+
+def run_deliberation(instance, deliberation_id: str, llm_url: str, nats_url: str, **fields):
+    fields = {"task": "Design a cache", "roles": ["DEV"], "agents_per_role": 2, "rounds": 1, **fields}
+    request = parse_request({**fields, "deliberation_id": deliberation_id})
+    instance.add_dynamic_partitions("deliberations", [deliberation_id])
+    run_config = run_config_for(request, {"base_url": llm_url})
+    run_config["resources"]["nats"] = {"config": {"url": nats_url}}
+    return defs.resolve_job_def("deliberation_job").execute_in_process(
+        run_config=run_config,
+        instance=instance,
+        partition_key=deliberation_id,
+        tags={"fleet/deliberation_id": deliberation_id},
+        raise_on_error=False,
+    )
+
+
+def agent_events(url: str) -> Counter:
+    events = nats_helpers.stored_events(url, "agent.response.completed")
+    return Counter((e["deliberation_id"], e["agent_id"], e["phase"], e.get("target_agent_id")) for e in events)
+
+
+def failure_of(outcome: dg.ExecuteInProcessResult) -> tuple[str, str]:
+    """(step, what it said) of the run's first step failure."""
+    event = next(e for e in outcome.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
+    data = event.step_failure_data
+    said = data.user_failure_data.description if data.user_failure_data else data.error.message
+    return event.step_key.removeprefix("deliberation."), said or ""
+
+
+def test_no_event_is_lost_or_doubled_when_nats_is_down_during_plan_and_collect(
+    tmp_path, ray_head, instance, sim_llm_factory
+):
+    server = sim_llm_factory(latency_s=2.0)  # the councils (3 calls in a row) outlast both outages
+    nats_server = LocalNatsServer(tmp_path / "jetstream").start()
+    nats_helpers.publish_raw(nats_server.url, [])  # the stream exists; then NATS goes away
+    nats_server.stop()
+
+    back = {}
+
+    def outages() -> None:
+        try:
+            take_nats_down_twice()
+        except Exception as exc:  # reported by the test, not lost in the thread
+            back["error"] = exc
+
+    def take_nats_down_twice() -> None:
+        time.sleep(3)  # down while the plan step announces the run
+        nats_server.start()
+        while not nats_helpers.stored_events(nats_server.url, "deliberation.accepted"):
+            time.sleep(0.1)
+        nats_server.stop()  # and again while the collect step streams the agents' calls
+        time.sleep(4)
+        back["at"] = datetime.now(UTC)
+        nats_server.start()
+
+    chaos = threading.Thread(target=outages)
+    chaos.start()
+    try:
+        outcome = run_deliberation(instance, "outage", server.base_url, nats_server.url)
+        chaos.join()
+        assert "error" not in back, back
+        assert outcome.success
+        assert len(nats_helpers.stored_events(nats_server.url, "deliberation.accepted")) == 1
+        assert [e["status"] for e in nats_helpers.stored_events(nats_server.url, "deliberation.completed")] == [
+            "COMPLETED"
+        ]
+        calls = agent_events(nats_server.url)
+        assert sum(calls.values()) == 6 and set(calls.values()) == {1}  # 2 proposals, 2 reviews, 2 revisions
+        messages = nats_helpers.stored_messages(nats_server.url)
+        stored_at = [m.time for m in messages if m.subject != "deliberation.accepted"]
+        assert min(stored_at) >= back["at"], "the collect step's events waited for NATS to come back"
+    finally:
+        chaos.join()
+        nats_server.stop()
+
+
+def test_a_final_event_nats_did_not_take_fails_the_step_and_is_published_later(
+    tmp_path, ray_head, instance, sim_llm_factory, monkeypatch
+):
+    monkeypatch.setenv("FLEET_NATS_PUBLISH_RETRY_S", "1")
+    server = sim_llm_factory(latency_s=0.05)
+    nats_server = LocalNatsServer(tmp_path / "jetstream")
+    outcome = run_deliberation(instance, "unheard", server.base_url, nats_server.url, rounds=0)
+    assert not outcome.success
+    step, said = failure_of(outcome)
+    assert step == "collect_deliberation" and "republish unheard" in said, said
+
+    with nats_server:
+        run_failure = next(e for e in outcome.all_events if e.event_type == dg.DagsterEventType.RUN_FAILURE)
+        context = dg.build_run_status_sensor_context(
+            sensor_name="deliberation_run_failures",
+            dagster_instance=instance,
+            dagster_run=outcome.dagster_run,
+            dagster_event=run_failure,
+            resources={"nats": NatsResource(url=nats_server.url)},
+        ).for_run_failure()
+        deliberation_run_failures(context)
+        completed = nats_helpers.stored_events(nats_server.url, "deliberation.completed")
+    assert [(e["deliberation_id"], e["status"], e["run_id"]) for e in completed] == [
+        ("unheard", "COMPLETED", outcome.run_id)
+    ]
+
+
+def test_a_second_run_of_a_deliberation_id_publishes_its_own_events(tmp_path, ray_head, instance, sim_llm_factory):
+    server = sim_llm_factory(latency_s=0.05)
+    with LocalNatsServer(tmp_path / "jetstream") as nats_server:
+        first = run_deliberation(instance, "again", server.base_url, nats_server.url, rounds=0)
+        second = run_deliberation(instance, "again", server.base_url, nats_server.url, rounds=0)
+        assert first.success and second.success
+        calls = agent_events(nats_server.url)
+        completed = nats_helpers.stored_events(nats_server.url, "deliberation.completed")
+    assert sum(calls.values()) == 4 and set(calls.values()) == {2}  # each run's 2 proposals
+    assert {e["run_id"] for e in completed} == {first.run_id, second.run_id}
+
+
+def test_a_running_deliberation_id_is_not_taken_over_by_a_second_run(
+    tmp_path, ray_head, instance, dagster_home, sim_llm_factory
+):
+    server = sim_llm_factory(latency_s=1.5)
+    with LocalNatsServer(tmp_path / "jetstream") as nats_server:
+        outcomes = {}
+        first = threading.Thread(
+            target=lambda: outcomes.update(first=run_deliberation(instance, "once", server.base_url, nats_server.url))
+        )
+        first.start()
+        deadline = time.monotonic() + 120
+        while not server.requests_by_agent and time.monotonic() < deadline:
+            time.sleep(0.1)
+        # A second launch of the same id, as a user would make it from another shell.
+        second = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "fleet_dagster.cli",
+                "deliberate",
+                "Design a cache",
+                "--role",
+                "DEV",
+                "--id",
+                "once",
+                "--llm-url",
+                server.base_url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, "DAGSTER_HOME": str(dagster_home)},
+        )
+        first.join(timeout=180)
+
+    assert second.returncode == 1, second.stderr
+    assert "already running in run" in second.stdout.replace("\n", "")
+    assert outcomes["first"].success
+    metadata = outcomes["first"].get_asset_materialization_events()[0].materialization.metadata
+    assert metadata["status"].value == "COMPLETED"

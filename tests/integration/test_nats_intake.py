@@ -1,0 +1,137 @@
+"""The request sensor against hostile and unlucky input, on a real nats-server: nothing stalls, nothing is lost."""
+
+import asyncio
+import json
+
+import dagster as dg
+import jsonschema
+import pytest
+from nats.js.api import StreamConfig
+
+from fleet_dagster.definitions import defs
+from fleet_dagster.nats_bridge.jetstream import jetstream
+from fleet_dagster.nats_bridge.local_server import LocalNatsServer
+from fleet_dagster.nats_bridge.resources import NatsResource
+from fleet_dagster.nats_bridge.schemas import schema_for_subject
+from fleet_dagster.nats_bridge.sensors import deliberation_requests
+from fleet_dagster.nats_bridge.settings import NatsSettings
+from tests import nats_helpers
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def nats_server(tmp_path):
+    with LocalNatsServer(tmp_path / "jetstream") as server:
+        yield server
+
+
+def evaluate(server: LocalNatsServer, instance: dg.DagsterInstance, cursor: str | None):
+    context = dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources={"nats": NatsResource(url=server.url)}
+    )
+    return deliberation_requests(context)
+
+
+def body(deliberation_id: str, **fields) -> bytes:
+    request = {"task": "Design a cache", "roles": ["DEV"], "agents_per_role": 1, "deliberation_id": deliberation_id}
+    return json.dumps({**request, **fields}).encode()
+
+
+def stream_op(server: LocalNatsServer, operation):
+    async def run():
+        settings = NatsSettings(url=server.url)
+        async with jetstream(settings) as js:
+            return await operation(js, settings.stream)
+
+    return asyncio.run(run())
+
+
+def test_poison_requests_are_rejected_and_intake_goes_on(nats_server, instance):
+    deep = b'{"task": ' + b"[" * 3000 + b"]" * 3000 + b"}"
+    many_requirements = json.dumps({"task": "t", "roles": ["DEV"], "requirements": list(range(20_000))}).encode()
+    sequences = nats_helpers.publish_raw(nats_server.url, [body("before"), deep, many_requirements, body("after")])
+
+    result = evaluate(nats_server, instance, None)
+    assert isinstance(result, dg.SensorResult), result
+    assert sorted(r.run_key for r in result.run_requests) == ["after", "before"]
+    rejected = nats_helpers.stored_events(nats_server.url, "deliberation.rejected")
+    assert sorted(event["stream_seq"] for event in rejected) == sequences[1:3]
+    for event in rejected:
+        assert len(json.dumps(event)) < 16_384, "a rejection stays far below the message limit"
+        jsonschema.validate(event, schema_for_subject("deliberation.rejected"))
+    assert any("more errors" in e["message"] for event in rejected for e in event["errors"])
+
+    later = nats_helpers.publish_raw(nats_server.url, [body("next")])
+    following = evaluate(nats_server, instance, result.cursor)
+    assert [r.run_key for r in following.run_requests] == ["next"]
+    assert json.loads(following.cursor)["seq"] == later[0]
+
+
+def test_a_recreated_stream_is_read_from_its_start(nats_server, instance, capfd):
+    nats_helpers.publish_raw(nats_server.url, [body(f"old-{i}") for i in range(3)])
+    first = evaluate(nats_server, instance, None)
+    stream_op(nats_server, lambda js, name: js.delete_stream(name))
+    nats_helpers.publish_raw(nats_server.url, [body("new-0"), body("new-1")])  # sequences 1 and 2 again
+
+    after = evaluate(nats_server, instance, first.cursor)
+    assert sorted(r.run_key for r in after.run_requests) == ["new-0", "new-1"]
+    assert "recreated" in capfd.readouterr().err  # the sensor's log
+
+
+def test_requests_purged_before_they_were_read_are_reported(nats_server, instance, capfd):
+    nats_helpers.publish_raw(nats_server.url, [body(f"lost-{i}") for i in range(3)])
+    stream_op(nats_server, lambda js, name: js.purge_stream(name))
+    nats_helpers.publish_raw(nats_server.url, [body("kept")])
+
+    result = evaluate(nats_server, instance, None)
+    assert [r.run_key for r in result.run_requests] == ["kept"]
+    assert "1..3 expired or were purged" in capfd.readouterr().err
+
+
+def test_the_stream_is_created_with_limits_and_an_operators_limits_are_kept(tmp_path, instance, monkeypatch):
+    monkeypatch.setenv("FLEET_NATS_MAX_AGE_S", "3600")
+    monkeypatch.setenv("FLEET_NATS_MAX_BYTES", str(50 * 1024 * 1024))
+    with LocalNatsServer(tmp_path / "created") as server:
+        evaluate(server, instance, None)
+        info = stream_op(server, lambda js, name: js.stream_info(name))
+        assert (info.config.max_age, info.config.max_bytes) == (3600, 50 * 1024 * 1024)
+
+    with LocalNatsServer(tmp_path / "operated") as server:
+        operator = StreamConfig(
+            name="FLEET", subjects=["deliberation.>", "agent.response.>"], max_age=60, max_bytes=10_000_000
+        )
+        stream_op(server, lambda js, name: js.add_stream(operator))
+        nats_helpers.publish_raw(server.url, [body("one")])
+        evaluate(server, instance, None)
+        info = stream_op(server, lambda js, name: js.stream_info(name))
+        assert (info.config.max_age, info.config.max_bytes) == (60, 10_000_000)
+
+
+def test_a_request_published_twice_is_a_duplicate_not_a_rejection(nats_server, instance):
+    same = body("twice", rounds=0)
+    sequences = nats_helpers.publish_raw(nats_server.url, [same, same, body("twice", rounds=2)])
+    result = evaluate(nats_server, instance, None)
+    assert [r.run_key for r in result.run_requests] == ["twice"]
+    duplicates = nats_helpers.stored_events(nats_server.url, "deliberation.duplicate")
+    assert [(d["stream_seq"], d["original_stream_seq"]) for d in duplicates] == [(sequences[1], sequences[0])]
+    rejected = nats_helpers.stored_events(nats_server.url, "deliberation.rejected")
+    assert [r["stream_seq"] for r in rejected] == [sequences[2]]  # same id, another request
+
+    # Once its run exists, a later retry of the same request names that run.
+    instance.add_dynamic_partitions("deliberations", ["twice"])
+    run = instance.create_run_for_job(
+        defs.resolve_job_def("deliberation_job"),
+        run_config=result.run_requests[0].run_config,
+        tags=result.run_requests[0].tags,
+    )
+    retried = nats_helpers.publish_raw(nats_server.url, [same])
+    evaluate(nats_server, instance, result.cursor)
+    latest = nats_helpers.stored_events(nats_server.url, "deliberation.duplicate")[-1]
+    assert (latest["stream_seq"], latest["original_stream_seq"], latest["run_id"]) == (
+        retried[0],
+        sequences[0],
+        run.run_id,
+    )
+    for event in nats_helpers.stored_events(nats_server.url, "deliberation.duplicate"):
+        jsonschema.validate(event, schema_for_subject("deliberation.duplicate"))

@@ -1,0 +1,59 @@
+"""Request triage is pure: whatever bytes arrive, each message gets a run, a duplicate answer or a bounded rejection."""
+
+import json
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fleet_dagster.nats_bridge.triage import PriorUse, request_digest, triage
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=50),
+    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=10), children, max_size=5),
+    max_leaves=30,
+)
+request_like = st.fixed_dictionaries(
+    {},
+    optional={
+        "task": st.text(max_size=100) | json_values,
+        "roles": st.lists(st.sampled_from(["DEV", "QA", "WIZARD", ""]), max_size=4) | json_values,
+        "agents_per_role": st.integers(-5, 40) | json_values,
+        "rounds": st.integers(-1, 9) | json_values,
+        "requirements": st.lists(st.text(max_size=30), max_size=5) | json_values,
+        "deliberation_id": st.text(max_size=80) | json_values,
+        "metadata": json_values,
+    },
+)
+payloads = st.one_of(
+    st.binary(max_size=2000),
+    request_like.map(lambda body: json.dumps(body).encode()),
+    st.integers(1, 20_000).map(lambda depth: b"[" * depth + b"]" * depth),
+    st.integers(1, 20_000).map(lambda depth: b'{"task":' * depth),
+)
+
+
+def _free(deliberation_id: str, seq: int) -> PriorUse | None:
+    return None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(payloads, max_size=6))
+def test_every_message_is_accounted_for_and_rejections_stay_small(messages):
+    outcome = triage(list(enumerate(messages, start=1)), _free)
+    handled = [seq for seq, _ in outcome.accepted] + [d.stream_seq for d in outcome.duplicates]
+    handled += [r.stream_seq for r in outcome.rejected]
+    assert sorted(handled) == list(range(1, len(messages) + 1))
+    for rejected in outcome.rejected:
+        assert 1 <= len(rejected.errors) <= 21 and len(rejected.model_dump_json()) < 16_384
+
+
+def test_a_taken_id_is_a_duplicate_only_for_the_same_request_from_nats():
+    body = json.dumps({"task": "t", "roles": ["DEV"], "deliberation_id": "x"}).encode()
+    accepted = triage([(1, body)], _free).accepted[0][1]
+
+    def taken(seq: int | None, digest: str | None):
+        return lambda deliberation_id, _: PriorUse("by run r1", seq, digest, "r1")
+
+    assert triage([(5, body)], taken(1, request_digest(accepted))).duplicates[0].run_id == "r1"
+    assert triage([(5, body)], taken(1, "another request")).rejected[0].errors[0].field == "deliberation_id"
+    assert triage([(5, body)], taken(None, None)).rejected, "an id taken by a run not from NATS is no duplicate"
