@@ -10,7 +10,9 @@ from datetime import UTC, datetime
 
 import dagster as dg
 import pytest
+from click.testing import CliRunner
 
+from fleet_dagster.cli.main import cli
 from fleet_dagster.core.request import parse_request
 from fleet_dagster.definitions import defs
 from fleet_dagster.deliberation.run_config import run_config_for
@@ -98,7 +100,7 @@ def test_no_event_is_lost_or_doubled_when_nats_is_down_during_plan_and_collect(
 
 
 def test_a_final_event_nats_did_not_take_fails_the_step_and_is_published_later(
-    tmp_path, ray_head, instance, sim_llm_factory, monkeypatch
+    tmp_path, ray_head, instance, dagster_home, sim_llm_factory, monkeypatch
 ):
     monkeypatch.setenv("FLEET_NATS_PUBLISH_RETRY_S", "1")
     server = sim_llm_factory(latency_s=0.05)
@@ -118,6 +120,8 @@ def test_a_final_event_nats_did_not_take_fails_the_step_and_is_published_later(
             resources={"nats": NatsResource(url=nats_server.url)},
         ).for_run_failure()
         deliberation_run_failures(context)
+        by_hand = CliRunner().invoke(cli, ["republish", "unheard"], env={"NATS_URL": nats_server.url})
+        assert by_hand.exit_code == 0 and "deliberation.completed" in by_hand.output, by_hand.output
         completed = nats_helpers.stored_events(nats_server.url, "deliberation.completed")
     assert [(e["deliberation_id"], e["status"], e["run_id"]) for e in completed] == [
         ("unheard", "COMPLETED", outcome.run_id)

@@ -2,12 +2,15 @@
 
 import asyncio
 import json
+import threading
+import time
 
 import dagster as dg
 import jsonschema
 import pytest
 from nats.js.api import StreamConfig
 
+from fleet_dagster.core.request import parse_request
 from fleet_dagster.definitions import defs
 from fleet_dagster.nats_bridge.jetstream import jetstream
 from fleet_dagster.nats_bridge.local_server import LocalNatsServer
@@ -15,6 +18,7 @@ from fleet_dagster.nats_bridge.resources import NatsResource
 from fleet_dagster.nats_bridge.schemas import schema_for_subject
 from fleet_dagster.nats_bridge.sensors import deliberation_requests
 from fleet_dagster.nats_bridge.settings import NatsSettings
+from fleet_dagster.nats_bridge.submit import submit_request
 from tests import nats_helpers
 
 pytestmark = pytest.mark.integration
@@ -135,3 +139,44 @@ def test_a_request_published_twice_is_a_duplicate_not_a_rejection(nats_server, i
     )
     for event in nats_helpers.stored_events(nats_server.url, "deliberation.duplicate"):
         jsonschema.validate(event, schema_for_subject("deliberation.duplicate"))
+
+
+def test_submit_wait_follows_the_run_its_request_joined(nats_server, instance):
+    """A producer's retry joins the first request's run (already finished here): its wait ends with that run's
+    final event, not with another request's rejection that names the same id."""
+    request = parse_request(
+        {"task": "Design a cache", "roles": ["DEV"], "agents_per_role": 1, "deliberation_id": "dup"}
+    )
+    first = nats_helpers.publish_raw(nats_server.url, [request.model_dump_json().encode()])[0]
+    event = {"deliberation_id": "dup", "task_id": "dup"}
+    nats_helpers.publish_raw(
+        nats_server.url,
+        [json.dumps({**event, "run_id": "run-a", "stream_seq": first}).encode()],
+        "deliberation.accepted",
+    )
+    completed = {
+        **event,
+        "run_id": "run-a",
+        "status": "COMPLETED",
+        "winners": {},
+        "total_agents": 1,
+        "successful_responses": 1,
+        "failed_responses": 0,
+        "duration_ms": 5,
+        "completed_at": "now",
+    }
+    nats_helpers.publish_raw(nats_server.url, [json.dumps(completed).encode()], "deliberation.completed")
+
+    waited = {}
+    settings = NatsSettings(url=nats_server.url)
+    waiter = threading.Thread(target=lambda: waited.update(outcome=asyncio.run(submit_request(settings, request, 30))))
+    waiter.start()
+    while len(nats_helpers.stored_events(nats_server.url, "deliberation.requested")) < 2:
+        time.sleep(0.05)
+    conflicting = {**event, "stream_seq": 999, "errors": [{"field": "deliberation_id", "message": "taken"}]}
+    nats_helpers.publish_raw(nats_server.url, [json.dumps(conflicting).encode()], "deliberation.rejected")
+    evaluate(nats_server, instance, None)  # the retry is answered as a duplicate of the first request
+    waiter.join(timeout=60)
+
+    _, outcome = waited["outcome"]
+    assert outcome == {"subject": "deliberation.completed", "event": completed}
