@@ -265,3 +265,14 @@ def test_the_dagster_yaml_for_k8s_run_launcher_is_accepted(tmp_path):
     monitoring = values["dagsterDaemon"]["runMonitoring"]
     assert monitoring["enabled"] and config["run_monitoring"]["enabled"]
     assert monitoring["maxResumeRunAttempts"] == config["run_monitoring"]["max_resume_run_attempts"]
+
+
+def test_stream_retention_values_reach_the_bridge_settings(helm, monkeypatch):
+    from fleet_dagster.nats_bridge.settings import NatsSettings
+
+    rendered = render(helm, None, "--set", "nats.stream.maxAgeSeconds=3600", "--set", "nats.publishRetrySeconds=5")
+    env = next(m for m in rendered if m["kind"] == "ConfigMap" and m["metadata"]["name"].endswith("-env"))["data"]
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings = NatsSettings.from_env()
+    assert (settings.max_age_s, settings.max_bytes, settings.publish_retry_s) == (3600, 1024**3, 5)
