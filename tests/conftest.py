@@ -48,6 +48,20 @@ def ray_head(fleet_home: Path) -> Iterator[LocalHead]:
 
 
 @pytest.fixture
+def runner(ray_head: LocalHead):
+    """The cluster's CouncilRunner actor, asked directly (this process connects to the session's head)."""
+    import ray
+
+    from fleet_dagster.ray_cluster.actors import NAMESPACE, council_runner
+
+    ray.init(address=ray_head.address, namespace=NAMESPACE, log_to_driver=False, ignore_reinit_error=True)
+    try:
+        yield council_runner()
+    finally:
+        ray.shutdown()
+
+
+@pytest.fixture
 def dagster_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh DAGSTER_HOME, set in the environment as the CLI and `dagster dev` would see it."""
     home = tmp_path / "dagster_home"

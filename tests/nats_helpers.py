@@ -3,9 +3,11 @@
 import asyncio
 import json
 
+import dagster as dg
 from nats.js.api import RawStreamMsg
 
 from fleet_dagster.nats_bridge.jetstream import ensure_stream, jetstream
+from fleet_dagster.nats_bridge.resources import NatsResource
 from fleet_dagster.nats_bridge.settings import NatsSettings
 
 
@@ -39,3 +41,15 @@ def stored_messages(url: str) -> list[RawStreamMsg]:
 def stored_events(url: str, subject: str) -> list[dict]:
     """Every message the stream holds on `subject`, oldest first."""
     return [json.loads(message.data) for message in stored_messages(url) if message.subject == subject]
+
+
+def run_failure_sensor_context(instance: dg.DagsterInstance, outcome: dg.ExecuteInProcessResult, url: str):
+    """What the daemon hands deliberation_run_failures for the failed run of `outcome`."""
+    failure = next(e for e in outcome.all_events if e.event_type == dg.DagsterEventType.RUN_FAILURE)
+    return dg.build_run_status_sensor_context(
+        sensor_name="deliberation_run_failures",
+        dagster_instance=instance,
+        dagster_run=outcome.dagster_run,
+        dagster_event=failure,
+        resources={"nats": NatsResource(url=url)},
+    ).for_run_failure()

@@ -14,7 +14,6 @@ from rich.console import Console
 
 from fleet_dagster.cli.main import _print_summary, cli
 from fleet_dagster.cli.progress import DeliberationProgress
-from fleet_dagster.ray_cluster.actors import NAMESPACE, council_runner
 
 pytestmark = pytest.mark.integration
 
@@ -111,15 +110,6 @@ def test_progress_shows_roles_and_phases_as_text():
     text = console.export_text()
     assert "DEV[/]" in text and "[bold]x[/]" in text
 
-
-@pytest.fixture
-def runner(ray_head):
-    """The cluster's CouncilRunner, asked directly."""
-    ray.init(address=ray_head.address, namespace=NAMESPACE, log_to_driver=False, ignore_reinit_error=True)
-    try:
-        yield council_runner()
-    finally:
-        ray.shutdown()
 
 
 def test_ctrl_c_releases_the_councils_and_exits_130(runner, dagster_home, sim_llm_factory):

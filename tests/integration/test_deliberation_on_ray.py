@@ -14,7 +14,6 @@ from fleet_dagster.cli.run_deliberation import execute_deliberation
 from fleet_dagster.core.request import parse_request
 from fleet_dagster.deliberation.partitions import DELIBERATION_ASSET_KEY
 from fleet_dagster.llm.endpoint import LLMEndpoint
-from fleet_dagster.ray_cluster.actors import NAMESPACE, council_runner
 
 pytestmark = pytest.mark.integration
 
@@ -132,14 +131,6 @@ def test_architect_selection_through_dagster_and_ray(ray_head, instance, sim_llm
         assert winner["agent_id"] in {row["agent_id"] for row in finalists}
     assert sum(server.requests_by_agent.values()) == 2 * 3 * 3 + 2  # 3 phases per agent, 1 pick per role
 
-
-@pytest.fixture
-def runner(ray_head):
-    ray.init(address=ray_head.address, namespace=NAMESPACE, log_to_driver=False, ignore_reinit_error=True)
-    try:
-        yield council_runner()
-    finally:
-        ray.shutdown()
 
 
 def test_a_council_result_can_be_collected_again_until_released(runner, sim_llm_factory):

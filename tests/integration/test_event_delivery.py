@@ -17,7 +17,6 @@ from fleet_dagster.core.request import parse_request
 from fleet_dagster.definitions import defs
 from fleet_dagster.deliberation.run_config import run_config_for
 from fleet_dagster.nats_bridge.local_server import LocalNatsServer
-from fleet_dagster.nats_bridge.resources import NatsResource
 from fleet_dagster.nats_bridge.sensors import deliberation_run_failures
 from tests import nats_helpers
 
@@ -44,6 +43,14 @@ def agent_events(url: str) -> Counter:
     return Counter((e["deliberation_id"], e["agent_id"], e["phase"], e.get("target_agent_id")) for e in events)
 
 
+def wait_until(condition, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the run never got there")
+        time.sleep(0.05)
+
+
 def failure_of(outcome: dg.ExecuteInProcessResult) -> tuple[str, str]:
     """(step, what it said) of the run's first step failure."""
     event = next(e for e in outcome.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
@@ -68,13 +75,20 @@ def test_no_event_is_lost_or_doubled_when_nats_is_down_during_plan_and_collect(
         except Exception as exc:  # reported by the test, not lost in the thread
             back["error"] = exc
 
+    def calls_made() -> int:
+        return sum(server.requests_by_agent.values())
+
     def take_nats_down_twice() -> None:
-        time.sleep(3)  # down while the plan step announces the run
+        # Down while the plan step announces the run: its councils already call the model.
+        wait_until(lambda: calls_made() > 0)
+        time.sleep(1.5)
         nats_server.start()
-        while not nats_helpers.stored_events(nats_server.url, "deliberation.accepted"):
-            time.sleep(0.1)
-        nats_server.stop()  # and again while the collect step streams the agents' calls
-        time.sleep(4)
+        wait_until(lambda: nats_helpers.stored_events(nats_server.url, "deliberation.accepted"))
+        # And again while the collect step streams the agents' calls and, once the last call is
+        # answered, publishes the final event.
+        nats_server.stop()
+        wait_until(lambda: calls_made() >= 6)
+        time.sleep(server.settings.latency_s + 1.5)
         back["at"] = datetime.now(UTC)
         nats_server.start()
 
@@ -111,15 +125,7 @@ def test_a_final_event_nats_did_not_take_fails_the_step_and_is_published_later(
     assert step == "collect_deliberation" and "republish unheard" in said, said
 
     with nats_server:
-        run_failure = next(e for e in outcome.all_events if e.event_type == dg.DagsterEventType.RUN_FAILURE)
-        context = dg.build_run_status_sensor_context(
-            sensor_name="deliberation_run_failures",
-            dagster_instance=instance,
-            dagster_run=outcome.dagster_run,
-            dagster_event=run_failure,
-            resources={"nats": NatsResource(url=nats_server.url)},
-        ).for_run_failure()
-        deliberation_run_failures(context)
+        deliberation_run_failures(nats_helpers.run_failure_sensor_context(instance, outcome, nats_server.url))
         by_hand = CliRunner().invoke(cli, ["republish", "unheard"], env={"NATS_URL": nats_server.url})
         assert by_hand.exit_code == 0 and "deliberation.completed" in by_hand.output, by_hand.output
         completed = nats_helpers.stored_events(nats_server.url, "deliberation.completed")

@@ -243,14 +243,7 @@ def test_run_that_dies_before_collecting_is_reported_failed(nats_server, instanc
         raise_on_error=False,
     )
     assert not outcome.success
-    failure = next(e for e in outcome.all_events if e.event_type == dg.DagsterEventType.RUN_FAILURE)
-    context = dg.build_run_status_sensor_context(
-        sensor_name="deliberation_run_failures",
-        dagster_instance=instance,
-        dagster_run=outcome.dagster_run,
-        dagster_event=failure,
-        resources={"nats": NatsResource(url=nats_server.url)},
-    ).for_run_failure()
+    context = nats_helpers.run_failure_sensor_context(instance, outcome, nats_server.url)
     deliberation_run_failures(context)
     deliberation_run_failures(context)  # a second evaluation is deduplicated by its Nats-Msg-Id
 
