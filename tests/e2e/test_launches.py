@@ -128,7 +128,10 @@ def test_nats_requests_through_the_daemon_run_exactly_once(stack):
     publish(stack, [request(i) for i in second])
 
     def in_flight():
-        return any(run.status == dg.DagsterRunStatus.STARTED for i in second for run in runs_for(stack, i))
+        statuses = [run.status for i in second for run in runs_for(stack, i)]
+        # None STARTING: a daemon killed while it launches a run leaves that run STARTING for good (on
+        # Kubernetes, run monitoring's start timeout fails it); this test is about runs already executing.
+        return dg.DagsterRunStatus.STARTED in statuses and dg.DagsterRunStatus.STARTING not in statuses
 
     # Killed while a run of the batch executes: it and the rest of the batch finish, none twice.
     wait_for(in_flight, 120, "a run of the second batch to execute", stack)
