@@ -63,12 +63,13 @@ def cancel_deliberation(instance: dg.DagsterInstance, deliberation_id: str) -> s
     from fleet_dagster.ray_cluster.actors import council_runner
 
     outcome = "its councils released"
+    run = latest_run(instance, deliberation_id)
     if ray.is_initialized():  # otherwise the run never reached Ray, and started no council
+        owner = run.run_id if run is not None else None  # only this run's councils, never another's
         try:
-            ray.get(council_runner().release.remote(deliberation_id), timeout=RELEASE_TIMEOUT_S)
+            ray.get(council_runner().release.remote(deliberation_id, owner), timeout=RELEASE_TIMEOUT_S)
         except ray.exceptions.RayError as exc:
             outcome = f"its councils not released ({type(exc).__name__}), they stop at their deadline"
-    run = latest_run(instance, deliberation_id)
     if run is not None and not run.is_finished:
         instance.report_run_canceled(run, message="interrupted from the shell (Ctrl-C)")
     return outcome
