@@ -233,7 +233,7 @@ def submit(task: str, roles: tuple[str, ...], wait_s: float | None, **fields) ->
 def republish(deliberation_id: str) -> None:
     """Publish the final event stored with a deliberation's result again (NATS_URL), e.g. after NATS was down
     for longer than the publish retry bound. Stored once, whatever the number of tries (same message id)."""
-    from fleet_dagster.nats_bridge.resources import NatsResource
+    from fleet_dagster.nats_bridge.resources import publish_with_retries
     from fleet_dagster.nats_bridge.sensors import stored_final_event
     from fleet_dagster.nats_bridge.settings import NatsSettings
 
@@ -243,15 +243,7 @@ def republish(deliberation_id: str) -> None:
     final = stored_final_event(_instance(), deliberation_id)
     if final is None:
         raise click.ClickException(f"{deliberation_id} has no stored result with a final event")
-    nats = NatsResource(
-        url=settings.url,
-        token=settings.token.get_secret_value() if settings.token else None,
-        creds_file=settings.creds_file,
-        tls_ca_file=settings.tls_ca_file,
-        stream=settings.stream,
-        subject_prefix=settings.subject_prefix,
-    )
-    if not nats.publish([final], retry_s=settings.publish_retry_s):
+    if not publish_with_retries(settings, [final], retry_s=settings.publish_retry_s):
         raise click.ClickException(f"could not publish to {settings.display_url}")
     click.echo(f"published {final[0]} of {deliberation_id} (message id {final[2]})")
 

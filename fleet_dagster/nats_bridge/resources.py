@@ -40,31 +40,41 @@ class NatsResource(dg.ConfigurableResource):
     def publish(
         self, events: list[tuple[str, BaseModel, str]], log: dg.DagsterLogManager | None = None, retry_s: float = 0.0
     ) -> bool:
-        """Publishes (subject name, event, msg id) triples, trying again with backoff for up to `retry_s`
-        (0: once); never fails the caller's run. Msg ids make a repeated publish a no-op for the stream."""
+        """False when the bridge is off or NATS did not take the events (see `publish_with_retries`)."""
         settings = self.settings()
-        if settings is None or not events:
-            return False
+        return settings is not None and publish_with_retries(settings, events, log, retry_s)
 
-        async def send() -> None:
-            async with jetstream(settings) as js:
-                await ensure_stream(js, settings)
-                for name, event, msg_id in events:
-                    await publish_event(js, settings, name, event, msg_id)
 
-        give_up_at, pause = time.monotonic() + retry_s, RETRY_FIRST_PAUSE_S
-        for attempt in itertools.count(1):
-            try:
-                asyncio.run(send())
-                return True
-            except Exception as exc:  # noqa: BLE001 - any NATS failure: retry within the bound, then report
-                if log is not None:
-                    log.warning(
-                        f"publishing {len(events)} event(s) to {settings.display_url} failed "
-                        f"(attempt {attempt}): {type(exc).__name__}: {exc}"
-                    )
-            if time.monotonic() + pause > give_up_at:
-                return False
-            time.sleep(pause)
-            pause = min(pause * 2, RETRY_MAX_PAUSE_S)
+def publish_with_retries(
+    settings: NatsSettings,
+    events: list[tuple[str, BaseModel, str]],
+    log: dg.DagsterLogManager | None = None,
+    retry_s: float = 0.0,
+) -> bool:
+    """Publishes (subject name, event, msg id) triples, trying again with backoff for up to `retry_s`
+    (0: once); never raises. Msg ids make a repeated publish a no-op for the stream."""
+    if not events:
         return False
+
+    async def send() -> None:
+        async with jetstream(settings) as js:
+            await ensure_stream(js, settings)
+            for name, event, msg_id in events:
+                await publish_event(js, settings, name, event, msg_id)
+
+    give_up_at, pause = time.monotonic() + retry_s, RETRY_FIRST_PAUSE_S
+    for attempt in itertools.count(1):
+        try:
+            asyncio.run(send())
+            return True
+        except Exception as exc:  # noqa: BLE001 - any NATS failure: retry within the bound, then report
+            if log is not None:
+                log.warning(
+                    f"publishing {len(events)} event(s) to {settings.display_url} failed "
+                    f"(attempt {attempt}): {type(exc).__name__}: {exc}"
+                )
+        if time.monotonic() + pause > give_up_at:
+            return False
+        time.sleep(pause)
+        pause = min(pause * 2, RETRY_MAX_PAUSE_S)
+    return False
