@@ -72,6 +72,9 @@ class CouncilRunner:
     def __init__(self, caller_count: int) -> None:
         self._callers = [agent_caller(i) for i in range(caller_count)]
         self._councils: dict[tuple[str, str], _RunningCouncil] = {}
+        # Runs whose councils were released, and when: a step of such a run that still goes on (Ctrl-C
+        # releases while the in-process executor runs) may not start a council that nothing would release.
+        self._released_runs: dict[str, float] = {}
 
     async def start(
         self,
@@ -84,6 +87,8 @@ class CouncilRunner:
     ) -> str | None:
         """Starts the council unless it runs already; returns why it was refused, or None. A retried step or
         a resumed run (the same run) gets its running council; another run may not take it over."""
+        if run_id in self._released_runs:
+            return f"run {run_id} released its councils (it finished or was cancelled) and starts none again"
         key = (request.deliberation_id, role)
         existing = self._councils.get(key)
         if existing is not None and existing.run_id == run_id:
@@ -158,6 +163,10 @@ class CouncilRunner:
         keys = [(deliberation_id, role) for role in self._of(deliberation_id, run_id)]
         for key in keys:
             self._councils.pop(key).task.cancel()
+        if run_id is not None:
+            now = time.time()
+            self._released_runs = {r: at for r, at in self._released_runs.items() if now < at + UNCOLLECTED_TTL_S}
+            self._released_runs[run_id] = now
         return len(keys)
 
 

@@ -28,6 +28,7 @@ class Stack:
     env: dict[str, str]
     webserver_port: int
     nats: LocalNatsServer
+    sim: SimLLMServer
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     # Sessions of killed processes whose children (run workers, code servers) were left running.
     orphaned_sessions: list[int] = field(default_factory=list)
@@ -113,7 +114,7 @@ def stack(ray_head, fleet_home: Path, tmp_path_factory: pytest.TempPathFactory) 
             "FLEET_BENCHMARK_SCHEDULE_STATUS": "RUNNING",
             "FLEET_BENCHMARK_SUITE": "speed",
         }
-        stack = Stack(home=home, env=env, webserver_port=free_port(), nats=nats)
+        stack = Stack(home=home, env=env, webserver_port=free_port(), nats=nats, sim=sim)
         try:
             stack.start("webserver")
             stack.start("daemon")

@@ -152,6 +152,25 @@ def test_a_council_result_can_be_collected_again_until_released(runner, sim_llm_
     assert ray.get(runner.result.remote("again", "DEV")) is None
 
 
+def test_a_released_run_cannot_start_its_councils_again(runner, sim_llm_factory):
+    """Ctrl-C releases a run's councils while its in-process steps still go on: a later start_council
+    step of that run must not start the council again, where nothing would ever release it."""
+    server = sim_llm_factory(latency_s=1.0)
+    request = parse_request(
+        {"task": "Design a cache", "roles": ["DEV"], "agents_per_role": 2, "rounds": 0, "deliberation_id": "gone"}
+    )
+    endpoint = LLMEndpoint(base_url=server.base_url)
+    assert ray.get(runner.start.remote(request, "DEV", time.time() + 60, endpoint, 10, "run-gone")) is None
+    assert ray.get(runner.release.remote("gone", "run-gone")) == 1
+
+    refusal = ray.get(runner.start.remote(request, "DEV", time.time() + 60, endpoint, 10, "run-gone"))
+    assert refusal and "run-gone" in refusal and "released" in refusal
+    assert ray.get(runner.progress.remote("gone")) == {}
+    # Another run (a re-execution) may run the id again.
+    assert ray.get(runner.start.remote(request, "DEV", time.time() + 60, endpoint, 10, "run-again")) is None
+    assert ray.get(runner.release.remote("gone")) == 1
+
+
 def test_deadline_gives_timeout_with_what_finished(ray_head, instance, sim_llm_factory):
     server = sim_llm_factory(latency_s=1.5)
     request = parse_request(
