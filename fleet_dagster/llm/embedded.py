@@ -43,9 +43,7 @@ class EngineSettings(NamedTuple):
 def engine_settings(slots: int, threads: int | None) -> EngineSettings:
     """What the engine runs with on this machine: more threads than cores collapse throughput."""
     cores = os.cpu_count() or 1
-    return EngineSettings(
-        slots=min(max(slots, 1), MAX_SLOTS), threads=min(max(threads or default_threads(), 1), cores)
-    )
+    return EngineSettings(slots=min(max(slots, 1), MAX_SLOTS), threads=min(max(threads or default_threads(), 1), cores))
 
 
 class EmbeddedServer:

@@ -34,9 +34,7 @@ class NatsSettings(BaseModel):
     connect_timeout_s: float = 2.0
     max_age_s: float = Field(default_factory=lambda: _env_float(MAX_AGE_ENV, DEFAULT_MAX_AGE_S), gt=0)
     max_bytes: int = Field(default_factory=lambda: int(_env_float(MAX_BYTES_ENV, DEFAULT_MAX_BYTES)), gt=0)
-    publish_retry_s: float = Field(
-        default_factory=lambda: _env_float(PUBLISH_RETRY_ENV, DEFAULT_PUBLISH_RETRY_S), ge=0
-    )
+    publish_retry_s: float = Field(default_factory=lambda: _env_float(PUBLISH_RETRY_ENV, DEFAULT_PUBLISH_RETRY_S), ge=0)
 
     @classmethod
     def from_env(cls) -> "NatsSettings | None":

@@ -111,7 +111,6 @@ def test_progress_shows_roles_and_phases_as_text():
     assert "DEV[/]" in text and "[bold]x[/]" in text
 
 
-
 def test_ctrl_c_releases_the_councils_and_exits_130(runner, dagster_home, sim_llm_factory):
     server = sim_llm_factory(latency_s=5.0)
     env = {**os.environ, "DAGSTER_HOME": str(dagster_home)}

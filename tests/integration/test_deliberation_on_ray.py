@@ -132,7 +132,6 @@ def test_architect_selection_through_dagster_and_ray(ray_head, instance, sim_llm
     assert sum(server.requests_by_agent.values()) == 2 * 3 * 3 + 2  # 3 phases per agent, 1 pick per role
 
 
-
 def test_a_council_result_can_be_collected_again_until_released(runner, sim_llm_factory):
     """What a resumed run needs: its collect step died while waiting, the new one asks again."""
     server = sim_llm_factory(latency_s=1.0)
