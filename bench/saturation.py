@@ -30,7 +30,8 @@ def main() -> None:
 
     from fleet_dagster.core.request import parse_request
     from fleet_dagster.llm.endpoint import LLMEndpoint
-    from fleet_dagster.ray_cluster.actors import NAMESPACE, council_runner
+    from fleet_dagster.ray_cluster.actors import NAMESPACE
+    from fleet_dagster.ray_cluster.council_client import CouncilClient
     from fleet_dagster.ray_cluster.local_head import ensure_local_head, stop_local_head
     from fleet_dagster.sim_llm.server import SimLLMServer, SimSettings
 
@@ -44,7 +45,6 @@ def main() -> None:
     try:
         with SimLLMServer(settings) as server:
             endpoint = LLMEndpoint(base_url=server.base_url, max_tokens_cap=args.output_tokens)
-            runner = council_runner()
 
             def run_batch(count: int, tag: str) -> float:
                 requests = [
@@ -61,12 +61,11 @@ def main() -> None:
                 ]
                 started = time.perf_counter()
                 deadline_at = time.time() + 900
-                starts = [
-                    runner.start.remote(r, role, deadline_at, endpoint, 120, tag) for r in requests for role in roles
-                ]
-                assert not any(ray.get(starts))
-                results = ray.get([runner.result.remote(r.deliberation_id, role) for r in requests for role in roles])
-                ray.get([runner.release.remote(r.deliberation_id) for r in requests])
+                clients = [CouncilClient(r.deliberation_id, owner=r.deliberation_id) for r in requests]
+                for client, request in zip(clients, requests, strict=True):
+                    assert not client.start(request, roles, deadline_at, endpoint, 120)
+                results = [council for client in clients for council in client.collect(roles)]
+                assert len(results) == len(requests) * len(roles)
                 assert all(call.ok for council in results for call in council.calls)
                 return time.perf_counter() - started
 

@@ -2,8 +2,8 @@ import dagster as dg
 
 from fleet_dagster.benchmarks.assets import benchmark_checks, benchmark_job, benchmark_results, benchmark_schedule
 from fleet_dagster.deliberation.assets import deliberation, deliberation_job
+from fleet_dagster.deliberation.sensors import deliberation_requests, deliberation_run_failures
 from fleet_dagster.environment import resources_for_environment
-from fleet_dagster.nats_bridge.sensors import deliberation_requests, deliberation_run_failures
 
 defs = dg.Definitions(
     assets=[deliberation, benchmark_results],

@@ -11,9 +11,10 @@ from pydantic import Field
 from fleet_dagster.benchmarks import regression
 from fleet_dagster.benchmarks.history import BENCHMARK_ASSET_KEY, current_and_previous, summaries_by_partition
 from fleet_dagster.benchmarks.runner import run_suite
-from fleet_dagster.deliberation.assets import K8S_RUN_POD_CONFIG
 from fleet_dagster.llm.resources import LLMResource
+from fleet_dagster.ray_cluster.model_endpoint import model_endpoint
 from fleet_dagster.ray_cluster.resources import RayClusterResource
+from fleet_dagster.run_pods import RUN_POD_TAGS
 
 daily_partitions = dg.DailyPartitionsDefinition(start_date="2026-11-01")
 
@@ -33,7 +34,7 @@ def benchmark_results(
 ) -> dg.Output[pd.DataFrame]:
     frame, summary = run_suite(
         config.suite,
-        llm.endpoint(),
+        model_endpoint(llm),
         llm.call_timeout_s,
         limit=config.max_tasks,
         on_task=lambda task, row: context.log.info(f"{task.suite}/{task.name} ({task.mode}): {row['wall_s']} s"),
@@ -105,7 +106,7 @@ benchmark_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(benchmark_results) | dg.AssetSelection.checks(*benchmark_checks),
     partitions_def=daily_partitions,
     executor_def=dg.in_process_executor,
-    tags={"dagster-k8s/config": K8S_RUN_POD_CONFIG},
+    tags=RUN_POD_TAGS,
 )
 
 BENCHMARK_CRON = os.environ.get("FLEET_BENCHMARK_CRON", "0 6 * * *")

@@ -5,8 +5,8 @@ from typing import Any
 
 from fleet_dagster.benchmarks.grading import extract_answer
 from fleet_dagster.benchmarks.suites import BenchmarkTask
+from fleet_dagster.core.outcome import critical_path_ms
 from fleet_dagster.core.records import CouncilResult
-from fleet_dagster.deliberation.tables import critical_path_ms
 
 
 def _percentile(values: list[float], share: float) -> float | None:

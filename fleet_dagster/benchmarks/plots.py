@@ -6,7 +6,7 @@ import io
 import matplotlib
 
 matplotlib.use("Agg")  # headless: run workers and CI have no display
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 
 def _markdown_png(figure: plt.Figure, title: str) -> str:

@@ -108,7 +108,6 @@ def deliberate(task: str, roles: tuple[str, ...], llm_url: str | None, as_json: 
 
     from fleet_dagster.cli.progress import DeliberationProgress
     from fleet_dagster.cli.run_deliberation import cancel_deliberation, execute_deliberation
-    from fleet_dagster.settings import ensure_dagster_home
 
     console = _stderr_console()
     instance = _instance()
@@ -133,7 +132,7 @@ def deliberate(task: str, roles: tuple[str, ...], llm_url: str | None, as_json: 
     if as_json:
         click.echo(json.dumps(document, indent=2))
     else:
-        _print_summary(document, str(ensure_dagster_home()))
+        _print_summary(document, instance.root_directory)
     sys.exit(EXIT_CODES.get(DeliberationStatus(document["status"]), 1))
 
 
@@ -177,13 +176,13 @@ def status(deliberation_id: str, as_json: bool) -> None:
     if not re.match(DELIBERATION_ID_PATTERN, deliberation_id):
         raise click.BadParameter(f"must match {DELIBERATION_ID_PATTERN}", param_hint="DELIBERATION_ID")
     from fleet_dagster.deliberation.status_query import deliberation_status
-    from fleet_dagster.settings import ensure_dagster_home
 
-    document = deliberation_status(_instance(), deliberation_id)
+    instance = _instance()
+    document = deliberation_status(instance, deliberation_id)
     if as_json:
         click.echo(json.dumps(document, indent=2))
     else:
-        _print_summary(document, str(ensure_dagster_home()))
+        _print_summary(document, instance.root_directory)
 
 
 @cli.command()
@@ -233,8 +232,8 @@ def submit(task: str, roles: tuple[str, ...], wait_s: float | None, **fields) ->
 def republish(deliberation_id: str) -> None:
     """Publish the final event stored with a deliberation's result again (NATS_URL), e.g. after NATS was down
     for longer than the publish retry bound. Stored once, whatever the number of tries (same message id)."""
+    from fleet_dagster.deliberation.sensors import stored_final_event
     from fleet_dagster.nats_bridge.resources import publish_with_retries
-    from fleet_dagster.nats_bridge.sensors import stored_final_event
     from fleet_dagster.nats_bridge.settings import NatsSettings
 
     settings = NatsSettings.from_env()
@@ -278,6 +277,7 @@ def bench(suite: str, llm_url: str | None, limit: int | None) -> None:
     from fleet_dagster.benchmarks.runner import run_suite
     from fleet_dagster.benchmarks.suites import suite_tasks
     from fleet_dagster.llm.resources import LLMResource
+    from fleet_dagster.ray_cluster.model_endpoint import model_endpoint
     from fleet_dagster.ray_cluster.resources import RayClusterResource
 
     total = len(suite_tasks(suite)[:limit])
@@ -286,7 +286,7 @@ def bench(suite: str, llm_url: str | None, limit: int | None) -> None:
         bar = progress.add_task(f"{suite} suite", total=total)
         frame, summary = run_suite(
             suite,
-            ready.llm.endpoint(),
+            model_endpoint(ready.llm),
             ready.llm.call_timeout_s,
             limit=limit,
             on_task=lambda task, row: progress.update(bar, advance=1, description=f"{task.name} ({task.mode})"),

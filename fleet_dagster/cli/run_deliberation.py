@@ -39,7 +39,7 @@ def execute_deliberation(
                 tags={DELIBERATION_ID_TAG: request.deliberation_id},
                 raise_on_error=False,
             )
-        except Exception as exc:  # reported through the status document, never as a traceback
+        except Exception as exc:  # noqa: BLE001 - reported through the status document, never as a traceback
             outcome["error"] = f"{type(exc).__name__}: {exc}"
 
     worker = threading.Thread(target=execute, name="deliberation", daemon=True)
@@ -60,16 +60,16 @@ def cancel_deliberation(instance: dg.DagsterInstance, deliberation_id: str) -> s
     more, is marked canceled (it would show as in progress forever). Returns what became of the councils."""
     import ray
 
-    from fleet_dagster.ray_cluster.actors import council_runner
+    from fleet_dagster.ray_cluster.council_client import CouncilClient, CouncilRunnerUnavailable
 
     outcome = "its councils released"
     run = latest_run(instance, deliberation_id)
-    if ray.is_initialized():  # otherwise the run never reached Ray, and started no council
-        owner = run.run_id if run is not None else None  # only this run's councils, never another's
-        try:
-            ray.get(council_runner().release.remote(deliberation_id, owner), timeout=RELEASE_TIMEOUT_S)
-        except ray.exceptions.RayError as exc:
-            outcome = f"its councils not released ({type(exc).__name__}), they stop at their deadline"
+    # Without a run or a Ray connection, the run never reached Ray and started no council.
+    if run is not None and ray.is_initialized():
+        try:  # only this run's councils, never another's
+            CouncilClient(deliberation_id, owner=run.run_id).release(RELEASE_TIMEOUT_S)
+        except CouncilRunnerUnavailable as exc:
+            outcome = f"its councils not released ({str(exc).splitlines()[0]}), they stop at their deadline"
     if run is not None and not run.is_finished:
         instance.report_run_canceled(run, message="interrupted from the shell (Ctrl-C)")
     return outcome

@@ -313,10 +313,10 @@ async def run_council(council: Council) -> CouncilResult:
         await asyncio.wait_for(council.run(), timeout=max(0.0, council.deadline_at - council.clock()))
     except TimeoutError:
         timed_out = True
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - run_council never raises: the failure becomes the result's error
         error = _describe(exc)
     try:
         return council.result(timed_out=timed_out, error=error)
-    except Exception as exc:  # building the result (scoring) failed: the calls and reviews are still worth keeping
+    except Exception as exc:  # noqa: BLE001 - scoring failed: the calls and reviews are still worth keeping
         failure = f"building the result failed: {_describe(exc)}"
         return council.unscored_result(timed_out=timed_out, error=f"{error}; {failure}" if error else failure)

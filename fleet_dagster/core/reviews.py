@@ -96,7 +96,7 @@ def _find_json_object(text: str) -> tuple[dict[str, Any] | None, str]:
             continue
         try:
             value, _ = decoder.raw_decode(candidate, start)
-        except Exception:  # ValueError for broken JSON; anything else is as unreadable
+        except Exception:  # noqa: BLE001 - ValueError for broken JSON; anything else is as unreadable
             continue
         if isinstance(value, dict):
             return value, ""
@@ -159,7 +159,7 @@ def parse_review(raw: str, criteria: list[str], *, reviewer: str, author: str, r
             suggestions=_as_strings(data.get("suggestions")),
             raw=raw,
         )
-    except Exception as exc:  # untrusted text costs at most its own review, never the role
+    except Exception as exc:  # noqa: BLE001 - untrusted text costs at most its own review, never the role
         return unparsed(f"unreadable review: {type(exc).__name__}")
 
 

@@ -170,7 +170,7 @@ def _check_block(language: str, code: str) -> CheckResult:
     else:
         try:
             error = CHECK_PLUGINS[language](code)
-        except Exception as exc:  # RecursionError, MemoryError (deep Python), a plugin's own bug...
+        except Exception as exc:  # noqa: BLE001 - RecursionError, MemoryError (deep Python), a plugin's own bug...
             error = f"check failed: {type(exc).__name__}: {str(exc)[:200]}"
     return CheckResult(language=language, passed=error is None, error=error)
 

@@ -14,15 +14,6 @@ class DeliberationStatus(StrEnum):
     FAILED = "FAILED"
     TIMEOUT = "TIMEOUT"
 
-    @property
-    def is_final(self) -> bool:
-        return self in FINAL_STATUSES
-
-
-FINAL_STATUSES = frozenset(
-    {DeliberationStatus.COMPLETED, DeliberationStatus.PARTIAL, DeliberationStatus.FAILED, DeliberationStatus.TIMEOUT}
-)
-
 
 def final_status(roles: list[str], councils: list[CouncilResult]) -> DeliberationStatus:
     """TIMEOUT if the deadline cut any council short (what finished is kept); FAILED if a role has no

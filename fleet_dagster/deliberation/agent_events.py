@@ -1,13 +1,12 @@
 """agent.response.* events while the councils run, not only when the run ends."""
 
 import dagster as dg
-import ray
 from pydantic import BaseModel
-from ray.actor import ActorHandle
 
 from fleet_dagster.core.records import AgentCall
 from fleet_dagster.nats_bridge.event_builders import agent_response_events
 from fleet_dagster.nats_bridge.resources import NatsResource
+from fleet_dagster.ray_cluster.council_client import CouncilClient
 
 
 class AgentResponseStream:
@@ -19,19 +18,18 @@ class AgentResponseStream:
     next batch, so a NATS outage costs each poll one attempt; the last one retries up to the bound.
     """
 
-    def __init__(
-        self, nats: NatsResource, deliberation_id: str, run_id: str, runner: ActorHandle, log: dg.DagsterLogManager
-    ):
+    def __init__(self, nats: NatsResource, councils: CouncilClient, log: dg.DagsterLogManager):
+        """`councils` are those of the run publishing: their owner is its run id."""
         self._nats = nats
-        self._deliberation_id = deliberation_id
-        self._run_id = run_id
-        self._runner = runner
+        self._deliberation_id = councils.deliberation_id
+        self._run_id = councils.owner
+        self._councils = councils
         self._log = log
         self.enabled = nats.settings() is not None
         # role -> how many of its calls are on NATS; a resumed collect step goes on where the last one was
         self.published: dict[str, int] = {}
         if self.enabled:
-            self.published = ray.get(runner.published.remote(deliberation_id, run_id))
+            self.published = councils.published()
 
     def _fresh(
         self, calls_by_role: dict[str, list[AgentCall]], first_index: dict[str, int] | None
@@ -52,7 +50,7 @@ class AgentResponseStream:
             return False
         if published != self.published:
             self.published = published
-            self._runner.mark_published.remote(self._deliberation_id, self._run_id, published)
+            self._councils.mark_published(published)
         return True
 
     def send(self, calls_by_role: dict[str, list[AgentCall]], first_index: dict[str, int] | None = None) -> None:

@@ -10,22 +10,16 @@ in-process executor, without paying a process per step (see README, "Executor").
 import time
 
 import dagster as dg
-import ray
 from pydantic import BaseModel
 
+from fleet_dagster.core.outcome import critical_path_ms, winners
 from fleet_dagster.core.records import CouncilResult, Selection
 from fleet_dagster.core.request import DeliberationRequest, RequestError
 from fleet_dagster.core.status import DeliberationStatus, final_status
 from fleet_dagster.deliberation.agent_events import AgentResponseStream
 from fleet_dagster.deliberation.config import DeliberationConfig
 from fleet_dagster.deliberation.partitions import DELIBERATION_ASSET_KEY, STREAM_SEQ_TAG, deliberation_partitions
-from fleet_dagster.deliberation.tables import (
-    critical_path_ms,
-    proposals_frame,
-    results_records,
-    winners,
-    winners_markdown,
-)
+from fleet_dagster.deliberation.tables import proposals_frame, results_records, winners_markdown
 from fleet_dagster.llm.resources import LLMResource
 from fleet_dagster.nats_bridge.event_builders import (
     FINAL_EVENT_METADATA_KEY,
@@ -35,8 +29,10 @@ from fleet_dagster.nats_bridge.event_builders import (
     stored_event,
 )
 from fleet_dagster.nats_bridge.resources import NatsResource
-from fleet_dagster.ray_cluster.actors import council_runner
+from fleet_dagster.ray_cluster.council_client import CouncilClient, CouncilRunnerUnavailable, LostCouncil
+from fleet_dagster.ray_cluster.model_endpoint import model_endpoint
 from fleet_dagster.ray_cluster.resources import RayClusterResource
+from fleet_dagster.run_pods import RUN_POD_TAGS
 
 POLL_INTERVAL_S = 0.5
 COLLECT_GRACE_S = 15.0  # beyond the deadline, for the councils to hand over what they kept
@@ -66,10 +62,10 @@ def _observe(context: dg.OpExecutionContext, request: DeliberationRequest, curre
 
 def _start_councils(plans: list[CouncilPlan], llm: LLMResource, run_id: str) -> None:
     """Idempotent for this run; refused (a failed step, not retried) while another run owns the id."""
-    runner, endpoint = council_runner(), llm.endpoint()
-    timeout_s = llm.call_timeout_s
-    starts = [runner.start.remote(p.request, p.role, p.deadline_at, endpoint, timeout_s, run_id) for p in plans]
-    refusals = [refusal for refusal in ray.get(starts) if refusal]
+    request = plans[0].request
+    client = CouncilClient(request.deliberation_id, run_id)
+    roles = [plan.role for plan in plans]
+    refusals = client.start(request, roles, plans[0].deadline_at, model_endpoint(llm), llm.call_timeout_s)
     if refusals:
         raise dg.Failure(description=refusals[0], allow_retries=False)
 
@@ -99,7 +95,7 @@ def plan_councils(
     # (tens of ms each), which would otherwise stagger the roles' start on the critical path.
     try:
         _start_councils(plans, llm, context.run_id)
-    except ray.exceptions.RayError as exc:  # each council step starts what did not start here
+    except CouncilRunnerUnavailable as exc:  # each council step starts what did not start here
         context.log.warning(f"councils not all started by the plan, the council steps will: {exc}")
     # Observed and announced once the councils run, so neither delays them.
     _observe(context, request, 0, {})
@@ -119,26 +115,24 @@ def start_council(
 
 
 def _gather_councils(
-    context: dg.OpExecutionContext, runner, plans: list[CouncilPlan], stream: AgentResponseStream
+    context: dg.OpExecutionContext, client: CouncilClient, plans: list[CouncilPlan], stream: AgentResponseStream
 ) -> list[CouncilResult]:
     """Waits for every council's result, observing progress and streaming agent calls meanwhile; returns
     in the request's role order."""
     request, deadline_at = plans[0].request, plans[0].deadline_at
-    pending = {runner.result.remote(request.deliberation_id, plan.role): plan for plan in plans}
+    by_role = {plan.role: plan for plan in plans}
+    waiting = client.results(list(by_role))
     results: dict[str, CouncilResult] = {}
     last_seen = None
-    while pending and time.time() < deadline_at + COLLECT_GRACE_S:
-        ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=POLL_INTERVAL_S)
-        for ref in ready:
-            plan = pending.pop(ref)
-            try:
-                results[plan.role] = ray.get(ref) or _lost_council(plan, "the council was never started")
-                stream.send({plan.role: results[plan.role].calls})
-            except ray.exceptions.RayError as exc:
-                context.log.error(f"council {plan.role} lost on Ray: {exc}")
-                results[plan.role] = _lost_council(plan, f"the council was lost on Ray: {type(exc).__name__}")
-        if pending:
-            progress = ray.get(runner.progress.remote(request.deliberation_id))
+    while waiting.pending and time.time() < deadline_at + COLLECT_GRACE_S:
+        for role, outcome in waiting.ready(timeout_s=POLL_INTERVAL_S).items():
+            if isinstance(outcome, LostCouncil):
+                context.log.error(f"council {role}: {outcome.reason} {outcome.detail}".rstrip())
+                outcome = _lost_council(by_role[role], outcome.reason)
+            results[role] = outcome
+            stream.send({role: outcome.calls})
+        if waiting.pending:
+            progress = client.progress()
             running = [p for role, p in progress.items() if role not in results]
             current = sum(p["proposals"] for p in running) + sum(r.proposals_done for r in results.values())
             snapshot = (current, {role: (p["phase"], p["done"]) for role, p in progress.items()})
@@ -147,9 +141,9 @@ def _gather_councils(
                 last_seen = snapshot
             if stream.enabled:
                 offsets = dict(stream.published)
-                stream.send(ray.get(runner.calls_since.remote(request.deliberation_id, offsets)), offsets)
-    for plan in pending.values():
-        results[plan.role] = _lost_council(plan, "the council did not hand over its result before the deadline")
+                stream.send(client.calls_since(offsets), offsets)
+    for role in waiting.pending:
+        results[role] = _lost_council(by_role[role], "the council did not hand over its result before the deadline")
     return [results[role] for role in request.roles if role in results]
 
 
@@ -172,9 +166,9 @@ def collect_deliberation(
     context: dg.OpExecutionContext, plans: list[CouncilPlan], ray_cluster: RayClusterResource, nats: NatsResource
 ):
     request = plans[0].request
-    runner = council_runner()
-    stream = AgentResponseStream(nats, request.deliberation_id, context.run_id, runner, context.log)
-    councils = _gather_councils(context, runner, plans, stream)
+    client = CouncilClient(request.deliberation_id, context.run_id)
+    stream = AgentResponseStream(nats, client, context.log)
+    councils = _gather_councils(context, client, plans, stream)
 
     status = final_status(request.roles, councils)
     frame = proposals_frame(councils)
@@ -206,7 +200,7 @@ def collect_deliberation(
     yield dg.Output(frame, metadata=metadata)
     # What the polls did not publish, then the final event, through NATS outages up to the retry bound.
     published = stream.finish({council.role: council.calls for council in councils}, final)
-    runner.release.remote(request.deliberation_id, context.run_id)
+    client.release()
     if not published:
         raise dg.Failure(
             description=f"{FINAL_EVENT_UNPUBLISHED}: the final event of {request.deliberation_id} could not be "
@@ -248,20 +242,11 @@ def deliberation():
     return collect_deliberation(plans.map(start_council).collect())
 
 
-# On Kubernetes (K8sRunLauncher) each run is one pod running the in-process executor; the label lets
-# the chart's NetworkPolicy admit run pods to vLLM, the resources size the pod for a Ray client.
-K8S_RUN_POD_CONFIG = {
-    "pod_template_spec_metadata": {"labels": {"fleet-dagster/llm-client": "true"}},
-    "container_config": {
-        "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": "2", "memory": "2Gi"}}
-    },
-}
-
 deliberation_job = dg.define_asset_job(
     "deliberation_job",
     selection=[deliberation],
     partitions_def=deliberation_partitions,
     executor_def=dg.in_process_executor,
-    tags={"dagster-k8s/config": K8S_RUN_POD_CONFIG},
+    tags=RUN_POD_TAGS,
     description="Runs one deliberation (one partition). Councils run concurrently on Ray.",
 )

@@ -1,4 +1,4 @@
-"""Council results as a table, winners and run figures: what the asset stores and shows."""
+"""Council results as tables: what the asset stores and shows."""
 
 import json
 from typing import Any
@@ -42,19 +42,6 @@ def proposals_frame(councils: list[CouncilResult]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=PROPOSAL_COLUMNS)
 
 
-def winners(councils: list[CouncilResult]) -> dict[str, dict[str, Any]]:
-    return {
-        c.role: {
-            "agent_id": c.winner.agent_id,
-            "score": c.winner.score,
-            "method": c.selection.method,
-            "rationale": c.selection.rationale,
-        }
-        for c in councils
-        if c.winner is not None
-    }
-
-
 def winners_markdown(councils: list[CouncilResult]) -> str:
     lines = ["| role | winner | score | why |", "|---|---|---|---|"]
     for council in councils:
@@ -64,18 +51,6 @@ def winners_markdown(councils: list[CouncilResult]) -> str:
         else:
             lines.append(f"| {council.role} | {winner.agent_id} | {winner.score:.2f} | {council.selection.rationale} |")
     return "\n".join(lines)
-
-
-def critical_path_ms(councils: list[CouncilResult]) -> float:
-    """Longest chain of dependent calls: per council, the slowest call of each phase, summed."""
-    longest = 0.0
-    for council in councils:
-        slowest: dict[tuple[str, int], float] = {}
-        for call in council.calls:
-            key = (call.phase, call.round)
-            slowest[key] = max(slowest.get(key, 0.0), call.latency_ms)
-        longest = max(longest, sum(slowest.values()))
-    return longest
 
 
 def results_records(frame: pd.DataFrame) -> list[dict[str, Any]]:

@@ -4,10 +4,10 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel
 
+from fleet_dagster.core.outcome import winners
 from fleet_dagster.core.records import AgentCall, CouncilResult
 from fleet_dagster.core.request import DeliberationRequest
 from fleet_dagster.core.status import DeliberationStatus
-from fleet_dagster.deliberation.tables import winners
 from fleet_dagster.nats_bridge.events import (
     EVENT_SUBJECTS,
     AgentResponse,

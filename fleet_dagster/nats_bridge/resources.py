@@ -14,10 +14,10 @@ RETRY_FIRST_PAUSE_S, RETRY_MAX_PAUSE_S = 0.5, 5.0
 
 
 class NatsResource(dg.ConfigurableResource):
-    url: str | None = Field(None, description="NATS_URL; unset turns the bridge off.")
-    token: str | None = Field(None, description="NATS_TOKEN, from the environment only.")
-    creds_file: str | None = Field(None, description="NATS_CREDS: path of a .creds file.")
-    tls_ca_file: str | None = Field(None, description="NATS_TLS_CA: CA bundle for TLS.")
+    url: str | None = Field(default=None, description="NATS_URL; unset turns the bridge off.")
+    token: str | None = Field(default=None, description="NATS_TOKEN, from the environment only.")
+    creds_file: str | None = Field(default=None, description="NATS_CREDS: path of a .creds file.")
+    tls_ca_file: str | None = Field(default=None, description="NATS_TLS_CA: CA bundle for TLS.")
     stream: str = "FLEET"
     subject_prefix: str = ""
 

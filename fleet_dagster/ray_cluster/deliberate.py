@@ -3,28 +3,19 @@
 import time
 import uuid
 
-import ray
-
 from fleet_dagster.core.records import CouncilResult
 from fleet_dagster.core.request import DeliberationRequest
 from fleet_dagster.llm.endpoint import LLMEndpoint
-from fleet_dagster.ray_cluster.actors import council_runner
+from fleet_dagster.ray_cluster.council_client import CouncilClient
 
 
 def deliberate_on_ray(
     request: DeliberationRequest, endpoint: LLMEndpoint, call_timeout_s: float
 ) -> list[CouncilResult]:
-    runner = council_runner()
+    """Not a Dagster run: the councils get an owner of their own."""
+    client = CouncilClient(request.deliberation_id, owner=f"direct-{uuid.uuid4().hex}")
     deadline_at = time.time() + request.deadline_s
-    owner = f"direct-{uuid.uuid4().hex}"  # not a Dagster run: an owner of its own
-    starts = [
-        runner.start.remote(request, role, deadline_at, endpoint, call_timeout_s, owner) for role in request.roles
-    ]
-    refusals = [refusal for refusal in ray.get(starts) if refusal]
+    refusals = client.start(request, request.roles, deadline_at, endpoint, call_timeout_s)
     if refusals:
         raise RuntimeError(refusals[0])
-    try:
-        results = ray.get([runner.result.remote(request.deliberation_id, role) for role in request.roles])
-    finally:
-        runner.release.remote(request.deliberation_id, owner)
-    return [result for result in results if result is not None]
+    return client.collect(request.roles)

@@ -19,8 +19,10 @@ class RayClusterResource(RayResource):
     Unset: the local head under FLEET_HOME, started by the first run and reused by all later ones.
     """
 
-    address: str | None = Field(None, description="Address of a running Ray cluster; unset = shared local head.")
-    local_num_cpus: int | None = Field(None, description="CPUs of the local head (default: all).")
+    address: str | None = Field(
+        default=None, description="Address of a running Ray cluster; unset = shared local head."
+    )
+    local_num_cpus: int | None = Field(default=None, description="CPUs of the local head (default: all).")
     ray_init_options: dict = Field(
         default_factory=lambda: {"namespace": NAMESPACE, "log_to_driver": False, "ignore_reinit_error": True}
     )

@@ -16,8 +16,8 @@ from fleet_dagster.cli.main import cli
 from fleet_dagster.core.request import parse_request
 from fleet_dagster.definitions import defs
 from fleet_dagster.deliberation.run_config import run_config_for
+from fleet_dagster.deliberation.sensors import deliberation_run_failures
 from fleet_dagster.nats_bridge.local_server import LocalNatsServer
-from fleet_dagster.nats_bridge.sensors import deliberation_run_failures
 from tests import nats_helpers
 
 pytestmark = pytest.mark.integration
@@ -72,7 +72,7 @@ def test_no_event_is_lost_or_doubled_when_nats_is_down_during_plan_and_collect(
     def outages() -> None:
         try:
             take_nats_down_twice()
-        except Exception as exc:  # reported by the test, not lost in the thread
+        except Exception as exc:  # noqa: BLE001 - reported by the test, not lost in the thread
             back["error"] = exc
 
     def calls_made() -> int:

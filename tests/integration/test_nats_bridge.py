@@ -12,10 +12,10 @@ from fleet_dagster.core.request import parse_request
 from fleet_dagster.core.resource_files import resources_dir
 from fleet_dagster.definitions import defs
 from fleet_dagster.deliberation.run_config import run_config_for
+from fleet_dagster.deliberation.sensors import deliberation_requests
 from fleet_dagster.nats_bridge.local_server import LocalNatsServer
 from fleet_dagster.nats_bridge.resources import NatsResource
 from fleet_dagster.nats_bridge.schemas import schema_documents, schema_for_subject
-from fleet_dagster.nats_bridge.sensors import deliberation_requests
 from tests import nats_helpers
 
 pytestmark = pytest.mark.integration
@@ -227,7 +227,7 @@ def test_submit_and_wait_via_the_cli_publishes_a_valid_request(nats_server, monk
 
 
 def test_run_that_dies_before_collecting_is_reported_failed(nats_server, instance):
-    from fleet_dagster.nats_bridge.sensors import deliberation_run_failures
+    from fleet_dagster.deliberation.sensors import deliberation_run_failures
 
     instance.add_dynamic_partitions("deliberations", ["dies-early"])
     # A resource that cannot start: the run dies before any council, so no collect step reports.

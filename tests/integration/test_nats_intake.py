@@ -12,11 +12,11 @@ from nats.js.api import StreamConfig
 
 from fleet_dagster.core.request import parse_request
 from fleet_dagster.definitions import defs
+from fleet_dagster.deliberation.sensors import deliberation_requests
 from fleet_dagster.nats_bridge.jetstream import jetstream
 from fleet_dagster.nats_bridge.local_server import LocalNatsServer
 from fleet_dagster.nats_bridge.resources import NatsResource
 from fleet_dagster.nats_bridge.schemas import schema_for_subject
-from fleet_dagster.nats_bridge.sensors import deliberation_requests
 from fleet_dagster.nats_bridge.settings import NatsSettings
 from fleet_dagster.nats_bridge.submit import submit_request
 from tests import nats_helpers
