@@ -34,6 +34,7 @@ deliberate: $(STAMP)
 
 test: $(STAMP) browser
 	$(BIN)/ruff check fleet_dagster tests bench
+	$(BIN)/mypy fleet_dagster
 	$(BIN)/pytest
 
 dev: $(STAMP)

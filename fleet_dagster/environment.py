@@ -2,11 +2,14 @@
 
 import json
 import os
+from typing import Any
 
 import dagster as dg
 
+from fleet_dagster.llm.environment import LLM_ENV
 from fleet_dagster.llm.resources import LLMResource
 from fleet_dagster.nats_bridge.resources import NatsResource
+from fleet_dagster.nats_bridge.settings import NATS_ENV
 from fleet_dagster.ray_cluster.resources import RayClusterResource
 
 
@@ -18,22 +21,15 @@ def _env(name: str) -> dg.EnvVar | None:
 def resources_for_environment() -> dict[str, dg.ConfigurableResource]:
     """Embedded default unless the environment names a cluster (RAY_ADDRESS), an endpoint (FLEET_LLM_URL)
     or a NATS server (NATS_URL)."""
-    llm_url = os.environ.get("FLEET_LLM_URL")
+    nats: dict[str, Any] = {name: _env(var) for name, var in NATS_ENV.items() if os.environ.get(var)}
     return {
-        "nats": NatsResource(
-            url=_env("NATS_URL"),
-            token=_env("NATS_TOKEN"),
-            creds_file=_env("NATS_CREDS"),
-            tls_ca_file=_env("NATS_TLS_CA"),
-            stream=os.environ.get("FLEET_NATS_STREAM", "FLEET"),
-            subject_prefix=os.environ.get("FLEET_NATS_SUBJECT_PREFIX", ""),
-        ),
+        "nats": NatsResource(**nats),
         "ray_cluster": RayClusterResource(address=_env("RAY_ADDRESS")),
         "llm": LLMResource(
-            base_url=llm_url or None,
-            api_key=_env("FLEET_LLM_API_KEY"),
-            model_override=_env("FLEET_LLM_MODEL"),
+            base_url=os.environ.get(LLM_ENV["base_url"]) or None,
+            api_key=_env(LLM_ENV["api_key"]),
+            model_override=_env(LLM_ENV["model_override"]),
             # {"served model name": "http://vllm-<model>:8000/v1"}, as the Helm chart renders it.
-            model_urls=json.loads(os.environ.get("FLEET_LLM_MODEL_URLS") or "{}"),
+            model_urls=json.loads(os.environ.get(LLM_ENV["model_urls"]) or "{}"),
         ),
     }

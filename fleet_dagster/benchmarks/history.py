@@ -14,8 +14,10 @@ def summaries_by_partition(instance: dg.DagsterInstance) -> list[tuple[str, dict
     latest: dict[str, tuple[dict[str, Any], int]] = {}
     for record in records:
         materialization = record.asset_materialization
+        if materialization is None or not materialization.partition or materialization.partition in latest:
+            continue
         summary = materialization.metadata.get("summary")
-        if materialization.partition and summary is not None and materialization.partition not in latest:
+        if summary is not None and isinstance(summary.value, dict):
             latest[materialization.partition] = (summary.value, record.storage_id)
     return [(partition, *latest[partition]) for partition in sorted(latest)]
 

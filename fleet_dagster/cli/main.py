@@ -6,14 +6,17 @@ import os
 import re
 import signal
 import sys
+from collections.abc import Callable
+from typing import Literal, get_args, get_origin
 
 import click
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from fleet_dagster.core.request import DELIBERATION_ID_PATTERN, RequestError, parse_request
+from fleet_dagster.core.request import DELIBERATION_ID_PATTERN, DeliberationRequest, RequestError, parse_request
 from fleet_dagster.core.status import DeliberationStatus
+from fleet_dagster.llm.environment import LLM_ENV
 
 EXIT_INTERRUPTED = 130  # the shell's code for a command stopped by Ctrl-C (128 + SIGINT)
 EXIT_CODES = {
@@ -21,20 +24,6 @@ EXIT_CODES = {
     DeliberationStatus.PARTIAL: 3,
     DeliberationStatus.TIMEOUT: 3,
     DeliberationStatus.FAILED: 1,
-}
-# Request fields as the user typed them on the command line.
-FLAG_FOR_FIELD = {
-    "task": "TASK",
-    "roles": "--role",
-    "agents_per_role": "--agents",
-    "rounds": "--rounds",
-    "rubric": "--rubric",
-    "requirements": "--requirement",
-    "deadline_s": "--deadline",
-    "deliberation_id": "--id",
-    "review_mode": "--review-mode",
-    "selection": "--selection",
-    "select_top_k": "--top-k",
 }
 
 
@@ -48,7 +37,10 @@ def _instance():
 
 
 def _flag(field: str) -> str:
-    return FLAG_FOR_FIELD.get(field.split(".")[0], field)
+    """A request field as the user typed it on the command line: its flag, or TASK."""
+    params = click.get_current_context().command.params
+    flags = {p.name: p.opts[0] if isinstance(p, click.Option) else p.human_readable_name for p in params}
+    return flags.get(field.split(".")[0], field)
 
 
 @click.group()
@@ -56,30 +48,50 @@ def cli() -> None:
     """Multi-agent LLM deliberations on Dagster + Ray (+ vLLM)."""
 
 
+def _request_option(flag: str, name: str, *, repeatable: bool = False) -> Callable:
+    """A flag for the request field `name`: its default and description are the request's."""
+    field = DeliberationRequest.model_fields[name]
+    description = field.description or ""
+    if repeatable:
+        default = field.get_default(call_default_factory=True)
+        described = f"{description} Repeatable." + (f" Default: {', '.join(default)}." if default else "")
+        return click.option(flag, name, multiple=True, help=described)
+    choices = get_args(field.annotation) if get_origin(field.annotation) is Literal else ()
+    default = None if field.default_factory else field.default  # a factory's default is made per request
+    return click.option(
+        flag,
+        name,
+        type=click.Choice(choices) if choices else field.annotation,
+        default=default,
+        show_default=default not in (None, ""),
+        help=description,
+    )
+
+
 def request_options(command):
     """The flags that describe a deliberation request, shared by `deliberate` and `submit`."""
     options = [
         click.argument("task"),
-        click.option(
-            "--role", "roles", multiple=True, help="A role with a profile (repeatable). Default: DEV, QA, ARCHITECT."
-        ),
-        click.option(
-            "--agents", "agents_per_role", type=int, default=3, show_default=True, help="Agents per role (1-16)."
-        ),
-        click.option("--rounds", type=int, default=1, show_default=True, help="Review-and-revise rounds (0-5)."),
-        click.option("--requirement", "requirements", multiple=True, help="A requirement to address (repeatable)."),
-        click.option("--rubric", default="", help="Extra rubric text."),
-        click.option("--deadline", "deadline_s", type=float, default=900.0, show_default=True, help="Seconds."),
-        click.option("--id", "deliberation_id", default=None, help="Deliberation id (default: generated)."),
-        click.option("--review-mode", type=click.Choice(["ring", "all"]), default="ring", show_default=True),
-        click.option("--selection", type=click.Choice(["score", "architect"]), default="score", show_default=True),
-        click.option(
-            "--top-k", "select_top_k", type=int, default=3, show_default=True, help="Architect finalists (2-16)."
-        ),
+        _request_option("--role", "roles", repeatable=True),
+        _request_option("--agents", "agents_per_role"),
+        _request_option("--rounds", "rounds"),
+        _request_option("--requirement", "requirements", repeatable=True),
+        _request_option("--rubric", "rubric"),
+        _request_option("--deadline", "deadline_s"),
+        _request_option("--id", "deliberation_id"),
+        _request_option("--review-mode", "review_mode"),
+        _request_option("--selection", "selection"),
+        _request_option("--top-k", "select_top_k"),
     ]
     for option in reversed(options):
         command = option(command)
     return command
+
+
+def llm_url_option(command):
+    return click.option(
+        "--llm-url", envvar=LLM_ENV["base_url"], default=None, help="OpenAI-compatible endpoint; default: embedded."
+    )(command)
 
 
 def _request_from_flags(task: str, roles: tuple[str, ...], fields: dict):
@@ -97,7 +109,7 @@ def _request_from_flags(task: str, roles: tuple[str, ...], fields: dict):
 
 @cli.command()
 @request_options
-@click.option("--llm-url", envvar="FLEET_LLM_URL", default=None, help="OpenAI-compatible endpoint; default: embedded.")
+@llm_url_option
 @click.option("--json", "as_json", is_flag=True, help="Print only the status document as JSON.")
 def deliberate(task: str, roles: tuple[str, ...], llm_url: str | None, as_json: bool, **fields) -> None:
     """Run a deliberation on TASK and print the winner of each role.
@@ -267,7 +279,7 @@ def nats_server(port: int, store_dir: str | None) -> None:
 
 @cli.command()
 @click.option("--suite", type=click.Choice(["speed", "quality", "all"]), default="speed", show_default=True)
-@click.option("--llm-url", envvar="FLEET_LLM_URL", default=None, help="OpenAI-compatible endpoint; default: embedded.")
+@llm_url_option
 @click.option("--tasks", "limit", type=click.IntRange(min=1), default=None, help="Only the first N tasks.")
 def bench(suite: str, llm_url: str | None, limit: int | None) -> None:
     """Run a benchmark suite from the shell and print its table (no Dagster run is recorded)."""
@@ -312,7 +324,7 @@ def sim_llm(host: str, port: int, **settings) -> None:
     with SimLLMServer(simulated, host=host, port=port) as server:
         click.echo(f"serving {server.base_url} (Ctrl-C to stop)")
         with contextlib.suppress(KeyboardInterrupt):
-            server._thread.join()
+            server.wait()
 
 
 @cli.command()

@@ -1,5 +1,6 @@
 """A live view of a running deliberation: one bar per role (its phase) and one for proposals."""
 
+from types import TracebackType
 from typing import Any
 
 from rich.console import Console
@@ -27,8 +28,10 @@ class DeliberationProgress:
         self.progress.__enter__()
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.progress.__exit__(*exc)
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.progress.__exit__(kind, error, traceback)
 
     def update(self, document: dict[str, Any]) -> None:
         self.progress.update(self.proposals, completed=document.get("current_count") or 0)

@@ -7,7 +7,7 @@ from typing import Any
 import dagster as dg
 
 from fleet_dagster.core.request import DeliberationRequest
-from fleet_dagster.deliberation.partitions import DELIBERATION_ID_TAG, deliberation_partitions
+from fleet_dagster.deliberation.partitions import DELIBERATION_ID_TAG, DELIBERATION_PARTITIONS
 from fleet_dagster.deliberation.run_config import run_config_for
 from fleet_dagster.deliberation.status_query import deliberation_status, latest_run
 
@@ -26,7 +26,7 @@ def execute_deliberation(
     """Executes the deliberation job for a new partition and returns the final status document."""
     from fleet_dagster.definitions import defs
 
-    instance.add_dynamic_partitions(deliberation_partitions.name, [request.deliberation_id])
+    instance.add_dynamic_partitions(DELIBERATION_PARTITIONS, [request.deliberation_id])
     job = defs.resolve_job_def("deliberation_job")
     outcome: dict[str, Any] = {}
 

@@ -208,7 +208,9 @@ class Council:
             result = await self._call(reviewer, "review", round_, messages, target=author, json_schema=schema)
             if not result.ok:
                 return None
-            return parse_review(result.content, self.profile.rubric, reviewer=reviewer, author=author, round=round_)
+            return parse_review(
+                result.content or "", self.profile.rubric, reviewer=reviewer, author=author, round=round_
+            )
 
         reviews = [r for r in await asyncio.gather(*(review(a, b) for a, b in pairs)) if r is not None]
         self.reviews.extend(reviews)
@@ -227,7 +229,7 @@ class Council:
                 round=round_,
             )
             result = await self._call(aid, "revise", round_, messages)
-            if result.ok and result.content.strip():
+            if result.ok and (result.content or "").strip():
                 self.proposals[aid] = self.proposals[aid].model_copy(
                     update={"content": result.content, "round": round_}
                 )

@@ -28,6 +28,10 @@ MAX_REQUIREMENT_CHARS = 1_000
 # Each role is a council: roles x agents calls in flight at once, on one model server.
 MAX_ROLES = 16
 MAX_AGENTS_PER_ROLE = 16
+# Each round is a review and a revision of every proposal: rounds multiply the calls.
+MAX_ROUNDS = 5
+MAX_DEADLINE_S = 86_400
+MAX_TOP_K = 16
 # Metadata is carried along, not used: stored in the run's config and in events, a few labels at most.
 MAX_METADATA_BYTES = 16 * 1024
 MAX_METADATA_DEPTH = 8
@@ -57,21 +61,59 @@ def _nesting_depth(value: Any, limit: int) -> int:
 class DeliberationRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    task: str = Field(min_length=1, max_length=MAX_TASK_CHARS)
-    roles: list[str] = Field(default_factory=lambda: list(DEFAULT_ROLES), min_length=1, max_length=MAX_ROLES)
-    # strict: JSON's `true` is not 1 agent; a deadline may still be given as an integer.
-    agents_per_role: int = Field(3, ge=1, le=MAX_AGENTS_PER_ROLE, strict=True)
-    rounds: int = Field(1, ge=0, le=5, strict=True)
-    rubric: str = Field("", max_length=MAX_RUBRIC_CHARS)
-    requirements: list[Annotated[str, Field(max_length=MAX_REQUIREMENT_CHARS)]] = Field(
-        default_factory=list, max_length=MAX_REQUIREMENTS
+    # What each field means is said here once; the launchpad config and the CLI flags show it.
+    task: str = Field(
+        min_length=1,
+        max_length=MAX_TASK_CHARS,
+        description=f"What the councils deliberate on (1..{MAX_TASK_CHARS:,} characters, and what each role's "
+        "model context holds with its prompts and answers).",
     )
-    metadata: dict[str, Any] = Field(default_factory=dict)
-    deliberation_id: str = Field(default_factory=new_deliberation_id, pattern=DELIBERATION_ID_PATTERN)
-    deadline_s: float = Field(900.0, gt=0, le=86_400, strict=True)
-    review_mode: Literal["ring", "all"] = "ring"
-    selection: Literal["score", "architect"] = "score"
-    select_top_k: int = Field(3, ge=2, le=16, strict=True)
+    roles: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_ROLES),
+        min_length=1,
+        max_length=MAX_ROLES,
+        description=f"Roles with a profile in resources/roles/, one council each (1..{MAX_ROLES}).",
+    )
+    # strict: JSON's `true` is not 1 agent; a deadline may still be given as an integer.
+    agents_per_role: int = Field(
+        3, ge=1, le=MAX_AGENTS_PER_ROLE, strict=True, description=f"Agents in each council (1..{MAX_AGENTS_PER_ROLE})."
+    )
+    rounds: int = Field(1, ge=0, le=MAX_ROUNDS, strict=True, description=f"Review-and-revise rounds (0..{MAX_ROUNDS}).")
+    rubric: str = Field(
+        "", max_length=MAX_RUBRIC_CHARS, description="Extra rubric text; its lines count towards coverage."
+    )
+    requirements: list[Annotated[str, Field(max_length=MAX_REQUIREMENT_CHARS)]] = Field(
+        default_factory=list,
+        max_length=MAX_REQUIREMENTS,
+        description=f"Requirements every proposal must address (at most {MAX_REQUIREMENTS}, "
+        f"{MAX_REQUIREMENT_CHARS:,} characters each).",
+    )
+    metadata: dict[str, Any] = Field(
+        default_factory=dict,
+        description=f"Free-form JSON, carried along (at most {MAX_METADATA_BYTES:,} bytes, "
+        f"{MAX_METADATA_DEPTH} levels deep).",
+    )
+    deliberation_id: str = Field(
+        default_factory=new_deliberation_id,
+        pattern=DELIBERATION_ID_PATTERN,
+        description="Up to 64 letters, digits, '_', '.' and '-' (default: generated).",
+    )
+    deadline_s: float = Field(
+        900.0,
+        gt=0,
+        le=MAX_DEADLINE_S,
+        strict=True,
+        description=f"Deadline of the whole deliberation, in seconds (at most {MAX_DEADLINE_S:,}).",
+    )
+    review_mode: Literal["ring", "all"] = Field(
+        "ring", description="ring: each agent reviews the next one's proposal; all: every other one's."
+    )
+    selection: Literal["score", "architect"] = Field(
+        "score", description="How each role's winner is chosen: the best score, or the architect among the top k."
+    )
+    select_top_k: int = Field(
+        3, ge=2, le=MAX_TOP_K, strict=True, description=f"Finalists the architect chooses among (2..{MAX_TOP_K})."
+    )
 
     @field_validator("task")
     @classmethod

@@ -79,7 +79,8 @@ def _candidates(text: str) -> Iterator[tuple[str, int]]:
     yield text.strip(), 0
     # Between the odd and even fences: a fenced block; a split stays linear where a regex would backtrack.
     for block in text.split("```")[1::2]:
-        yield block[_FENCE_LANGUAGE.match(block).end() :].strip(), 0
+        language = _FENCE_LANGUAGE.match(block)  # matches the empty string: always a match
+        yield block[language.end() if language else 0 :].strip(), 0
     for brace in re.finditer(r"\{", text):
         yield text, brace.start()
 

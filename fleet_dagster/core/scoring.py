@@ -149,7 +149,8 @@ def _fenced_blocks(text: str) -> Iterator[tuple[str, str]]:
     for block in text.split("```")[1::2]:
         info, newline, code = block.partition("\n")
         if newline:
-            yield _FENCE_LANGUAGE.match(info).group().lower(), code
+            language = _FENCE_LANGUAGE.match(info)  # matches the empty string: always a match
+            yield (language.group().lower() if language else ""), code
 
 
 def _bracket_depth(code: str) -> int:
@@ -163,6 +164,7 @@ def _bracket_depth(code: str) -> int:
 
 def _check_block(language: str, code: str) -> CheckResult:
     """One plugin's verdict on one block; whatever goes wrong fails this check only, with the reason."""
+    error: str | None
     if len(code) > MAX_CHECK_CHARS:
         error = f"not checked: {len(code):,} characters, over the {MAX_CHECK_CHARS:,} characters checked"
     elif _bracket_depth(code) > MAX_CHECK_DEPTH:

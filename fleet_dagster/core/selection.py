@@ -7,7 +7,7 @@ from fleet_dagster.core.reviews import extract_json_object
 def rank(proposals: list[Proposal]) -> list[Proposal]:
     """Scored proposals best first; ties go to the higher peer score, then coverage, then agent id."""
     scored = [p for p in proposals if p.score is not None]
-    return sorted(scored, key=lambda p: (-p.score, -(p.peer_score or 0), -(p.coverage or 0), p.agent_id))
+    return sorted(scored, key=lambda p: (-(p.score or 0), -(p.peer_score or 0), -(p.coverage or 0), p.agent_id))
 
 
 def select_by_score(proposals: list[Proposal]) -> Selection:

@@ -1,47 +1,43 @@
-"""Launchpad / run config: every field but `task` has a default."""
+"""Launchpad / run config: the request's fields, with the request's defaults and descriptions.
 
+What Dagster's config schema can say, it says here, so the launchpad refuses before launch and helps while
+typing: the roles are an enum of the profiles found. Bounds it cannot express are checked by the
+config mapping (see assets.py), which names every bad field.
+"""
+
+import enum
 from typing import Any, Literal
 
 import dagster as dg
 from pydantic import Field
 
-from fleet_dagster.core.request import (
-    DEFAULT_ROLES,
-    MAX_AGENTS_PER_ROLE,
-    MAX_METADATA_BYTES,
-    MAX_METADATA_DEPTH,
-    MAX_REQUIREMENT_CHARS,
-    MAX_REQUIREMENTS,
-    MAX_TASK_CHARS,
-    DeliberationRequest,
-    parse_request,
-)
+from fleet_dagster.core.profiles import available_roles
+from fleet_dagster.core.request import DeliberationRequest, parse_request
+
+Role = enum.StrEnum("Role", {role: role for role in available_roles()})  # type: ignore[misc]  # built from the profiles
+
+
+def _as_in_request(name: str) -> Any:
+    """The request field's default and description: declared once, in DeliberationRequest."""
+    field = DeliberationRequest.model_fields[name]
+    if field.is_required():
+        return Field(description=field.description)
+    return Field(default=field.get_default(call_default_factory=True), description=field.description)
 
 
 class DeliberationConfig(dg.Config):
-    task: str = Field(
-        description=f"What the councils deliberate on (1..{MAX_TASK_CHARS:,} characters, and what each role's "
-        "model context holds with its prompts and answers)."
-    )
-    roles: list[str] = Field(default=list(DEFAULT_ROLES), description="Roles with a profile in resources/roles/.")
-    agents_per_role: int = Field(default=3, description=f"1..{MAX_AGENTS_PER_ROLE} agents in each council.")
-    rounds: int = Field(default=1, description="0..5 review-and-revise rounds.")
-    rubric: str = Field(default="", description="Extra rubric text; its lines count towards coverage.")
-    requirements: list[str] = Field(
-        default=[],
-        description=f"Requirements a proposal must address (at most {MAX_REQUIREMENTS}, "
-        f"{MAX_REQUIREMENT_CHARS:,} characters each).",
-    )
-    metadata: dict[str, Any] = Field(
-        default={},
-        description=f"Free-form JSON, carried along (at most {MAX_METADATA_BYTES:,} bytes, "
-        f"{MAX_METADATA_DEPTH} levels deep).",
-    )
-    deadline_s: float = Field(default=900.0, description="Deadline of the whole deliberation, in seconds.")
-    review_mode: Literal["ring", "all"] = Field(default="ring", description="ring: i reviews i+1; all: everyone.")
-    selection: Literal["score", "architect"] = Field(default="score", description="How each role's winner is chosen.")
-    select_top_k: int = Field(default=3, description="Finalists the architect chooses among.")
+    task: str = _as_in_request("task")
+    roles: list[Role] = _as_in_request("roles")
+    agents_per_role: int = _as_in_request("agents_per_role")
+    rounds: int = _as_in_request("rounds")
+    rubric: str = _as_in_request("rubric")
+    requirements: list[str] = _as_in_request("requirements")
+    metadata: dict[str, Any] = _as_in_request("metadata")
+    deadline_s: float = _as_in_request("deadline_s")
+    review_mode: Literal["ring", "all"] = _as_in_request("review_mode")
+    selection: Literal["score", "architect"] = _as_in_request("selection")
+    select_top_k: int = _as_in_request("select_top_k")
 
     def to_request(self, deliberation_id: str) -> DeliberationRequest:
         """Raises fleet_dagster.core.request.RequestError naming every bad field."""
-        return parse_request({**self.model_dump(), "deliberation_id": deliberation_id})
+        return parse_request({**self.model_dump(mode="json"), "deliberation_id": deliberation_id})

@@ -1,6 +1,7 @@
 import dagster as dg
 
-deliberation_partitions = dg.DynamicPartitionsDefinition(name="deliberations")
+DELIBERATION_PARTITIONS = "deliberations"
+deliberation_partitions = dg.DynamicPartitionsDefinition(name=DELIBERATION_PARTITIONS)
 
 DELIBERATION_ASSET_KEY = dg.AssetKey("deliberation")
 DELIBERATION_ID_TAG = "fleet/deliberation_id"

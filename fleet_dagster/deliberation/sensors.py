@@ -25,6 +25,7 @@ from fleet_dagster.nats_bridge.event_builders import (
 )
 from fleet_dagster.nats_bridge.jetstream import ensure_stream, jetstream, publish_event, read_requests
 from fleet_dagster.nats_bridge.resources import NatsResource
+from fleet_dagster.nats_bridge.settings import NatsSettings
 from fleet_dagster.nats_bridge.triage import PriorUse, Triage, request_digest, triage
 
 BATCH = int(os.environ.get("FLEET_NATS_SENSOR_BATCH", "100"))
@@ -57,8 +58,7 @@ class _Tick:
     notes: list[str]
 
 
-async def _read_and_triage(nats: NatsResource, cursor: RequestCursor, instance: dg.DagsterInstance) -> _Tick:
-    settings = nats.settings()
+async def _read_and_triage(settings: NatsSettings, cursor: RequestCursor, instance: dg.DagsterInstance) -> _Tick:
     async with jetstream(settings) as js:
         info = await ensure_stream(js, settings)
         stream = StreamState(
@@ -68,12 +68,12 @@ async def _read_and_triage(nats: NatsResource, cursor: RequestCursor, instance: 
         )
         after, notes = read_after(cursor, stream)
         messages = await read_requests(js, settings, after, BATCH, READ_BUDGET_S)
-        outcome = triage([(m.seq, m.data or b"") for m in messages], _prior_use(instance))
+        outcome = triage(messages, _prior_use(instance))
         for rejected in outcome.rejected:
             await publish_event(js, settings, "deliberation.rejected", rejected, f"rejected-{rejected.stream_seq}")
         for duplicate in outcome.duplicates:
             await publish_event(js, settings, "deliberation.duplicate", duplicate, f"duplicate-{duplicate.stream_seq}")
-    new_cursor = RequestCursor(seq=messages[-1].seq if messages else after, stream_created=stream.created)
+    new_cursor = RequestCursor(seq=messages[-1][0] if messages else after, stream_created=stream.created)
     return _Tick(new_cursor, outcome, notes)
 
 
@@ -91,7 +91,7 @@ def deliberation_requests(context: dg.SensorEvaluationContext, nats: NatsResourc
         return dg.SkipReason("NATS_URL is not set: the NATS bridge is off")
     cursor = RequestCursor.parse(context.cursor)
     try:
-        tick = asyncio.run(_read_and_triage(nats, cursor, context.instance))
+        tick = asyncio.run(_read_and_triage(settings, cursor, context.instance))
     except (nats_errors.Error, OSError, TimeoutError) as exc:  # unreachable, auth, TLS: skip, keep the cursor
         return dg.SkipReason(f"NATS unreachable at {settings.display_url}: {type(exc).__name__}: {exc}")
     for note in tick.notes:

@@ -45,12 +45,12 @@ def run_error(instance: dg.DagsterInstance, run_id: str) -> str | None:
             dg.DagsterEventType.RUN_FAILURE,
         },
     )
-    for record in failures:
-        event = record.dagster_event
+    events = [record.dagster_event for record in failures if record.dagster_event is not None]
+    for event in events:
         error = getattr(event.event_specific_data, "error", None)
         if error is not None:
             return f"{event.step_key or 'run'}: {error.message.strip()}"
-    return failures[-1].dagster_event.message if failures else None
+    return events[-1].message if events else None
 
 
 def deliberation_status(instance: dg.DagsterInstance, deliberation_id: str) -> dict[str, Any]:
@@ -100,8 +100,8 @@ def deliberation_status(instance: dg.DagsterInstance, deliberation_id: str) -> d
             document["progress"] = _metadata_value(metadata, "progress", {})
     else:
         document["status"] = DeliberationStatus.FAILED.value
-        document["error_message"] = run_error(instance, run_id) or f"the run ended {run.status.value}"
-    stats = instance.get_run_stats(run_id)
+        document["error_message"] = run_error(instance, run.run_id) or f"the run ended {run.status.value}"
+    stats = instance.get_run_stats(run.run_id)
     if stats.start_time and stats.end_time:
         document["duration_ms"] = round((stats.end_time - stats.start_time) * 1000)
     return document

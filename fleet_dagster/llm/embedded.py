@@ -25,7 +25,7 @@ def gguf_path() -> Path:
         ) from None
     for file in distribution.files or []:
         if str(file).endswith(".gguf"):
-            return Path(distribution.locate_file(file))
+            return Path(str(distribution.locate_file(file)))
     raise EmbeddedModelMissingError(f"{_PACKAGE} is installed but holds no .gguf file")
 
 

@@ -48,7 +48,7 @@ def agent_response_events(
     """Events for one council's calls; calls[i] is the council's call number first_index + i, which makes
     the msg id with the run's id: a call published twice is stored once, and a later run of the same
     deliberation id is not mistaken for a repeat."""
-    events = []
+    events: list[tuple[str, BaseModel, str]] = []
     for index, call in enumerate(calls, start=first_index):
         event = AgentResponse(
             deliberation_id=deliberation_id,

@@ -6,7 +6,7 @@ from contextlib import asynccontextmanager
 
 import nats
 from nats.js import JetStreamContext
-from nats.js.api import RawStreamMsg, StorageType, StreamConfig, StreamInfo
+from nats.js.api import StorageType, StreamConfig, StreamInfo
 from nats.js.errors import BadRequestError, NotFoundError
 from pydantic import BaseModel
 
@@ -58,9 +58,10 @@ async def publish_event(js: JetStreamContext, settings: NatsSettings, name: str,
 
 async def read_requests(
     js: JetStreamContext, settings: NatsSettings, after_seq: int, batch: int, budget_s: float
-) -> list[RawStreamMsg]:
-    """Requests stored after `after_seq`, oldest first, skipping the stream's other subjects."""
-    messages: list[RawStreamMsg] = []
+) -> list[tuple[int, bytes]]:
+    """(stream sequence, body) of the requests stored after `after_seq`, oldest first, skipping the stream's
+    other subjects."""
+    messages: list[tuple[int, bytes]] = []
     next_seq = after_seq + 1
     deadline = time.monotonic() + budget_s
     while len(messages) < batch and time.monotonic() < deadline:
@@ -70,6 +71,8 @@ async def read_requests(
             )
         except NotFoundError:
             break
-        messages.append(message)
+        if message.seq is None:  # a stored message always has its sequence; nats-py types it optional
+            break
+        messages.append((message.seq, message.data or b""))
         next_seq = message.seq + 1
     return messages

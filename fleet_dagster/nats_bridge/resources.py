@@ -2,6 +2,7 @@
 
 import asyncio
 import itertools
+import logging
 import time
 
 import dagster as dg
@@ -18,8 +19,8 @@ class NatsResource(dg.ConfigurableResource):
     token: str | None = Field(default=None, description="NATS_TOKEN, from the environment only.")
     creds_file: str | None = Field(default=None, description="NATS_CREDS: path of a .creds file.")
     tls_ca_file: str | None = Field(default=None, description="NATS_TLS_CA: CA bundle for TLS.")
-    stream: str = "FLEET"
-    subject_prefix: str = ""
+    stream: str = NatsSettings.model_fields["stream"].default
+    subject_prefix: str = NatsSettings.model_fields["subject_prefix"].default
 
     def settings(self) -> NatsSettings | None:
         if not self.url:
@@ -38,7 +39,7 @@ class NatsResource(dg.ConfigurableResource):
         return settings.publish_retry_s if settings else 0.0
 
     def publish(
-        self, events: list[tuple[str, BaseModel, str]], log: dg.DagsterLogManager | None = None, retry_s: float = 0.0
+        self, events: list[tuple[str, BaseModel, str]], log: logging.Logger | None = None, retry_s: float = 0.0
     ) -> bool:
         """False when the bridge is off or NATS did not take the events (see `publish_with_retries`)."""
         settings = self.settings()
@@ -48,7 +49,7 @@ class NatsResource(dg.ConfigurableResource):
 def publish_with_retries(
     settings: NatsSettings,
     events: list[tuple[str, BaseModel, str]],
-    log: dg.DagsterLogManager | None = None,
+    log: logging.Logger | None = None,
     retry_s: float = 0.0,
 ) -> bool:
     """Publishes (subject name, event, msg id) triples, trying again with backoff for up to `retry_s`

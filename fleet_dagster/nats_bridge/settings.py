@@ -6,6 +6,15 @@ import ssl
 from pydantic import BaseModel, Field, SecretStr
 
 MAX_REQUEST_BYTES = 1024 * 1024
+# Where each connection setting comes from: the environment (a Kubernetes Secret for the credentials).
+NATS_ENV = {
+    "url": "NATS_URL",
+    "token": "NATS_TOKEN",
+    "creds_file": "NATS_CREDS",
+    "tls_ca_file": "NATS_TLS_CA",
+    "stream": "FLEET_NATS_STREAM",
+    "subject_prefix": "FLEET_NATS_SUBJECT_PREFIX",
+}
 # Retention of the stream when the bridge creates it (an operator's limits on an existing stream are kept):
 # every agent call adds an event, so an unlimited stream grows forever.
 MAX_AGE_ENV, MAX_BYTES_ENV = "FLEET_NATS_MAX_AGE_S", "FLEET_NATS_MAX_BYTES"
@@ -39,17 +48,8 @@ class NatsSettings(BaseModel):
     @classmethod
     def from_env(cls) -> "NatsSettings | None":
         """None when NATS_URL is unset: the bridge is off and nothing is published."""
-        url = os.environ.get("NATS_URL")
-        if not url:
-            return None
-        return cls(
-            url=url,
-            token=os.environ.get("NATS_TOKEN") or None,
-            creds_file=os.environ.get("NATS_CREDS") or None,
-            tls_ca_file=os.environ.get("NATS_TLS_CA") or None,
-            stream=os.environ.get("FLEET_NATS_STREAM", "FLEET"),
-            subject_prefix=os.environ.get("FLEET_NATS_SUBJECT_PREFIX", ""),
-        )
+        values = {name: os.environ[var] for name, var in NATS_ENV.items() if os.environ.get(var)}
+        return cls.model_validate(values) if "url" in values else None
 
     def subject(self, name: str) -> str:
         return f"{self.subject_prefix}{name}"

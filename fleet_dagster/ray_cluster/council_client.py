@@ -2,6 +2,7 @@
 release. Callers above this layer (the Dagster asset, the CLI, benchmarks) never touch Ray themselves."""
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import ray
 from ray.actor import ActorHandle
@@ -24,7 +25,7 @@ class LostCouncil:
     detail: str = ""
 
 
-def _ray_call(ref: ray.ObjectRef | list[ray.ObjectRef], timeout_s: float | None = None):
+def _ray_call(ref: ray.ObjectRef | list[ray.ObjectRef], timeout_s: float | None = None) -> Any:
     try:
         return ray.get(ref, timeout=timeout_s)
     except ray.exceptions.RayError as exc:
@@ -49,7 +50,7 @@ class CouncilClient:
     ) -> list[str]:
         """Starts each role's council unless this owner runs it already; returns the refusals (another
         owner runs the id, or this owner released it)."""
-        starts = [
+        starts: list[ray.ObjectRef] = [
             self._runner.start.remote(request, role, deadline_at, endpoint, call_timeout_s, self.owner)
             for role in roles
         ]
@@ -75,7 +76,7 @@ class CouncilClient:
     def release(self, timeout_s: float | None = None) -> int | None:
         """Drops this owner's councils, cancelling those still running. Waits up to timeout_s for how many
         were released; without a timeout it only sends the request."""
-        released = self._runner.release.remote(self.deliberation_id, self.owner)
+        released: ray.ObjectRef = self._runner.release.remote(self.deliberation_id, self.owner)
         return None if timeout_s is None else _ray_call(released, timeout_s)
 
     def collect(self, roles: list[str]) -> list[CouncilResult]:
@@ -92,7 +93,7 @@ class CouncilResults:
     so a caller that died while waiting (a resumed run) can ask again."""
 
     def __init__(self, runner: ActorHandle, deliberation_id: str, roles: list[str]):
-        self._pending = {runner.result.remote(deliberation_id, role): role for role in roles}
+        self._pending: dict[ray.ObjectRef, str] = {runner.result.remote(deliberation_id, role): role for role in roles}
 
     @property
     def pending(self) -> list[str]:

@@ -3,7 +3,7 @@
 import dagster as dg
 import ray
 
-from fleet_dagster.llm.embedded import gguf_path
+from fleet_dagster.llm.embedded import EngineSettings, gguf_path
 from fleet_dagster.llm.endpoint import LLMEndpoint
 from fleet_dagster.llm.resources import LLMResource
 from fleet_dagster.ray_cluster.actors import embedded_llm
@@ -17,7 +17,7 @@ def model_endpoint(llm: LLMResource) -> LLMEndpoint:
         return served
     gguf_path()  # a clear error here beats one from inside an actor
     engine = embedded_llm(llm.embedded_slots, llm.embedded_threads)
-    slots, threads = ray.get(engine.settings.remote())
+    slots, threads = EngineSettings(*ray.get(engine.settings.remote()))
     if slots != llm.embedded_slots or threads != (llm.embedded_threads or threads):
         dg.get_dagster_logger().warning(
             f"The embedded engine runs with {slots} slots and {threads} threads, not the "

@@ -2,10 +2,11 @@
 
 from urllib.parse import urlparse
 
-import dagster as dg
 import ray
 from dagster_ray import RayResource
+from dagster_ray.types import AnyDagsterContext
 from pydantic import Field, PrivateAttr
+from ray._private.worker import BaseContext
 
 from fleet_dagster.ray_cluster.actors import NAMESPACE
 from fleet_dagster.ray_cluster.local_head import ensure_local_head
@@ -34,7 +35,7 @@ class RayClusterResource(RayResource):
 
     @property
     def host(self) -> str:
-        return urlparse(self.ray_address if "://" in self.ray_address else f"ray://{self.ray_address}").hostname
+        return urlparse(self.ray_address if "://" in self.ray_address else f"ray://{self.ray_address}").hostname or ""
 
     @property
     def ray_address(self) -> str:  # type: ignore[override]
@@ -49,12 +50,12 @@ class RayClusterResource(RayResource):
     def ready(self) -> bool:
         return self.created
 
-    def connect(self, context: dg.InitResourceContext):
+    def connect(self, context: AnyDagsterContext) -> BaseContext:  # type: ignore[override]  # theirs is retry-wrapped
         # dagster-ray's connect also configures Ray Data, which would pull in pyarrow for nothing.
         self._context = ray.init(address=self.ray_address, **self.ray_init_options)
         return self._context
 
-    def create(self, context: dg.InitResourceContext) -> None:
+    def create(self, context: AnyDagsterContext) -> None:
         if self.address:
             self._resolved_address = self.address
             self._creation_verb = "Using"
@@ -63,6 +64,7 @@ class RayClusterResource(RayResource):
             self._resolved_address = head.address
             self._creation_verb = "Using the shared local head of"
 
-    def on_cleanup(self, context: dg.InitResourceContext, *, deleted: bool) -> None:
+    def on_cleanup(self, context: AnyDagsterContext, *, deleted: bool) -> None:
         # `delete` is a no-op: the cluster outlives every run, whatever the lifecycle's policy says.
-        context.log.info(f"Disconnected from {self.display_name}; the cluster stays up for the next run.")
+        if context.log is not None:
+            context.log.info(f"Disconnected from {self.display_name}; the cluster stays up for the next run.")

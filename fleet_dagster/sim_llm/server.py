@@ -251,7 +251,7 @@ class SimLLMServer(ThreadingHTTPServer):
 
     @property
     def base_url(self) -> str:
-        host, port = self.server_address[:2]
+        host, port = self.socket.getsockname()[:2]
         return f"http://{host}:{port}/v1"
 
     def next_action(self, agent: str, model: str) -> str:
@@ -267,6 +267,11 @@ class SimLLMServer(ThreadingHTTPServer):
         self._thread = threading.Thread(target=self.serve_forever, name="sim-llm", daemon=True)
         self._thread.start()
         return self
+
+    def wait(self) -> None:
+        """Blocks until the server stops (it serves from the thread `with` started)."""
+        if self._thread is not None:
+            self._thread.join()
 
     def __exit__(self, *exc: object) -> None:
         self.shutdown()

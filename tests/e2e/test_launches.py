@@ -65,18 +65,25 @@ def test_graphql_launch_then_status(stack):
     assert set(document["winners"]) == {"DEV", "QA"}
 
 
-def test_bad_launchpad_config_is_refused(stack):
+@pytest.mark.parametrize(
+    "fields, named",
+    [
+        ({"roles": ["WIZARD"]}, ["WIZARD"]),  # by the config schema: roles are an enum of the profiles
+        ({"agents_per_role": 0}, ["agents_per_role"]),  # by the config mapping: a bound the schema cannot say
+    ],
+)
+def test_bad_launchpad_config_is_refused(stack, fields, named):
     with instance(stack) as dagster:
         dagster.add_dynamic_partitions("deliberations", ["refused-1"])
         before = len(dagster.get_runs())
     with pytest.raises(DagsterGraphQLClientError) as caught:
         client(stack).submit_job_execution(
             "deliberation_job",
-            run_config=deliberation_config("t", roles=["WIZARD"], agents_per_role=0),
+            run_config=deliberation_config("t", **fields),
             tags={"dagster/partition": "refused-1"},
         )
     message = str(caught.value) + str(getattr(caught.value, "body", ""))
-    assert "WIZARD" in message and "agents_per_role" in message, message
+    assert all(name in message for name in named), message
     with instance(stack) as dagster:
         assert len(dagster.get_runs()) == before
         assert fleet_status(stack, "refused-1")["status"] == "UNKNOWN"

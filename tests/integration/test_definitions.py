@@ -1,6 +1,7 @@
 import dagster as dg
 import pytest
 
+from fleet_dagster.core.profiles import available_roles
 from fleet_dagster.definitions import defs
 from fleet_dagster.deliberation.config import DeliberationConfig
 
@@ -21,19 +22,35 @@ def test_launchpad_needs_only_a_task():
 
 
 def test_launchpad_config_becomes_the_shared_request_model():
-    request = DeliberationConfig(task="t", roles=["dev"]).to_request("abc")
-    assert request.deliberation_id == "abc" and request.roles == ["DEV"] and request.agents_per_role == 3
+    request = DeliberationConfig(task="t", roles=["QA"]).to_request("abc")
+    assert request.deliberation_id == "abc" and request.roles == ["QA"] and request.agents_per_role == 3
 
 
-def test_invalid_launchpad_config_is_refused_before_the_run_starts(instance):
+def test_the_launchpad_offers_the_profiles_as_roles_and_describes_every_field():
+    fields = DeliberationConfig.to_config_schema().as_field().config_type.fields
+    role_type = fields["roles"].config_type  # Noneable(Array(Enum))
+    while not isinstance(role_type, dg.Enum):
+        role_type = role_type.inner_type
+    assert {value.config_value for value in role_type.enum_values} == set(available_roles())
+    assert all(field.description for field in fields.values())
+
+
+@pytest.mark.parametrize(
+    "fields, named",
+    [
+        ({"roles": ["WIZARD"]}, ["WIZARD", "not in enum"]),  # by the config schema, as the launchpad types
+        ({"agents_per_role": 0, "rounds": 9}, ["agents_per_role", "rounds"]),  # by the config mapping
+    ],
+)
+def test_invalid_launchpad_config_is_refused_before_the_run_starts(instance, fields, named):
     instance.add_dynamic_partitions("deliberations", ["refused"])
-    bad = {"ops": {"deliberation": {"config": {"task": "t", "roles": ["WIZARD"], "agents_per_role": 0}}}}
+    bad = {"ops": {"deliberation": {"config": {"task": "t", **fields}}}}
     with pytest.raises(dg.DagsterError) as caught:
         defs.resolve_job_def("deliberation_job").execute_in_process(
             run_config=bad, instance=instance, partition_key="refused"
         )
     cause = str(caught.value)
-    assert "agents_per_role" in cause and "WIZARD" in cause
+    assert all(name in cause for name in named), cause
     assert not instance.get_runs() or all(r.status != dg.DagsterRunStatus.SUCCESS for r in instance.get_runs())
     records = instance.fetch_materializations(dg.AssetKey("deliberation"), limit=1).records
     assert records == []
