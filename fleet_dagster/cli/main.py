@@ -27,6 +27,14 @@ EXIT_CODES = {
 }
 
 
+def _ray_logs_to_file() -> None:
+    """The terminal shows the CLI's own output; Ray's log lines go to FLEET_HOME/logs/ray-driver.log."""
+    from fleet_dagster.ray_cluster.driver_logs import send_driver_logs_to
+    from fleet_dagster.settings import fleet_home
+
+    send_driver_logs_to(fleet_home() / "logs" / "ray-driver.log")
+
+
 def _instance():
     import dagster as dg
 
@@ -117,6 +125,7 @@ def deliberate(task: str, roles: tuple[str, ...], llm_url: str | None, as_json: 
     Exit codes: 0 COMPLETED, 3 PARTIAL or TIMEOUT, 1 FAILED, 2 invalid input.
     """
     request = _request_from_flags(task, roles, fields)
+    _ray_logs_to_file()
 
     from fleet_dagster.cli.progress import DeliberationProgress
     from fleet_dagster.cli.run_deliberation import cancel_deliberation, execute_deliberation
@@ -283,6 +292,7 @@ def nats_server(port: int, store_dir: str | None) -> None:
 @click.option("--tasks", "limit", type=click.IntRange(min=1), default=None, help="Only the first N tasks.")
 def bench(suite: str, llm_url: str | None, limit: int | None) -> None:
     """Run a benchmark suite from the shell and print its table (no Dagster run is recorded)."""
+    _ray_logs_to_file()
     import dagster as dg
     from rich.progress import Progress
 

@@ -19,7 +19,12 @@ from fleet_dagster.core.status import DeliberationStatus, final_status
 from fleet_dagster.deliberation.agent_events import AgentResponseStream
 from fleet_dagster.deliberation.config import DeliberationConfig
 from fleet_dagster.deliberation.partitions import DELIBERATION_ASSET_KEY, STREAM_SEQ_TAG, deliberation_partitions
-from fleet_dagster.deliberation.tables import proposals_frame, results_records, winners_markdown
+from fleet_dagster.deliberation.tables import (
+    proposals_frame,
+    results_records,
+    winners_markdown,
+    winning_proposals_markdown,
+)
 from fleet_dagster.llm.resources import LLMResource
 from fleet_dagster.nats_bridge.event_builders import (
     FINAL_EVENT_METADATA_KEY,
@@ -183,6 +188,7 @@ def collect_deliberation(
         "current_count": sum(c.proposals_done for c in councils),
         "winners": dg.MetadataValue.md(winners_markdown(councils)),
         "winners_json": dg.MetadataValue.json(winners(councils)),
+        "winning_proposals": dg.MetadataValue.md(winning_proposals_markdown(councils)),
         "proposals": dg.MetadataValue.md(table.to_markdown(index=False)),
         "results": dg.MetadataValue.json(results_records(frame)),
         "total_tokens": int(sum(call.tokens for call in calls)),

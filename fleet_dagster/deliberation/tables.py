@@ -53,5 +53,21 @@ def winners_markdown(councils: list[CouncilResult]) -> str:
     return "\n".join(lines)
 
 
+def winning_proposals_markdown(councils: list[CouncilResult]) -> str:
+    """Each role's winning proposal in full, under why it won: what the asset page shows to read."""
+    sections = []
+    for council in councils:
+        winner = council.winner
+        if winner is None:
+            sections.append(f"## {council.role}: no winner\n\n{council.selection.rationale}")
+            continue
+        score = "unscored" if winner.score is None else f"score {winner.score:.2f}"
+        sections.append(
+            f"## {council.role}: {winner.agent_id} ({score}, by {council.selection.method})\n\n"
+            f"> {council.selection.rationale}\n\n{winner.content or ''}"
+        )
+    return "\n\n---\n\n".join(sections)
+
+
 def results_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return json.loads(frame.to_json(orient="records"))

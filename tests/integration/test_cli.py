@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import ray
@@ -46,6 +47,19 @@ def test_partial_exits_3_and_prints_the_summary(ray_head, dagster_home, sim_llm_
     assert done.returncode == 3, done.stderr
     assert "cli-2" in done.stdout and "PARTIAL" in done.stdout and "agent-dev-001" in done.stdout
     assert "storage/deliberation/cli-2" in done.stdout.replace("\n", "")
+
+
+def test_the_terminal_shows_the_clis_output_and_ray_logs_go_to_a_file(ray_head, dagster_home, sim_llm_factory):
+    server = sim_llm_factory(latency_s=0.05)
+    env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "FLEET_LLM_URL": server.base_url}
+    done = fleet_dagster("deliberate", "Design a cache", "--role", "DEV", "--agents", "2", "--id", "cli-quiet", env=env)
+
+    assert done.returncode == 0, done.stderr
+    terminal = done.stdout + done.stderr
+    for ray_line in ("worker.py", "SIGTERM handler", "Connecting to existing Ray cluster"):
+        assert ray_line not in terminal, terminal
+    ray_log = Path(os.environ["FLEET_HOME"]) / "logs" / "ray-driver.log"
+    assert "Connecting to existing Ray cluster" in ray_log.read_text()
 
 
 @pytest.mark.parametrize(

@@ -121,10 +121,15 @@ def test_architect_selection_through_dagster_and_ray(ray_head, instance, sim_llm
     document = execute_deliberation(instance, request, llm_config={"base_url": server.base_url})
 
     assert document["status"] == "COMPLETED"
-    chosen = materialization_metadata(instance, "architect-pick")["winners_json"]
+    metadata = materialization_metadata(instance, "architect-pick")
+    chosen = metadata["winners_json"]
     assert set(chosen) == {"DEV", "QA"}
     for role, winner in chosen.items():
         assert winner["method"] == "architect" and winner["rationale"], winner
+        # The asset page shows each winner's whole proposal, with the architect's rationale, as markdown.
+        content = next(r["content"] for r in document["results"] if r["agent_id"] == winner["agent_id"])
+        assert len(content) > 200 and content in metadata["winning_proposals"]
+        assert winner["rationale"] in metadata["winning_proposals"]
         finalists = sorted((row for row in document["results"] if row["role"] == role), key=lambda row: -row["score"])[
             : request.select_top_k
         ]
