@@ -23,9 +23,7 @@ def test_every_request_field_is_in_the_launchpad_config_with_its_default_and_des
     assert set(config_fields) == CONFIG_FIELDS
     for name in CONFIG_FIELDS - {"task"}:
         default = config_fields[name].get_default(call_default_factory=True)
-        assert [getattr(v, "value", v) for v in default] == request_default(name) if name == "roles" else (
-            default == request_default(name)
-        ), name
+        assert default == request_default(name), name
     for name in CONFIG_FIELDS:
         assert REQUEST_FIELDS[name].description, f"DeliberationRequest.{name} has no description"
         assert config_fields[name].description == REQUEST_FIELDS[name].description, name
@@ -34,6 +32,6 @@ def test_every_request_field_is_in_the_launchpad_config_with_its_default_and_des
 @pytest.mark.parametrize("command", [deliberate, submit], ids=["deliberate", "submit"])
 def test_every_request_field_has_a_flag_with_the_request_default(command: click.Command):
     params = {param.name: param for param in command.params}
-    assert CLI_FIELDS <= set(params), f"no flag for {sorted(CLI_FIELDS - set(params))}"
+    assert set(params) >= CLI_FIELDS, f"no flag for {sorted(CLI_FIELDS - set(params))}"
     for name in CLI_FIELDS - {"task", "roles", "requirements", "deliberation_id"}:
         assert params[name].default == request_default(name), name
