@@ -1,0 +1,52 @@
+"""The council runner's client, as the asset, the CLI and the benchmarks use it, against the real actor."""
+
+import time
+
+import pytest
+
+from fleet_dagster.core.request import parse_request
+from fleet_dagster.llm.endpoint import LLMEndpoint
+from fleet_dagster.ray_cluster.council_client import CouncilClient, LostCouncil
+
+pytestmark = pytest.mark.integration
+
+
+def request(deliberation_id: str):
+    return parse_request(
+        {
+            "task": "Design a cache",
+            "roles": ["DEV", "QA"],
+            "agents_per_role": 2,
+            "rounds": 0,
+            "deliberation_id": deliberation_id,
+        }
+    )
+
+
+def test_start_watch_collect_and_release(runner, sim_llm_factory):
+    server = sim_llm_factory(latency_s=0.3)
+    endpoint = LLMEndpoint(base_url=server.base_url)
+    mine, theirs = CouncilClient("client-1", owner="run-a"), CouncilClient("client-1", owner="run-b")
+    deadline_at = time.time() + 60
+    assert mine.start(request("client-1"), ["DEV", "QA"], deadline_at, endpoint, 10) == []
+    assert mine.start(request("client-1"), ["DEV"], deadline_at, endpoint, 10) == []  # its own: idempotent
+    refusals = theirs.start(request("client-1"), ["DEV"], deadline_at, endpoint, 10)
+    assert len(refusals) == 1 and "run-a" in refusals[0]
+    assert set(mine.progress()) == {"DEV", "QA"}
+
+    waiting = mine.results(["DEV", "QA"])
+    outcomes = {}
+    while waiting.pending:
+        outcomes |= waiting.ready(timeout_s=0.5)
+    assert all(len(result.proposals) == 2 for result in outcomes.values())
+    assert {role: len(calls) for role, calls in mine.calls_since({}).items()} == {
+        role: len(result.calls) for role, result in outcomes.items()
+    }
+    assert theirs.release(timeout_s=10) == 0  # another run's release leaves them be
+    assert mine.release(timeout_s=10) == 2
+    assert mine.progress() == {}
+
+
+def test_a_council_that_never_started_is_reported_lost(runner):
+    outcomes = CouncilClient("client-never", owner="run-x").results(["DEV"]).wait_all()
+    assert outcomes == {"DEV": LostCouncil("the council was never started")}
