@@ -71,13 +71,24 @@ def test_launch_from_the_ui_and_see_the_status(stack, page):
     page.screenshot(path=str(ARTIFACTS / "deliberation-asset.png"), full_page=True)
 
 
+def test_an_unknown_role_is_marked_while_typing(stack, page):
+    """Roles are an enum of the profiles in the config schema: the launchpad marks one it does not know."""
+    bad = "ops:\n  deliberation:\n    config:\n      task: t\n      roles: [WIZARD]\n"
+    open_launchpad(page, stack, f"ui-role-{int(time.time())}", bad)
+    page.get_by_text("not in enum", exact=False).first.wait_for(timeout=60000)
+    assert "WIZARD" in page.content()
+    page.screenshot(path=str(ARTIFACTS / "unknown-role.png"))
+    assert page.get_by_role("dialog").get_by_role("button", name="Materialize").is_disabled()
+
+
 def test_invalid_launchpad_config_is_refused_in_the_ui(stack, page):
+    """What the schema cannot say (a bound) is refused at launch, every bad field named."""
     partition = f"ui-bad-{int(time.time())}"
-    bad = "ops:\n  deliberation:\n    config:\n      task: t\n      roles: [WIZARD]\n      agents_per_role: 0\n"
+    bad = "ops:\n  deliberation:\n    config:\n      task: t\n      agents_per_role: 0\n      rounds: 9\n"
     open_launchpad(page, stack, partition, bad)
     page.get_by_role("dialog").get_by_role("button", name="Materialize").click()
     page.get_by_text("Invalid deliberation request", exact=False).first.wait_for(timeout=60000)
-    assert "agents_per_role" in page.content() and "WIZARD" in page.content()
+    assert "agents_per_role" in page.content() and "rounds" in page.content()
     page.screenshot(path=str(ARTIFACTS / "refused-launch.png"))
     with instance(stack) as dagster:
         assert not dagster.get_runs(filters=dg.RunsFilter(tags={"dagster/partition": partition}))
