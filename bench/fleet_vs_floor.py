@@ -70,6 +70,7 @@ def main() -> None:
 
     from fleet_dagster.cli.run_deliberation import execute_deliberation
     from fleet_dagster.core.request import parse_request
+    from fleet_dagster.llm.settings import LLM_ENV
     from fleet_dagster.ray_cluster.local_head import ensure_local_head, stop_local_head
     from fleet_dagster.sim_llm.server import SimLLMServer, SimSettings
 
@@ -92,13 +93,13 @@ def main() -> None:
 
     try:
         with SimLLMServer(SimSettings(latency_s=args.latency)) as server:
-            llm = {"base_url": server.base_url}
+            os.environ[LLM_ENV["base_url"]] = server.base_url  # this process is the deployment
             started = time.perf_counter()
-            execute_deliberation(instance, request("warmup"), llm_config=llm, quiet=True)
+            execute_deliberation(instance, request("warmup"), quiet=True)
             cold_s = time.perf_counter() - started
 
             started = time.perf_counter()
-            document = execute_deliberation(instance, request("fleet"), llm_config=llm, quiet=True)
+            document = execute_deliberation(instance, request("fleet"), quiet=True)
             fleet_s = time.perf_counter() - started
             assert document["status"] == "COMPLETED", document
 

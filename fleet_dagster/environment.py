@@ -1,12 +1,10 @@
 """Resources per environment, chosen in one place; secrets only through dg.EnvVar."""
 
-import json
 import os
 from typing import Any
 
 import dagster as dg
 
-from fleet_dagster.llm.environment import LLM_ENV
 from fleet_dagster.llm.resources import LLMResource
 from fleet_dagster.nats_bridge.resources import NatsResource
 from fleet_dagster.nats_bridge.settings import NATS_ENV
@@ -25,11 +23,6 @@ def resources_for_environment() -> dict[str, dg.ConfigurableResource]:
     return {
         "nats": NatsResource(**nats),
         "ray_cluster": RayClusterResource(address=_env("RAY_ADDRESS")),
-        "llm": LLMResource(
-            base_url=os.environ.get(LLM_ENV["base_url"]) or None,
-            api_key=_env(LLM_ENV["api_key"]),
-            model_override=_env(LLM_ENV["model_override"]),
-            # {"served model name": "http://vllm-<model>:8000/v1"}, as the Helm chart renders it.
-            model_urls=json.loads(os.environ.get(LLM_ENV["model_urls"]) or "{}"),
-        ),
+        # The model server's settings are read from the environment when a run needs them (llm/settings.py).
+        "llm": LLMResource(),
     }

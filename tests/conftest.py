@@ -8,6 +8,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from fleet_dagster.llm.settings import LLM_ENV
 from fleet_dagster.ray_cluster.local_head import LocalHead, ensure_local_head, stop_local_head
 from fleet_dagster.sim_llm.server import SimLLMServer, SimSettings
 
@@ -75,6 +76,19 @@ def dagster_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def instance(dagster_home: Path) -> Iterator[dg.DagsterInstance]:
     with dg.DagsterInstance.get() as dagster_instance:
         yield dagster_instance
+
+
+@pytest.fixture
+def deploy_llm(monkeypatch):
+    """Names a model server in this process's environment, where the deployment's settings come from
+    (fleet_dagster/llm/settings.py); run workers started from here inherit it."""
+
+    def deploy(server: SimLLMServer, model: str | None = None) -> None:
+        monkeypatch.setenv(LLM_ENV["base_url"], server.base_url)
+        if model is not None:
+            monkeypatch.setenv(LLM_ENV["model_override"], model)
+
+    return deploy
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import pandas as pd
 
 from fleet_dagster.benchmarks.figures import ok_latencies, summary, task_row
 from fleet_dagster.benchmarks.suites import BenchmarkTask, suite_tasks
+from fleet_dagster.core.outcome import failed_calls_summary
 from fleet_dagster.core.request import parse_request
 from fleet_dagster.llm.endpoint import LLMEndpoint
 from fleet_dagster.ray_cluster.deliberate import deliberate_on_ray
@@ -24,7 +25,7 @@ def run_suite(
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Returns one row per task and the run's summary (pooled call latencies, failure rate, accuracy)."""
     tasks = suite_tasks(suite)[:limit]
-    rows, latencies = [], []
+    rows, latencies, all_councils = [], [], []
     for task in tasks:
         request = parse_request(
             {
@@ -43,7 +44,8 @@ def run_suite(
         councils = deliberate_on_ray(request, task_endpoint, call_timeout_s)
         row = task_row(task, councils, time.perf_counter() - started)
         latencies += ok_latencies(councils)
+        all_councils += councils
         rows.append(row)
         if on_task is not None:
             on_task(task, row)
-    return pd.DataFrame(rows), summary(rows, latencies)
+    return pd.DataFrame(rows), {**summary(rows, latencies), "call_errors": failed_calls_summary(all_councils)}

@@ -16,7 +16,7 @@ from rich.table import Table
 
 from fleet_dagster.core.request import DELIBERATION_ID_PATTERN, DeliberationRequest, RequestError, parse_request
 from fleet_dagster.core.status import DeliberationStatus
-from fleet_dagster.llm.environment import LLM_ENV
+from fleet_dagster.llm.settings import LLM_ENV
 
 EXIT_INTERRUPTED = 130  # the shell's code for a command stopped by Ctrl-C (128 + SIGINT)
 EXIT_CODES = {
@@ -96,10 +96,25 @@ def request_options(command):
     return command
 
 
-def llm_url_option(command):
+def llm_options(command):
+    """Where the model is: this process's deployment settings, as the environment would give them."""
+    command = click.option(
+        "--llm-model",
+        envvar=LLM_ENV["model_override"],
+        default=None,
+        help="Serve every role with this model (a name the server serves).",
+    )(command)
     return click.option(
         "--llm-url", envvar=LLM_ENV["base_url"], default=None, help="OpenAI-compatible endpoint; default: embedded."
     )(command)
+
+
+def _use_llm(llm_url: str | None, llm_model: str | None) -> None:
+    """The flags become this process's environment, which the LLM resource reads (llm/settings.py): a URL
+    and a model compose, and the deployment's other settings (the key, per-model URLs) stay."""
+    for name, value in (("base_url", llm_url), ("model_override", llm_model)):
+        if value:
+            os.environ[LLM_ENV[name]] = value
 
 
 def _request_from_flags(task: str, roles: tuple[str, ...], fields: dict):
@@ -117,9 +132,11 @@ def _request_from_flags(task: str, roles: tuple[str, ...], fields: dict):
 
 @cli.command()
 @request_options
-@llm_url_option
+@llm_options
 @click.option("--json", "as_json", is_flag=True, help="Print only the status document as JSON.")
-def deliberate(task: str, roles: tuple[str, ...], llm_url: str | None, as_json: bool, **fields) -> None:
+def deliberate(
+    task: str, roles: tuple[str, ...], llm_url: str | None, llm_model: str | None, as_json: bool, **fields
+) -> None:
     """Run a deliberation on TASK and print the winner of each role.
 
     Exit codes: 0 COMPLETED, 3 PARTIAL or TIMEOUT, 1 FAILED, 2 invalid input.
@@ -132,19 +149,17 @@ def deliberate(task: str, roles: tuple[str, ...], llm_url: str | None, as_json: 
 
     console = _stderr_console()
     instance = _instance()
-    llm_config = {"base_url": llm_url} if llm_url else None
+    _use_llm(llm_url, llm_model)
     try:
         if as_json:
-            document = execute_deliberation(instance, request, llm_config=llm_config, quiet=True)
+            document = execute_deliberation(instance, request, quiet=True)
         else:
             console.print(
                 f"Deliberation [bold]{escape(request.deliberation_id)}[/]: {len(request.roles)} roles x "
                 f"{request.agents_per_role} agents x {request.rounds} rounds"
             )
             with DeliberationProgress(request.roles, request.expected_count, console) as progress:
-                document = execute_deliberation(
-                    instance, request, llm_config=llm_config, quiet=True, on_status=progress.update
-                )
+                document = execute_deliberation(instance, request, quiet=True, on_status=progress.update)
     except KeyboardInterrupt:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the release short
         outcome = cancel_deliberation(instance, request.deliberation_id)
@@ -288,9 +303,9 @@ def nats_server(port: int, store_dir: str | None) -> None:
 
 @cli.command()
 @click.option("--suite", type=click.Choice(["speed", "quality", "all"]), default="speed", show_default=True)
-@llm_url_option
+@llm_options
 @click.option("--tasks", "limit", type=click.IntRange(min=1), default=None, help="Only the first N tasks.")
-def bench(suite: str, llm_url: str | None, limit: int | None) -> None:
+def bench(suite: str, llm_url: str | None, llm_model: str | None, limit: int | None) -> None:
     """Run a benchmark suite from the shell and print its table (no Dagster run is recorded)."""
     _ray_logs_to_file()
     import dagster as dg
@@ -303,7 +318,8 @@ def bench(suite: str, llm_url: str | None, limit: int | None) -> None:
     from fleet_dagster.ray_cluster.resources import RayClusterResource
 
     total = len(suite_tasks(suite)[:limit])
-    resources = {"ray_cluster": RayClusterResource(), "llm": LLMResource(base_url=llm_url)}
+    _use_llm(llm_url, llm_model)
+    resources = {"ray_cluster": RayClusterResource(), "llm": LLMResource()}
     with dg.build_resources(resources) as ready, Progress(console=Console(stderr=True)) as progress:
         bar = progress.add_task(f"{suite} suite", total=total)
         frame, summary = run_suite(
@@ -313,8 +329,11 @@ def bench(suite: str, llm_url: str | None, limit: int | None) -> None:
             limit=limit,
             on_task=lambda task, row: progress.update(bar, advance=1, description=f"{task.name} ({task.mode})"),
         )
-    Console().print(frame.drop(columns=["suite"]).to_markdown(index=False))
-    Console().print(json.dumps(summary, indent=2))
+    Console().print(frame.drop(columns=["suite"]).to_markdown(index=False), markup=False)
+    Console().print(json.dumps(summary, indent=2), markup=False)
+    if summary["failure_rate"] in (None, 1.0):  # nothing was measured: say why, and fail the command
+        _stderr_console().print(f"Every agent call failed: {summary['call_errors']}", markup=False)
+        sys.exit(1)
 
 
 @cli.command("sim-llm")

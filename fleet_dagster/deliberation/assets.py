@@ -12,7 +12,7 @@ import time
 import dagster as dg
 from pydantic import BaseModel
 
-from fleet_dagster.core.outcome import critical_path_ms, winners
+from fleet_dagster.core.outcome import critical_path_ms, failed_calls_summary, winners
 from fleet_dagster.core.records import CouncilResult, Selection
 from fleet_dagster.core.request import DeliberationRequest, RequestError
 from fleet_dagster.core.status import DeliberationStatus, final_status
@@ -182,6 +182,7 @@ def collect_deliberation(
     calls = [call for c in councils for call in c.calls]
     table = frame.drop(columns=["content"]).assign(content=frame["content"].fillna("").str.slice(0, 200))
     final = final_event(request, context.run_id, status, councils, round(wall_ms))
+    call_errors = failed_calls_summary(councils)
     metadata = {
         "status": status.value,
         "expected_count": request.expected_count,
@@ -200,6 +201,7 @@ def collect_deliberation(
         "parallel_efficiency": round(critical_ms / wall_ms, 3) if wall_ms else 0.0,
         "models": ", ".join(sorted({call.model for call in calls if call.model})) or "none",
         "errors": dg.MetadataValue.json([c.error for c in councils if c.error]),
+        "call_errors": dg.MetadataValue.text(call_errors or ""),
         # What deliberation_run_failures (or `fleet-dagster republish`) publishes when NATS could not take it.
         FINAL_EVENT_METADATA_KEY: dg.MetadataValue.json(stored_event(final)),
     }
@@ -217,7 +219,8 @@ def collect_deliberation(
         )
     if status is DeliberationStatus.FAILED:
         raise dg.Failure(
-            description=f"Deliberation {request.deliberation_id} FAILED: a role has no scored proposal",
+            description=f"Deliberation {request.deliberation_id} FAILED: a role has no scored proposal"
+            + (f" ({call_errors})" if call_errors else ""),
             allow_retries=False,
         )
 

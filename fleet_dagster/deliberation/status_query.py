@@ -83,8 +83,8 @@ def deliberation_status(instance: dg.DagsterInstance, deliberation_id: str) -> d
             results=_metadata_value(metadata, "results", []),
             duration_ms=round(_metadata_value(metadata, "wall_time_s", 0) * 1000),
         )
-        errors = _metadata_value(metadata, "errors", [])
-        document["error_message"] = "; ".join(errors) if errors else None
+        errors = [*_metadata_value(metadata, "errors", []), _metadata_value(metadata, "call_errors", "")]
+        document["error_message"] = "; ".join(error for error in errors if error) or None
         return document
     if run is None:
         return document

@@ -1,19 +1,15 @@
-"""The language model as a Dagster resource: an OpenAI-compatible URL, or the embedded default."""
+"""The language model as a Dagster resource: the deployment's server (from the environment, see settings.py),
+or the embedded default; run config tunes only how calls are made."""
 
 import dagster as dg
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from fleet_dagster.llm.embedded import EMBEDDED_MODEL_NAME, MAX_SLOTS
 from fleet_dagster.llm.endpoint import LLMEndpoint
+from fleet_dagster.llm.settings import LLMSettings
 
 
 class LLMResource(dg.ConfigurableResource):
-    base_url: str | None = Field(
-        default=None, description="OpenAI-compatible endpoint (vLLM); unset = the embedded model."
-    )
-    api_key: str | None = Field(default=None, description="Only ever set from the environment (FLEET_LLM_API_KEY).")
-    model_override: str | None = Field(default=None, description="One model for every role, instead of the profiles'.")
-    model_urls: dict[str, str] = Field(default_factory=dict, description="Per-model URLs (FLEET_LLM_MODEL_URLS).")
     max_retries: int = Field(default=2, ge=0, description="Retries of transient HTTP failures per agent call.")
     call_timeout_s: float = Field(default=120.0, gt=0, description="Timeout of one agent call (within the deadline).")
     embedded_slots: int = Field(
@@ -27,14 +23,16 @@ class LLMResource(dg.ConfigurableResource):
     embedded_max_tokens: int = Field(default=256, ge=16, description="Cap on answers from the small embedded model.")
 
     def served_endpoint(self) -> LLMEndpoint | None:
-        """The configured server; None means the embedded model, which runs on Ray (see ray_cluster)."""
-        if not self.base_url:
+        """The deployment's server, as the environment names it now; None means the embedded model, which
+        runs on Ray (see ray_cluster). Raises LLMSettingsError for settings it cannot use."""
+        settings = LLMSettings.from_env()
+        if not settings.base_url:
             return None
         return LLMEndpoint(
-            base_url=self.base_url,
-            api_key=self.api_key or "not-needed",
-            model_urls=self.model_urls,
-            model_override=self.model_override,
+            base_url=settings.base_url,
+            api_key=settings.api_key or SecretStr("not-needed"),
+            model_urls=settings.model_urls,
+            model_override=settings.model_override,
             max_retries=self.max_retries,
         )
 
@@ -49,4 +47,4 @@ class LLMResource(dg.ConfigurableResource):
 
     @property
     def description(self) -> str:
-        return self.base_url or f"embedded {EMBEDDED_MODEL_NAME}"
+        return LLMSettings.from_env().display_url or f"embedded {EMBEDDED_MODEL_NAME}"

@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel
 
-from fleet_dagster.core.outcome import winners
+from fleet_dagster.core.outcome import failed_calls_summary, winners
 from fleet_dagster.core.records import AgentCall, CouncilResult
 from fleet_dagster.core.request import DeliberationRequest
 from fleet_dagster.core.status import DeliberationStatus
@@ -87,7 +87,8 @@ def final_event(
     msg_id = final_msg_id(request.deliberation_id, run_id)
     if status in (DeliberationStatus.COMPLETED, DeliberationStatus.PARTIAL):
         return "deliberation.completed", DeliberationCompleted(status=status.value, **common), msg_id
-    errors = [c.error for c in councils if c.error] or [f"deliberation ended {status.value}"]
+    errors = [c.error for c in councils if c.error] + [failed_calls_summary(councils) or ""]
+    errors = [error for error in errors if error] or [f"deliberation ended {status.value}"]
     return "deliberation.failed", DeliberationFailed(status=status.value, error="; ".join(errors), **common), msg_id
 
 

@@ -65,6 +65,9 @@ class SimSettings:
     trickle_byte_s: float = 0.05
     seed: int = 0
     model: str = "sim-model"
+    # As vLLM: only `model` is served (any other name gets HTTP 404), and its context is max_model_len.
+    only_model: bool = False
+    max_model_len: int = 8192
     faults: dict[str, list[str]] = field(default_factory=dict)
     run_faults: FaultRates = field(default_factory=FaultRates)
     model_faults: dict[str, FaultRates] = field(default_factory=dict)
@@ -112,7 +115,14 @@ class _Handler(BaseHTTPRequestHandler):
         if path in ("/health", "/v1/health"):
             self._json(200, {"status": "ok"})
         elif path == "/v1/models":
-            model = {"id": self.server.settings.model, "object": "model", "created": 0, "owned_by": "fleet-sim"}
+            settings = self.server.settings
+            model = {
+                "id": settings.model,
+                "object": "model",
+                "created": 0,
+                "owned_by": "fleet-sim",
+                "max_model_len": settings.max_model_len,
+            }
             self._json(200, {"object": "list", "data": [model]})
         else:
             self._json(404, {"error": {"message": f"no route {self.path}"}})
@@ -124,6 +134,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         body = json.loads(raw or b"{}")
         settings = self.server.settings
+        if settings.only_model and body.get("model") != settings.model:
+            message = f"The model `{body.get('model')}` does not exist. Valid aliases: {settings.model}"
+            self._json(404, {"error": {"message": message, "type": "NotFoundError", "code": 404}})
+            return
         action = self.server.next_action(self.headers.get("X-Fleet-Agent-Id", ""), body.get("model", ""))
         if action == "hang":
             time.sleep(settings.hang_s)

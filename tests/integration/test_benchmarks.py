@@ -27,15 +27,15 @@ def test_schedule_requests_yesterdays_partition():
     assert defs.resolve_schedule_def("benchmark_schedule").cron_schedule == "0 6 * * *"
 
 
-def test_benchmark_job_materializes_rows_plots_and_checks(ray_head, instance, sim_llm_factory):
+def test_benchmark_job_materializes_rows_plots_and_checks(ray_head, instance, sim_llm_factory, deploy_llm):
     server = sim_llm_factory(latency_s=0.05, per_token_s=0.001, output_tokens=12)
+    deploy_llm(server)
     job = defs.resolve_job_def("benchmark_job")
     result = job.execute_in_process(
         instance=instance,
         partition_key="2026-11-28",
         run_config={
             "ops": {"benchmark_results": {"config": {"suite": "all", "max_tasks": 6}}},
-            "resources": {"llm": {"config": {"base_url": server.base_url}}},
         },
     )
     assert result.success

@@ -76,14 +76,13 @@ def test_embedded_model_deliberation(ray_head, instance, dagster_home):
     assert json.loads(printed.stdout) == document
 
 
-def test_failing_agent_gives_partial(ray_head, instance, sim_llm_factory):
+def test_failing_agent_gives_partial(ray_head, instance, sim_llm_factory, deploy_llm):
     server = sim_llm_factory(latency_s=0.05, hang_s=30, faults={"agent-qa-002": ["500", "hang"]})
+    deploy_llm(server)
     request = parse_request(
         {"task": "Design a cache", "roles": ["DEV", "QA"], "agents_per_role": 2, "deliberation_id": "faulty-agent"}
     )
-    document = execute_deliberation(
-        instance, request, llm_config={"base_url": server.base_url, "max_retries": 1, "call_timeout_s": 2.0}
-    )
+    document = execute_deliberation(instance, request, llm_config={"max_retries": 1, "call_timeout_s": 2.0})
 
     assert document["status"] == "PARTIAL"
     failed = [row for row in document["results"] if row["agent_id"] == "agent-qa-002"]
@@ -93,22 +92,26 @@ def test_failing_agent_gives_partial(ray_head, instance, sim_llm_factory):
     assert set(document["winners"]) == {"DEV", "QA"}
 
 
-def test_each_council_runs_once_though_the_plan_and_its_step_both_start_it(ray_head, instance, sim_llm_factory):
+def test_each_council_runs_once_though_the_plan_and_its_step_both_start_it(
+    ray_head, instance, sim_llm_factory, deploy_llm
+):
     server = sim_llm_factory(latency_s=0.05)
+    deploy_llm(server)
     roles = ["DEV", "QA", "DATA"]
     request = parse_request(
         {"task": "Design a cache", "roles": roles, "agents_per_role": 2, "rounds": 1, "deliberation_id": "started-once"}
     )
-    document = execute_deliberation(instance, request, llm_config={"base_url": server.base_url})
+    document = execute_deliberation(instance, request)
 
     assert document["status"] == "COMPLETED"
     agents = {f"agent-{role.lower()}-00{i}" for role in roles for i in (1, 2)}
     assert server.requests_by_agent == dict.fromkeys(agents, 3)  # propose, review, revise: once each
 
 
-def test_architect_selection_through_dagster_and_ray(ray_head, instance, sim_llm_factory):
+def test_architect_selection_through_dagster_and_ray(ray_head, instance, sim_llm_factory, deploy_llm):
     # The simulated server decodes to the requested JSON Schema, as vLLM's guided decoding does.
     server = sim_llm_factory(latency_s=0.05)
+    deploy_llm(server)
     request = parse_request(
         {
             "task": "Design a cache",
@@ -118,7 +121,7 @@ def test_architect_selection_through_dagster_and_ray(ray_head, instance, sim_llm
             "deliberation_id": "architect-pick",
         }
     )
-    document = execute_deliberation(instance, request, llm_config={"base_url": server.base_url})
+    document = execute_deliberation(instance, request)
 
     assert document["status"] == "COMPLETED"
     metadata = materialization_metadata(instance, "architect-pick")
@@ -175,8 +178,9 @@ def test_a_released_run_cannot_start_its_councils_again(runner, sim_llm_factory)
     assert ray.get(runner.release.remote("gone")) == 1
 
 
-def test_deadline_gives_timeout_with_what_finished(ray_head, instance, sim_llm_factory):
+def test_deadline_gives_timeout_with_what_finished(ray_head, instance, sim_llm_factory, deploy_llm):
     server = sim_llm_factory(latency_s=1.5)
+    deploy_llm(server)
     request = parse_request(
         {
             "task": "Design a queue",
@@ -187,7 +191,7 @@ def test_deadline_gives_timeout_with_what_finished(ray_head, instance, sim_llm_f
             "deliberation_id": "short-deadline",
         }
     )
-    document = execute_deliberation(instance, request, llm_config={"base_url": server.base_url})
+    document = execute_deliberation(instance, request)
 
     assert document["status"] == "TIMEOUT"
     assert document["current_count"] == 2
@@ -201,13 +205,14 @@ def test_unknown_deliberation_is_unknown(instance):
     assert deliberation_status(instance, "never-ran")["status"] == "UNKNOWN"
 
 
-def test_role_without_any_proposal_fails_but_keeps_its_record(ray_head, instance, sim_llm_factory):
+def test_role_without_any_proposal_fails_but_keeps_its_record(ray_head, instance, sim_llm_factory, deploy_llm):
     faults = {"agent-qa-001": ["500"], "agent-qa-002": ["503"]}
     server = sim_llm_factory(latency_s=0.05, faults=faults)
+    deploy_llm(server)
     request = parse_request(
         {"task": "Design a cache", "roles": ["DEV", "QA"], "agents_per_role": 2, "deliberation_id": "qa-down"}
     )
-    document = execute_deliberation(instance, request, llm_config={"base_url": server.base_url, "max_retries": 0})
+    document = execute_deliberation(instance, request, llm_config={"max_retries": 0})
 
     assert document["status"] == "FAILED"
     assert materialization_metadata(instance, "qa-down")["status"] == "FAILED"

@@ -23,12 +23,13 @@ from tests import nats_helpers
 pytestmark = pytest.mark.integration
 
 
-def run_deliberation(instance, deliberation_id: str, llm_url: str, nats_url: str, **fields):
+def run_deliberation(instance, deliberation_id: str, nats_url: str, **fields):
+    """Against the model server the test's deploy_llm named."""
     fields = {"task": "Design a cache", "roles": ["DEV"], "agents_per_role": 2, "rounds": 1, **fields}
     request = parse_request({**fields, "deliberation_id": deliberation_id})
     instance.add_dynamic_partitions("deliberations", [deliberation_id])
-    run_config = run_config_for(request, {"base_url": llm_url})
-    run_config["resources"]["nats"] = {"config": {"url": nats_url}}
+    run_config = run_config_for(request)
+    run_config["resources"] = {"nats": {"config": {"url": nats_url}}}
     return defs.resolve_job_def("deliberation_job").execute_in_process(
         run_config=run_config,
         instance=instance,
@@ -60,9 +61,10 @@ def failure_of(outcome: dg.ExecuteInProcessResult) -> tuple[str, str]:
 
 
 def test_no_event_is_lost_or_doubled_when_nats_is_down_during_plan_and_collect(
-    tmp_path, ray_head, instance, sim_llm_factory
+    tmp_path, ray_head, instance, sim_llm_factory, deploy_llm
 ):
     server = sim_llm_factory(latency_s=2.0)  # the councils (3 calls in a row) outlast both outages
+    deploy_llm(server)
     nats_server = LocalNatsServer(tmp_path / "jetstream").start()
     nats_helpers.publish_raw(nats_server.url, [])  # the stream exists; then NATS goes away
     nats_server.stop()
@@ -95,7 +97,7 @@ def test_no_event_is_lost_or_doubled_when_nats_is_down_during_plan_and_collect(
     chaos = threading.Thread(target=outages)
     chaos.start()
     try:
-        outcome = run_deliberation(instance, "outage", server.base_url, nats_server.url)
+        outcome = run_deliberation(instance, "outage", nats_server.url)
         chaos.join()
         assert "error" not in back, back
         assert outcome.success
@@ -114,12 +116,13 @@ def test_no_event_is_lost_or_doubled_when_nats_is_down_during_plan_and_collect(
 
 
 def test_a_final_event_nats_did_not_take_fails_the_step_and_is_published_later(
-    tmp_path, ray_head, instance, dagster_home, sim_llm_factory, monkeypatch
+    tmp_path, ray_head, instance, dagster_home, sim_llm_factory, monkeypatch, deploy_llm
 ):
     monkeypatch.setenv("FLEET_NATS_PUBLISH_RETRY_S", "1")
     server = sim_llm_factory(latency_s=0.05)
+    deploy_llm(server)
     nats_server = LocalNatsServer(tmp_path / "jetstream")
-    outcome = run_deliberation(instance, "unheard", server.base_url, nats_server.url, rounds=0)
+    outcome = run_deliberation(instance, "unheard", nats_server.url, rounds=0)
     assert not outcome.success
     step, said = failure_of(outcome)
     assert step == "collect_deliberation" and "republish unheard" in said, said
@@ -134,11 +137,14 @@ def test_a_final_event_nats_did_not_take_fails_the_step_and_is_published_later(
     ]
 
 
-def test_a_second_run_of_a_deliberation_id_publishes_its_own_events(tmp_path, ray_head, instance, sim_llm_factory):
+def test_a_second_run_of_a_deliberation_id_publishes_its_own_events(
+    tmp_path, ray_head, instance, sim_llm_factory, deploy_llm
+):
     server = sim_llm_factory(latency_s=0.05)
+    deploy_llm(server)
     with LocalNatsServer(tmp_path / "jetstream") as nats_server:
-        first = run_deliberation(instance, "again", server.base_url, nats_server.url, rounds=0)
-        second = run_deliberation(instance, "again", server.base_url, nats_server.url, rounds=0)
+        first = run_deliberation(instance, "again", nats_server.url, rounds=0)
+        second = run_deliberation(instance, "again", nats_server.url, rounds=0)
         assert first.success and second.success
         calls = agent_events(nats_server.url)
         completed = nats_helpers.stored_events(nats_server.url, "deliberation.completed")
@@ -147,13 +153,14 @@ def test_a_second_run_of_a_deliberation_id_publishes_its_own_events(tmp_path, ra
 
 
 def test_a_running_deliberation_id_is_not_taken_over_by_a_second_run(
-    tmp_path, ray_head, instance, dagster_home, sim_llm_factory
+    tmp_path, ray_head, instance, dagster_home, sim_llm_factory, deploy_llm
 ):
     server = sim_llm_factory(latency_s=1.5)
+    deploy_llm(server)
     with LocalNatsServer(tmp_path / "jetstream") as nats_server:
         outcomes = {}
         first = threading.Thread(
-            target=lambda: outcomes.update(first=run_deliberation(instance, "once", server.base_url, nats_server.url))
+            target=lambda: outcomes.update(first=run_deliberation(instance, "once", nats_server.url))
         )
         first.start()
         deadline = time.monotonic() + 120

@@ -177,15 +177,18 @@ def test_request_to_completed_event_round_trip(nats_server, ray_head, instance):
         jsonschema.validate(event, schema_for_subject(subject))
 
 
-def test_agent_responses_are_published_while_the_councils_run(nats_server, ray_head, instance, sim_llm_factory):
+def test_agent_responses_are_published_while_the_councils_run(
+    nats_server, ray_head, instance, sim_llm_factory, deploy_llm
+):
     latency_s = 1.5
     server = sim_llm_factory(latency_s=latency_s)
     request = parse_request(
         {"task": "Design a cache", "roles": ["DEV"], "agents_per_role": 2, "rounds": 1, "deliberation_id": "live"}
     )
     instance.add_dynamic_partitions("deliberations", ["live"])
-    run_config = run_config_for(request, {"base_url": server.base_url})
-    run_config["resources"]["nats"] = {"config": {"url": nats_server.url}}
+    deploy_llm(server)
+    run_config = run_config_for(request)
+    run_config["resources"] = {"nats": {"config": {"url": nats_server.url}}}
     outcome = defs.resolve_job_def("deliberation_job").execute_in_process(
         run_config=run_config, instance=instance, partition_key="live"
     )
@@ -254,7 +257,7 @@ def test_run_that_dies_before_collecting_is_reported_failed(nats_server, instanc
     jsonschema.validate(failed[0], schema_for_subject("deliberation.failed"))
 
 
-def test_submit_wait_prints_the_outcome(nats_server, ray_head, instance, sim_llm_factory, monkeypatch):
+def test_submit_wait_prints_the_outcome(nats_server, ray_head, instance, sim_llm_factory, monkeypatch, deploy_llm):
     """`fleet-dagster submit --wait` while the sensor and the run happen (here, in this process)."""
     import threading
 
@@ -263,6 +266,7 @@ def test_submit_wait_prints_the_outcome(nats_server, ray_head, instance, sim_llm
     from fleet_dagster.cli.main import cli
 
     server = sim_llm_factory(latency_s=0.05)
+    deploy_llm(server)
     monkeypatch.setenv("NATS_URL", nats_server.url)
     outcome = {}
 
@@ -282,10 +286,7 @@ def test_submit_wait_prints_the_outcome(nats_server, ray_head, instance, sim_llm
     defs.resolve_job_def("deliberation_job").execute_in_process(
         run_config={
             **run_request.run_config,
-            "resources": {
-                "nats": {"config": {"url": nats_server.url}},
-                "llm": {"config": {"base_url": server.base_url}},
-            },
+            "resources": {"nats": {"config": {"url": nats_server.url}}},
         },
         instance=instance,
         partition_key=run_request.partition_key,

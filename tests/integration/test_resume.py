@@ -30,8 +30,9 @@ def step_started(instance: dg.DagsterInstance, run_id: str, step: str) -> bool:
     return any(record.step_key.endswith(step) for record in starts)
 
 
-def test_a_resumed_run_does_not_repeat_the_councils_calls(ray_head, instance, sim_llm_factory):
+def test_a_resumed_run_does_not_repeat_the_councils_calls(ray_head, instance, sim_llm_factory, deploy_llm):
     server = sim_llm_factory(latency_s=1.5)
+    deploy_llm(server)  # the run workers started below inherit it
     request = parse_request(
         {"task": "Design a cache", "roles": ["DEV"], "agents_per_role": 2, "rounds": 1, "deliberation_id": "resumed"}
     )
@@ -43,7 +44,7 @@ def test_a_resumed_run_does_not_repeat_the_councils_calls(ray_head, instance, si
     )
     run = instance.create_run_for_job(
         defs.resolve_job_def("deliberation_job"),
-        run_config=run_config_for(request, {"base_url": server.base_url}),
+        run_config=run_config_for(request),
         tags={"dagster/partition": "resumed", "fleet/deliberation_id": "resumed"},
         job_code_origin=origin,
     )

@@ -1,6 +1,6 @@
 """Winners and the critical path, from councils' results alone."""
 
-from fleet_dagster.core.outcome import critical_path_ms, winners
+from fleet_dagster.core.outcome import critical_path_ms, failed_calls_summary, winners
 from fleet_dagster.core.records import AgentCall, CouncilResult, Proposal, Selection
 
 
@@ -33,3 +33,17 @@ def test_the_critical_path_is_the_slowest_call_of_each_phase_of_the_slowest_coun
 def test_winners_name_only_roles_that_have_one():
     found = winners([council("DEV", [], winner="a1"), council("QA", [], winner=None)])
     assert found == {"DEV": {"agent_id": "a1", "score": 8.5, "method": "score", "rationale": "highest score 8.50"}}
+
+
+def test_failed_calls_are_summarized_by_distinct_error_counted():
+    def failed(error: str | None) -> AgentCall:
+        return AgentCall(agent_id="a1", role="DEV", phase="propose", round=0, ok=False, error=error)
+
+    ok = call("a2", "propose", 0, 10)
+    errors = ["HTTP 404: no such model"] * 3 + ["timeout", "HTTP 500", None, "HTTP 429"]
+    summary = failed_calls_summary([council("DEV", [ok, *map(failed, errors)])], shown=3)
+    assert (
+        summary
+        == "7 of 8 agent calls failed: HTTP 404: no such model (x3); timeout (x1); HTTP 500 (x1); 2 other errors"
+    )
+    assert failed_calls_summary([council("DEV", [ok])]) is None

@@ -1,0 +1,55 @@
+"""A deployment's model server: read from the environment when a run needs it, never from run config.
+
+Run config replaces a resource's whole configuration, so settings kept there were lost whenever a launch
+set any other field (a URL given on the command line dropped the deployment's model), and a launch could
+point the deployment's key at another host. The key comes from a Kubernetes Secret through the
+environment. Kept free of heavy imports: the CLI reads it before it loads anything else.
+"""
+
+import json
+import os
+from collections.abc import Mapping
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError
+
+LLM_ENV = {
+    "base_url": "FLEET_LLM_URL",
+    "api_key": "FLEET_LLM_API_KEY",
+    "model_override": "FLEET_LLM_MODEL",
+    "model_urls": "FLEET_LLM_MODEL_URLS",
+}
+
+
+class LLMSettingsError(ValueError):
+    """An environment variable holds something the deployment cannot use."""
+
+
+class LLMSettings(BaseModel):
+    base_url: str | None = Field(default=None, description="OpenAI-compatible endpoint; unset: the embedded model.")
+    api_key: SecretStr | None = None
+    model_override: str | None = Field(default=None, description="One served model for every role.")
+    # {"served model name": "http://vllm-<model>:8000/v1"}, as the Helm chart renders it.
+    model_urls: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def display_url(self) -> str | None:
+        """The URL without any user:password in it: what logs and metadata may show."""
+        if not self.base_url:
+            return None
+        parts = urlsplit(self.base_url)
+        host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+        return urlunsplit(parts._replace(netloc=host))
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> "LLMSettings":
+        values: dict[str, object] = {name: environ[var] for name, var in LLM_ENV.items() if environ.get(var)}
+        if "model_urls" in values:
+            try:
+                values["model_urls"] = json.loads(str(values["model_urls"]))
+            except json.JSONDecodeError as exc:
+                raise LLMSettingsError(f"{LLM_ENV['model_urls']} is not JSON: {exc}") from None
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            raise LLMSettingsError(f"model settings in the environment: {exc}") from None
