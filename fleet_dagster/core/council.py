@@ -21,7 +21,13 @@ from fleet_dagster.core.records import (
 from fleet_dagster.core.request import DeliberationRequest, agent_id
 from fleet_dagster.core.reviews import parse_review, review_assignments, review_json_schema
 from fleet_dagster.core.scoring import coverage_items, score_proposal
-from fleet_dagster.core.selection import architect_json_schema, parse_architect_choice, rank, select_by_score
+from fleet_dagster.core.selection import (
+    ARCHITECT_MAX_TOKENS,
+    architect_json_schema,
+    parse_architect_choice,
+    rank,
+    select_by_score,
+)
 
 MIN_CALL_TIMEOUT_S = 0.1
 
@@ -195,7 +201,7 @@ class Council:
     async def _review(self, round_: int) -> list[Review]:
         pairs = review_assignments(self._active(), self.request.review_mode)
         self._start_phase(f"review r{round_}", len(pairs))
-        schema = review_json_schema(self.profile.rubric)
+        schema = review_json_schema(self.profile.rubric, self.profile.max_tokens)
 
         async def review(reviewer: str, author: str) -> Review | None:
             messages = self._messages(
@@ -254,7 +260,7 @@ class Council:
             self.request.rounds,
             messages,
             temperature=0.0,
-            max_tokens=256,
+            max_tokens=ARCHITECT_MAX_TOKENS,
             json_schema=architect_json_schema(finalists),
             model=self.architect.model,
         )

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any, Literal
 
 from fleet_dagster.core.records import Review
+from fleet_dagster.core.request import CHARS_PER_TOKEN, estimated_tokens
 
 SCORE_RANGE = (1.0, 10.0)
 # A model's answer is untrusted text of any size and shape; these caps bound the work of reading it.
@@ -15,6 +16,11 @@ SCORE_RANGE = (1.0, 10.0)
 MAX_REVIEW_CHARS = 32_000
 # The review shape nests 2 levels; json itself recurses per level and raises RecursionError near 1,000.
 MAX_JSON_DEPTH = 32
+# A review's free-text lists: a few short points each (measured on vLLM with a small model: at 200
+# characters a point, 10 of 10 guided reviews parsed; unbounded, 2 of 10 were cut at max_tokens).
+REVIEW_LISTS = ("strengths", "weaknesses", "suggestions")
+REVIEW_LIST_ITEMS = 3
+REVIEW_ITEM_CHARS = 200
 # Places tried as the start of the object (the whole text, fenced blocks, each "{"): each try reads at most
 # the rest of the text, so the work is at most this many reads of MAX_REVIEW_CHARS.
 MAX_JSON_CANDIDATES = 32
@@ -33,10 +39,23 @@ def review_assignments(agent_ids: list[str], mode: Literal["ring", "all"]) -> li
     return [(reviewer, author) for reviewer in agent_ids for author in agent_ids if reviewer != author]
 
 
-def review_json_schema(criteria: list[str]) -> dict[str, Any]:
-    """Asks servers that support structured output (vLLM, llama.cpp) for exactly the review shape."""
+def review_json_schema(criteria: list[str], max_tokens: int) -> dict[str, Any]:
+    """Asks servers that support structured output (vLLM, llama.cpp) for exactly the review shape.
+
+    Guided decoding lets a small model write inside a string until max_tokens, cutting the JSON: every
+    string and list is bounded so that the longest review the schema admits fits max_tokens (at
+    CHARS_PER_TOKEN characters a token), and no key beyond these may be added."""
     score = {"type": "integer", "minimum": 1, "maximum": 10}
-    strings = {"type": "array", "items": {"type": "string"}, "maxItems": 5}
+    scores_tokens = estimated_tokens(json.dumps({"scores": dict.fromkeys(criteria, 10)}))
+    lists_tokens = estimated_tokens(json.dumps(dict.fromkeys(REVIEW_LISTS, [""] * REVIEW_LIST_ITEMS)))
+    item_chars = (
+        (max_tokens - scores_tokens - lists_tokens) * CHARS_PER_TOKEN // (len(REVIEW_LISTS) * REVIEW_LIST_ITEMS)
+    )
+    strings = {
+        "type": "array",
+        "items": {"type": "string", "maxLength": max(0, min(REVIEW_ITEM_CHARS, item_chars))},
+        "maxItems": REVIEW_LIST_ITEMS,
+    }
     return {
         "type": "object",
         "properties": {
@@ -44,12 +63,12 @@ def review_json_schema(criteria: list[str]) -> dict[str, Any]:
                 "type": "object",
                 "properties": {criterion: score for criterion in criteria},
                 "required": list(criteria),
+                "additionalProperties": False,
             },
-            "strengths": strings,
-            "weaknesses": strings,
-            "suggestions": strings,
+            **dict.fromkeys(REVIEW_LISTS, strings),
         },
-        "required": ["scores", "strengths", "weaknesses", "suggestions"],
+        "required": ["scores", *REVIEW_LISTS],
+        "additionalProperties": False,
     }
 
 

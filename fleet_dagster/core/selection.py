@@ -18,6 +18,11 @@ def select_by_score(proposals: list[Proposal]) -> Selection:
     return Selection(winner=best.agent_id, method="score", rationale=f"highest score {best.score:.2f}")
 
 
+# The architect names a winner and says why in a few sentences: the longest answer its schema admits,
+# 600 characters (about 200 tokens), fits this budget.
+ARCHITECT_MAX_TOKENS = 256
+
+
 def architect_json_schema(candidates: list[Proposal]) -> dict:
     """Servers with structured output (vLLM, llama.cpp) can then only name a finalist."""
     return {
