@@ -109,6 +109,22 @@ def llm_options(command):
     )(command)
 
 
+def _refuse_what_the_server_cannot_serve(request) -> None:
+    """Exit 2, before any run, when the deployment's server does not serve a role's model or its context
+    cannot hold the request (the plan step checks again, for runs launched elsewhere)."""
+    from fleet_dagster.llm.preflight import PreflightError, preflight
+    from fleet_dagster.llm.resources import LLMResource
+
+    served = LLMResource().served_endpoint()
+    if served is None:
+        return
+    try:
+        preflight(served, request)
+    except PreflightError as exc:
+        _stderr_console().print(f"Error: {exc}", markup=False)
+        sys.exit(2)
+
+
 def _use_llm(llm_url: str | None, llm_model: str | None) -> None:
     """The flags become this process's environment, which the LLM resource reads (llm/settings.py): a URL
     and a model compose, and the deployment's other settings (the key, per-model URLs) stay."""
@@ -150,6 +166,7 @@ def deliberate(
     console = _stderr_console()
     instance = _instance()
     _use_llm(llm_url, llm_model)
+    _refuse_what_the_server_cannot_serve(request)
     try:
         if as_json:
             document = execute_deliberation(instance, request, quiet=True)

@@ -8,6 +8,7 @@ import json
 import math
 import re
 import uuid
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -196,8 +197,11 @@ def largest_call_tokens(request: DeliberationRequest, profile: RoleProfile) -> i
     return text_tokens + 2 * profile.max_tokens  # the proposal under review, and the answer
 
 
-def context_errors(request: DeliberationRequest) -> list[tuple[str, str]]:
-    """One error per role whose largest call cannot fit its model's context, on the longest text field."""
+def context_errors(
+    request: DeliberationRequest, served_context: Mapping[str, int] | None = None
+) -> list[tuple[str, str]]:
+    """One error per role whose largest call cannot fit its model's context, on the longest text field.
+    A role's context is its profile's, or what the server says its model holds when that is less."""
     sizes = {
         "task": len(request.task),
         "requirements": sum(len(r) for r in request.requirements),
@@ -212,14 +216,15 @@ def context_errors(request: DeliberationRequest) -> list[tuple[str, str]]:
             errors.append(("roles", str(exc)))
             continue
         tokens = largest_call_tokens(request, profile)
-        if tokens > profile.context_tokens:
+        limit = min(profile.context_tokens, (served_context or {}).get(role, profile.context_tokens))
+        if tokens > limit:
             errors.append(
                 (
                     field,
                     f"role {role}: its largest call needs about {tokens} tokens (system prompt, task, "
                     f"requirements, rubric, a {profile.max_tokens}-token proposal to review and a "
                     f"{profile.max_tokens}-token answer, at {CHARS_PER_TOKEN} characters a token), more than "
-                    f"the {profile.context_tokens}-token context of its model; shorten the {field}",
+                    f"the {limit}-token context of its model; shorten the {field}",
                 )
             )
     return errors

@@ -25,6 +25,7 @@ from fleet_dagster.deliberation.tables import (
     winners_markdown,
     winning_proposals_markdown,
 )
+from fleet_dagster.llm.preflight import PreflightError, preflight
 from fleet_dagster.llm.resources import LLMResource
 from fleet_dagster.nats_bridge.event_builders import (
     FINAL_EVENT_METADATA_KEY,
@@ -48,6 +49,7 @@ class CouncilPlan(BaseModel):
     role: str
     started_at: float
     deadline_at: float
+    model_override: str | None = None  # the one served model, when the server serves no profile's model
 
 
 def _observe(context: dg.OpExecutionContext, request: DeliberationRequest, current: int, progress: dict) -> None:
@@ -70,9 +72,27 @@ def _start_councils(plans: list[CouncilPlan], llm: LLMResource, run_id: str) -> 
     request = plans[0].request
     client = CouncilClient(request.deliberation_id, run_id)
     roles = [plan.role for plan in plans]
-    refusals = client.start(request, roles, plans[0].deadline_at, model_endpoint(llm), llm.call_timeout_s)
+    endpoint = model_endpoint(llm)
+    if plans[0].model_override:
+        endpoint = endpoint.model_copy(update={"model_override": plans[0].model_override})
+    refusals = client.start(request, roles, plans[0].deadline_at, endpoint, llm.call_timeout_s)
     if refusals:
         raise dg.Failure(description=refusals[0], allow_retries=False)
+
+
+def _preflight(context: dg.OpExecutionContext, llm: LLMResource, request: DeliberationRequest) -> str | None:
+    """Refuses, before any council starts, a deliberation the model server cannot serve; returns the model
+    that serves every role when the server serves none of the profiles' (the embedded engine needs none)."""
+    served = llm.served_endpoint()
+    if served is None:
+        return None
+    try:
+        checked = preflight(served, request)
+    except PreflightError as exc:
+        raise dg.Failure(description=f"Model preflight: {exc}", allow_retries=False) from None
+    for note in checked.notes:
+        context.log.info(note)
+    return checked.model_override
 
 
 @dg.op(out=dg.DynamicOut(CouncilPlan))
@@ -91,9 +111,16 @@ def plan_councils(
             metadata={"errors": dg.MetadataValue.json([{"field": f, "message": m} for f, m in exc.errors])},
             allow_retries=False,
         ) from None
+    model_override = _preflight(context, llm, request)
     started_at = time.time()
     plans = [
-        CouncilPlan(request=request, role=role, started_at=started_at, deadline_at=started_at + request.deadline_s)
+        CouncilPlan(
+            request=request,
+            role=role,
+            started_at=started_at,
+            deadline_at=started_at + request.deadline_s,
+            model_override=model_override,
+        )
         for role in request.roles
     ]
     # Started here, together: the in-process executor runs the council steps one after another

@@ -21,6 +21,13 @@ LLM_ENV = {
 }
 
 
+def display_url(url: str) -> str:
+    """The URL without any user:password in it: what logs, messages and metadata may show."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=host))
+
+
 class LLMSettingsError(ValueError):
     """An environment variable holds something the deployment cannot use."""
 
@@ -34,12 +41,7 @@ class LLMSettings(BaseModel):
 
     @property
     def display_url(self) -> str | None:
-        """The URL without any user:password in it: what logs and metadata may show."""
-        if not self.base_url:
-            return None
-        parts = urlsplit(self.base_url)
-        host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
-        return urlunsplit(parts._replace(netloc=host))
+        return display_url(self.base_url) if self.base_url else None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> "LLMSettings":

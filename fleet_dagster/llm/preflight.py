@@ -1,0 +1,93 @@
+"""Before any council starts: is each role's model served where its calls go, and does the request fit
+that model's context? A server asked for a model it does not serve answers every call with HTTP 404,
+and one whose context is too short cuts answers silently: both are refused up front, saying why."""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import openai
+from pydantic import BaseModel
+
+from fleet_dagster.core.profiles import load_profile
+from fleet_dagster.core.request import DeliberationRequest, context_errors
+from fleet_dagster.llm.endpoint import LLMEndpoint
+from fleet_dagster.llm.settings import display_url
+
+PREFLIGHT_TIMEOUT_S = 10.0
+
+
+class ServedModel(BaseModel):
+    name: str
+    max_model_len: int | None = None  # vLLM reports it; other servers may not
+
+
+class PreflightError(ValueError):
+    """The deliberation cannot run on these servers; the message says why and what is served."""
+
+
+@dataclass(frozen=True)
+class Preflight:
+    model_override: str | None  # the endpoint's, or the one model served when the profiles' are not
+    context_tokens: dict[str, int] = field(default_factory=dict)  # role -> the served model's context
+    notes: list[str] = field(default_factory=list)
+
+
+def list_served_models(base_url: str, api_key: str) -> list[ServedModel]:
+    """GET {base_url}/models. Raises PreflightError when the server does not answer with a list."""
+    client = openai.OpenAI(base_url=base_url, api_key=api_key, max_retries=1, timeout=PREFLIGHT_TIMEOUT_S)
+    try:
+        page = client.models.list()
+    except openai.APIError as exc:
+        raise PreflightError(f"the model server at {display_url(base_url)} did not list its models: {exc}") from None
+    finally:
+        client.close()
+    return [ServedModel(name=m.id, max_model_len=(m.model_extra or {}).get("max_model_len")) for m in page.data]
+
+
+def check_models(
+    endpoint: LLMEndpoint, models_by_role: dict[str, str], served_at: Callable[[str], list[ServedModel]]
+) -> Preflight:
+    """Which model serves each role, with the server's listing injected (pure otherwise)."""
+    listings: dict[str, list[ServedModel]] = {}
+    override, notes, errors = endpoint.model_override, [], []
+    context: dict[str, int] = {}
+    single_url = not endpoint.model_urls
+    for role, profile_model in models_by_role.items():
+        model = override or profile_model
+        url = endpoint.model_urls.get(model, endpoint.base_url)
+        if url not in listings:
+            listings[url] = served_at(url)
+        served = {m.name: m for m in listings[url]}
+        if model not in served and override is None and single_url and len(served) == 1:
+            override = model = next(iter(served))
+            notes.append(
+                f"every role uses {model}, the one model served at {display_url(url)} "
+                f"(the profiles ask for {', '.join(sorted(set(models_by_role.values())))})"
+            )
+        if model not in served:
+            errors.append(
+                f"role {role}: model {model!r} is not served at {display_url(url)}; "
+                f"served: {', '.join(sorted(served)) or 'none'}"
+            )
+        elif (max_model_len := served[model].max_model_len) is not None:
+            context[role] = max_model_len
+    if errors:
+        raise PreflightError("; ".join(errors))
+    return Preflight(model_override=override, context_tokens=context, notes=notes)
+
+
+def preflight(
+    endpoint: LLMEndpoint,
+    request: DeliberationRequest,
+    served_at: Callable[[str], list[ServedModel]] | None = None,
+) -> Preflight:
+    """Every role's model is served, and the request's largest call fits the served context."""
+
+    def listing(url: str) -> list[ServedModel]:
+        return list_served_models(url, endpoint.api_key.get_secret_value())
+
+    models = {role: load_profile(role).model for role in request.roles}
+    checked = check_models(endpoint, models, served_at or listing)
+    if errors := context_errors(request, checked.context_tokens):
+        raise PreflightError("; ".join(f"{field}: {message}" for field, message in errors))
+    return checked

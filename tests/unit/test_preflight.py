@@ -1,0 +1,64 @@
+"""Which model serves each role, decided before any council starts: a pure check with the server's
+listing injected (the real /v1/models is exercised against the simulated server and against vLLM)."""
+
+import pytest
+
+from fleet_dagster.core.request import parse_request
+from fleet_dagster.llm.endpoint import LLMEndpoint
+from fleet_dagster.llm.preflight import PreflightError, ServedModel, check_models, preflight
+
+URL = "http://vllm:8000/v1"
+
+
+def listing(*names: str, context: int | None = None):
+    return lambda url: [ServedModel(name=name, max_model_len=context) for name in names]
+
+
+def test_the_profiles_models_when_they_are_served():
+    checked = check_models(
+        LLMEndpoint(base_url=URL), {"DEV": "big", "QA": "small"}, listing("big", "small", context=4096)
+    )
+    assert checked.model_override is None and checked.context_tokens == {"DEV": 4096, "QA": 4096}
+
+
+def test_the_one_served_model_serves_every_role_and_says_so():
+    checked = check_models(LLMEndpoint(base_url=URL), {"DEV": "big", "QA": "small"}, listing("smollm2"))
+    assert checked.model_override == "smollm2"
+    assert checked.notes == [
+        "every role uses smollm2, the one model served at http://vllm:8000/v1 (the profiles ask for big, small)"
+    ]
+
+
+def test_a_model_not_served_is_refused_naming_what_is_served():
+    with pytest.raises(PreflightError) as caught:
+        check_models(LLMEndpoint(base_url=URL), {"DEV": "big"}, listing("a", "b"))
+    assert str(caught.value) == "role DEV: model 'big' is not served at http://vllm:8000/v1; served: a, b"
+
+
+def test_an_override_is_never_replaced():
+    endpoint = LLMEndpoint(base_url="http://user:secret@vllm:8000/v1", model_override="wanted")
+    with pytest.raises(PreflightError) as caught:
+        check_models(endpoint, {"DEV": "big"}, listing("smollm2"))
+    message = str(caught.value)
+    assert "'wanted' is not served" in message and "secret" not in message
+
+
+def test_per_model_urls_are_asked_each_for_its_own_model():
+    asked = []
+
+    def served_at(url):
+        asked.append(url)
+        return [ServedModel(name="big" if "big" in url else "small")]
+
+    endpoint = LLMEndpoint(base_url=URL, model_urls={"big": "http://vllm-big/v1", "small": "http://vllm-small/v1"})
+    check_models(endpoint, {"DEV": "big", "QA": "small", "DATA": "big"}, served_at)
+    assert asked == ["http://vllm-big/v1", "http://vllm-small/v1"]
+
+
+def test_a_request_over_the_served_context_is_refused_naming_the_role():
+    request = parse_request({"task": "Design a cache " * 400, "roles": ["DEV"], "deliberation_id": "long"})
+    with pytest.raises(PreflightError) as caught:
+        preflight(LLMEndpoint(base_url=URL), request, served_at=listing("smollm2", context=2048))
+    assert "role DEV" in str(caught.value) and "2048-token context" in str(caught.value)
+    # The same request fits a server with a longer context.
+    assert preflight(LLMEndpoint(base_url=URL), request, served_at=listing("smollm2", context=32768)).model_override
