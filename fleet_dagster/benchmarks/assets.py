@@ -12,7 +12,6 @@ from fleet_dagster.benchmarks import regression
 from fleet_dagster.benchmarks.history import BENCHMARK_ASSET_KEY, current_and_previous, summaries_by_partition
 from fleet_dagster.benchmarks.runner import run_suite
 from fleet_dagster.llm.resources import LLMResource
-from fleet_dagster.ray_cluster.model_endpoint import model_endpoint
 from fleet_dagster.ray_cluster.resources import RayClusterResource
 from fleet_dagster.run_pods import RUN_POD_TAGS
 
@@ -34,8 +33,7 @@ def benchmark_results(
 ) -> dg.Output[pd.DataFrame]:
     frame, summary = run_suite(
         config.suite,
-        model_endpoint(llm),
-        llm.call_timeout_s,
+        llm,
         limit=config.max_tasks,
         on_task=lambda task, row: context.log.info(f"{task.suite}/{task.name} ({task.mode}): {row['wall_s']} s"),
     )

@@ -330,22 +330,25 @@ def bench(suite: str, llm_url: str | None, llm_model: str | None, limit: int | N
 
     from fleet_dagster.benchmarks.runner import run_suite
     from fleet_dagster.benchmarks.suites import suite_tasks
+    from fleet_dagster.llm.preflight import PreflightError
     from fleet_dagster.llm.resources import LLMResource
-    from fleet_dagster.ray_cluster.model_endpoint import model_endpoint
     from fleet_dagster.ray_cluster.resources import RayClusterResource
 
     total = len(suite_tasks(suite)[:limit])
     _use_llm(llm_url, llm_model)
     resources = {"ray_cluster": RayClusterResource(), "llm": LLMResource()}
-    with dg.build_resources(resources) as ready, Progress(console=Console(stderr=True)) as progress:
-        bar = progress.add_task(f"{suite} suite", total=total)
-        frame, summary = run_suite(
-            suite,
-            model_endpoint(ready.llm),
-            ready.llm.call_timeout_s,
-            limit=limit,
-            on_task=lambda task, row: progress.update(bar, advance=1, description=f"{task.name} ({task.mode})"),
-        )
+    try:
+        with dg.build_resources(resources) as ready, Progress(console=Console(stderr=True)) as progress:
+            bar = progress.add_task(f"{suite} suite", total=total)
+            frame, summary = run_suite(
+                suite,
+                ready.llm,
+                limit=limit,
+                on_task=lambda task, row: progress.update(bar, advance=1, description=f"{task.name} ({task.mode})"),
+            )
+    except PreflightError as exc:
+        _stderr_console().print(f"Error: {exc}", markup=False)
+        sys.exit(2)
     Console().print(frame.drop(columns=["suite"]).to_markdown(index=False), markup=False)
     Console().print(json.dumps(summary, indent=2), markup=False)
     if summary["failure_rate"] in (None, 1.0):  # nothing was measured: say why, and fail the command

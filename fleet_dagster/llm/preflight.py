@@ -76,6 +76,17 @@ def check_models(
     return Preflight(model_override=override, context_tokens=context, notes=notes)
 
 
+def served_roles_endpoint(endpoint: LLMEndpoint, roles: list[str]) -> tuple[LLMEndpoint, list[str]]:
+    """The endpoint that serves these roles' calls (the one served model when none of the profiles' is),
+    and what was decided. Raises PreflightError when a role's model is not served."""
+    checked = check_models(
+        endpoint,
+        {role: load_profile(role).model for role in roles},
+        lambda url: list_served_models(url, endpoint.api_key.get_secret_value()),
+    )
+    return endpoint.model_copy(update={"model_override": checked.model_override}), checked.notes
+
+
 def preflight(
     endpoint: LLMEndpoint,
     request: DeliberationRequest,

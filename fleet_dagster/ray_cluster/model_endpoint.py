@@ -5,8 +5,18 @@ import ray
 
 from fleet_dagster.llm.embedded import EngineSettings, gguf_path
 from fleet_dagster.llm.endpoint import LLMEndpoint
+from fleet_dagster.llm.preflight import served_roles_endpoint
 from fleet_dagster.llm.resources import LLMResource
 from fleet_dagster.ray_cluster.actors import embedded_llm
+
+
+def checked_model_endpoint(llm: LLMResource, roles: list[str]) -> tuple[LLMEndpoint, list[str]]:
+    """model_endpoint, with a served endpoint's models checked first (see llm/preflight.py), and the notes
+    of what was decided. Raises PreflightError when a role's model is not served."""
+    served = llm.served_endpoint()
+    if served is None:
+        return model_endpoint(llm), []
+    return served_roles_endpoint(served, roles)
 
 
 def model_endpoint(llm: LLMResource) -> LLMEndpoint:

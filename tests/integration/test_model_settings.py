@@ -39,11 +39,21 @@ def test_bench_uses_the_deployments_model(served, dagster_home):
     assert '"failure_rate": 0.0' in done.stdout
 
 
-def test_bench_fails_when_every_call_fails_and_says_why(served, dagster_home):
+def test_bench_refuses_an_unserved_model_exit_2(served, dagster_home):
     env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "FLEET_LLM_MODEL": "not-served"}
     done = fleet_dagster("bench", "--suite", "speed", "--tasks", "1", "--llm-url", served.base_url, env=env)
-    assert done.returncode != 0
-    assert "not-served" in done.stdout + done.stderr and "smollm2" in done.stdout + done.stderr
+    assert done.returncode == 2, done.stderr
+    assert "'not-served' is not served" in done.stderr and "served: smollm2" in done.stderr
+
+
+def test_bench_fails_when_every_call_fails_and_says_why(sim_llm_factory, dagster_home):
+    from fleet_dagster.sim_llm.server import FaultRates
+
+    failing = sim_llm_factory(latency_s=0.01, model="smollm2", run_faults=FaultRates(error_rate=1.0))
+    env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "FLEET_LLM_MODEL": "smollm2"}
+    done = fleet_dagster("bench", "--suite", "speed", "--tasks", "1", "--llm-url", failing.base_url, env=env)
+    assert done.returncode == 1, done.stderr
+    assert "Every agent call failed" in done.stderr and "HTTP 500" in done.stderr
 
 
 def test_with_one_served_model_every_role_uses_it(served, dagster_home):

@@ -1,0 +1,114 @@
+"""The fleet against a real vLLM OpenAI server: what the simulated server stands in for elsewhere."""
+
+import json
+import os
+import subprocess
+import sys
+
+import dagster as dg
+import pytest
+
+from fleet_dagster.benchmarks.runner import run_suite
+from fleet_dagster.cli.run_deliberation import execute_deliberation
+from fleet_dagster.core.request import parse_request
+from fleet_dagster.definitions import defs
+from fleet_dagster.deliberation.sensors import deliberation_requests
+from fleet_dagster.llm.resources import LLMResource
+from fleet_dagster.llm.settings import LLM_ENV
+from fleet_dagster.nats_bridge.local_server import LocalNatsServer
+from fleet_dagster.nats_bridge.resources import NatsResource
+from tests import nats_helpers
+from tests.vllm.conftest import MAX_MODEL_LEN, SERVED_NAME
+
+pytestmark = pytest.mark.vllm
+
+
+@pytest.fixture
+def on_vllm(vllm_server, monkeypatch):
+    """This process's deployment is the vLLM server; no model override: it serves one model."""
+    monkeypatch.setenv(LLM_ENV["base_url"], vllm_server.base_url)
+    monkeypatch.delenv(LLM_ENV["model_override"], raising=False)
+    return vllm_server
+
+
+def deliberate(instance, deliberation_id: str, **fields) -> dict:
+    fields = {"task": "Design a cache for a REST API", "roles": ["DEV"], "agents_per_role": 2, "rounds": 1, **fields}
+    return execute_deliberation(instance, parse_request({**fields, "deliberation_id": deliberation_id}))
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{"review_mode": "ring"}, {"review_mode": "all", "agents_per_role": 3}, {"selection": "architect"}],
+    ids=["ring", "all", "architect"],
+)
+def test_deliberations_complete_with_every_review_parsed(ray_head, instance, on_vllm, fields):
+    deliberation_id = f"vllm-{'-'.join(map(str, fields.values()))}"
+    document = deliberate(instance, deliberation_id, **fields)
+    assert document["status"] == "COMPLETED", document["error_message"]
+    rows = document["results"]
+    assert rows and all(row["reviews_unparsed"] == 0 for row in rows), rows
+    if fields.get("selection") == "architect":
+        records = instance.fetch_materializations(dg.AssetKey("deliberation"), limit=1).records
+        winners = records[0].asset_materialization.metadata["winners_json"].value
+        assert all(w["method"] == "architect" and w["rationale"] for w in winners.values()), winners
+
+
+def test_a_nats_request_end_to_end(ray_head, instance, on_vllm, tmp_path):
+    with LocalNatsServer(tmp_path / "jetstream") as nats_server:
+        body = {
+            "task": "Design a cache",
+            "roles": ["DEV"],
+            "agents_per_role": 2,
+            "rounds": 0,
+            "deliberation_id": "vllm-nats",
+        }
+        nats_helpers.publish_raw(nats_server.url, [json.dumps(body).encode()])
+        context = dg.build_sensor_context(instance=instance, resources={"nats": NatsResource(url=nats_server.url)})
+        run_request = deliberation_requests(context).run_requests[0]
+        instance.add_dynamic_partitions("deliberations", [run_request.partition_key])
+        outcome = defs.resolve_job_def("deliberation_job").execute_in_process(
+            run_config={**run_request.run_config, "resources": {"nats": {"config": {"url": nats_server.url}}}},
+            instance=instance,
+            partition_key=run_request.partition_key,
+            tags=run_request.tags,
+        )
+        assert outcome.success
+        completed = nats_helpers.stored_events(nats_server.url, "deliberation.completed")
+        assert [e["deliberation_id"] for e in completed] == ["vllm-nats"] and completed[0]["status"] == "COMPLETED"
+        assert len(nats_helpers.stored_events(nats_server.url, "agent.response.completed")) == 2
+
+
+def test_the_streaming_speed_suite_measures_time_to_first_token(ray_head, on_vllm):
+    with dg.build_resources({"llm": LLMResource()}) as ready:
+        import ray
+
+        from fleet_dagster.ray_cluster.actors import NAMESPACE
+
+        ray.init(address=ray_head.address, namespace=NAMESPACE, log_to_driver=False, ignore_reinit_error=True)
+        try:
+            frame, summary = run_suite("speed", ready.llm, limit=1)
+        finally:
+            ray.shutdown()
+    assert summary["failure_rate"] == 0.0, summary["call_errors"]
+    assert frame["ttft_p50_ms"].notna().all() and frame["tokens_per_s"].gt(0).all()
+    print(frame.to_string())  # the figures, for the closing note
+
+
+def fleet_dagster(*args: str, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "fleet_dagster.cli", *args], capture_output=True, text=True, env=env)
+
+
+def test_an_unserved_model_is_refused_naming_the_served_one(vllm_server, dagster_home):
+    env = {**os.environ, "DAGSTER_HOME": str(dagster_home), LLM_ENV["model_override"]: "Qwen/Qwen2.5-7B-Instruct"}
+    done = fleet_dagster("deliberate", "Design a cache", "--role", "DEV", "--llm-url", vllm_server.base_url, env=env)
+    assert done.returncode == 2, done.stderr
+    assert "'Qwen/Qwen2.5-7B-Instruct' is not served" in done.stderr and f"served: {SERVED_NAME}" in done.stderr
+
+
+def test_a_prompt_over_the_context_is_refused_with_a_clear_message(vllm_server, dagster_home):
+    env = {**os.environ, "DAGSTER_HOME": str(dagster_home)}
+    env.pop(LLM_ENV["model_override"], None)
+    task = "Design a cache for a REST API. " * 120
+    done = fleet_dagster("deliberate", task, "--role", "DEV", "--llm-url", vllm_server.base_url, env=env)
+    assert done.returncode == 2, done.stderr
+    assert f"{MAX_MODEL_LEN}-token context" in done.stderr and "role DEV" in done.stderr
