@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -19,6 +20,8 @@ from fleet_dagster.nats_bridge.local_server import LocalNatsServer
 from fleet_dagster.nats_bridge.resources import NatsResource
 from tests import nats_helpers
 from tests.vllm.conftest import MAX_MODEL_LEN, SERVED_NAME
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 
 pytestmark = pytest.mark.vllm
 
@@ -91,7 +94,8 @@ def test_the_streaming_speed_suite_measures_time_to_first_token(ray_head, on_vll
             ray.shutdown()
     assert summary["failure_rate"] == 0.0, summary["call_errors"]
     assert frame["ttft_p50_ms"].notna().all() and frame["tokens_per_s"].gt(0).all()
-    print(frame.to_string())  # the figures, for the closing note
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)  # the figures, kept for the record
+    (ARTIFACTS / "vllm-speed.md").write_text(frame.to_markdown(index=False) + "\n")
 
 
 def fleet_dagster(*args: str, env: dict) -> subprocess.CompletedProcess:
