@@ -1,12 +1,15 @@
 """The sensor that turns stored requests into runs, and the one that reports runs that died early."""
 
 import asyncio
+import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import dagster as dg
 from nats import errors as nats_errors
 
+from fleet_dagster.core.request import DeliberationRequest
 from fleet_dagster.deliberation.assets import deliberation_job
 from fleet_dagster.deliberation.partitions import (
     DELIBERATION_ID_TAG,
@@ -16,6 +19,8 @@ from fleet_dagster.deliberation.partitions import (
 )
 from fleet_dagster.deliberation.run_config import run_config_for
 from fleet_dagster.deliberation.status_query import latest_event, latest_run, run_error
+from fleet_dagster.llm.preflight import PreflightError, ServedModel, ServerUnavailable, list_served_models, preflight
+from fleet_dagster.llm.resources import LLMResource
 from fleet_dagster.nats_bridge.cursor import RequestCursor, StreamState, read_after
 from fleet_dagster.nats_bridge.event_builders import (
     FINAL_EVENT_METADATA_KEY,
@@ -58,7 +63,37 @@ class _Tick:
     notes: list[str]
 
 
-async def _read_and_triage(settings: NatsSettings, cursor: RequestCursor, instance: dg.DagsterInstance) -> _Tick:
+def _unservable(llm: LLMResource, log: logging.Logger) -> Callable[[DeliberationRequest], list[tuple[str, str]]]:
+    """What the deployment's model server cannot serve of a request (see llm/preflight.py), its model list
+    fetched once a tick. A server that does not answer rejects nothing: the request is not at fault."""
+    served = llm.served_endpoint()
+    listings: dict[str, list[ServedModel]] = {}
+
+    def served_at(url: str) -> list[ServedModel]:
+        if url not in listings:
+            listings[url] = list_served_models(url, served.api_key.get_secret_value() if served else "")
+        return listings[url]
+
+    def problems(request: DeliberationRequest) -> list[tuple[str, str]]:
+        if served is None:  # the embedded engine serves every role its one model
+            return []
+        try:
+            preflight(served, request, served_at=served_at)
+        except ServerUnavailable as exc:
+            log.warning(f"not checked against the model server: {exc}")
+        except PreflightError as exc:
+            return exc.errors
+        return []
+
+    return problems
+
+
+async def _read_and_triage(
+    settings: NatsSettings,
+    cursor: RequestCursor,
+    instance: dg.DagsterInstance,
+    unservable: Callable[[DeliberationRequest], list[tuple[str, str]]],
+) -> _Tick:
     async with jetstream(settings) as js:
         info = await ensure_stream(js, settings)
         stream = StreamState(
@@ -68,7 +103,7 @@ async def _read_and_triage(settings: NatsSettings, cursor: RequestCursor, instan
         )
         after, notes = read_after(cursor, stream)
         messages = await read_requests(js, settings, after, BATCH, READ_BUDGET_S)
-        outcome = triage(messages, _prior_use(instance))
+        outcome = triage(messages, _prior_use(instance), unservable)
         for rejected in outcome.rejected:
             await publish_event(js, settings, "deliberation.rejected", rejected, f"rejected-{rejected.stream_seq}")
         for duplicate in outcome.duplicates:
@@ -85,13 +120,14 @@ async def _read_and_triage(settings: NatsSettings, cursor: RequestCursor, instan
     "sequence after the cursor; rejects invalid ones on deliberation.rejected and answers a request published "
     "again on deliberation.duplicate.",
 )
-def deliberation_requests(context: dg.SensorEvaluationContext, nats: NatsResource):
+def deliberation_requests(context: dg.SensorEvaluationContext, nats: NatsResource, llm: LLMResource):
     settings = nats.settings()
     if settings is None:
         return dg.SkipReason("NATS_URL is not set: the NATS bridge is off")
     cursor = RequestCursor.parse(context.cursor)
     try:
-        tick = asyncio.run(_read_and_triage(settings, cursor, context.instance))
+        unservable = _unservable(llm, context.log)
+        tick = asyncio.run(_read_and_triage(settings, cursor, context.instance, unservable))
     except (nats_errors.Error, OSError, TimeoutError) as exc:  # unreachable, auth, TLS: skip, keep the cursor
         return dg.SkipReason(f"NATS unreachable at {settings.display_url}: {type(exc).__name__}: {exc}")
     for note in tick.notes:

@@ -22,7 +22,15 @@ class ServedModel(BaseModel):
 
 
 class PreflightError(ValueError):
-    """The deliberation cannot run on these servers; the message says why and what is served."""
+    """The deliberation cannot run on these servers: one (request field, message) per problem."""
+
+    def __init__(self, errors: list[tuple[str, str]]):
+        self.errors = errors
+        super().__init__("; ".join(message for _, message in errors))
+
+
+class ServerUnavailable(PreflightError):
+    """The server did not list its models: a problem of the deployment (down, wrong key), not of a request."""
 
 
 @dataclass(frozen=True)
@@ -38,7 +46,8 @@ def list_served_models(base_url: str, api_key: str) -> list[ServedModel]:
     try:
         page = client.models.list()
     except openai.APIError as exc:
-        raise PreflightError(f"the model server at {display_url(base_url)} did not list its models: {exc}") from None
+        message = f"the model server at {display_url(base_url)} did not list its models: {exc}"
+        raise ServerUnavailable([("model", message)]) from None
     finally:
         client.close()
     return [ServedModel(name=m.id, max_model_len=(m.model_extra or {}).get("max_model_len")) for m in page.data]
@@ -49,7 +58,9 @@ def check_models(
 ) -> Preflight:
     """Which model serves each role, with the server's listing injected (pure otherwise)."""
     listings: dict[str, list[ServedModel]] = {}
-    override, notes, errors = endpoint.model_override, [], []
+    override = endpoint.model_override
+    notes: list[str] = []
+    errors: list[tuple[str, str]] = []
     context: dict[str, int] = {}
     single_url = not endpoint.model_urls
     for role, profile_model in models_by_role.items():
@@ -66,13 +77,16 @@ def check_models(
             )
         if model not in served:
             errors.append(
-                f"role {role}: model {model!r} is not served at {display_url(url)}; "
-                f"served: {', '.join(sorted(served)) or 'none'}"
+                (
+                    "roles",
+                    f"role {role}: model {model!r} is not served at {display_url(url)}; "
+                    f"served: {', '.join(sorted(served)) or 'none'}",
+                )
             )
         elif (max_model_len := served[model].max_model_len) is not None:
             context[role] = max_model_len
     if errors:
-        raise PreflightError("; ".join(errors))
+        raise PreflightError(errors)
     return Preflight(model_override=override, context_tokens=context, notes=notes)
 
 
@@ -100,5 +114,5 @@ def preflight(
     models = {role: load_profile(role).model for role in request.roles}
     checked = check_models(endpoint, models, served_at or listing)
     if errors := context_errors(request, checked.context_tokens):
-        raise PreflightError("; ".join(f"{field}: {message}" for field, message in errors))
+        raise PreflightError(errors)
     return checked

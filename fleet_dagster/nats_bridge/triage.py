@@ -76,8 +76,13 @@ def _parse(seq: int, data: bytes) -> DeliberationRequest | DeliberationRejected:
         return _reject(seq, body.get("deliberation_id"), *exc.errors)
 
 
-def triage(messages: list[tuple[int, bytes]], prior_use: Callable[[str, int], PriorUse | None]) -> Triage:
-    """`prior_use(id, seq)` says how an id is already taken by anything but this message, or None."""
+def triage(
+    messages: list[tuple[int, bytes]],
+    prior_use: Callable[[str, int], PriorUse | None],
+    unservable: Callable[[DeliberationRequest], list[tuple[str, str]]] = lambda request: [],
+) -> Triage:
+    """`prior_use(id, seq)` says how an id is already taken by anything but this message, or None;
+    `unservable(request)` what the model server cannot serve of a request that would start a run."""
     result = Triage()
     in_batch: dict[str, PriorUse] = {}
     for seq, data in messages:
@@ -91,6 +96,9 @@ def triage(messages: list[tuple[int, bytes]], prior_use: Callable[[str, int], Pr
         request, digest = parsed, request_digest(parsed)
         prior = in_batch.get(request.deliberation_id) or prior_use(request.deliberation_id, seq)
         if prior is None:
+            if problems := unservable(request):
+                result.rejected.append(_reject(seq, request.deliberation_id, *problems))
+                continue
             in_batch[request.deliberation_id] = PriorUse(f"requested at stream sequence {seq}", seq, digest)
             result.accepted.append((seq, request))
         elif prior.stream_seq is not None and prior.request_digest == digest:

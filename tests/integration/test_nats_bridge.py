@@ -13,6 +13,7 @@ from fleet_dagster.core.resource_files import resources_dir
 from fleet_dagster.definitions import defs
 from fleet_dagster.deliberation.run_config import run_config_for
 from fleet_dagster.deliberation.sensors import deliberation_requests
+from fleet_dagster.llm.resources import LLMResource
 from fleet_dagster.nats_bridge.local_server import LocalNatsServer
 from fleet_dagster.nats_bridge.resources import NatsResource
 from fleet_dagster.nats_bridge.schemas import schema_documents, schema_for_subject
@@ -37,7 +38,7 @@ def stored(server: LocalNatsServer, subject: str) -> list[dict]:
 
 def evaluate(server: LocalNatsServer, instance: dg.DagsterInstance, cursor: str | None):
     context = dg.build_sensor_context(
-        instance=instance, cursor=cursor, resources={"nats": NatsResource(url=server.url)}
+        instance=instance, cursor=cursor, resources={"nats": NatsResource(url=server.url), "llm": LLMResource()}
     )
     return deliberation_requests(context)
 
@@ -121,8 +122,37 @@ def test_nats_down_skips_and_nothing_is_lost(tmp_path, instance):
         server.stop()
 
 
+def test_a_request_the_model_server_cannot_serve_is_rejected(nats_server, instance, sim_llm_factory, deploy_llm):
+    """Checked against the server's /v1/models when read, so the producer hears why at once; a server that
+    is down rejects nothing (the request is fine: its run fails or the server comes back)."""
+    served = sim_llm_factory(model="smollm2", only_model=True, max_model_len=1024)
+    deploy_llm(served, model="not-served")
+    publish_raw(nats_server, [request_body(1, deliberation_id="unservable")])
+    result = evaluate(nats_server, instance, None)
+    assert result.run_requests == []
+    [rejected] = stored(nats_server, "deliberation.rejected")
+    assert rejected["deliberation_id"] == "unservable"
+    assert (
+        "'not-served' is not served" in rejected["errors"][0]["message"]
+        and "smollm2" in rejected["errors"][0]["message"]
+    )
+
+    deploy_llm(served, model="smollm2")  # served, but the task is too long for its 1024-token context
+    publish_raw(nats_server, [request_body(2, deliberation_id="too-long", task="Design a cache " * 60)])
+    result = evaluate(nats_server, instance, result.cursor)
+    assert result.run_requests == []
+    assert "1024-token context" in stored(nats_server, "deliberation.rejected")[1]["errors"][0]["message"]
+
+    served.__exit__(None, None, None)  # the server goes away: the next request is not rejected for it
+    publish_raw(nats_server, [request_body(3, deliberation_id="server-down")])
+    result = evaluate(nats_server, instance, result.cursor)
+    assert [r.run_key for r in result.run_requests] == ["server-down"]
+
+
 def test_bridge_off_without_nats_url(instance):
-    context = dg.build_sensor_context(instance=instance, resources={"nats": NatsResource(url=None)})
+    context = dg.build_sensor_context(
+        instance=instance, resources={"nats": NatsResource(url=None), "llm": LLMResource()}
+    )
     assert "NATS_URL is not set" in deliberation_requests(context).skip_message
 
 

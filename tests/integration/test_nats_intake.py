@@ -13,6 +13,7 @@ from nats.js.api import StreamConfig
 from fleet_dagster.core.request import parse_request
 from fleet_dagster.definitions import defs
 from fleet_dagster.deliberation.sensors import deliberation_requests
+from fleet_dagster.llm.resources import LLMResource
 from fleet_dagster.nats_bridge.jetstream import jetstream
 from fleet_dagster.nats_bridge.local_server import LocalNatsServer
 from fleet_dagster.nats_bridge.resources import NatsResource
@@ -32,7 +33,7 @@ def nats_server(tmp_path):
 
 def evaluate(server: LocalNatsServer, instance: dg.DagsterInstance, cursor: str | None):
     context = dg.build_sensor_context(
-        instance=instance, cursor=cursor, resources={"nats": NatsResource(url=server.url)}
+        instance=instance, cursor=cursor, resources={"nats": NatsResource(url=server.url), "llm": LLMResource()}
     )
     return deliberation_requests(context)
 

@@ -57,3 +57,18 @@ def test_a_taken_id_is_a_duplicate_only_for_the_same_request_from_nats():
     assert triage([(5, body)], taken(1, request_digest(accepted))).duplicates[0].run_id == "r1"
     assert triage([(5, body)], taken(1, "another request")).rejected[0].errors[0].field == "deliberation_id"
     assert triage([(5, body)], taken(None, None)).rejected, "an id taken by a run not from NATS is no duplicate"
+
+
+def test_a_request_the_model_server_cannot_serve_is_rejected_with_the_reasons():
+    def unservable(request):
+        return [("roles", f"role {role}: model 'big' is not served") for role in request.roles if role == "QA"]
+
+    messages = [
+        (1, json.dumps({"task": "t", "roles": ["DEV"], "deliberation_id": "ok"}).encode()),
+        (2, json.dumps({"task": "t", "roles": ["DEV", "QA"], "deliberation_id": "no"}).encode()),
+    ]
+    outcome = triage(messages, _free, unservable)
+    assert [request.deliberation_id for _, request in outcome.accepted] == ["ok"]
+    [rejected] = outcome.rejected
+    assert rejected.deliberation_id == "no" and rejected.stream_seq == 2
+    assert [(e.field, e.message) for e in rejected.errors] == [("roles", "role QA: model 'big' is not served")]

@@ -66,7 +66,9 @@ def test_a_nats_request_end_to_end(ray_head, instance, on_vllm, tmp_path):
             "deliberation_id": "vllm-nats",
         }
         nats_helpers.publish_raw(nats_server.url, [json.dumps(body).encode()])
-        context = dg.build_sensor_context(instance=instance, resources={"nats": NatsResource(url=nats_server.url)})
+        context = dg.build_sensor_context(
+            instance=instance, resources={"nats": NatsResource(url=nats_server.url), "llm": LLMResource()}
+        )
         run_request = deliberation_requests(context).run_requests[0]
         instance.add_dynamic_partitions("deliberations", [run_request.partition_key])
         outcome = defs.resolve_job_def("deliberation_job").execute_in_process(
