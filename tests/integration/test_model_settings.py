@@ -22,7 +22,7 @@ def served(sim_llm_factory):
     return sim_llm_factory(latency_s=0.05, model="smollm2", only_model=True)
 
 
-def test_a_url_on_the_command_line_keeps_the_deployments_model(served, dagster_home):
+def test_a_url_on_the_command_line_keeps_the_deployments_model(ray_head, served, dagster_home):
     env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "FLEET_LLM_MODEL": "smollm2"}
     args = ["Design a cache", "--role", "DEV", "--agents", "2", "--rounds", "0", "--id", "model-kept", "--json"]
     done = fleet_dagster("deliberate", *args, "--llm-url", served.base_url, env=env)
@@ -32,21 +32,21 @@ def test_a_url_on_the_command_line_keeps_the_deployments_model(served, dagster_h
     assert set(served.requests_by_agent) == {"agent-dev-001", "agent-dev-002"}
 
 
-def test_bench_uses_the_deployments_model(served, dagster_home):
+def test_bench_uses_the_deployments_model(ray_head, served, dagster_home):
     env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "FLEET_LLM_MODEL": "smollm2"}
     done = fleet_dagster("bench", "--suite", "speed", "--tasks", "1", "--llm-url", served.base_url, env=env)
     assert done.returncode == 0, done.stderr
     assert '"failure_rate": 0.0' in done.stdout
 
 
-def test_bench_refuses_an_unserved_model_exit_2(served, dagster_home):
+def test_bench_refuses_an_unserved_model_exit_2(ray_head, served, dagster_home):
     env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "FLEET_LLM_MODEL": "not-served"}
     done = fleet_dagster("bench", "--suite", "speed", "--tasks", "1", "--llm-url", served.base_url, env=env)
     assert done.returncode == 2, done.stderr
     assert "'not-served' is not served" in done.stderr and "served: smollm2" in done.stderr
 
 
-def test_bench_fails_when_every_call_fails_and_says_why(sim_llm_factory, dagster_home):
+def test_bench_fails_when_every_call_fails_and_says_why(ray_head, sim_llm_factory, dagster_home):
     from fleet_dagster.sim_llm.server import FaultRates
 
     failing = sim_llm_factory(latency_s=0.01, model="smollm2", run_faults=FaultRates(error_rate=1.0))
@@ -56,7 +56,7 @@ def test_bench_fails_when_every_call_fails_and_says_why(sim_llm_factory, dagster
     assert "Every agent call failed" in done.stderr and "HTTP 500" in done.stderr
 
 
-def test_with_one_served_model_every_role_uses_it(served, dagster_home):
+def test_with_one_served_model_every_role_uses_it(ray_head, served, dagster_home):
     """The profiles ask for Qwen/Qwen2.5-7B-Instruct; the server serves only smollm2, and no override is set."""
     env = {**os.environ, "DAGSTER_HOME": str(dagster_home)}
     env.pop("FLEET_LLM_MODEL", None)
@@ -65,7 +65,7 @@ def test_with_one_served_model_every_role_uses_it(served, dagster_home):
     assert json.loads(done.stdout)["status"] == "COMPLETED", done.stderr
 
 
-def test_an_unserved_model_is_refused_before_any_call_exit_2(served, dagster_home):
+def test_an_unserved_model_is_refused_before_any_call_exit_2(ray_head, served, dagster_home):
     env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "FLEET_LLM_MODEL": "not-served"}
     done = fleet_dagster("deliberate", "Design a cache", "--role", "DEV", "--llm-url", served.base_url, env=env)
     assert done.returncode == 2, done.stderr
@@ -73,7 +73,7 @@ def test_an_unserved_model_is_refused_before_any_call_exit_2(served, dagster_hom
     assert served.requests_by_agent == {}
 
 
-def test_a_request_over_the_served_context_is_refused_exit_2(sim_llm_factory, dagster_home):
+def test_a_request_over_the_served_context_is_refused_exit_2(ray_head, sim_llm_factory, dagster_home):
     short = sim_llm_factory(latency_s=0.05, model="smollm2", only_model=True, max_model_len=1024)
     env = {**os.environ, "DAGSTER_HOME": str(dagster_home)}
     done = fleet_dagster("deliberate", "Design a cache " * 60, "--role", "DEV", "--llm-url", short.base_url, env=env)

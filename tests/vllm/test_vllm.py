@@ -104,14 +104,14 @@ def fleet_dagster(*args: str, env: dict) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "fleet_dagster.cli", *args], capture_output=True, text=True, env=env)
 
 
-def test_an_unserved_model_is_refused_naming_the_served_one(vllm_server, dagster_home):
+def test_an_unserved_model_is_refused_naming_the_served_one(ray_head, vllm_server, dagster_home):
     env = {**os.environ, "DAGSTER_HOME": str(dagster_home), LLM_ENV["model_override"]: "Qwen/Qwen2.5-7B-Instruct"}
     done = fleet_dagster("deliberate", "Design a cache", "--role", "DEV", "--llm-url", vllm_server.base_url, env=env)
     assert done.returncode == 2, done.stderr
     assert "'Qwen/Qwen2.5-7B-Instruct' is not served" in done.stderr and f"served: {SERVED_NAME}" in done.stderr
 
 
-def test_a_prompt_over_the_context_is_refused_with_a_clear_message(vllm_server, dagster_home):
+def test_a_prompt_over_the_context_is_refused_with_a_clear_message(ray_head, vllm_server, dagster_home):
     env = {**os.environ, "DAGSTER_HOME": str(dagster_home)}
     env.pop(LLM_ENV["model_override"], None)
     task = "Design a cache for a REST API. " * 120
