@@ -19,7 +19,7 @@ from fleet_dagster.deliberation.partitions import (
 )
 from fleet_dagster.deliberation.run_config import run_config_for
 from fleet_dagster.deliberation.status_query import latest_event, latest_run, run_error
-from fleet_dagster.llm.preflight import PreflightError, ServedModel, ServerUnavailable, list_served_models, preflight
+from fleet_dagster.llm.preflight import PreflightError, ServerUnavailable, model_listing, preflight
 from fleet_dagster.llm.resources import LLMResource
 from fleet_dagster.nats_bridge.cursor import RequestCursor, StreamState, read_after
 from fleet_dagster.nats_bridge.event_builders import (
@@ -67,12 +67,7 @@ def _unservable(llm: LLMResource, log: logging.Logger) -> Callable[[Deliberation
     """What the deployment's model server cannot serve of a request (see llm/preflight.py), its model list
     fetched once a tick. A server that does not answer rejects nothing: the request is not at fault."""
     served = llm.served_endpoint()
-    listings: dict[str, list[ServedModel]] = {}
-
-    def served_at(url: str) -> list[ServedModel]:
-        if url not in listings:
-            listings[url] = list_served_models(url, served.api_key.get_secret_value() if served else "")
-        return listings[url]
+    served_at = model_listing(served) if served is not None else None
 
     def problems(request: DeliberationRequest) -> list[tuple[str, str]]:
         if served is None:  # the embedded engine serves every role its one model

@@ -90,14 +90,33 @@ def check_models(
     return Preflight(model_override=override, context_tokens=context, notes=notes)
 
 
+def model_listing(endpoint: LLMEndpoint) -> Callable[[str], list[ServedModel]]:
+    """The servers' model lists, each asked once for as long as the returned lookup is kept: a server that
+    did not answer is not asked again (a sensor tick checks many requests)."""
+    listings: dict[str, list[ServedModel] | ServerUnavailable] = {}
+
+    def served_at(url: str) -> list[ServedModel]:
+        if url not in listings:
+            try:
+                listings[url] = list_served_models(url, endpoint.api_key.get_secret_value())
+            except ServerUnavailable as exc:
+                listings[url] = exc
+        listing = listings[url]
+        if isinstance(listing, ServerUnavailable):
+            raise listing
+        return listing
+
+    return served_at
+
+
+def _profile_models(roles: list[str]) -> dict[str, str]:
+    return {role: load_profile(role).model for role in roles}
+
+
 def served_roles_endpoint(endpoint: LLMEndpoint, roles: list[str]) -> tuple[LLMEndpoint, list[str]]:
     """The endpoint that serves these roles' calls (the one served model when none of the profiles' is),
     and what was decided. Raises PreflightError when a role's model is not served."""
-    checked = check_models(
-        endpoint,
-        {role: load_profile(role).model for role in roles},
-        lambda url: list_served_models(url, endpoint.api_key.get_secret_value()),
-    )
+    checked = check_models(endpoint, _profile_models(roles), model_listing(endpoint))
     return endpoint.model_copy(update={"model_override": checked.model_override}), checked.notes
 
 
@@ -107,12 +126,7 @@ def preflight(
     served_at: Callable[[str], list[ServedModel]] | None = None,
 ) -> Preflight:
     """Every role's model is served, and the request's largest call fits the served context."""
-
-    def listing(url: str) -> list[ServedModel]:
-        return list_served_models(url, endpoint.api_key.get_secret_value())
-
-    models = {role: load_profile(role).model for role in request.roles}
-    checked = check_models(endpoint, models, served_at or listing)
+    checked = check_models(endpoint, _profile_models(request.roles), served_at or model_listing(endpoint))
     if errors := context_errors(request, checked.context_tokens):
         raise PreflightError(errors)
     return checked

@@ -15,14 +15,9 @@ from rich.console import Console
 
 from fleet_dagster.cli.main import _print_summary, cli
 from fleet_dagster.cli.progress import DeliberationProgress
+from tests.cli_helpers import fleet_dagster
 
 pytestmark = pytest.mark.integration
-
-
-def fleet_dagster(*args: str, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "fleet_dagster.cli", *args], capture_output=True, text=True, env=env, timeout=300
-    )
 
 
 def test_deliberate_json_is_the_status_document(ray_head, dagster_home, sim_llm_factory):

@@ -2,18 +2,12 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
+from tests.cli_helpers import fleet_dagster
+
 pytestmark = pytest.mark.integration
-
-
-def fleet_dagster(*args: str, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "fleet_dagster.cli", *args], capture_output=True, text=True, env=env, timeout=300
-    )
 
 
 @pytest.fixture

@@ -5,7 +5,14 @@ import pytest
 
 from fleet_dagster.core.request import parse_request
 from fleet_dagster.llm.endpoint import LLMEndpoint
-from fleet_dagster.llm.preflight import PreflightError, ServedModel, check_models, preflight
+from fleet_dagster.llm.preflight import (
+    PreflightError,
+    ServedModel,
+    ServerUnavailable,
+    check_models,
+    model_listing,
+    preflight,
+)
 
 URL = "http://vllm:8000/v1"
 
@@ -62,3 +69,17 @@ def test_a_request_over_the_served_context_is_refused_naming_the_role():
     assert "role DEV" in str(caught.value) and "2048-token context" in str(caught.value)
     # The same request fits a server with a longer context.
     assert preflight(LLMEndpoint(base_url=URL), request, served_at=listing("smollm2", context=32768)).model_override
+
+
+def test_a_server_that_does_not_answer_is_asked_once_per_listing(monkeypatch):
+    from fleet_dagster.llm import preflight as module
+
+    asked = []
+    real = module.list_served_models
+    monkeypatch.setattr(module, "list_served_models", lambda url, key: asked.append(url) or real(url, key))
+    endpoint = LLMEndpoint(base_url="http://127.0.0.1:9/v1")  # the discard port: nothing listens
+    served_at = model_listing(endpoint)
+    for _ in range(3):
+        with pytest.raises(ServerUnavailable) as caught:
+            served_at(endpoint.base_url)
+    assert asked == [endpoint.base_url] and "did not list its models" in str(caught.value)

@@ -2,8 +2,6 @@
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import dagster as dg
@@ -19,6 +17,7 @@ from fleet_dagster.llm.settings import LLM_ENV
 from fleet_dagster.nats_bridge.local_server import LocalNatsServer
 from fleet_dagster.nats_bridge.resources import NatsResource
 from tests import nats_helpers
+from tests.cli_helpers import fleet_dagster
 from tests.vllm.conftest import MAX_MODEL_LEN, SERVED_NAME
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -98,10 +97,6 @@ def test_the_streaming_speed_suite_measures_time_to_first_token(ray_head, on_vll
     assert frame["ttft_p50_ms"].notna().all() and frame["tokens_per_s"].gt(0).all()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)  # the figures, kept for the record
     (ARTIFACTS / "vllm-speed.md").write_text(frame.to_markdown(index=False) + "\n")
-
-
-def fleet_dagster(*args: str, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "fleet_dagster.cli", *args], capture_output=True, text=True, env=env)
 
 
 def test_an_unserved_model_is_refused_naming_the_served_one(ray_head, vllm_server, dagster_home):
