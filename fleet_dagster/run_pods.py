@@ -6,7 +6,7 @@ run pods to vLLM, the resources size the pod for a Ray client.
 
 RUN_POD_TAGS = {
     "dagster-k8s/config": {
-        "pod_template_spec_metadata": {"labels": {"fleet-dagster/llm-client": "true"}},
+        "pod_template_spec_metadata": {"labels": {"fleet-dagster/client": "true"}},
         "container_config": {
             "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": "2", "memory": "2Gi"}}
         },

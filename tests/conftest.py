@@ -9,6 +9,7 @@ import dagster as dg
 import pytest
 
 from fleet_dagster.llm.settings import LLM_ENV
+from fleet_dagster.nats_bridge.settings import NATS_ENV
 from fleet_dagster.ray_cluster.local_head import LocalHead, ensure_local_head, stop_local_head
 from fleet_dagster.sim_llm.server import SimLLMServer, SimSettings
 
@@ -87,6 +88,16 @@ def deploy_llm(monkeypatch):
         monkeypatch.setenv(LLM_ENV["base_url"], server.base_url)
         if model is not None:
             monkeypatch.setenv(LLM_ENV["model_override"], model)
+
+    return deploy
+
+
+@pytest.fixture
+def deploy_nats(monkeypatch):
+    """Names a NATS server in this process's environment, where runs and sensors read it (NATS_ENV)."""
+
+    def deploy(url: str) -> None:
+        monkeypatch.setenv(NATS_ENV["url"], url)
 
     return deploy
 

@@ -43,13 +43,13 @@ def stored_events(url: str, subject: str) -> list[dict]:
     return [json.loads(message.data) for message in stored_messages(url) if message.subject == subject]
 
 
-def run_failure_sensor_context(instance: dg.DagsterInstance, outcome: dg.ExecuteInProcessResult, url: str):
-    """What the daemon hands deliberation_run_failures for the failed run of `outcome`."""
+def run_failure_sensor_context(instance: dg.DagsterInstance, outcome: dg.ExecuteInProcessResult):
+    """What the daemon hands deliberation_run_failures for the failed run of `outcome` (NATS: the deployment's)."""
     failure = next(e for e in outcome.all_events if e.event_type == dg.DagsterEventType.RUN_FAILURE)
     return dg.build_run_status_sensor_context(
         sensor_name="deliberation_run_failures",
         dagster_instance=instance,
         dagster_run=outcome.dagster_run,
         dagster_event=failure,
-        resources={"nats": NatsResource(url=url)},
+        resources={"nats": NatsResource()},
     ).for_run_failure()

@@ -1,4 +1,4 @@
-"""NATS as a Dagster resource: settings from the environment (dg.EnvVar), event publishing for ops."""
+"""NATS as a Dagster resource: settings from the environment only, event publishing for ops."""
 
 import asyncio
 import itertools
@@ -6,7 +6,7 @@ import logging
 import time
 
 import dagster as dg
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from fleet_dagster.nats_bridge.jetstream import ensure_stream, jetstream, publish_event
 from fleet_dagster.nats_bridge.settings import NatsSettings
@@ -15,24 +15,14 @@ RETRY_FIRST_PAUSE_S, RETRY_MAX_PAUSE_S = 0.5, 5.0
 
 
 class NatsResource(dg.ConfigurableResource):
-    url: str | None = Field(default=None, description="NATS_URL; unset turns the bridge off.")
-    token: str | None = Field(default=None, description="NATS_TOKEN, from the environment only.")
-    creds_file: str | None = Field(default=None, description="NATS_CREDS: path of a .creds file.")
-    tls_ca_file: str | None = Field(default=None, description="NATS_TLS_CA: CA bundle for TLS.")
-    stream: str = NatsSettings.model_fields["stream"].default
-    subject_prefix: str = NatsSettings.model_fields["subject_prefix"].default
+    """The deployment's NATS, read from the environment when a run needs it (NATS_ENV).
+
+    It has no config fields on purpose: a field is something a launch can set, and a launch that could
+    name the server could send the deployment's token to a host of its choosing.
+    """
 
     def settings(self) -> NatsSettings | None:
-        if not self.url:
-            return None
-        return NatsSettings(
-            url=self.url,
-            token=self.token,
-            creds_file=self.creds_file,
-            tls_ca_file=self.tls_ca_file,
-            stream=self.stream,
-            subject_prefix=self.subject_prefix,
-        )
+        return NatsSettings.from_env()
 
     def publish_retry_s(self) -> float:
         settings = self.settings()

@@ -68,6 +68,8 @@ class SimSettings:
     # As vLLM: only `model` is served (any other name gets HTTP 404), and its context is max_model_len.
     only_model: bool = False
     max_model_len: int = 8192
+    # As vLLM with --api-key: every /v1 route answers 401 without `Authorization: Bearer <api_key>`.
+    api_key: str | None = None
     faults: dict[str, list[str]] = field(default_factory=dict)
     run_faults: FaultRates = field(default_factory=FaultRates)
     model_faults: dict[str, FaultRates] = field(default_factory=dict)
@@ -110,10 +112,22 @@ class _Handler(BaseHTTPRequestHandler):
     def _json(self, status: int, payload: dict) -> None:
         self._send(status, json.dumps(payload).encode())
 
+    def _authorized(self) -> bool:
+        """Records the Authorization header (a test checks where a key went); 401 without the key."""
+        header = self.headers.get("Authorization")
+        self.server.record_authorization(header)
+        expected = self.server.settings.api_key
+        if expected is None or header == f"Bearer {expected}":
+            return True
+        self._json(401, {"error": {"message": "invalid API key", "type": "AuthenticationError", "code": 401}})
+        return False
+
     def do_GET(self) -> None:
         path = self.path.rstrip("/")
-        if path in ("/health", "/v1/health"):
+        if path in ("/health", "/v1/health"):  # vLLM leaves its health check open
             self._json(200, {"status": "ok"})
+        elif not self._authorized():
+            return
         elif path == "/v1/models":
             settings = self.server.settings
             model = {
@@ -129,6 +143,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))  # all of it: the connection is kept
+        if not self._authorized():
+            return
         if self.path.rstrip("/") != "/v1/chat/completions":
             self._json(404, {"error": {"message": f"no route {self.path}"}})
             return
@@ -261,6 +277,7 @@ class SimLLMServer(ThreadingHTTPServer):
         self._lock = threading.Lock()
         self._counter = 0
         self.requests_by_agent: dict[str, int] = {}
+        self.authorizations: list[str | None] = []
         self._thread: threading.Thread | None = None
 
     @property
@@ -276,6 +293,10 @@ class SimLLMServer(ThreadingHTTPServer):
                 return next(plan)
             rates = self.settings.model_faults.get(model, self.settings.run_faults)
             return rates.draw(self._rng, self._counter)
+
+    def record_authorization(self, header: str | None) -> None:
+        with self._lock:
+            self.authorizations.append(header)
 
     def __enter__(self) -> "SimLLMServer":
         self._thread = threading.Thread(target=self.serve_forever, name="sim-llm", daemon=True)

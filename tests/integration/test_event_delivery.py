@@ -23,15 +23,13 @@ from tests import nats_helpers
 pytestmark = pytest.mark.integration
 
 
-def run_deliberation(instance, deliberation_id: str, nats_url: str, **fields):
-    """Against the model server the test's deploy_llm named."""
+def run_deliberation(instance, deliberation_id: str, **fields):
+    """Against the model server and the NATS server the test named (deploy_llm, deploy_nats)."""
     fields = {"task": "Design a cache", "roles": ["DEV"], "agents_per_role": 2, "rounds": 1, **fields}
     request = parse_request({**fields, "deliberation_id": deliberation_id})
     instance.add_dynamic_partitions("deliberations", [deliberation_id])
-    run_config = run_config_for(request)
-    run_config["resources"] = {"nats": {"config": {"url": nats_url}}}
     return defs.resolve_job_def("deliberation_job").execute_in_process(
-        run_config=run_config,
+        run_config=run_config_for(request),
         instance=instance,
         partition_key=deliberation_id,
         tags={"fleet/deliberation_id": deliberation_id},
@@ -61,11 +59,12 @@ def failure_of(outcome: dg.ExecuteInProcessResult) -> tuple[str, str]:
 
 
 def test_no_event_is_lost_or_doubled_when_nats_is_down_during_plan_and_collect(
-    tmp_path, ray_head, instance, sim_llm_factory, deploy_llm
+    tmp_path, ray_head, instance, sim_llm_factory, deploy_llm, deploy_nats
 ):
     server = sim_llm_factory(latency_s=2.0)  # the councils (3 calls in a row) outlast both outages
     deploy_llm(server)
     nats_server = LocalNatsServer(tmp_path / "jetstream").start()
+    deploy_nats(nats_server.url)
     nats_helpers.publish_raw(nats_server.url, [])  # the stream exists; then NATS goes away
     nats_server.stop()
 
@@ -97,7 +96,7 @@ def test_no_event_is_lost_or_doubled_when_nats_is_down_during_plan_and_collect(
     chaos = threading.Thread(target=outages)
     chaos.start()
     try:
-        outcome = run_deliberation(instance, "outage", nats_server.url)
+        outcome = run_deliberation(instance, "outage")
         chaos.join()
         assert "error" not in back, back
         assert outcome.success
@@ -116,19 +115,20 @@ def test_no_event_is_lost_or_doubled_when_nats_is_down_during_plan_and_collect(
 
 
 def test_a_final_event_nats_did_not_take_fails_the_step_and_is_published_later(
-    tmp_path, ray_head, instance, dagster_home, sim_llm_factory, monkeypatch, deploy_llm
+    tmp_path, ray_head, instance, dagster_home, sim_llm_factory, monkeypatch, deploy_llm, deploy_nats
 ):
     monkeypatch.setenv("FLEET_NATS_PUBLISH_RETRY_S", "1")
     server = sim_llm_factory(latency_s=0.05)
     deploy_llm(server)
     nats_server = LocalNatsServer(tmp_path / "jetstream")
-    outcome = run_deliberation(instance, "unheard", nats_server.url, rounds=0)
+    deploy_nats(nats_server.url)
+    outcome = run_deliberation(instance, "unheard", rounds=0)
     assert not outcome.success
     step, said = failure_of(outcome)
     assert step == "collect_deliberation" and "republish unheard" in said, said
 
     with nats_server:
-        deliberation_run_failures(nats_helpers.run_failure_sensor_context(instance, outcome, nats_server.url))
+        deliberation_run_failures(nats_helpers.run_failure_sensor_context(instance, outcome))
         by_hand = CliRunner().invoke(cli, ["republish", "unheard"], env={"NATS_URL": nats_server.url})
         assert by_hand.exit_code == 0 and "deliberation.completed" in by_hand.output, by_hand.output
         completed = nats_helpers.stored_events(nats_server.url, "deliberation.completed")
@@ -138,13 +138,14 @@ def test_a_final_event_nats_did_not_take_fails_the_step_and_is_published_later(
 
 
 def test_a_second_run_of_a_deliberation_id_publishes_its_own_events(
-    tmp_path, ray_head, instance, sim_llm_factory, deploy_llm
+    tmp_path, ray_head, instance, sim_llm_factory, deploy_llm, deploy_nats
 ):
     server = sim_llm_factory(latency_s=0.05)
     deploy_llm(server)
     with LocalNatsServer(tmp_path / "jetstream") as nats_server:
-        first = run_deliberation(instance, "again", nats_server.url, rounds=0)
-        second = run_deliberation(instance, "again", nats_server.url, rounds=0)
+        deploy_nats(nats_server.url)
+        first = run_deliberation(instance, "again", rounds=0)
+        second = run_deliberation(instance, "again", rounds=0)
         assert first.success and second.success
         calls = agent_events(nats_server.url)
         completed = nats_helpers.stored_events(nats_server.url, "deliberation.completed")
@@ -153,15 +154,14 @@ def test_a_second_run_of_a_deliberation_id_publishes_its_own_events(
 
 
 def test_a_running_deliberation_id_is_not_taken_over_by_a_second_run(
-    tmp_path, ray_head, instance, dagster_home, sim_llm_factory, deploy_llm
+    tmp_path, ray_head, instance, dagster_home, sim_llm_factory, deploy_llm, deploy_nats
 ):
     server = sim_llm_factory(latency_s=1.5)
     deploy_llm(server)
     with LocalNatsServer(tmp_path / "jetstream") as nats_server:
+        deploy_nats(nats_server.url)
         outcomes = {}
-        first = threading.Thread(
-            target=lambda: outcomes.update(first=run_deliberation(instance, "once", nats_server.url))
-        )
+        first = threading.Thread(target=lambda: outcomes.update(first=run_deliberation(instance, "once")))
         first.start()
         deadline = time.monotonic() + 120
         while not server.requests_by_agent and time.monotonic() < deadline:

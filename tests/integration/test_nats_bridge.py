@@ -2,7 +2,9 @@
 
 import asyncio
 import json
+import os
 import time
+from unittest import mock
 
 import dagster as dg
 import jsonschema
@@ -17,14 +19,16 @@ from fleet_dagster.llm.resources import LLMResource
 from fleet_dagster.nats_bridge.local_server import LocalNatsServer
 from fleet_dagster.nats_bridge.resources import NatsResource
 from fleet_dagster.nats_bridge.schemas import schema_documents, schema_for_subject
+from fleet_dagster.nats_bridge.settings import NATS_ENV
 from tests import nats_helpers
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def nats_server(tmp_path):
+def nats_server(tmp_path, deploy_nats):
     with LocalNatsServer(tmp_path / "jetstream") as server:
+        deploy_nats(server.url)
         yield server
 
 
@@ -38,9 +42,10 @@ def stored(server: LocalNatsServer, subject: str) -> list[dict]:
 
 def evaluate(server: LocalNatsServer, instance: dg.DagsterInstance, cursor: str | None):
     context = dg.build_sensor_context(
-        instance=instance, cursor=cursor, resources={"nats": NatsResource(url=server.url), "llm": LLMResource()}
+        instance=instance, cursor=cursor, resources={"nats": NatsResource(), "llm": LLMResource()}
     )
-    return deliberation_requests(context)
+    with mock.patch.dict(os.environ, {NATS_ENV["url"]: server.url}):  # the deployment's NATS
+        return deliberation_requests(context)
 
 
 def request_body(index: int, **fields) -> bytes:
@@ -149,10 +154,9 @@ def test_a_request_the_model_server_cannot_serve_is_rejected(nats_server, instan
     assert [r.run_key for r in result.run_requests] == ["server-down"]
 
 
-def test_bridge_off_without_nats_url(instance):
-    context = dg.build_sensor_context(
-        instance=instance, resources={"nats": NatsResource(url=None), "llm": LLMResource()}
-    )
+def test_bridge_off_without_nats_url(instance, monkeypatch):
+    monkeypatch.delenv(NATS_ENV["url"], raising=False)
+    context = dg.build_sensor_context(instance=instance, resources={"nats": NatsResource(), "llm": LLMResource()})
     assert "NATS_URL is not set" in deliberation_requests(context).skip_message
 
 
@@ -185,10 +189,7 @@ def test_request_to_completed_event_round_trip(nats_server, ray_head, instance):
         outcome = job.execute_in_process(
             run_config={
                 **run_request.run_config,
-                "resources": {
-                    "nats": {"config": {"url": nats_server.url}},
-                    "llm": {"config": {"embedded_max_tokens": 96}},
-                },
+                "resources": {"llm": {"config": {"embedded_max_tokens": 96}}},
             },
             instance=instance,
             partition_key=run_request.partition_key,
@@ -218,7 +219,6 @@ def test_agent_responses_are_published_while_the_councils_run(
     instance.add_dynamic_partitions("deliberations", ["live"])
     deploy_llm(server)
     run_config = run_config_for(request)
-    run_config["resources"] = {"nats": {"config": {"url": nats_server.url}}}
     outcome = defs.resolve_job_def("deliberation_job").execute_in_process(
         run_config=run_config, instance=instance, partition_key="live"
     )
@@ -276,7 +276,7 @@ def test_run_that_dies_before_collecting_is_reported_failed(nats_server, instanc
         raise_on_error=False,
     )
     assert not outcome.success
-    context = nats_helpers.run_failure_sensor_context(instance, outcome, nats_server.url)
+    context = nats_helpers.run_failure_sensor_context(instance, outcome)
     deliberation_run_failures(context)
     deliberation_run_failures(context)  # a second evaluation is deduplicated by its Nats-Msg-Id
 
@@ -314,10 +314,7 @@ def test_submit_wait_prints_the_outcome(nats_server, ray_head, instance, sim_llm
     run_request = result.run_requests[0]
     instance.add_dynamic_partitions("deliberations", [run_request.partition_key])
     defs.resolve_job_def("deliberation_job").execute_in_process(
-        run_config={
-            **run_request.run_config,
-            "resources": {"nats": {"config": {"url": nats_server.url}}},
-        },
+        run_config=run_request.run_config,
         instance=instance,
         partition_key=run_request.partition_key,
         tags=run_request.tags,

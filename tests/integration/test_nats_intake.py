@@ -2,8 +2,10 @@
 
 import asyncio
 import json
+import os
 import threading
 import time
+from unittest import mock
 
 import dagster as dg
 import jsonschema
@@ -18,7 +20,7 @@ from fleet_dagster.nats_bridge.jetstream import jetstream
 from fleet_dagster.nats_bridge.local_server import LocalNatsServer
 from fleet_dagster.nats_bridge.resources import NatsResource
 from fleet_dagster.nats_bridge.schemas import schema_for_subject
-from fleet_dagster.nats_bridge.settings import NatsSettings
+from fleet_dagster.nats_bridge.settings import NATS_ENV, NatsSettings
 from fleet_dagster.nats_bridge.submit import submit_request
 from tests import nats_helpers
 
@@ -26,16 +28,18 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def nats_server(tmp_path):
+def nats_server(tmp_path, deploy_nats):
     with LocalNatsServer(tmp_path / "jetstream") as server:
+        deploy_nats(server.url)
         yield server
 
 
 def evaluate(server: LocalNatsServer, instance: dg.DagsterInstance, cursor: str | None):
     context = dg.build_sensor_context(
-        instance=instance, cursor=cursor, resources={"nats": NatsResource(url=server.url), "llm": LLMResource()}
+        instance=instance, cursor=cursor, resources={"nats": NatsResource(), "llm": LLMResource()}
     )
-    return deliberation_requests(context)
+    with mock.patch.dict(os.environ, {NATS_ENV["url"]: server.url}):  # the deployment's NATS
+        return deliberation_requests(context)
 
 
 def body(deliberation_id: str, **fields) -> bytes:

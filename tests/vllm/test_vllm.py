@@ -55,8 +55,9 @@ def test_deliberations_complete_with_every_review_parsed(ray_head, instance, on_
         assert all(w["method"] == "architect" and w["rationale"] for w in winners.values()), winners
 
 
-def test_a_nats_request_end_to_end(ray_head, instance, on_vllm, tmp_path):
+def test_a_nats_request_end_to_end(ray_head, instance, on_vllm, tmp_path, deploy_nats):
     with LocalNatsServer(tmp_path / "jetstream") as nats_server:
+        deploy_nats(nats_server.url)
         body = {
             "task": "Design a cache",
             "roles": ["DEV"],
@@ -65,13 +66,11 @@ def test_a_nats_request_end_to_end(ray_head, instance, on_vllm, tmp_path):
             "deliberation_id": "vllm-nats",
         }
         nats_helpers.publish_raw(nats_server.url, [json.dumps(body).encode()])
-        context = dg.build_sensor_context(
-            instance=instance, resources={"nats": NatsResource(url=nats_server.url), "llm": LLMResource()}
-        )
+        context = dg.build_sensor_context(instance=instance, resources={"nats": NatsResource(), "llm": LLMResource()})
         run_request = deliberation_requests(context).run_requests[0]
         instance.add_dynamic_partitions("deliberations", [run_request.partition_key])
         outcome = defs.resolve_job_def("deliberation_job").execute_in_process(
-            run_config={**run_request.run_config, "resources": {"nats": {"config": {"url": nats_server.url}}}},
+            run_config=run_request.run_config,
             instance=instance,
             partition_key=run_request.partition_key,
             tags=run_request.tags,
