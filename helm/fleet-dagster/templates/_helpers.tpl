@@ -69,11 +69,13 @@ http://{{ include "fleet.fullname" . }}-llm-serve-svc:8000/v1
 {{ toJson $urls }}
 {{- end -}}
 
+{{/* The fleet image's user is uid 1000 (Ray's base image); images without a user of their own run as 10001. */}}
 {{- define "fleet.podSecurityContext" -}}
+{{- $uid := . | default 1000 -}}
 runAsNonRoot: true
-runAsUser: 1000
-runAsGroup: 1000
-fsGroup: 1000
+runAsUser: {{ $uid }}
+runAsGroup: {{ $uid }}
+fsGroup: {{ $uid }}
 seccompProfile:
   type: RuntimeDefault
 {{- end -}}
@@ -93,21 +95,89 @@ capabilities:
   drop: ["ALL"]
 {{- end -}}
 
-{{- define "fleet.secretEnv" -}}
+{{- define "fleet.authSecretName" -}}
+{{ include "fleet.fullname" . }}-auth
+{{- end -}}
+
+{{/* Is a KubeRay cluster rendered (the fleet's RayCluster, or the RayService's)? */}}
+{{- define "fleet.kuberay" -}}
+{{- if or (and .Values.ray.enabled (not .Values.ray.externalAddress)) (eq .Values.llm.backend "rayservice") }}true{{ end -}}
+{{- end -}}
+
+{{/* Where each credential lives, decided once: an existing Secret named in values, else the generated
+"-auth" Secret for the services this chart runs itself, else nothing. */}}
+{{- define "fleet.credentials" -}}
+{{- $generated := include "fleet.authSecretName" . -}}
 {{- if .Values.llm.apiKeySecret.name }}
-- name: FLEET_LLM_API_KEY
-  valueFrom:
-    secretKeyRef: {name: {{ .Values.llm.apiKeySecret.name }}, key: {{ .Values.llm.apiKeySecret.key }}}
+llmApiKey: {name: {{ .Values.llm.apiKeySecret.name }}, key: {{ .Values.llm.apiKeySecret.key }}}
+{{- else if eq .Values.llm.backend "vllm" }}
+llmApiKey: {name: {{ $generated }}, key: llm-api-key}
 {{- end }}
 {{- if .Values.nats.tokenSecret.name }}
+natsToken: {name: {{ .Values.nats.tokenSecret.name }}, key: {{ .Values.nats.tokenSecret.key }}}
+{{- else if .Values.nats.enabled }}
+natsToken: {name: {{ $generated }}, key: nats-token}
+{{- end }}
+{{- if .Values.ray.authSecretName }}
+rayToken: {name: {{ .Values.ray.authSecretName }}, key: auth_token}
+{{- else if include "fleet.kuberay" . }}
+rayToken: {name: {{ $generated }}, key: auth_token}
+{{- end }}
+{{- end -}}
+
+{{/* The credentials every process that calls the model or NATS reads, by reference (never a value). */}}
+{{- define "fleet.secretEnv" -}}
+{{- $credentials := include "fleet.credentials" . | fromYaml -}}
+{{- with $credentials.llmApiKey }}
+- name: FLEET_LLM_API_KEY
+  valueFrom:
+    secretKeyRef: {name: {{ .name }}, key: {{ .key }}}
+{{- end }}
+{{- with $credentials.natsToken }}
 - name: NATS_TOKEN
   valueFrom:
-    secretKeyRef: {name: {{ .Values.nats.tokenSecret.name }}, key: {{ .Values.nats.tokenSecret.key }}}
+    secretKeyRef: {name: {{ .name }}, key: {{ .key }}}
 {{- end }}
 {{- if .Values.nats.credsSecret.name }}
 - name: NATS_CREDS
   value: /etc/fleet/nats/{{ .Values.nats.credsSecret.key }}
 {{- end }}
+{{- end -}}
+
+{{/* Ray clients (code location, run pods) also carry the Ray token; KubeRay gives it to Ray's own pods. */}}
+{{- define "fleet.clientEnv" -}}
+{{- include "fleet.secretEnv" . }}
+{{- with (include "fleet.credentials" . | fromYaml).rayToken }}
+- {name: RAY_AUTH_MODE, value: token}
+- name: RAY_AUTH_TOKEN
+  valueFrom:
+    secretKeyRef: {name: {{ .name }}, key: {{ .key }}}
+{{- end }}
+{{- end -}}
+
+{{/* What K8sRunLauncher adds to every run pod of this code location (its container context): the
+settings, the credentials by reference, the role files, and the label the NetworkPolicies admit. */}}
+{{- define "fleet.runPodContext" -}}
+{{- $k8s := dict
+  "env_config_maps" (list (printf "%s-env" (include "fleet.fullname" .)))
+  "env" (include "fleet.clientEnv" . | fromYamlArray)
+  "volumes" (include "fleet.resourcesVolume" . | fromYamlArray)
+  "volume_mounts" (include "fleet.resourcesMounts" . | fromYamlArray)
+  "labels" (dict "fleet-dagster/client" "true") -}}
+{{ dict "k8s" $k8s | toJson }}
+{{- end -}}
+
+{{/* Only the fleet's own pods: code location, Ray, and run pods (labelled by their container context). */}}
+{{- define "fleet.clientPeers" -}}
+- podSelector:
+    matchLabels: {{- include "fleet.selector" . | nindent 6 }}
+      app.kubernetes.io/component: code-location
+- podSelector:
+    matchLabels: {{- include "fleet.selector" . | nindent 6 }}
+      app.kubernetes.io/component: ray
+- podSelector:
+    matchLabels:
+      fleet-dagster/client: "true"
 {{- end -}}
 
 {{- define "fleet.resourcesVolume" -}}
@@ -143,16 +213,21 @@ capabilities:
 {{- $values := $root.Values.ray -}}
 rayVersion: "2.60.0"
 enableInTreeAutoscaling: true
+# Every Ray API (GCS, Ray Client, dashboard, Jobs) requires the token; KubeRay gives it to Ray's pods.
+authOptions:
+  mode: token
+  secretName: {{ (include "fleet.credentials" $root | fromYaml).rayToken.name }}
 headGroupSpec:
   rayStartParams:
     num-cpus: "0"
-    dashboard-host: 0.0.0.0
+    dashboard-host: {{ .dashboardHost }}
   template:
     metadata:
       labels: {{- include "fleet.selector" $root | nindent 8 }}
         app.kubernetes.io/component: ray
     spec:
-      securityContext: {{- include "fleet.podSecurityContext" $root | nindent 8 }}
+      # The head keeps its service account token: the in-tree autoscaler calls the Kubernetes API.
+      securityContext: {{- include "fleet.podSecurityContext" nil | nindent 8 }}
       containers:
         - name: ray-head
           image: {{ .image }}
@@ -182,7 +257,8 @@ workerGroupSpecs:
         labels: {{- include "fleet.selector" $root | nindent 10 }}
           app.kubernetes.io/component: ray
       spec:
-        securityContext: {{- include "fleet.podSecurityContext" $root | nindent 10 }}
+        automountServiceAccountToken: false
+        securityContext: {{- include "fleet.podSecurityContext" nil | nindent 10 }}
         {{- with $values.gpuWorkers.nodeSelector }}
         nodeSelector: {{- toYaml . | nindent 10 }}
         {{- end }}
@@ -217,7 +293,8 @@ workerGroupSpecs:
         labels: {{- include "fleet.selector" $root | nindent 10 }}
           app.kubernetes.io/component: ray
       spec:
-        securityContext: {{- include "fleet.podSecurityContext" $root | nindent 10 }}
+        automountServiceAccountToken: false
+        securityContext: {{- include "fleet.podSecurityContext" nil | nindent 10 }}
         containers:
           - name: ray-worker
             image: {{ .image }}
