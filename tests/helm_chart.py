@@ -92,6 +92,7 @@ class _JobRecorder:
         self.jobs: list[Any] = []
 
     def create_namespaced_job(self, body: Any, namespace: str, **_: Any) -> None:
+        body.metadata.namespace = namespace  # where the API would create it
         self.jobs.append(body)
 
 
