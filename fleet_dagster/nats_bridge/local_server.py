@@ -4,6 +4,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from fleet_dagster.local_ports import free_port, port_open
@@ -19,16 +20,18 @@ def nats_server_binary() -> Path:
     return Path(found)
 
 
-def server_command(port: int, store_dir: Path) -> list[str]:
-    return [str(nats_server_binary()), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(store_dir)]
+def server_command(port: int, store_dir: Path, options: Sequence[str] = ()) -> list[str]:
+    """`options` first: nats-server keeps the last value of a flag, so address, port and store stay ours."""
+    return [str(nats_server_binary()), *options, "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(store_dir)]
 
 
 class LocalNatsServer:
     """Starts on enter (or `start()`), stops its own process by PID on exit, even when a test failed."""
 
-    def __init__(self, store_dir: Path, port: int | None = None):
+    def __init__(self, store_dir: Path, port: int | None = None, options: Sequence[str] = ()):
         self.store_dir = store_dir
         self.port = port or free_port()
+        self.options = list(options)
         self.process: subprocess.Popen | None = None
 
     @property
@@ -38,7 +41,9 @@ class LocalNatsServer:
     def start(self, timeout_s: float = 10.0) -> "LocalNatsServer":
         self.store_dir.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
-            server_command(self.port, self.store_dir), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            server_command(self.port, self.store_dir, self.options),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + timeout_s
         while not port_open(f"127.0.0.1:{self.port}", timeout_s=0.2):

@@ -144,9 +144,7 @@ def test_checkov_finds_nothing_but_the_justified_skips(helm, instance, tmp_path)
         text=True,
     )
     report = json.loads(done.stdout)
-    failed = {
-        (f["check_id"], resource_name(f["resource"])) for f in report["results"]["failed_checks"]
-    }
+    failed = {(f["check_id"], resource_name(f["resource"])) for f in report["results"]["failed_checks"]}
     skips = yaml.safe_load(SKIPS.read_text())
     allowed = {(check, resource) for check, entry in skips.items() for resource in entry["resources"]}
     assert all(entry["why"].strip() for entry in skips.values())

@@ -1,12 +1,21 @@
 """What a launch can and cannot change: endpoints and credentials are the deployment's, never run config's."""
 
+import base64
+import json
+import re
+
 import dagster as dg
 import pytest
 
 from fleet_dagster.core.request import parse_request
+from fleet_dagster.core.resource_files import resources_dir
 from fleet_dagster.definitions import defs
 from fleet_dagster.deliberation.run_config import run_config_for
 from fleet_dagster.llm.settings import LLM_ENV
+from fleet_dagster.nats_bridge.local_server import LocalNatsServer
+from fleet_dagster.run_pods import RUN_POD_TAGS
+from tests import nats_helpers
+from tests.helm_chart import named, render, run_pod_job
 
 pytestmark = pytest.mark.integration
 
@@ -58,3 +67,67 @@ def test_the_deployments_key_reaches_the_deployments_server(ray_head, instance, 
     outcome = launch(instance, "with-key", {})
     assert outcome.success
     assert f"Bearer {KEY}" in deployed.authorizations
+
+
+def kubelet_env(job: dict, rendered: list[dict], secret: dict[str, str]) -> dict[str, str]:
+    """The environment the kubelet gives the run pod's container: its ConfigMaps, then its own variables,
+    secretKeyRefs resolved from the rendered Secret."""
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    env: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        env.update(named(rendered, "ConfigMap", source["configMapRef"]["name"])["data"])
+    for variable in container["env"]:
+        reference = variable.get("valueFrom", {}).get("secretKeyRef")
+        if reference and reference["name"].endswith("-auth"):
+            env[variable["name"]] = secret[reference["key"]]
+        elif "value" in variable:
+            env[variable["name"]] = variable["value"]
+    return env
+
+
+def test_the_default_deployment_runs_with_its_own_env_and_authenticates_everywhere(
+    helm, ray_head, instance, sim_llm_factory, monkeypatch, tmp_path
+):
+    """The chart's default render, run here: nats-server with the rendered arguments and token, a model
+    server that (like vLLM with VLLM_API_KEY) wants the generated key, and a run with the run pod's env."""
+    rendered = render(helm, None)
+    secret = {
+        key: base64.b64decode(value).decode() for key, value in named(rendered, "Secret", "-auth")["data"].items()
+    }
+    nats_container = named(rendered, "StatefulSet", "-nats")["spec"]["template"]["spec"]["containers"][0]
+    nats_env = {v["name"]: secret[v["valueFrom"]["secretKeyRef"]["key"]] for v in nats_container["env"]}
+    arguments = [re.sub(r"\$\((\w+)\)", lambda m: nats_env[m.group(1)], a) for a in nats_container["args"]]
+    pairs = dict(zip(arguments[1::2], arguments[2::2], strict=False))  # after "--jetstream"
+    assert set(pairs) == {"--store_dir", "--port", "--http_port", "--auth"}
+    vllm = named(rendered, "Deployment", "-vllm-qwen-7b")["spec"]["template"]["spec"]["containers"][0]
+    api_key = secret[next(v for v in vllm["env"] if v["name"] == "VLLM_API_KEY")["valueFrom"]["secretKeyRef"]["key"]]
+    served = vllm["args"][1].removeprefix("--served-model-name=")
+    job = run_pod_job(rendered, instance, tmp_path, {k: json.dumps(v) for k, v in RUN_POD_TAGS.items()})
+    env = kubelet_env(job, rendered, secret)
+
+    with LocalNatsServer(tmp_path / "jetstream", options=["--auth", pairs["--auth"]]) as nats_server:
+        with pytest.raises(Exception, match="[Aa]uthoriz"):
+            nats_helpers.publish_raw(nats_server.url, [])  # no token: refused
+        model = sim_llm_factory(latency_s=0.01, model=served, only_model=True, api_key=api_key)
+        # The cluster's names become this machine's addresses; the rest of the env is as rendered.
+        env |= {
+            "NATS_URL": nats_server.url,
+            "FLEET_LLM_URL": model.base_url,
+            "FLEET_LLM_MODEL_URLS": json.dumps(
+                {name: model.base_url for name in json.loads(env["FLEET_LLM_MODEL_URLS"])}
+            ),
+            "RAY_ADDRESS": ray_head.address,
+            "FLEET_RESOURCES_DIR": str(resources_dir()),
+        }
+        # The local head has no token auth (KubeRay's authOptions gives it to Ray's pods); this test's
+        # instance and homes stay its own.
+        for name in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "DAGSTER_HOME", "FLEET_HOME"):
+            env.pop(name)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        outcome = launch(instance, "as-deployed", {})
+        assert outcome.success
+        assert model.authorizations and set(model.authorizations) == {f"Bearer {api_key}"}
+        with_token = nats_server.url.replace("nats://", f"nats://{pairs['--auth']}@")
+        completed = nats_helpers.stored_events(with_token, "deliberation.completed")
+        assert [event["status"] for event in completed] == ["COMPLETED"]
