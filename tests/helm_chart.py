@@ -1,5 +1,6 @@
 """The Helm chart as the tests see it: rendered by a real helm binary, and the run pods dagster-k8s builds."""
 
+import base64
 import json
 import shutil
 import subprocess
@@ -79,6 +80,11 @@ def named(rendered: list[dict], kind: str, suffix: str) -> dict:
 
 def env_config(rendered: list[dict]) -> dict[str, str]:
     return named(rendered, "ConfigMap", "-env")["data"]
+
+
+def generated_secret(rendered: list[dict]) -> dict[str, str]:
+    """The chart's generated "-auth" Secret, decoded as the kubelet hands it to a container."""
+    return {key: base64.b64decode(value).decode() for key, value in named(rendered, "Secret", "-auth")["data"].items()}
 
 
 def code_location_env(rendered: list[dict]) -> list[dict]:

@@ -1,8 +1,14 @@
 """What a launch can and cannot change: endpoints and credentials are the deployment's, never run config's."""
 
-import base64
 import json
+import os
 import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -12,10 +18,12 @@ from fleet_dagster.core.resource_files import resources_dir
 from fleet_dagster.definitions import defs
 from fleet_dagster.deliberation.run_config import run_config_for
 from fleet_dagster.llm.settings import LLM_ENV
+from fleet_dagster.local_ports import free_port, port_open
 from fleet_dagster.nats_bridge.local_server import LocalNatsServer
+from fleet_dagster.ray_cluster.local_head import stop_session
 from fleet_dagster.run_pods import RUN_POD_TAGS
 from tests import nats_helpers
-from tests.helm_chart import named, render, run_pod_job
+from tests.helm_chart import code_location_env, generated_secret, named, render, run_pod_job
 
 pytestmark = pytest.mark.integration
 
@@ -91,9 +99,7 @@ def test_the_default_deployment_runs_with_its_own_env_and_authenticates_everywhe
     """The chart's default render, run here: nats-server with the rendered arguments and token, a model
     server that (like vLLM with VLLM_API_KEY) wants the generated key, and a run with the run pod's env."""
     rendered = render(helm, None)
-    secret = {
-        key: base64.b64decode(value).decode() for key, value in named(rendered, "Secret", "-auth")["data"].items()
-    }
+    secret = generated_secret(rendered)
     nats_container = named(rendered, "StatefulSet", "-nats")["spec"]["template"]["spec"]["containers"][0]
     nats_env = {v["name"]: secret[v["valueFrom"]["secretKeyRef"]["key"]] for v in nats_container["env"]}
     arguments = [re.sub(r"\$\((\w+)\)", lambda m: nats_env[m.group(1)], a) for a in nats_container["args"]]
@@ -131,3 +137,57 @@ def test_the_default_deployment_runs_with_its_own_env_and_authenticates_everywhe
         with_token = nats_server.url.replace("nats://", f"nats://{pairs['--auth']}@")
         completed = nats_helpers.stored_events(with_token, "deliberation.completed")
         assert [event["status"] for event in completed] == ["COMPLETED"]
+        # No credential in the run's config, its event log (metadata included) or the published events.
+        stored = [message.data.decode() for message in nats_helpers.stored_messages(with_token)]
+        recorded = [str(outcome.dagster_run.run_config), *map(str, instance.all_logs(outcome.run_id)), *stored]
+        assert len(stored) > 3 and not [value for value in secret.values() if any(value in r for r in recorded)]
+
+
+def test_ray_clients_with_the_rendered_env_reach_a_token_auth_cluster_and_others_do_not(helm, tmp_path):
+    """A head started as KubeRay's authOptions start one (RAY_AUTH_MODE=token, the token from the Secret);
+    a client with the code location's Ray variables runs a task over Ray Client, one with another token fails."""
+    rendered = render(helm, None)
+    secret = generated_secret(rendered)
+    client_env = {v["name"]: v for v in code_location_env(rendered) if v["name"].startswith("RAY_AUTH")}
+    token = secret[client_env["RAY_AUTH_TOKEN"]["valueFrom"]["secretKeyRef"]["key"]]
+    gcs_port, client_port = free_port(), free_port()
+    head_env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token, "RAY_USAGE_STATS_ENABLED": "0"}
+    head_env.pop("RAY_ADDRESS", None)
+    temp_dir = Path(tempfile.mkdtemp(prefix="fleet-ray-auth-", dir="/tmp"))  # Ray's socket paths must stay short
+    head = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("ray")),
+            "start",
+            "--head",
+            "--block",
+            f"--port={gcs_port}",
+            f"--ray-client-server-port={client_port}",
+            "--node-ip-address=127.0.0.1",
+            "--include-dashboard=false",
+            "--num-cpus=1",
+            f"--temp-dir={temp_dir}",
+        ],  # fmt: skip
+        env=head_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    script = "import ray; ray.init(); print(ray.get(ray.remote(lambda: 41 + 1).remote()))"
+
+    def client(auth_token: str) -> subprocess.CompletedProcess:
+        env = {**os.environ, "RAY_ADDRESS": f"ray://127.0.0.1:{client_port}"}
+        env |= {"RAY_AUTH_MODE": client_env["RAY_AUTH_MODE"]["value"], "RAY_AUTH_TOKEN": auth_token}
+        return subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+
+    try:
+        deadline = time.monotonic() + 60
+        while not port_open(f"127.0.0.1:{client_port}"):
+            assert head.poll() is None and time.monotonic() < deadline, "the token-auth head did not start"
+            time.sleep(0.2)
+        allowed = client(token)
+        assert allowed.returncode == 0 and allowed.stdout.strip().endswith("42"), allowed.stderr[-2000:]
+        refused = client("not-the-token")
+        assert refused.returncode != 0 and "42" not in refused.stdout
+    finally:
+        stop_session(head.pid)
+        shutil.rmtree(temp_dir, ignore_errors=True)

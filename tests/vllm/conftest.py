@@ -19,6 +19,8 @@ from fleet_dagster.ray_cluster.local_head import stop_session
 SERVED_NAME = "smollm2"
 MAX_MODEL_LEN = 2048
 HEALTHY_WITHIN_S = 300
+# Served as the Helm chart serves it: the key in vLLM's environment (its --api-key), never on the command line.
+API_KEY_ENV, API_KEY = "VLLM_API_KEY", "sk-fleet-vllm-test"
 
 
 @dataclass
@@ -56,7 +58,7 @@ def vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VLLMServer
         "--max-model-len", str(MAX_MODEL_LEN), "--max-num-seqs", "8", "--dtype", "bfloat16",
         "--no-enable-chunked-prefill", "--max-num-batched-tokens", "16384",
     ]  # fmt: skip
-    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "2"}
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "2", API_KEY_ENV: API_KEY}
     with open(log, "wb") as output:
         process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     server = VLLMServer(base_url=f"http://127.0.0.1:{port}/v1", log=log)

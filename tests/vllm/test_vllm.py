@@ -6,6 +6,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+import requests
 
 from fleet_dagster.benchmarks.runner import run_suite
 from fleet_dagster.cli.run_deliberation import execute_deliberation
@@ -18,7 +19,8 @@ from fleet_dagster.nats_bridge.local_server import LocalNatsServer
 from fleet_dagster.nats_bridge.resources import NatsResource
 from tests import nats_helpers
 from tests.cli_helpers import fleet_dagster
-from tests.vllm.conftest import MAX_MODEL_LEN, SERVED_NAME
+from tests.helm_chart import named, render
+from tests.vllm.conftest import API_KEY, API_KEY_ENV, MAX_MODEL_LEN, SERVED_NAME
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 
@@ -27,8 +29,9 @@ pytestmark = pytest.mark.vllm
 
 @pytest.fixture
 def on_vllm(vllm_server, monkeypatch):
-    """This process's deployment is the vLLM server; no model override: it serves one model."""
+    """This process's deployment is the vLLM server and its key; no model override: it serves one model."""
     monkeypatch.setenv(LLM_ENV["base_url"], vllm_server.base_url)
+    monkeypatch.setenv(LLM_ENV["api_key"], API_KEY)
     monkeypatch.delenv(LLM_ENV["model_override"], raising=False)
     return vllm_server
 
@@ -100,15 +103,26 @@ def test_the_streaming_speed_suite_measures_time_to_first_token(ray_head, on_vll
 
 def test_an_unserved_model_is_refused_naming_the_served_one(ray_head, vllm_server, dagster_home):
     env = {**os.environ, "DAGSTER_HOME": str(dagster_home), LLM_ENV["model_override"]: "Qwen/Qwen2.5-7B-Instruct"}
+    env[LLM_ENV["api_key"]] = API_KEY
     done = fleet_dagster("deliberate", "Design a cache", "--role", "DEV", "--llm-url", vllm_server.base_url, env=env)
     assert done.returncode == 2, done.stderr
     assert "'Qwen/Qwen2.5-7B-Instruct' is not served" in done.stderr and f"served: {SERVED_NAME}" in done.stderr
 
 
 def test_a_prompt_over_the_context_is_refused_with_a_clear_message(ray_head, vllm_server, dagster_home):
-    env = {**os.environ, "DAGSTER_HOME": str(dagster_home)}
+    env = {**os.environ, "DAGSTER_HOME": str(dagster_home), LLM_ENV["api_key"]: API_KEY}
     env.pop(LLM_ENV["model_override"], None)
     task = "Design a cache for a REST API. " * 120
     done = fleet_dagster("deliberate", task, "--role", "DEV", "--llm-url", vllm_server.base_url, env=env)
     assert done.returncode == 2, done.stderr
     assert f"{MAX_MODEL_LEN}-token context" in done.stderr and "role DEV" in done.stderr
+
+
+def test_the_key_the_chart_gives_vllm_is_required_and_the_fleets_key_is_accepted(ray_head, vllm_server, helm):
+    """vLLM serves with the key in the variable the chart sets; without it /v1 answers 401, with it 200."""
+    container = named(render(helm, None), "Deployment", "-vllm-qwen-7b")["spec"]["template"]["spec"]["containers"][0]
+    assert API_KEY_ENV in {variable["name"] for variable in container["env"]}
+    models = f"{vllm_server.base_url}/models"
+    assert requests.get(models, timeout=10).status_code == 401
+    assert requests.get(models, headers={"Authorization": "Bearer wrong"}, timeout=10).status_code == 401
+    assert requests.get(models, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=10).status_code == 200
