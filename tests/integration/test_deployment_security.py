@@ -174,19 +174,27 @@ def test_ray_clients_with_the_rendered_env_reach_a_token_auth_cluster_and_others
     )
     script = "import ray; ray.init(); print(ray.get(ray.remote(lambda: 41 + 1).remote()))"
 
-    def client(auth_token: str) -> subprocess.CompletedProcess:
-        env = {**os.environ, "RAY_ADDRESS": f"ray://127.0.0.1:{client_port}"}
+    def client(address: str, auth_token: str) -> subprocess.CompletedProcess:
+        env = {**os.environ, "RAY_ADDRESS": address}
         env |= {"RAY_AUTH_MODE": client_env["RAY_AUTH_MODE"]["value"], "RAY_AUTH_TOKEN": auth_token}
         return subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+
+    def ran(done: subprocess.CompletedProcess) -> bool:
+        return done.returncode == 0 and done.stdout.strip().endswith("42")
 
     try:
         deadline = time.monotonic() + 60
         while not port_open(f"127.0.0.1:{client_port}"):
             assert head.poll() is None and time.monotonic() < deadline, "the token-auth head did not start"
             time.sleep(0.2)
-        allowed = client(token)
-        assert allowed.returncode == 0 and allowed.stdout.strip().endswith("42"), allowed.stderr[-2000:]
-        refused = client("not-the-token")
+        # A driver on the GCS address first: it waits for the whole head (raylet included), which the Ray
+        # Client server needs before it can start a session.
+        direct = client(f"127.0.0.1:{gcs_port}", token)
+        assert ran(direct), direct.stderr[-2000:]
+        allowed = client(f"ray://127.0.0.1:{client_port}", token)
+        server_logs = "".join(log.read_text()[-1500:] for log in temp_dir.glob("session_*/logs/ray_client_server*.err"))
+        assert ran(allowed), allowed.stderr[-2000:] + server_logs
+        refused = client(f"ray://127.0.0.1:{client_port}", "not-the-token")
         assert refused.returncode != 0 and "42" not in refused.stdout
     finally:
         stop_session(head.pid)
