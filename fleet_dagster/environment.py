@@ -1,4 +1,4 @@
-"""Resources per environment, chosen in one place; secrets only through dg.EnvVar."""
+"""Resources per environment, chosen in one place; endpoints and secrets only from the environment."""
 
 import os
 

@@ -12,6 +12,8 @@ from typing import Any
 
 import yaml
 
+from fleet_dagster.run_pods import RUN_POD_TAGS
+
 ROOT = Path(__file__).resolve().parents[1]
 CHART = ROOT / "helm" / "fleet-dagster"
 INSTANCE_YAML = ROOT / "helm" / "dagster-instance.yaml"
@@ -102,10 +104,10 @@ class _JobRecorder:
         self.jobs.append(body)
 
 
-def run_pod_job(rendered: list[dict], instance: Any, workdir: Path, tags: dict[str, str] | None = None) -> dict:
+def run_pod_job(rendered: list[dict], instance: Any, workdir: Path) -> dict:
     """The Job that dagster-k8s's own K8sRunLauncher builds for a run of the rendered code location: the
     launcher configured as helm/dagster-instance.yaml (what helm/dagster-values.yaml makes the Dagster chart
-    render), the code location's container context, and the run's tags."""
+    render), the code location's container context, and the tags our jobs carry."""
     import kubernetes
     from dagster._config import process_config
     from dagster._core.code_pointer import ModuleCodePointer
@@ -145,7 +147,8 @@ def run_pod_job(rendered: list[dict], instance: Any, workdir: Path, tags: dict[s
             container_context=json.loads(values["DAGSTER_CONTAINER_CONTEXT"]),
         ),
     )
-    run = DagsterRun(job_name="deliberation_job", run_id=make_new_run_id(), job_code_origin=origin, tags=tags or {})
+    tags = {key: json.dumps(value) for key, value in RUN_POD_TAGS.items()}
+    run = DagsterRun(job_name="deliberation_job", run_id=make_new_run_id(), job_code_origin=origin, tags=tags)
     instance.add_run(run)
     launcher.launch_run(LaunchRunContext(dagster_run=run, workspace=None))
     return kubernetes.client.ApiClient().sanitize_for_serialization(recorder.jobs[0])

@@ -11,7 +11,6 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from fleet_dagster.run_pods import RUN_POD_TAGS
 from tests.helm_chart import (
     CHART,
     INSTANCE_YAML,
@@ -34,8 +33,7 @@ SKIPS = ROOT / "helm" / "checkov-skips.yaml"
 
 def run_pod(helm: str, values: Path | None, instance, tmp_path: Path) -> tuple[list[dict], dict]:
     rendered = render(helm, values)
-    tags = {key: json.dumps(value) for key, value in RUN_POD_TAGS.items()}
-    return rendered, run_pod_job(rendered, instance, tmp_path, tags)
+    return rendered, run_pod_job(rendered, instance, tmp_path)
 
 
 @pytest.mark.parametrize("values", VALUE_FILES, ids=lambda v: v.name if v else "defaults")

@@ -21,7 +21,6 @@ from fleet_dagster.llm.settings import LLM_ENV
 from fleet_dagster.local_ports import free_port, port_open
 from fleet_dagster.nats_bridge.local_server import LocalNatsServer
 from fleet_dagster.ray_cluster.local_head import stop_session
-from fleet_dagster.run_pods import RUN_POD_TAGS
 from tests import nats_helpers
 from tests.helm_chart import code_location_env, generated_secret, named, render, run_pod_job
 
@@ -108,7 +107,7 @@ def test_the_default_deployment_runs_with_its_own_env_and_authenticates_everywhe
     vllm = named(rendered, "Deployment", "-vllm-qwen-7b")["spec"]["template"]["spec"]["containers"][0]
     api_key = secret[next(v for v in vllm["env"] if v["name"] == "VLLM_API_KEY")["valueFrom"]["secretKeyRef"]["key"]]
     served = vllm["args"][1].removeprefix("--served-model-name=")
-    job = run_pod_job(rendered, instance, tmp_path, {k: json.dumps(v) for k, v in RUN_POD_TAGS.items()})
+    job = run_pod_job(rendered, instance, tmp_path)
     env = kubelet_env(job, rendered, secret)
 
     with LocalNatsServer(tmp_path / "jetstream", options=["--auth", pairs["--auth"]]) as nats_server:
