@@ -134,6 +134,7 @@ class Council:
                     seed=proposal.seed + round_,
                     timeout_s=min(self.call_timeout_s, remaining),
                     json_schema=json_schema,
+                    deadline_at=self.deadline_at,
                 )
             )
         tokens = result.prompt_tokens + result.completion_tokens
@@ -151,6 +152,8 @@ class Council:
                 latency_ms=result.latency_ms,
                 first_token_ms=result.first_token_ms,
                 model=result.model,
+                queue_ms=result.queue_ms,
+                replayed=result.replayed,
             )
         )
         # Read again after the await: the agent's other calls (its reviews in "all" mode) may have added theirs.

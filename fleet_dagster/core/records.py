@@ -22,6 +22,8 @@ class ChatRequest(BaseModel):
     seed: int
     timeout_s: float
     json_schema: dict[str, Any] | None = None
+    # The deliberation's deadline (epoch s): waiting for a slot at the endpoint counts against it, not timeout_s.
+    deadline_at: float | None = None
 
 
 class ChatResult(BaseModel):
@@ -32,6 +34,10 @@ class ChatResult(BaseModel):
     latency_ms: float = 0.0
     first_token_ms: float | None = None
     model: str = ""
+    queue_ms: float = 0.0  # waiting for a slot at the endpoint, before the call was sent
+    replayed: bool = False  # answered from the response store: no call was made
+    # The endpoint could not answer (connection refused or reset, HTTP 5xx): what trips its circuit.
+    endpoint_fault: bool = False
 
     @property
     def ok(self) -> bool:
@@ -51,6 +57,8 @@ class AgentCall(BaseModel):
     latency_ms: float = 0.0
     first_token_ms: float | None = None
     model: str = ""
+    queue_ms: float = 0.0
+    replayed: bool = False
 
 
 class Review(BaseModel):

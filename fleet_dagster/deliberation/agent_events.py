@@ -41,7 +41,7 @@ class AgentResponseStream:
             if first > start:  # a gap cannot be numbered: the final records fill it
                 continue
             fresh = calls[start - first :]
-            events += agent_response_events(self._deliberation_id, self._run_id, role, fresh, start)
+            events += agent_response_events(self._deliberation_id, self._run_id, role, fresh)
             published[role] = start + len(fresh)
         return events, published
 
@@ -52,6 +52,11 @@ class AgentResponseStream:
             self.published = published
             self._councils.mark_published(published)
         return True
+
+    def restart(self, role: str) -> None:
+        """The role's council was started again: its calls come again from the first, in a new order. Those
+        already on NATS are stored once: their msg ids name the call, not its place (see event_builders)."""
+        self.published.pop(role, None)
 
     def send(self, calls_by_role: dict[str, list[AgentCall]], first_index: dict[str, int] | None = None) -> None:
         """Whatever is new goes out in one publish, tried once (what fails goes with the next batch)."""

@@ -67,10 +67,9 @@ def _observe(context: dg.OpExecutionContext, request: DeliberationRequest, curre
     )
 
 
-def _start_councils(plans: list[CouncilPlan], llm: LLMResource, run_id: str) -> None:
+def _start_councils(plans: list[CouncilPlan], llm: LLMResource, client: CouncilClient) -> None:
     """Idempotent for this run; refused (a failed step, not retried) while another run owns the id."""
     request = plans[0].request
-    client = CouncilClient(request.deliberation_id, run_id)
     roles = [plan.role for plan in plans]
     endpoint = model_endpoint(llm)
     if plans[0].model_override:
@@ -126,7 +125,7 @@ def plan_councils(
     # Started here, together: the in-process executor runs the council steps one after another
     # (tens of ms each), which would otherwise stagger the roles' start on the critical path.
     try:
-        _start_councils(plans, llm, context.run_id)
+        _start_councils(plans, llm, CouncilClient(request.deliberation_id, context.run_id))
     except CouncilRunnerUnavailable as exc:  # each council step starts what did not start here
         context.log.warning(f"councils not all started by the plan, the council steps will: {exc}")
     # Observed and announced once the councils run, so neither delays them.
@@ -142,7 +141,7 @@ def plan_councils(
 def start_council(
     context: dg.OpExecutionContext, plan: CouncilPlan, ray_cluster: RayClusterResource, llm: LLMResource
 ) -> CouncilPlan:
-    _start_councils([plan], llm, context.run_id)
+    _start_councils([plan], llm, CouncilClient(plan.request.deliberation_id, context.run_id))
     return plan
 
 
@@ -157,23 +156,35 @@ def _gather_councils(
     results: dict[str, CouncilResult] = {}
     last_seen = None
     while waiting.pending and time.time() < deadline_at + COLLECT_GRACE_S:
-        for role, outcome in waiting.ready(timeout_s=POLL_INTERVAL_S).items():
+        ready = waiting.ready(timeout_s=POLL_INTERVAL_S)
+        while waiting.restarted:
+            role = waiting.restarted.pop(0)
+            context.log.warning(
+                f"council {role}: its runner was lost; started again, with the calls that had finished "
+                "answered from the response store"
+            )
+            stream.restart(role)
+        for role, outcome in ready.items():
             if isinstance(outcome, LostCouncil):
                 context.log.error(f"council {role}: {outcome.reason} {outcome.detail}".rstrip())
                 outcome = _lost_council(by_role[role], outcome.reason)
             results[role] = outcome
             stream.send({role: outcome.calls})
         if waiting.pending:
-            progress = client.progress()
+            offsets = dict(stream.published)
+            try:
+                progress = client.progress()
+                fresh_calls = client.calls_since(offsets) if stream.enabled else {}
+            except CouncilRunnerUnavailable as exc:  # a runner restarting: its councils come back through `ready`
+                context.log.warning(f"progress not available this poll: {exc}")
+                continue
             running = [p for role, p in progress.items() if role not in results]
             current = sum(p["proposals"] for p in running) + sum(r.proposals_done for r in results.values())
             snapshot = (current, {role: (p["phase"], p["done"]) for role, p in progress.items()})
             if snapshot != last_seen:
                 _observe(context, request, current, progress)
                 last_seen = snapshot
-            if stream.enabled:
-                offsets = dict(stream.published)
-                stream.send(client.calls_since(offsets), offsets)
+            stream.send(fresh_calls, offsets)
     for role in waiting.pending:
         results[role] = _lost_council(by_role[role], "the council did not hand over its result before the deadline")
     return [results[role] for role in request.roles if role in results]
@@ -195,10 +206,18 @@ def _lost_council(plan: CouncilPlan, reason: str) -> CouncilResult:
 
 @dg.op
 def collect_deliberation(
-    context: dg.OpExecutionContext, plans: list[CouncilPlan], ray_cluster: RayClusterResource, nats: NatsResource
+    context: dg.OpExecutionContext,
+    plans: list[CouncilPlan],
+    ray_cluster: RayClusterResource,
+    nats: NatsResource,
+    llm: LLMResource,
 ):
     request = plans[0].request
     client = CouncilClient(request.deliberation_id, context.run_id)
+    try:  # attaches to the councils; one a runner lost (or a resumed run's) starts again
+        _start_councils(plans, llm, client)
+    except CouncilRunnerUnavailable as exc:
+        context.log.warning(f"councils not all reachable before collecting: {exc}")
     stream = AgentResponseStream(nats, client, context.log)
     councils = _gather_councils(context, client, plans, stream)
 

@@ -7,6 +7,9 @@ from pydantic import BaseModel, Field, SecretStr
 
 from fleet_dagster.core.chat_model import ChatModel
 
+# vLLM's default --max-num-seqs: more calls than it batches would only wait in its queue.
+DEFAULT_MAX_IN_FLIGHT = 256
+
 
 class LLMEndpoint(BaseModel):
     base_url: str = Field(description="OpenAI-compatible base URL, e.g. http://vllm:8000/v1")
@@ -19,6 +22,14 @@ class LLMEndpoint(BaseModel):
     max_retries: int = Field(2, ge=0, description="Retries of transient HTTP failures (429, 5xx, connection).")
     structured_output: bool = Field(True, description="Ask for JSON-schema constrained reviews.")
     stream: bool = Field(False, description="Stream answers, which measures the time to first token.")
+    max_in_flight: int = Field(
+        DEFAULT_MAX_IN_FLIGHT,
+        ge=1,
+        description="Calls in flight to this server at once, over the whole cluster; the rest wait their turn, "
+        "fairly between deliberations (the server's capacity: vLLM's --max-num-seqs).",
+    )
+    circuit_failures: int = Field(5, ge=1, description="Endpoint faults in a row that open the circuit.")
+    circuit_cooldown_s: float = Field(10.0, gt=0, description="How long calls fail fast once the circuit opens.")
 
     @property
     def cache_key(self) -> tuple:

@@ -6,6 +6,7 @@ import time
 import openai
 
 from fleet_dagster.core.records import ChatRequest, ChatResult
+from fleet_dagster.llm.call_arguments import call_arguments
 from fleet_dagster.llm.endpoint import LLMEndpoint
 
 
@@ -19,13 +20,19 @@ def _describe(exc: openai.APIError) -> str:
     return f"{type(exc).__name__}: {str(exc)[:300]}"
 
 
+def _is_endpoint_fault(exc: openai.APIError) -> bool:
+    """The server could not answer at all: refused or dropped connections, HTTP 5xx (not timeouts)."""
+    if isinstance(exc, openai.APIStatusError):
+        return exc.status_code >= 500
+    return isinstance(exc, openai.APIConnectionError) and not isinstance(exc, openai.APITimeoutError)
+
+
 class OpenAIChatModel:
     def __init__(self, endpoint: LLMEndpoint):
         self.endpoint = endpoint
         self._clients: dict[str, openai.AsyncOpenAI] = {}
 
-    def _client(self, model: str) -> openai.AsyncOpenAI:
-        base_url = self.endpoint.model_urls.get(model, self.endpoint.base_url)
+    def _client(self, base_url: str) -> openai.AsyncOpenAI:
         if base_url not in self._clients:
             self._clients[base_url] = openai.AsyncOpenAI(
                 base_url=base_url,
@@ -35,27 +42,10 @@ class OpenAIChatModel:
         return self._clients[base_url]
 
     async def complete(self, request: ChatRequest) -> ChatResult:
-        model = self.endpoint.model_override or request.model
-        max_tokens = min(request.max_tokens, self.endpoint.max_tokens_cap or request.max_tokens)
-        extra = {}
-        if request.json_schema is not None and self.endpoint.structured_output:
-            extra["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {"name": f"{request.phase}", "schema": request.json_schema},
-            }
-        arguments = {
-            "model": model,
-            "messages": request.messages,
-            "temperature": request.temperature,
-            "max_tokens": max_tokens,
-            "seed": request.seed,
-            # Lets an endpoint (or a test server) tell agents apart; not a secret.
-            "extra_headers": {"X-Fleet-Agent-Id": request.agent_id, "X-Fleet-Deliberation-Id": request.deliberation_id},
-            **extra,
-        }
+        base_url, arguments = call_arguments(self.endpoint, request)
         # The client's timeout bounds each attempt and each read, and it retries timeouts: only a bound on
         # the whole call (attempts, backoff, a body that trickles in) keeps it within the deadline.
-        client = self._client(model).with_options(timeout=request.timeout_s)
+        client = self._client(base_url).with_options(timeout=request.timeout_s)
         started = time.perf_counter()
         call = self._streamed(client, arguments, started) if self.endpoint.stream else self._answered(client, arguments)
         try:
@@ -63,13 +53,13 @@ class OpenAIChatModel:
         except (openai.APITimeoutError, TimeoutError):
             result = ChatResult(error=f"timed out after {request.timeout_s:.1f}s")
         except openai.APIError as exc:
-            result = ChatResult(error=_describe(exc))
+            result = ChatResult(error=_describe(exc), endpoint_fault=_is_endpoint_fault(exc))
         except ValueError as exc:  # a body that is not the JSON it claims to be
             result = ChatResult(error=f"malformed response: {str(exc)[:200]}")
         except Exception as exc:  # noqa: BLE001 - the ChatModel contract: failures are results, not raises
             result = ChatResult(error=f"{type(exc).__name__}: {str(exc)[:200]}")
         return result.model_copy(
-            update={"latency_ms": (time.perf_counter() - started) * 1000, "model": result.model or model}
+            update={"latency_ms": (time.perf_counter() - started) * 1000, "model": result.model or arguments["model"]}
         )
 
     @staticmethod

@@ -43,13 +43,13 @@ def accepted_event(deliberation_id: str, run_id: str, stream_seq: int | None) ->
 
 
 def agent_response_events(
-    deliberation_id: str, run_id: str, role: str, calls: list[AgentCall], first_index: int = 0
+    deliberation_id: str, run_id: str, role: str, calls: list[AgentCall]
 ) -> list[tuple[str, BaseModel, str]]:
-    """Events for one council's calls; calls[i] is the council's call number first_index + i, which makes
-    the msg id with the run's id: a call published twice is stored once, and a later run of the same
-    deliberation id is not mistaken for a repeat."""
+    """Events for one council's calls. The msg id names the call (agent, phase, round, target: each is made
+    once per council) and the run: a call published twice is stored once, even by a council started again
+    whose calls came back in another order, and a later run of the same deliberation id is not a repeat."""
     events: list[tuple[str, BaseModel, str]] = []
-    for index, call in enumerate(calls, start=first_index):
+    for call in calls:
         event = AgentResponse(
             deliberation_id=deliberation_id,
             agent_id=call.agent_id,
@@ -62,7 +62,8 @@ def agent_response_events(
             error=call.error,
         )
         subject = "agent.response.completed" if call.ok else "agent.response.failed"
-        events.append((subject, event, f"agent-{deliberation_id}-{run_id}-{role}-{index}"))
+        call_name = f"{call.agent_id}-{call.phase}-{call.round}-{call.target_agent_id or ''}"
+        events.append((subject, event, f"agent-{deliberation_id}-{run_id}-{role}-{call_name}"))
     return events
 
 

@@ -1,13 +1,14 @@
 """Long-lived Ray actors shared by every run: they cost a process each, so they are started once.
 
 - `AgentCaller`: agent calls are actor calls on a pool of these (async, many calls in flight each).
-- `CouncilRunner`: runs councils as asyncio tasks, so a Dagster step only submits and collects.
+- `CouncilRunner`: runs councils as asyncio tasks, so a Dagster step only submits and collects; a few of
+  them, each council on the one `runner_index` names.
 - `EmbeddedLLM`: the embedded default's model server, one for the whole cluster.
 """
 
 import asyncio
-import itertools
 import time
+import zlib
 from dataclasses import dataclass
 
 import ray
@@ -19,19 +20,29 @@ from fleet_dagster.core.council import Council, run_council
 from fleet_dagster.core.profiles import load_profile
 from fleet_dagster.core.records import AgentCall, ChatRequest, ChatResult, CouncilResult
 from fleet_dagster.core.request import DeliberationRequest
+from fleet_dagster.llm.call_arguments import call_arguments, response_key
 from fleet_dagster.llm.embedded import EngineSettings
-from fleet_dagster.llm.endpoint import LLMEndpoint, ModelCache
+from fleet_dagster.llm.endpoint import LLMEndpoint
+from fleet_dagster.llm.guarded_calls import GuardedCalls
+from fleet_dagster.llm.response_store import open_response_store, replay_document
 
 NAMESPACE = "fleet"
 UNCOLLECTED_TTL_S = 3600.0
+# Two of each: enough to survive one process's death (each is async and holds thousands of calls), few
+# enough for a laptop. Every process must agree on them: they route councils and calls.
+COUNCIL_RUNNERS = 2
+AGENT_CALLERS = 2
 # Detached actors outlive the code that created them: a new release gets new actors.
 _SUFFIX = f"v{__version__}"
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=2)
 class AgentCaller:
-    def __init__(self) -> None:
-        self._models = ModelCache(self._openai_model)
+    """Makes the cluster's agent calls (see llm/guarded_calls.py); each caller takes its share of every
+    endpoint's bound on calls in flight."""
+
+    def __init__(self, caller_count: int) -> None:
+        self._calls = GuardedCalls(self._openai_model, open_response_store(), share=1 / caller_count)
 
     @staticmethod
     def _openai_model(endpoint: LLMEndpoint) -> ChatModel:
@@ -42,19 +53,22 @@ class AgentCaller:
         return OpenAIChatModel(endpoint)
 
     async def complete(self, endpoint: LLMEndpoint, request: ChatRequest) -> ChatResult:
-        return await self._models.get(endpoint).complete(request)
+        return await self._calls.complete(endpoint, request)
 
 
 class AgentCallerPool:
-    """The council's ChatModel: each agent call is an actor call, spread over the pool."""
+    """The council's ChatModel: each agent call is an actor call. A call goes to the caller its key picks, so
+    the same call asked again (by a council restarted elsewhere) meets the first one there, never a second send."""
 
     def __init__(self, callers: list[ActorHandle], endpoint: LLMEndpoint):
-        self._callers = itertools.cycle(callers)
+        self._callers = callers
         self._endpoint = endpoint
 
     async def complete(self, request: ChatRequest) -> ChatResult:
+        key = response_key(*call_arguments(self._endpoint, request))
+        caller = self._callers[int(key[:12], 16) % len(self._callers)]
         try:
-            return await next(self._callers).complete.remote(self._endpoint, request)
+            return await caller.complete.remote(self._endpoint, request)
         except ray.exceptions.RayError as exc:
             return ChatResult(error=f"agent call lost on Ray: {type(exc).__name__}: {str(exc)[:300]}")
 
@@ -69,8 +83,12 @@ class _RunningCouncil:
 
 @ray.remote(num_cpus=0, max_restarts=-1)
 class CouncilRunner:
-    def __init__(self, caller_count: int) -> None:
-        self._callers = [agent_caller(i) for i in range(caller_count)]
+    """Runs the councils that `runner_index` gives it. Ray restarts it empty when its process dies; the
+    owner of a council it lost starts it again, and the calls that had finished are replayed from the store."""
+
+    def __init__(self) -> None:
+        self._callers = [agent_caller(i) for i in range(AGENT_CALLERS)]
+        self._store = open_response_store()
         self._councils: dict[tuple[str, str], _RunningCouncil] = {}
         # Runs whose councils were released, and when: a step of such a run that still goes on (Ctrl-C
         # releases while the in-process executor runs) may not start a council that nothing would release.
@@ -99,6 +117,8 @@ class CouncilRunner:
                 f"one deliberation id runs in one run at a time"
             )
         self._forget_uncollected()
+        if self._store is not None:  # what `fleet-dagster replay` needs; the endpoint without its key
+            self._store.put_deliberation(request.deliberation_id, replay_document(request, endpoint))
         architect = load_profile("ARCHITECT") if request.selection == "architect" else None
         council = Council(
             request,
@@ -186,16 +206,25 @@ class EmbeddedLLM:
 
 def _detached(actor_class, name: str, *args) -> ActorHandle:
     return actor_class.options(
-        name=f"{name}-{_SUFFIX}", namespace=NAMESPACE, lifetime="detached", get_if_exists=True
+        name=f"{name}-{_SUFFIX}",
+        namespace=NAMESPACE,
+        lifetime="detached",
+        get_if_exists=True,
+        scheduling_strategy="SPREAD",  # over the nodes: one node's loss takes one runner and one caller
     ).remote(*args)
 
 
 def agent_caller(index: int) -> ActorHandle:
-    return _detached(AgentCaller, f"fleet-agent-caller-{index}")
+    return _detached(AgentCaller, f"fleet-agent-caller-{index}", AGENT_CALLERS)
 
 
-def council_runner(caller_count: int = 1) -> ActorHandle:
-    return _detached(CouncilRunner, "fleet-council-runner", caller_count)
+def council_runner(index: int) -> ActorHandle:
+    return _detached(CouncilRunner, f"fleet-council-runner-{index}")
+
+
+def runner_index(deliberation_id: str, role: str) -> int:
+    """Which runner runs a council: fixed by id and role, so that every owner finds it (starting stays idempotent)."""
+    return zlib.crc32(f"{deliberation_id}/{role}".encode()) % COUNCIL_RUNNERS
 
 
 def embedded_llm(slots: int, threads: int | None) -> ActorHandle:

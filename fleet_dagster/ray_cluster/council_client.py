@@ -1,6 +1,8 @@
-"""One owner's view of a deliberation's councils on the cluster's CouncilRunner: start, watch, collect,
-release. Callers above this layer (the Dagster asset, the CLI, benchmarks) never touch Ray themselves."""
+"""One owner's view of a deliberation's councils on the cluster's CouncilRunners: start, watch, collect,
+release. Each council runs on the runner `runner_index` names; questions about the whole deliberation go
+to every runner. Callers above this layer (the Dagster asset, the CLI, benchmarks) never touch Ray themselves."""
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,7 +12,9 @@ from ray.actor import ActorHandle
 from fleet_dagster.core.records import AgentCall, CouncilResult
 from fleet_dagster.core.request import DeliberationRequest
 from fleet_dagster.llm.endpoint import LLMEndpoint
-from fleet_dagster.ray_cluster.actors import council_runner
+from fleet_dagster.ray_cluster.actors import COUNCIL_RUNNERS, council_runner, runner_index
+
+MAX_RESTARTS = 3  # per council: a runner that keeps dying is not going to finish it
 
 
 class CouncilRunnerUnavailable(RuntimeError):
@@ -32,13 +36,26 @@ def _ray_call(ref: ray.ObjectRef | list[ray.ObjectRef], timeout_s: float | None 
         raise CouncilRunnerUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
 
+def _merged(answers: list[dict]) -> dict:
+    return {key: value for answer in answers for key, value in answer.items()}
+
+
 @dataclass
 class CouncilClient:
     """The councils of `deliberation_id` that `owner` (a Dagster run id, or any caller's own id) started."""
 
     deliberation_id: str
     owner: str
-    _runner: ActorHandle = field(default_factory=council_runner, repr=False)
+    _runners: list[ActorHandle] = field(
+        default_factory=lambda: [council_runner(i) for i in range(COUNCIL_RUNNERS)], repr=False
+    )
+
+    # role -> the arguments this owner started its council with, and how often it was started again
+    _started: dict[str, tuple] = field(default_factory=dict, repr=False)
+    _restarts: dict[str, int] = field(default_factory=dict, repr=False)
+
+    def _runner(self, role: str) -> ActorHandle:
+        return self._runners[runner_index(self.deliberation_id, role)]
 
     def start(
         self,
@@ -51,33 +68,54 @@ class CouncilClient:
         """Starts each role's council unless this owner runs it already; returns the refusals (another
         owner runs the id, or this owner released it)."""
         starts: list[ray.ObjectRef] = [
-            self._runner.start.remote(request, role, deadline_at, endpoint, call_timeout_s, self.owner)
+            self._runner(role).start.remote(request, role, deadline_at, endpoint, call_timeout_s, self.owner)
             for role in roles
         ]
+        self._started |= {role: (request, deadline_at, endpoint, call_timeout_s) for role in roles}
         return [refusal for refusal in _ray_call(starts) if refusal]
 
+    def restart(self, role: str) -> bool:
+        """Starts again a council this owner started and its runner lost (the process died and Ray restarted
+        it empty): the calls that had finished are answered from the response store. False when it cannot."""
+        if role not in self._started or self._restarts.get(role, 0) >= MAX_RESTARTS:
+            return False
+        request, deadline_at, endpoint, call_timeout_s = self._started[role]
+        if time.time() >= deadline_at:
+            return False
+        self._restarts[role] = self._restarts.get(role, 0) + 1
+        try:
+            return not self.start(request, [role], deadline_at, endpoint, call_timeout_s)
+        except CouncilRunnerUnavailable:
+            return False
+
     def progress(self) -> dict[str, dict]:
-        return _ray_call(self._runner.progress.remote(self.deliberation_id))
+        return _merged(_ray_call([runner.progress.remote(self.deliberation_id) for runner in self._runners]))
 
     def calls_since(self, offsets: dict[str, int]) -> dict[str, list[AgentCall]]:
-        return _ray_call(self._runner.calls_since.remote(self.deliberation_id, offsets))
+        asked = [runner.calls_since.remote(self.deliberation_id, offsets) for runner in self._runners]
+        return _merged(_ray_call(asked))
 
     def published(self) -> dict[str, int]:
         """How many of each council's calls this owner has put on NATS."""
-        return _ray_call(self._runner.published.remote(self.deliberation_id, self.owner))
+        asked = [runner.published.remote(self.deliberation_id, self.owner) for runner in self._runners]
+        return _merged(_ray_call(asked))
 
     def mark_published(self, offsets: dict[str, int]) -> None:
         """Recorded in the background: a lost mark only means those calls are published again."""
-        self._runner.mark_published.remote(self.deliberation_id, self.owner, offsets)
+        for runner in self._runners:
+            runner.mark_published.remote(self.deliberation_id, self.owner, offsets)
 
     def results(self, roles: list[str]) -> "CouncilResults":
-        return CouncilResults(self._runner, self.deliberation_id, roles)
+        return CouncilResults(self, roles)
+
+    def result_of(self, role: str) -> ray.ObjectRef:
+        return self._runner(role).result.remote(self.deliberation_id, role)
 
     def release(self, timeout_s: float | None = None) -> int | None:
         """Drops this owner's councils, cancelling those still running. Waits up to timeout_s for how many
         were released; without a timeout it only sends the request."""
-        released: ray.ObjectRef = self._runner.release.remote(self.deliberation_id, self.owner)
-        return None if timeout_s is None else _ray_call(released, timeout_s)
+        released = [runner.release.remote(self.deliberation_id, self.owner) for runner in self._runners]
+        return None if timeout_s is None else sum(_ray_call(released, timeout_s))
 
     def collect(self, roles: list[str]) -> list[CouncilResult]:
         """Waits for every council and releases them: the results of the roles that had a council."""
@@ -89,11 +127,19 @@ class CouncilClient:
 
 
 class CouncilResults:
-    """The councils' results as they come in. A council that finished stays on the runner until released,
+    """The councils' results as they come in. A council that finished stays on its runner until released,
     so a caller that died while waiting (a resumed run) can ask again."""
 
-    def __init__(self, runner: ActorHandle, deliberation_id: str, roles: list[str]):
-        self._pending: dict[ray.ObjectRef, str] = {runner.result.remote(deliberation_id, role): role for role in roles}
+    def __init__(self, client: CouncilClient, roles: list[str]):
+        self._client = client
+        self._pending: dict[ray.ObjectRef, str] = {}
+        self.restarted: list[str] = []  # roles whose council was lost and started again, in order
+        for role in roles:
+            self.wait_for(role)
+
+    def wait_for(self, role: str) -> None:
+        """Waits (again) for the role's council: after it was started again on a restarted runner."""
+        self._pending[self._client.result_of(role)] = role
 
     @property
     def pending(self) -> list[str]:
@@ -106,9 +152,14 @@ class CouncilResults:
         for ref in done:
             role = self._pending.pop(ref)
             try:
-                outcomes[role] = ray.get(ref) or LostCouncil("the council was never started")
+                outcome = ray.get(ref) or LostCouncil("the council was never started")
             except ray.exceptions.RayError as exc:
-                outcomes[role] = LostCouncil(f"the council was lost on Ray: {type(exc).__name__}", str(exc))
+                outcome = LostCouncil(f"the council was lost on Ray: {type(exc).__name__}", str(exc))
+            if isinstance(outcome, LostCouncil) and self._client.restart(role):
+                self.restarted.append(role)
+                self.wait_for(role)
+            else:
+                outcomes[role] = outcome
         return outcomes
 
     def wait_all(self) -> dict[str, CouncilResult | LostCouncil]:

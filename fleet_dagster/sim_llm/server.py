@@ -149,6 +149,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(404, {"error": {"message": f"no route {self.path}"}})
             return
         body = json.loads(raw or b"{}")
+        self.server.entered()
+        try:
+            self._complete(body)
+        finally:
+            self.server.left()
+
+    def _complete(self, body: dict) -> None:
         settings = self.server.settings
         if settings.only_model and body.get("model") != settings.model:
             message = f"The model `{body.get('model')}` does not exist. Valid aliases: {settings.model}"
@@ -184,6 +191,8 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 time.sleep(per_token * len(tokens))
                 self._json(200, self._completion(body, content, len(tokens)))
+            if action in {"ok", "slow"}:
+                self.server.record_answer(body)
         finally:
             self.server.load.release()
 
@@ -278,6 +287,9 @@ class SimLLMServer(ThreadingHTTPServer):
         self._counter = 0
         self.requests_by_agent: dict[str, int] = {}
         self.authorizations: list[str | None] = []
+        self.in_flight = 0
+        self.peak_in_flight = 0  # the most chat requests it held at once, queued or decoding
+        self.answered: list[str] = []  # a fingerprint of each request it answered, in order
         self._thread: threading.Thread | None = None
 
     @property
@@ -293,6 +305,21 @@ class SimLLMServer(ThreadingHTTPServer):
                 return next(plan)
             rates = self.settings.model_faults.get(model, self.settings.run_faults)
             return rates.draw(self._rng, self._counter)
+
+    def entered(self) -> None:
+        with self._lock:
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+
+    def left(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
+
+    def record_answer(self, body: dict) -> None:
+        """What identifies the call (everything but headers and streaming): the same call answered twice shows."""
+        fields = {name: body.get(name) for name in ("model", "messages", "temperature", "max_tokens", "seed")}
+        with self._lock:
+            self.answered.append(json.dumps(fields, sort_keys=True))
 
     def record_authorization(self, header: str | None) -> None:
         with self._lock:

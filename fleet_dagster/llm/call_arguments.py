@@ -1,0 +1,42 @@
+"""What an agent call sends to the endpoint, built once: the call itself and the response store's key.
+
+Kept free of the openai client, so that a council runner can compute keys (and route by them) without it.
+"""
+
+import hashlib
+import json
+
+from fleet_dagster.core.records import ChatRequest
+from fleet_dagster.llm.endpoint import LLMEndpoint
+from fleet_dagster.llm.settings import display_url
+
+# What determines an answer. Headers (agent and deliberation ids), streaming and the key do not.
+ANSWER_FIELDS = ("model", "messages", "temperature", "max_tokens", "seed", "response_format")
+
+
+def call_arguments(endpoint: LLMEndpoint, request: ChatRequest) -> tuple[str, dict]:
+    """The base URL the call goes to and the arguments of `chat.completions.create`."""
+    model = endpoint.model_override or request.model
+    arguments: dict = {
+        "model": model,
+        "messages": request.messages,
+        "temperature": request.temperature,
+        "max_tokens": min(request.max_tokens, endpoint.max_tokens_cap or request.max_tokens),
+        "seed": request.seed,
+        # Lets an endpoint (or a test server) tell agents apart; not a secret.
+        "extra_headers": {"X-Fleet-Agent-Id": request.agent_id, "X-Fleet-Deliberation-Id": request.deliberation_id},
+    }
+    if request.json_schema is not None and endpoint.structured_output:
+        arguments["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": f"{request.phase}", "schema": request.json_schema},
+        }
+    return endpoint.model_urls.get(model, endpoint.base_url), arguments
+
+
+def response_key(base_url: str, arguments: dict) -> str:
+    """The store's key: the server (a different build or quantization answers differently; never its
+    credentials) and what determines the answer."""
+    answer = {name: arguments[name] for name in ANSWER_FIELDS if name in arguments}
+    canonical = json.dumps({"url": display_url(base_url), **answer}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()

@@ -1,0 +1,107 @@
+"""How an agent caller makes calls: from the response store when answered before, each distinct call once at a
+time, within the endpoint's bound on calls in flight (fair between deliberations) and behind its circuit."""
+
+import asyncio
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from fleet_dagster.core.chat_model import ChatModel
+from fleet_dagster.core.records import ChatRequest, ChatResult
+from fleet_dagster.llm.backpressure import FairLimiter
+from fleet_dagster.llm.call_arguments import call_arguments, response_key
+from fleet_dagster.llm.circuit import CircuitBreaker
+from fleet_dagster.llm.endpoint import LLMEndpoint, ModelCache
+from fleet_dagster.llm.response_store import ResponseStore
+from fleet_dagster.llm.settings import display_url
+
+MIN_CALL_S = 0.1  # less than this left before the deadline: not worth sending
+
+
+@dataclass
+class EndpointGuard:
+    """One server's bound and circuit, as this caller sees them."""
+
+    limiter: FairLimiter
+    breaker: CircuitBreaker
+
+
+class GuardedCalls:
+    """`share` is this caller's part of each endpoint's bound (the cluster's callers split it)."""
+
+    def __init__(
+        self,
+        build_model: Callable[[LLMEndpoint], ChatModel],
+        store: ResponseStore | None,
+        share: float = 1.0,
+    ) -> None:
+        self._models = ModelCache(build_model)
+        self._store = store
+        self._share = share
+        self._guards: dict[str, EndpointGuard] = {}
+        self._in_flight: dict[str, asyncio.Task[ChatResult]] = {}
+
+    def guard(self, endpoint: LLMEndpoint, base_url: str) -> EndpointGuard:
+        limit = max(1, math.ceil(endpoint.max_in_flight * self._share))
+        guard = self._guards.get(base_url)
+        if guard is None:
+            breaker = CircuitBreaker(endpoint.circuit_failures, endpoint.circuit_cooldown_s)
+            guard = self._guards[base_url] = EndpointGuard(FairLimiter(limit), breaker)
+        else:  # the endpoint's latest settings win
+            guard.breaker.threshold, guard.breaker.cooldown_s = endpoint.circuit_failures, endpoint.circuit_cooldown_s
+            if guard.limiter.limit != limit:
+                guard.limiter.set_limit(limit)
+        return guard
+
+    async def complete(self, endpoint: LLMEndpoint, request: ChatRequest) -> ChatResult:
+        base_url, arguments = call_arguments(endpoint, request)
+        key = response_key(base_url, arguments)
+        stored = self._store.get(key) if self._store else None
+        if stored is not None:
+            return stored.model_copy(update={"replayed": True})
+        # The same call asked again while it runs (a council restarted on another runner) joins it.
+        call = self._in_flight.get(key)
+        if call is None:
+            call = self._in_flight[key] = asyncio.create_task(self._call(endpoint, base_url, key, request))
+            call.add_done_callback(lambda _: self._in_flight.pop(key, None))
+        # A council cancelled meanwhile leaves the call to finish and be stored: its work is not lost.
+        return await asyncio.shield(call)
+
+    async def _call(self, endpoint: LLMEndpoint, base_url: str, key: str, request: ChatRequest) -> ChatResult:
+        guard = self.guard(endpoint, base_url)
+        refused = guard.breaker.refusal()
+        if refused:
+            return ChatResult(error=f"{refused}: {display_url(base_url)}")
+        deadline_at = request.deadline_at or time.time() + request.timeout_s
+        queued_at = time.time()
+        try:
+            waited_s = await guard.limiter.acquire(request.deliberation_id, deadline_at - time.time() - MIN_CALL_S)
+        except TimeoutError:
+            return ChatResult(
+                error=f"deadline reached while waiting for a slot at {display_url(base_url)} "
+                f"({guard.limiter.limit} calls in flight from this caller, {guard.limiter.waiting} waiting)",
+                queue_ms=(time.time() - queued_at) * 1000,
+            )
+        try:
+            result = await self._sent(endpoint, base_url, guard, request, deadline_at)
+        finally:
+            guard.limiter.release(request.deliberation_id)
+        if self._store is not None:
+            self._store.put(key, result)
+        return result.model_copy(update={"queue_ms": waited_s * 1000})
+
+    async def _sent(
+        self, endpoint: LLMEndpoint, base_url: str, guard: EndpointGuard, request: ChatRequest, deadline_at: float
+    ) -> ChatResult:
+        refused = guard.breaker.admit()  # it may have opened while this call waited
+        if refused:
+            return ChatResult(error=f"{refused}: {display_url(base_url)}")
+        timeout_s = min(request.timeout_s, deadline_at - time.time())
+        try:
+            result = await self._models.get(endpoint).complete(request.model_copy(update={"timeout_s": timeout_s}))
+        except BaseException:
+            guard.breaker.abandon()
+            raise
+        guard.breaker.record(result.endpoint_fault)
+        return result

@@ -1,0 +1,134 @@
+"""Answers the model already gave, so that no finished call is paid for twice.
+
+A council restarted after its runner died, a re-run of a deliberation, and `fleet-dagster replay` ask for
+the same calls again: they are answered from here. Keys come from `call_arguments.response_key` (what
+determines an answer, never a credential); values are the answer and its token counts. The store is a
+SQLite file: under FLEET_HOME by default, or at a path every caller shares (a volume). It is bounded by
+age and by entries, and also keeps each deliberation's request, which `replay` needs.
+"""
+
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from fleet_dagster.core.records import ChatResult
+from fleet_dagster.core.request import DeliberationRequest
+from fleet_dagster.llm.endpoint import LLMEndpoint
+from fleet_dagster.settings import fleet_home
+
+RESPONSE_STORE_ENV = {
+    "path": "FLEET_RESPONSE_STORE",
+    "ttl_s": "FLEET_RESPONSE_TTL_S",
+    "max_entries": "FLEET_RESPONSE_MAX_ENTRIES",
+}
+DISABLED = "off"
+# Only what a replay needs: the answer, its cost and the model that gave it.
+STORED_FIELDS = {"content", "prompt_tokens", "completion_tokens", "model", "first_token_ms"}
+PRUNE_EVERY = 500  # puts between two prunes: a prune scans the table
+
+
+class ResponseStoreSettings(BaseModel):
+    path: str | None = Field(None, description=f"SQLite file; unset: FLEET_HOME/responses.sqlite; '{DISABLED}': none.")
+    ttl_s: float = Field(7 * 86400.0, gt=0, description="Answers older than this are not replayed, and dropped.")
+    max_entries: int = Field(200_000, ge=1, description="The oldest answers beyond this many are dropped.")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> "ResponseStoreSettings":
+        return cls.model_validate({name: environ[var] for name, var in RESPONSE_STORE_ENV.items() if environ.get(var)})
+
+
+class ResponseStore:
+    """Safe to share between processes (SQLite's WAL mode and busy timeout) and between threads."""
+
+    def __init__(self, path: Path, ttl_s: float, max_entries: int, clock=time.time) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._puts = 0
+        self._db = sqlite3.connect(path, timeout=30.0, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, stored_at REAL, result TEXT)")
+        self._db.execute("CREATE INDEX IF NOT EXISTS responses_age ON responses (stored_at)")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS deliberations (id TEXT PRIMARY KEY, stored_at REAL, document TEXT)"
+        )
+
+    def get(self, key: str) -> ChatResult | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT result FROM responses WHERE key = ? AND stored_at > ?", (key, self._clock() - self.ttl_s)
+            ).fetchone()
+        return ChatResult.model_validate_json(row[0]) if row else None
+
+    def put(self, key: str, result: ChatResult) -> None:
+        """Only answers are kept: a failure is worth asking again."""
+        if not result.ok:
+            return
+        document = result.model_dump_json(include=STORED_FIELDS)
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO responses VALUES (?, ?, ?)", (key, self._clock(), document))
+            self._puts += 1
+            if self._puts % PRUNE_EVERY == 0:
+                self._prune()
+
+    def put_deliberation(self, deliberation_id: str, document: str) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO deliberations VALUES (?, ?, ?)", (deliberation_id, self._clock(), document)
+            )
+
+    def deliberation(self, deliberation_id: str) -> str | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT document FROM deliberations WHERE id = ? AND stored_at > ?",
+                (deliberation_id, self._clock() - self.ttl_s),
+            ).fetchone()
+        return row[0] if row else None
+
+    def __len__(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT count(*) FROM responses").fetchone()[0]
+
+    def prune(self) -> None:
+        with self._lock:
+            self._prune()
+
+    def _prune(self) -> None:
+        oldest_kept = self._clock() - self.ttl_s
+        self._db.execute("DELETE FROM responses WHERE stored_at <= ?", (oldest_kept,))
+        self._db.execute("DELETE FROM deliberations WHERE stored_at <= ?", (oldest_kept,))
+        self._db.execute(
+            "DELETE FROM responses WHERE key IN (SELECT key FROM responses ORDER BY stored_at DESC LIMIT -1 OFFSET ?)",
+            (self.max_entries,),
+        )
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def open_response_store(settings: ResponseStoreSettings | None = None) -> ResponseStore | None:
+    """The deployment's store, as the environment sets it; None when it is turned off."""
+    settings = settings or ResponseStoreSettings.from_env()
+    if settings.path == DISABLED:
+        return None
+    path = Path(settings.path) if settings.path else fleet_home() / "responses.sqlite"
+    return ResponseStore(path, settings.ttl_s, settings.max_entries)
+
+
+class ReplayDocument(BaseModel):
+    """What `fleet-dagster replay` needs to ask a deliberation's calls again: its request and where they went."""
+
+    request: DeliberationRequest
+    endpoint: LLMEndpoint
+
+
+def replay_document(request: DeliberationRequest, endpoint: LLMEndpoint) -> str:
+    return ReplayDocument(request=request, endpoint=endpoint).model_dump_json(exclude={"endpoint": {"api_key"}})

@@ -1,0 +1,116 @@
+"""The response store: keyed by what determines an answer, bounded, and never holding a credential."""
+
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from fleet_dagster.core.records import ChatRequest, ChatResult
+from fleet_dagster.core.request import parse_request
+from fleet_dagster.llm.call_arguments import call_arguments, response_key
+from fleet_dagster.llm.endpoint import LLMEndpoint
+from fleet_dagster.llm.response_store import (
+    ReplayDocument,
+    ResponseStore,
+    ResponseStoreSettings,
+    open_response_store,
+    replay_document,
+)
+
+SECRET = "sk-do-not-store-me"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def chat_request(**changes) -> ChatRequest:
+    fields = {
+        "deliberation_id": "d1",
+        "agent_id": "agent-dev-001",
+        "role": "DEV",
+        "phase": "propose",
+        "round": 0,
+        "model": "m",
+        "messages": [{"role": "user", "content": "Design a cache"}],
+        "temperature": 0.7,
+        "max_tokens": 100,
+        "seed": 7,
+        "timeout_s": 30.0,
+    }
+    return ChatRequest(**{**fields, **changes})
+
+
+def key_of(request: ChatRequest, **endpoint) -> str:
+    return response_key(*call_arguments(LLMEndpoint(base_url="http://llm:8000/v1", **endpoint), request))
+
+
+def test_the_key_changes_with_what_determines_the_answer_only():
+    base = key_of(chat_request())
+    for change in (
+        {"seed": 8},
+        {"temperature": 0.2},
+        {"max_tokens": 50},
+        {"model": "other"},
+        {"messages": [{"role": "user", "content": "Design a queue"}]},
+        {"json_schema": {"type": "object"}},
+    ):
+        assert key_of(chat_request(**change)) != base, change
+    # Who asks, how long it may take and the key it sends do not change the answer.
+    assert key_of(chat_request(agent_id="agent-qa-001", timeout_s=5, deadline_at=1.0)) == base
+    assert key_of(chat_request(), api_key=SecretStr(SECRET)) == base
+    assert key_of(chat_request(), max_tokens_cap=50) == key_of(chat_request(max_tokens=50))
+    assert key_of(chat_request(), model_override="other") == key_of(chat_request(model="other"))
+    other_server = response_key(*call_arguments(LLMEndpoint(base_url="http://llm-2:8000/v1"), chat_request()))
+    assert other_server != base
+    with_password = LLMEndpoint(base_url="http://user:pw@llm:8000/v1")
+    assert response_key(*call_arguments(with_password, chat_request())) == base  # the URL's password is no part
+
+
+def test_answers_are_kept_failures_are_not(tmp_path: Path):
+    store = ResponseStore(tmp_path / "r.sqlite", ttl_s=60, max_entries=10)
+    answer = ChatResult(
+        content="use an LRU", prompt_tokens=5, completion_tokens=3, model="m", latency_ms=900, queue_ms=4
+    )
+    store.put("k", answer)
+    store.put("failed", ChatResult(error="HTTP 500"))
+    assert store.get("k") == ChatResult(content="use an LRU", prompt_tokens=5, completion_tokens=3, model="m")
+    assert store.get("failed") is None and len(store) == 1
+    # Another process (a second caller) sees the same file.
+    assert ResponseStore(tmp_path / "r.sqlite", ttl_s=60, max_entries=10).get("k") is not None
+
+
+def test_bounded_by_age_and_by_entries(tmp_path: Path):
+    clock = Clock()
+    store = ResponseStore(tmp_path / "r.sqlite", ttl_s=60, max_entries=3, clock=clock)
+    for index in range(5):
+        store.put(f"k{index}", ChatResult(content=f"answer {index}"))
+        clock.now += 1
+    store.prune()
+    assert len(store) == 3 and store.get("k0") is None and store.get("k4") is not None
+    clock.now += 60
+    assert store.get("k4") is None  # too old to replay, even before a prune
+    store.prune()
+    assert len(store) == 0
+
+
+def test_the_replay_document_keeps_the_request_and_the_endpoint_without_its_key(tmp_path: Path):
+    store = ResponseStore(tmp_path / "r.sqlite", ttl_s=60, max_entries=3)
+    request = parse_request({"task": "Design a cache", "roles": ["DEV"], "deliberation_id": "d9"})
+    endpoint = LLMEndpoint(base_url="http://llm:8000/v1", api_key=SecretStr(SECRET), max_tokens_cap=64)
+    store.put_deliberation("d9", replay_document(request, endpoint))
+    stored = ReplayDocument.model_validate_json(store.deliberation("d9") or "")
+    assert stored.request == request and stored.endpoint.max_tokens_cap == 64
+    assert SECRET not in (tmp_path / "r.sqlite").read_bytes().decode("latin-1")
+    assert SECRET not in (tmp_path / "r.sqlite-wal").read_bytes().decode("latin-1")
+
+
+def test_the_environment_places_or_turns_off_the_store(tmp_path: Path):
+    settings = ResponseStoreSettings.from_env({"FLEET_RESPONSE_STORE": str(tmp_path / "x.sqlite")})
+    store = open_response_store(settings)
+    assert store is not None and store.path == tmp_path / "x.sqlite"
+    assert open_response_store(ResponseStoreSettings.from_env({"FLEET_RESPONSE_STORE": "off"})) is None
+    assert ResponseStoreSettings.from_env({"FLEET_RESPONSE_TTL_S": "3600"}).ttl_s == 3600
