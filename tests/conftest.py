@@ -52,14 +52,15 @@ def ray_head(fleet_home: Path) -> Iterator[LocalHead]:
 
 @pytest.fixture
 def runner(ray_head: LocalHead):
-    """The cluster's CouncilRunner actor, asked directly (this process connects to the session's head)."""
+    """runner(deliberation_id, role="DEV"): the CouncilRunner actor that runs that council, asked directly
+    (this process connects to the session's head)."""
     import ray
 
-    from fleet_dagster.ray_cluster.actors import NAMESPACE, council_runner
+    from fleet_dagster.ray_cluster.actors import NAMESPACE, council_runner, runner_index
 
     ray.init(address=ray_head.address, namespace=NAMESPACE, log_to_driver=False, ignore_reinit_error=True)
     try:
-        yield council_runner()
+        yield lambda deliberation_id, role="DEV": council_runner(runner_index(deliberation_id, role))
     finally:
         ray.shutdown()
 

@@ -7,9 +7,11 @@
 """
 
 import asyncio
+import os
 import time
 import zlib
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import ray
 from ray.actor import ActorHandle
@@ -36,6 +38,17 @@ AGENT_CALLERS = 2
 _SUFFIX = f"v{__version__}"
 
 
+class ActorPlace(NamedTuple):
+    """Where an actor runs: its process and node (operators and failover tests ask)."""
+
+    pid: int
+    node_id: str
+
+
+def actor_place() -> ActorPlace:
+    return ActorPlace(os.getpid(), ray.get_runtime_context().get_node_id())
+
+
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=2)
 class AgentCaller:
     """Makes the cluster's agent calls (see llm/guarded_calls.py); each caller takes its share of every
@@ -54,6 +67,9 @@ class AgentCaller:
 
     async def complete(self, endpoint: LLMEndpoint, request: ChatRequest) -> ChatResult:
         return await self._calls.complete(endpoint, request)
+
+    async def where(self) -> ActorPlace:
+        return actor_place()
 
 
 class AgentCallerPool:
@@ -148,6 +164,9 @@ class CouncilRunner:
             for (delib, role), entry in self._councils.items()
             if delib == deliberation_id and run_id in (None, entry.run_id)
         }
+
+    async def where(self) -> ActorPlace:
+        return actor_place()
 
     async def progress(self, deliberation_id: str) -> dict[str, dict]:
         return {

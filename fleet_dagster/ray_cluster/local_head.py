@@ -49,6 +49,14 @@ def _read_state(state_dir: Path) -> LocalHead | None:
     return head if _alive(head.pid) and port_open(head.address) else None
 
 
+def ray_temp_dir(state_dir: Path) -> Path:
+    """Ray's socket paths must stay under 108 bytes: a short folder per state dir, not one inside it.
+    Every node of the local cluster uses it."""
+    tmp_dir = Path(tempfile.gettempdir()) / f"fleet-ray-{hashlib.sha1(str(state_dir).encode()).hexdigest()[:10]}"
+    tmp_dir.mkdir(exist_ok=True)
+    return tmp_dir
+
+
 def ensure_local_head(state_dir: Path, num_cpus: int | None = None, timeout_s: float = 60.0) -> LocalHead:
     """The running local head recorded in `state_dir`, or a new one."""
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -58,9 +66,7 @@ def ensure_local_head(state_dir: Path, num_cpus: int | None = None, timeout_s: f
         port = free_port()
         address = f"127.0.0.1:{port}"
         log_path = state_dir / "ray-head.log"
-        # Ray's socket paths must stay under 108 bytes: a short folder per state dir, not one inside it.
-        tmp_dir = Path(tempfile.gettempdir()) / f"fleet-ray-{hashlib.sha1(str(state_dir).encode()).hexdigest()[:10]}"
-        tmp_dir.mkdir(exist_ok=True)
+        tmp_dir = ray_temp_dir(state_dir)
         command = [
             str(Path(sys.executable).with_name("ray")),
             "start",

@@ -144,7 +144,7 @@ def test_ctrl_c_releases_the_councils_and_exits_130(runner, dagster_home, sim_ll
         assert "Interrupted: deliberation cli-interrupted cancelled, its councils released" in stderr
         # Dagster's log-capture helpers (same process group) may print their own KeyboardInterrupt; ours must not.
         assert "fleet_dagster/cli" not in stderr and "Aborted!" not in stderr
-        assert ray.get(runner.progress.remote("cli-interrupted")) == {}
+        assert ray.get(runner("cli-interrupted").progress.remote("cli-interrupted")) == {}
         calls = sum(server.requests_by_agent.values())
         time.sleep(2 * server.settings.latency_s)  # long enough for running councils' next calls to arrive
         assert sum(server.requests_by_agent.values()) == calls
@@ -154,4 +154,4 @@ def test_ctrl_c_releases_the_councils_and_exits_130(runner, dagster_home, sim_ll
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.communicate()
-        ray.get(runner.release.remote("cli-interrupted"))
+        ray.get(runner("cli-interrupted").release.remote("cli-interrupted"))

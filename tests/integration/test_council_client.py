@@ -7,6 +7,7 @@ import pytest
 from fleet_dagster.core.request import parse_request
 from fleet_dagster.llm.endpoint import LLMEndpoint
 from fleet_dagster.ray_cluster.council_client import CouncilClient, LostCouncil
+from fleet_dagster.ray_cluster.deliberate import deliberate_on_ray
 
 pytestmark = pytest.mark.integration
 
@@ -50,3 +51,16 @@ def test_start_watch_collect_and_release(runner, sim_llm_factory):
 def test_a_council_that_never_started_is_reported_lost(runner):
     outcomes = CouncilClient("client-never", owner="run-x").results(["DEV"]).wait_all()
     assert outcomes == {"DEV": LostCouncil("the council was never started")}
+
+
+def test_a_deliberation_run_again_is_answered_from_the_response_store(runner, sim_llm_factory):
+    """A re-run (a new owner of the same request) pays for no call that had already finished."""
+    server = sim_llm_factory(latency_s=0.05)
+    endpoint = LLMEndpoint(base_url=server.base_url)
+    first = deliberate_on_ray(request("client-rerun"), endpoint, call_timeout_s=10)
+    answered = len(server.answered)
+    again = deliberate_on_ray(request("client-rerun"), endpoint, call_timeout_s=10)
+
+    assert answered == 2 * 2 and len(server.answered) == answered
+    assert all(call.replayed for council in again for call in council.calls)
+    assert [p.content for c in again for p in c.proposals] == [p.content for c in first for p in c.proposals]

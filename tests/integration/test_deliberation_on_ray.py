@@ -146,17 +146,20 @@ def test_a_council_result_can_be_collected_again_until_released(runner, sim_llm_
     request = parse_request(
         {"task": "Design a cache", "roles": ["DEV"], "agents_per_role": 2, "rounds": 0, "deliberation_id": "again"}
     )
-    ray.get(runner.start.remote(request, "DEV", time.time() + 60, LLMEndpoint(base_url=server.base_url), 10, "run-1"))
-    abandoned = runner.result.remote("again", "DEV")
+    dev_runner = runner("again")
+    ray.get(
+        dev_runner.start.remote(request, "DEV", time.time() + 60, LLMEndpoint(base_url=server.base_url), 10, "run-1")
+    )
+    abandoned = dev_runner.result.remote("again", "DEV")
     ray.cancel(abandoned)  # the first collector goes away while the council runs
     with pytest.raises(ray.exceptions.RayError):
         ray.get(abandoned)
 
-    first = ray.get(runner.result.remote("again", "DEV"))
+    first = ray.get(dev_runner.result.remote("again", "DEV"))
     assert first is not None and first.error is None and len(first.proposals) == 2
-    assert ray.get(runner.result.remote("again", "DEV")) == first
-    assert ray.get(runner.release.remote("again")) == 1
-    assert ray.get(runner.result.remote("again", "DEV")) is None
+    assert ray.get(dev_runner.result.remote("again", "DEV")) == first
+    assert ray.get(dev_runner.release.remote("again")) == 1
+    assert ray.get(dev_runner.result.remote("again", "DEV")) is None
 
 
 def test_a_released_run_cannot_start_its_councils_again(runner, sim_llm_factory):
@@ -167,15 +170,15 @@ def test_a_released_run_cannot_start_its_councils_again(runner, sim_llm_factory)
         {"task": "Design a cache", "roles": ["DEV"], "agents_per_role": 2, "rounds": 0, "deliberation_id": "gone"}
     )
     endpoint = LLMEndpoint(base_url=server.base_url)
-    assert ray.get(runner.start.remote(request, "DEV", time.time() + 60, endpoint, 10, "run-gone")) is None
-    assert ray.get(runner.release.remote("gone", "run-gone")) == 1
+    assert ray.get(runner("gone").start.remote(request, "DEV", time.time() + 60, endpoint, 10, "run-gone")) is None
+    assert ray.get(runner("gone").release.remote("gone", "run-gone")) == 1
 
-    refusal = ray.get(runner.start.remote(request, "DEV", time.time() + 60, endpoint, 10, "run-gone"))
+    refusal = ray.get(runner("gone").start.remote(request, "DEV", time.time() + 60, endpoint, 10, "run-gone"))
     assert refusal and "run-gone" in refusal and "released" in refusal
-    assert ray.get(runner.progress.remote("gone")) == {}
+    assert ray.get(runner("gone").progress.remote("gone")) == {}
     # Another run (a re-execution) may run the id again.
-    assert ray.get(runner.start.remote(request, "DEV", time.time() + 60, endpoint, 10, "run-again")) is None
-    assert ray.get(runner.release.remote("gone")) == 1
+    assert ray.get(runner("gone").start.remote(request, "DEV", time.time() + 60, endpoint, 10, "run-again")) is None
+    assert ray.get(runner("gone").release.remote("gone")) == 1
 
 
 def test_deadline_gives_timeout_with_what_finished(ray_head, instance, sim_llm_factory, deploy_llm):
