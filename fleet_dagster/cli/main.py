@@ -199,6 +199,13 @@ def _stderr_console() -> Console:
         return Console(stderr=True)
 
 
+def _winners_table(winners: dict[str, dict]) -> Table:
+    table = Table("role", "winner", "score")
+    for role, winner in winners.items():
+        table.add_row(escape(role), escape(str(winner["agent_id"])), f"{winner['score']:.2f}")
+    return table
+
+
 def _print_summary(document: dict, dagster_home: str) -> None:
     """Every value is escaped: error messages quote model and server text, where `[...]` is not markup."""
     console = Console()
@@ -210,10 +217,7 @@ def _print_summary(document: dict, dagster_home: str) -> None:
     )
     if document["error_message"]:
         console.print(f"[red]{escape(document['error_message'])}[/]")
-    table = Table("role", "winner", "score")
-    for role, winner in document["winners"].items():
-        table.add_row(escape(role), escape(str(winner["agent_id"])), f"{winner['score']:.2f}")
-    console.print(table)
+    console.print(_winners_table(document["winners"]))
     console.print(
         f"Result: asset [bold]deliberation[/], partition {deliberation_id}, run {run_id}\n"
         f"  stored in {escape(dagster_home)}/storage/deliberation/{deliberation_id}\n"
@@ -298,6 +302,49 @@ def republish(deliberation_id: str) -> None:
     if not publish_with_retries(settings, [final], retry_s=settings.publish_retry_s):
         raise click.ClickException(f"could not publish to {settings.display_url}")
     click.echo(f"published {final[0]} of {deliberation_id} (message id {final[2]})")
+
+
+@cli.command()
+@click.argument("deliberation_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the replay's outcome as JSON.")
+def replay(deliberation_id: str, as_json: bool) -> None:
+    """Score a stored deliberation again from the response store, without calling any model.
+
+    Exit codes are those of `deliberate`, for the replayed outcome.
+    """
+    if not re.match(DELIBERATION_ID_PATTERN, deliberation_id):
+        raise click.BadParameter(f"must match {DELIBERATION_ID_PATTERN}", param_hint="DELIBERATION_ID")
+    from fleet_dagster.core.outcome import winners
+    from fleet_dagster.core.status import final_status
+    from fleet_dagster.llm.replay import replay_deliberation
+    from fleet_dagster.llm.response_store import RESPONSE_STORE_ENV, ReplayDocument, open_response_store
+
+    store = open_response_store()
+    if store is None:
+        raise click.UsageError(f"the response store is turned off ({RESPONSE_STORE_ENV['path']}=off)")
+    stored = store.deliberation(deliberation_id)
+    if stored is None:
+        raise click.ClickException(f"{deliberation_id} is not in the response store at {store.path}")
+    document = ReplayDocument.model_validate_json(stored)
+    councils = replay_deliberation(store, document)
+    calls = [call for council in councils for call in council.calls]
+    outcome = {
+        "deliberation_id": deliberation_id,
+        "status": final_status(document.request.roles, councils).value,
+        "winners": winners(councils),
+        "replayed_calls": sum(call.replayed for call in calls),
+        "missing_calls": sum(not call.replayed for call in calls),
+    }
+    if as_json:
+        click.echo(json.dumps(outcome, indent=2))
+    else:
+        console = Console()
+        console.print(
+            f"Replayed [bold]{escape(deliberation_id)}[/]: [bold]{outcome['status']}[/] "
+            f"({outcome['replayed_calls']} answers from the store, {outcome['missing_calls']} missing)"
+        )
+        console.print(_winners_table(outcome["winners"]))
+    sys.exit(EXIT_CODES[DeliberationStatus(outcome["status"])])
 
 
 @cli.command("nats-server")

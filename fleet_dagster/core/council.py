@@ -6,7 +6,7 @@ import zlib
 from collections.abc import Callable
 
 from fleet_dagster.core.chat_model import ChatModel
-from fleet_dagster.core.profiles import RoleProfile
+from fleet_dagster.core.profiles import RoleProfile, load_profile
 from fleet_dagster.core.prompts import chat_messages
 from fleet_dagster.core.records import (
     AgentCall,
@@ -314,6 +314,21 @@ class Council:
 
 def _describe(exc: Exception) -> str:
     return f"{type(exc).__name__}: {str(exc)[:300]}"  # a message may quote a whole (hostile) answer
+
+
+def council_for(
+    request: DeliberationRequest, role: str, chat: ChatModel, *, deadline_at: float, call_timeout_s: float
+) -> Council:
+    """The role's council, with its profile and, when the request lets the architect pick, the architect's."""
+    architect = load_profile("ARCHITECT") if request.selection == "architect" else None
+    return Council(
+        request,
+        load_profile(role),
+        chat,
+        deadline_at=deadline_at,
+        call_timeout_s=call_timeout_s,
+        architect=architect,
+    )
 
 
 async def run_council(council: Council) -> CouncilResult:

@@ -18,8 +18,7 @@ from ray.actor import ActorHandle
 
 from fleet_dagster import __version__
 from fleet_dagster.core.chat_model import ChatModel
-from fleet_dagster.core.council import Council, run_council
-from fleet_dagster.core.profiles import load_profile
+from fleet_dagster.core.council import Council, council_for, run_council
 from fleet_dagster.core.records import AgentCall, ChatRequest, ChatResult, CouncilResult
 from fleet_dagster.core.request import DeliberationRequest
 from fleet_dagster.llm.call_arguments import call_arguments, response_key
@@ -135,15 +134,8 @@ class CouncilRunner:
         self._forget_uncollected()
         if self._store is not None:  # what `fleet-dagster replay` needs; the endpoint without its key
             self._store.put_deliberation(request.deliberation_id, replay_document(request, endpoint))
-        architect = load_profile("ARCHITECT") if request.selection == "architect" else None
-        council = Council(
-            request,
-            load_profile(role),
-            AgentCallerPool(self._callers, endpoint),
-            deadline_at=deadline_at,
-            call_timeout_s=call_timeout_s,
-            architect=architect,
-        )
+        callers = AgentCallerPool(self._callers, endpoint)
+        council = council_for(request, role, callers, deadline_at=deadline_at, call_timeout_s=call_timeout_s)
         self._councils[key] = _RunningCouncil(council, asyncio.create_task(run_council(council)), run_id)
         return None
 

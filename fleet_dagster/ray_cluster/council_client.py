@@ -88,22 +88,22 @@ class CouncilClient:
         except CouncilRunnerUnavailable:
             return False
 
+    def _ask_every_runner(self, method: str, *args: Any) -> list[ray.ObjectRef]:
+        return [getattr(runner, method).remote(self.deliberation_id, *args) for runner in self._runners]
+
     def progress(self) -> dict[str, dict]:
-        return _merged(_ray_call([runner.progress.remote(self.deliberation_id) for runner in self._runners]))
+        return _merged(_ray_call(self._ask_every_runner("progress")))
 
     def calls_since(self, offsets: dict[str, int]) -> dict[str, list[AgentCall]]:
-        asked = [runner.calls_since.remote(self.deliberation_id, offsets) for runner in self._runners]
-        return _merged(_ray_call(asked))
+        return _merged(_ray_call(self._ask_every_runner("calls_since", offsets)))
 
     def published(self) -> dict[str, int]:
         """How many of each council's calls this owner has put on NATS."""
-        asked = [runner.published.remote(self.deliberation_id, self.owner) for runner in self._runners]
-        return _merged(_ray_call(asked))
+        return _merged(_ray_call(self._ask_every_runner("published", self.owner)))
 
     def mark_published(self, offsets: dict[str, int]) -> None:
         """Recorded in the background: a lost mark only means those calls are published again."""
-        for runner in self._runners:
-            runner.mark_published.remote(self.deliberation_id, self.owner, offsets)
+        self._ask_every_runner("mark_published", self.owner, offsets)
 
     def results(self, roles: list[str]) -> "CouncilResults":
         return CouncilResults(self, roles)
@@ -114,7 +114,7 @@ class CouncilClient:
     def release(self, timeout_s: float | None = None) -> int | None:
         """Drops this owner's councils, cancelling those still running. Waits up to timeout_s for how many
         were released; without a timeout it only sends the request."""
-        released = [runner.release.remote(self.deliberation_id, self.owner) for runner in self._runners]
+        released = self._ask_every_runner("release", self.owner)
         return None if timeout_s is None else sum(_ray_call(released, timeout_s))
 
     def collect(self, roles: list[str]) -> list[CouncilResult]:

@@ -1,9 +1,12 @@
 """The council runner's client, as the asset, the CLI and the benchmarks use it, against the real actor."""
 
+import json
 import time
 
 import pytest
+from click.testing import CliRunner
 
+from fleet_dagster.cli.main import cli
 from fleet_dagster.core.request import parse_request
 from fleet_dagster.llm.endpoint import LLMEndpoint
 from fleet_dagster.ray_cluster.council_client import CouncilClient, LostCouncil
@@ -64,3 +67,23 @@ def test_a_deliberation_run_again_is_answered_from_the_response_store(runner, si
     assert answered == 2 * 2 and len(server.answered) == answered
     assert all(call.replayed for council in again for call in council.calls)
     assert [p.content for c in again for p in c.proposals] == [p.content for c in first for p in c.proposals]
+
+
+def test_replay_scores_a_stored_deliberation_again_without_any_call(runner, sim_llm_factory):
+    server = sim_llm_factory(latency_s=0.05)
+    original = request("client-replay").model_copy(update={"rounds": 1})
+    councils = deliberate_on_ray(original, LLMEndpoint(base_url=server.base_url), call_timeout_s=10)
+    answered = len(server.answered)
+    server.__exit__(None, None, None)  # the model server is gone: a replay must not need it
+
+    replayed = CliRunner().invoke(cli, ["replay", "client-replay", "--json"])
+    assert replayed.exit_code == 0, replayed.output
+    outcome = json.loads(replayed.output)
+    assert outcome["status"] == "COMPLETED" and outcome["missing_calls"] == 0
+    assert outcome["replayed_calls"] == answered == sum(len(council.calls) for council in councils)
+    assert {role: w["agent_id"] for role, w in outcome["winners"].items()} == {
+        council.role: council.selection.winner for council in councils
+    }
+
+    unknown = CliRunner().invoke(cli, ["replay", "never-stored"])
+    assert unknown.exit_code == 1 and "never-stored is not in the response store" in unknown.output

@@ -1,0 +1,42 @@
+"""A stored deliberation scored again from the response store alone: `fleet-dagster replay ID`.
+
+Its councils run as they ran (same prompts, seeds and order of phases) against the answers the model
+gave; a call that never finished is reported missing, never made. Scoring and selection run anew, so a
+change to them can be tried on real deliberations without paying for a single call.
+"""
+
+import asyncio
+import time
+
+from fleet_dagster.core.council import council_for, run_council
+from fleet_dagster.core.records import ChatRequest, ChatResult, CouncilResult
+from fleet_dagster.llm.call_arguments import call_arguments, response_key
+from fleet_dagster.llm.response_store import ReplayDocument, ResponseStore
+
+NOT_STORED = "not in the response store (the call never finished, or its answer expired)"
+
+
+class StoredAnswers:
+    """A ChatModel that only answers from the store."""
+
+    def __init__(self, store: ResponseStore, document: ReplayDocument) -> None:
+        self._store = store
+        self._endpoint = document.endpoint
+
+    async def complete(self, request: ChatRequest) -> ChatResult:
+        stored = self._store.get(response_key(*call_arguments(self._endpoint, request)))
+        return stored.model_copy(update={"replayed": True}) if stored else ChatResult(error=NOT_STORED)
+
+
+def replay_deliberation(store: ResponseStore, document: ReplayDocument) -> list[CouncilResult]:
+    """Every role's council, in the request's order."""
+    request, answers = document.request, StoredAnswers(store, document)
+    deadline_at = time.time() + 3600.0  # stored answers come at once: the deadline is never what stops a replay
+
+    async def replay() -> list[CouncilResult]:
+        councils = [
+            council_for(request, role, answers, deadline_at=deadline_at, call_timeout_s=60.0) for role in request.roles
+        ]
+        return list(await asyncio.gather(*(run_council(council) for council in councils)))
+
+    return asyncio.run(replay())
