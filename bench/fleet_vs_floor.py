@@ -32,8 +32,7 @@ class OneAtATime:
 
 def run_councils_in_process(request, base_url: str, one_at_a_time: bool = False) -> None:
     """The same councils, no Dagster and no Ray: every agent call straight to the server."""
-    from fleet_dagster.core.council import Council, run_council
-    from fleet_dagster.core.profiles import load_profile
+    from fleet_dagster.core.council import council_for, run_council
     from fleet_dagster.llm.endpoint import LLMEndpoint
     from fleet_dagster.llm.openai_chat import OpenAIChatModel
 
@@ -42,8 +41,7 @@ def run_councils_in_process(request, base_url: str, one_at_a_time: bool = False)
         chat = OneAtATime(model) if one_at_a_time else model
         deadline_at = time.time() + request.deadline_s
         councils = [
-            Council(request, load_profile(role), chat, deadline_at=deadline_at, call_timeout_s=120)
-            for role in request.roles
+            council_for(request, role, chat, deadline_at=deadline_at, call_timeout_s=120) for role in request.roles
         ]
         return await asyncio.gather(*(run_council(c) for c in councils))
 

@@ -14,6 +14,11 @@ import time
 from pathlib import Path
 
 
+def quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--deliberations", type=int, default=50)
@@ -23,6 +28,9 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.2, help="time to first token, s")
     parser.add_argument("--per-token", type=float, default=0.01)
     parser.add_argument("--output-tokens", type=int, default=50)
+    parser.add_argument(
+        "--max-in-flight", type=int, default=None, help="the endpoint's bound on calls in flight (default: C)"
+    )
     args = parser.parse_args()
 
     os.environ.setdefault("FLEET_HOME", tempfile.mkdtemp(prefix="fleet-saturation-"))
@@ -44,9 +52,10 @@ def main() -> None:
     )
     try:
         with SimLLMServer(settings) as server:
-            endpoint = LLMEndpoint(base_url=server.base_url, max_tokens_cap=args.output_tokens)
+            bound = args.max_in_flight or args.capacity
+            endpoint = LLMEndpoint(base_url=server.base_url, max_tokens_cap=args.output_tokens, max_in_flight=bound)
 
-            def run_batch(count: int, tag: str) -> float:
+            def run_batch(count: int, tag: str) -> tuple[float, list[float]]:
                 requests = [
                     parse_request(
                         {
@@ -67,12 +76,15 @@ def main() -> None:
                 results = [council for client in clients for council in client.collect(roles)]
                 assert len(results) == len(requests) * len(roles)
                 assert all(call.ok for council in results for call in council.calls)
-                return time.perf_counter() - started
+                waits = [call.queue_ms for council in results for call in council.calls]
+                return time.perf_counter() - started, waits
 
             run_batch(2, "warmup")
             server.load.reset()
-            wall_s = run_batch(args.deliberations, "run")
+            server.peak_in_flight = 0
+            wall_s, waits = run_batch(args.deliberations, "run")
             utilization = server.load.utilization()
+            peak = server.peak_in_flight
     finally:
         ray.shutdown()
         stop_local_head(state_dir)
@@ -82,6 +94,8 @@ def main() -> None:
     print(f"deliberations at once       {args.deliberations} ({len(roles)} roles x {args.agents} agents x 1 round)")
     print(f"agent calls                 {calls}, up to {service_s:.2f} s each on the engine (reviews are shorter)")
     print(f"engine capacity C           {args.capacity} sequences")
+    print(f"bound on calls in flight    {bound} (peak seen by the engine: {peak})")
+    print(f"queue wait per call         p50 {quantile(waits, 0.5):.0f} ms, p95 {quantile(waits, 0.95):.0f} ms")
     print(f"wall time                   {wall_s:7.2f} s")
     print(f"mean busy slots / C         {utilization:7.3f}   (target >= 0.9)")
 

@@ -7,7 +7,7 @@ import re
 import signal
 import sys
 from collections.abc import Callable
-from typing import Literal, get_args, get_origin
+from typing import Any, Literal, get_args, get_origin
 
 import click
 from rich.console import Console
@@ -314,21 +314,26 @@ def replay(deliberation_id: str, as_json: bool) -> None:
     """
     if not re.match(DELIBERATION_ID_PATTERN, deliberation_id):
         raise click.BadParameter(f"must match {DELIBERATION_ID_PATTERN}", param_hint="DELIBERATION_ID")
+    import asyncio
+
     from fleet_dagster.core.outcome import winners
     from fleet_dagster.core.status import final_status
     from fleet_dagster.llm.replay import replay_deliberation
-    from fleet_dagster.llm.response_store import RESPONSE_STORE_ENV, ReplayDocument, open_response_store
+    from fleet_dagster.llm.response_store import RESPONSE_STORE_ENV
+    from fleet_dagster.ray_cluster.response_stores import response_store_from_env
 
-    store = open_response_store()
+    try:
+        store = response_store_from_env()
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     if store is None:
         raise click.UsageError(f"the response store is turned off ({RESPONSE_STORE_ENV['path']}=off)")
-    stored = store.deliberation(deliberation_id)
-    if stored is None:
-        raise click.ClickException(f"{deliberation_id} is not in the response store at {store.path}")
-    document = ReplayDocument.model_validate_json(stored)
-    councils = replay_deliberation(store, document)
+    replayed = asyncio.run(replay_deliberation(store, deliberation_id))
+    if replayed is None:
+        raise click.ClickException(f"{deliberation_id} is not in the response store")
+    document, councils = replayed
     calls = [call for council in councils for call in council.calls]
-    outcome = {
+    outcome: dict[str, Any] = {
         "deliberation_id": deliberation_id,
         "status": final_status(document.request.roles, councils).value,
         "winners": winners(councils),

@@ -43,6 +43,14 @@ class ChatResult(BaseModel):
     def ok(self) -> bool:
         return self.error is None and self.content is not None
 
+    def stored_form(self) -> str | None:
+        """What a response store keeps: answers only (a failure is worth asking again), and only what a
+        replay needs: the answer, its cost and the model that gave it."""
+        return self.model_dump_json(include=STORED_RESULT_FIELDS) if self.ok else None
+
+
+STORED_RESULT_FIELDS = {"content", "prompt_tokens", "completion_tokens", "model", "first_token_ms"}
+
 
 class AgentCall(BaseModel):
     agent_id: str

@@ -57,7 +57,7 @@ class GuardedCalls:
     async def complete(self, endpoint: LLMEndpoint, request: ChatRequest) -> ChatResult:
         base_url, arguments = call_arguments(endpoint, request)
         key = response_key(base_url, arguments)
-        stored = self._store.get(key) if self._store else None
+        stored = await self._store.get(key) if self._store else None
         if stored is not None:
             return stored.model_copy(update={"replayed": True})
         # The same call asked again while it runs (a council restarted on another runner) joins it.
@@ -88,7 +88,7 @@ class GuardedCalls:
         finally:
             guard.limiter.release(request.deliberation_id)
         if self._store is not None:
-            self._store.put(key, result)
+            await self._store.put(key, result)
         return result.model_copy(update={"queue_ms": waited_s * 1000})
 
     async def _sent(

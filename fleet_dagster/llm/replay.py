@@ -24,19 +24,22 @@ class StoredAnswers:
         self._endpoint = document.endpoint
 
     async def complete(self, request: ChatRequest) -> ChatResult:
-        stored = self._store.get(response_key(*call_arguments(self._endpoint, request)))
+        stored = await self._store.get(response_key(*call_arguments(self._endpoint, request)))
         return stored.model_copy(update={"replayed": True}) if stored else ChatResult(error=NOT_STORED)
 
 
-def replay_deliberation(store: ResponseStore, document: ReplayDocument) -> list[CouncilResult]:
-    """Every role's council, in the request's order."""
-    request, answers = document.request, StoredAnswers(store, document)
+async def replay_deliberation(
+    store: ResponseStore, deliberation_id: str
+) -> tuple[ReplayDocument, list[CouncilResult]] | None:
+    """The stored request and every role's council replayed, in the request's order; None when not stored."""
+    stored = await store.deliberation(deliberation_id)
+    if stored is None:
+        return None
+    document = ReplayDocument.model_validate_json(stored)
+    answers = StoredAnswers(store, document)
     deadline_at = time.time() + 3600.0  # stored answers come at once: the deadline is never what stops a replay
-
-    async def replay() -> list[CouncilResult]:
-        councils = [
-            council_for(request, role, answers, deadline_at=deadline_at, call_timeout_s=60.0) for role in request.roles
-        ]
-        return list(await asyncio.gather(*(run_council(council) for council in councils)))
-
-    return asyncio.run(replay())
+    councils = [
+        council_for(document.request, role, answers, deadline_at=deadline_at, call_timeout_s=60.0)
+        for role in document.request.roles
+    ]
+    return document, list(await asyncio.gather(*(run_council(council) for council in councils)))

@@ -2,9 +2,12 @@
 
 A council restarted after its runner died, a re-run of a deliberation, and `fleet-dagster replay` ask for
 the same calls again: they are answered from here. Keys come from `call_arguments.response_key` (what
-determines an answer, never a credential); values are the answer and its token counts. The store is a
-SQLite file: under FLEET_HOME by default, or at a path every caller shares (a volume). It is bounded by
-age and by entries, and also keeps each deliberation's request, which `replay` needs.
+determines an answer, never a credential); values are the answer and its token counts. Each store also
+keeps every deliberation's request, which `replay` needs, and is bounded by age and size.
+
+Where (FLEET_RESPONSE_STORE): a SQLite file under FLEET_HOME by default (one machine: the local head and
+its nodes share it), `nats` for a JetStream key-value bucket (a cluster: every Ray node and run pod
+reaches NATS already, see nats_bridge/response_bucket.py), a path, or `off`.
 """
 
 import os
@@ -13,6 +16,7 @@ import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Protocol
 
 from pydantic import BaseModel, Field
 
@@ -25,24 +29,39 @@ RESPONSE_STORE_ENV = {
     "path": "FLEET_RESPONSE_STORE",
     "ttl_s": "FLEET_RESPONSE_TTL_S",
     "max_entries": "FLEET_RESPONSE_MAX_ENTRIES",
+    "max_bytes": "FLEET_RESPONSE_MAX_BYTES",
 }
 DISABLED = "off"
-# Only what a replay needs: the answer, its cost and the model that gave it.
-STORED_FIELDS = {"content", "prompt_tokens", "completion_tokens", "model", "first_token_ms"}
+IN_NATS = "nats"
 PRUNE_EVERY = 500  # puts between two prunes: a prune scans the table
 
 
 class ResponseStoreSettings(BaseModel):
-    path: str | None = Field(None, description=f"SQLite file; unset: FLEET_HOME/responses.sqlite; '{DISABLED}': none.")
+    path: str | None = Field(
+        None, description=f"SQLite file (unset: FLEET_HOME/responses.sqlite), '{IN_NATS}' or '{DISABLED}'."
+    )
     ttl_s: float = Field(7 * 86400.0, gt=0, description="Answers older than this are not replayed, and dropped.")
-    max_entries: int = Field(200_000, ge=1, description="The oldest answers beyond this many are dropped.")
+    max_entries: int = Field(200_000, ge=1, description="SQLite: the oldest answers beyond this many are dropped.")
+    max_bytes: int = Field(1 << 30, ge=1 << 20, description="NATS: the bucket's size (full: new answers go unstored).")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> "ResponseStoreSettings":
         return cls.model_validate({name: environ[var] for name, var in RESPONSE_STORE_ENV.items() if environ.get(var)})
 
 
-class ResponseStore:
+class ResponseStore(Protocol):
+    """Async: a store may be across the network. Failures to store are the store's to absorb (logged)."""
+
+    async def get(self, key: str) -> ChatResult | None: ...
+
+    async def put(self, key: str, result: ChatResult) -> None: ...
+
+    async def put_deliberation(self, deliberation_id: str, document: str) -> None: ...
+
+    async def deliberation(self, deliberation_id: str) -> str | None: ...
+
+
+class SqliteResponseStore:
     """Safe to share between processes (SQLite's WAL mode and busy timeout) and between threads."""
 
     def __init__(self, path: Path, ttl_s: float, max_entries: int, clock=time.time) -> None:
@@ -61,31 +80,30 @@ class ResponseStore:
             "CREATE TABLE IF NOT EXISTS deliberations (id TEXT PRIMARY KEY, stored_at REAL, document TEXT)"
         )
 
-    def get(self, key: str) -> ChatResult | None:
+    async def get(self, key: str) -> ChatResult | None:
         with self._lock:
             row = self._db.execute(
                 "SELECT result FROM responses WHERE key = ? AND stored_at > ?", (key, self._clock() - self.ttl_s)
             ).fetchone()
         return ChatResult.model_validate_json(row[0]) if row else None
 
-    def put(self, key: str, result: ChatResult) -> None:
-        """Only answers are kept: a failure is worth asking again."""
-        if not result.ok:
+    async def put(self, key: str, result: ChatResult) -> None:
+        document = result.stored_form()
+        if document is None:
             return
-        document = result.model_dump_json(include=STORED_FIELDS)
         with self._lock:
             self._db.execute("INSERT OR REPLACE INTO responses VALUES (?, ?, ?)", (key, self._clock(), document))
             self._puts += 1
             if self._puts % PRUNE_EVERY == 0:
                 self._prune()
 
-    def put_deliberation(self, deliberation_id: str, document: str) -> None:
+    async def put_deliberation(self, deliberation_id: str, document: str) -> None:
         with self._lock:
             self._db.execute(
                 "INSERT OR REPLACE INTO deliberations VALUES (?, ?, ?)", (deliberation_id, self._clock(), document)
             )
 
-    def deliberation(self, deliberation_id: str) -> str | None:
+    async def deliberation(self, deliberation_id: str) -> str | None:
         with self._lock:
             row = self._db.execute(
                 "SELECT document FROM deliberations WHERE id = ? AND stored_at > ?",
@@ -114,13 +132,9 @@ class ResponseStore:
         self._db.close()
 
 
-def open_response_store(settings: ResponseStoreSettings | None = None) -> ResponseStore | None:
-    """The deployment's store, as the environment sets it; None when it is turned off."""
-    settings = settings or ResponseStoreSettings.from_env()
-    if settings.path == DISABLED:
-        return None
+def sqlite_response_store(settings: ResponseStoreSettings) -> SqliteResponseStore:
     path = Path(settings.path) if settings.path else fleet_home() / "responses.sqlite"
-    return ResponseStore(path, settings.ttl_s, settings.max_entries)
+    return SqliteResponseStore(path, settings.ttl_s, settings.max_entries)
 
 
 class ReplayDocument(BaseModel):

@@ -25,7 +25,8 @@ from fleet_dagster.llm.call_arguments import call_arguments, response_key
 from fleet_dagster.llm.embedded import EngineSettings
 from fleet_dagster.llm.endpoint import LLMEndpoint
 from fleet_dagster.llm.guarded_calls import GuardedCalls
-from fleet_dagster.llm.response_store import open_response_store, replay_document
+from fleet_dagster.llm.response_store import replay_document
+from fleet_dagster.ray_cluster.response_stores import response_store_from_env
 
 NAMESPACE = "fleet"
 UNCOLLECTED_TTL_S = 3600.0
@@ -54,7 +55,7 @@ class AgentCaller:
     endpoint's bound on calls in flight."""
 
     def __init__(self, caller_count: int) -> None:
-        self._calls = GuardedCalls(self._openai_model, open_response_store(), share=1 / caller_count)
+        self._calls = GuardedCalls(self._openai_model, response_store_from_env(), share=1 / caller_count)
 
     @staticmethod
     def _openai_model(endpoint: LLMEndpoint) -> ChatModel:
@@ -103,7 +104,7 @@ class CouncilRunner:
 
     def __init__(self) -> None:
         self._callers = [agent_caller(i) for i in range(AGENT_CALLERS)]
-        self._store = open_response_store()
+        self._store = response_store_from_env()
         self._councils: dict[tuple[str, str], _RunningCouncil] = {}
         # Runs whose councils were released, and when: a step of such a run that still goes on (Ctrl-C
         # releases while the in-process executor runs) may not start a council that nothing would release.
@@ -133,7 +134,7 @@ class CouncilRunner:
             )
         self._forget_uncollected()
         if self._store is not None:  # what `fleet-dagster replay` needs; the endpoint without its key
-            self._store.put_deliberation(request.deliberation_id, replay_document(request, endpoint))
+            await self._store.put_deliberation(request.deliberation_id, replay_document(request, endpoint))
         callers = AgentCallerPool(self._callers, endpoint)
         council = council_for(request, role, callers, deadline_at=deadline_at, call_timeout_s=call_timeout_s)
         self._councils[key] = _RunningCouncil(council, asyncio.create_task(run_council(council)), run_id)

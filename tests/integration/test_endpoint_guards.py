@@ -10,7 +10,7 @@ from fleet_dagster.core.records import ChatRequest
 from fleet_dagster.llm.endpoint import LLMEndpoint
 from fleet_dagster.llm.guarded_calls import GuardedCalls
 from fleet_dagster.llm.openai_chat import OpenAIChatModel
-from fleet_dagster.llm.response_store import ResponseStore
+from fleet_dagster.llm.response_store import ResponseStore, SqliteResponseStore
 from fleet_dagster.sim_llm.server import SimLLMServer, SimSettings
 
 pytestmark = pytest.mark.integration
@@ -113,7 +113,7 @@ def test_a_server_that_goes_down_fails_fast_behind_its_circuit_then_comes_back(s
 def test_the_same_call_is_sent_once_and_answered_again_from_the_store(sim_llm_factory, tmp_path: Path):
     server = sim_llm_factory(latency_s=0.2)
     endpoint = LLMEndpoint(base_url=server.base_url)
-    store = ResponseStore(tmp_path / "responses.sqlite", ttl_s=3600, max_entries=100)
+    store = SqliteResponseStore(tmp_path / "responses.sqlite", ttl_s=3600, max_entries=100)
     calls = guarded(store)
 
     async def twice_at_once():

@@ -1,6 +1,7 @@
 """Dependencies run one way: core <- llm <- ray_cluster <- deliberation <- definitions <- cli.
 
-`nats_bridge` is transport and contract (it knows the core's records, not Dagster assets or Ray), and
+`nats_bridge` is transport and contract (it knows the core's records, not Dagster assets or Ray; Ray's
+actors use it for the cluster's response store), and
 `benchmarks` sits beside `deliberation`. Function-level imports count: hiding an import in a function
 does not change which way a dependency runs.
 """
@@ -16,7 +17,7 @@ ALLOWED = {
     "core": {"core"},
     "sim_llm": {"sim_llm"},
     "llm": {"core", "llm"},
-    "ray_cluster": {"core", "llm", "ray_cluster"},
+    "ray_cluster": {"core", "llm", "nats_bridge", "ray_cluster"},
     "nats_bridge": {"core", "nats_bridge"},
     "deliberation": {"core", "llm", "ray_cluster", "nats_bridge", "deliberation"},
     "benchmarks": {"core", "llm", "ray_cluster", "benchmarks"},

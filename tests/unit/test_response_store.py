@@ -1,5 +1,6 @@
 """The response store: keyed by what determines an answer, bounded, and never holding a credential."""
 
+import asyncio
 from pathlib import Path
 
 from pydantic import SecretStr
@@ -10,10 +11,10 @@ from fleet_dagster.llm.call_arguments import call_arguments, response_key
 from fleet_dagster.llm.endpoint import LLMEndpoint
 from fleet_dagster.llm.response_store import (
     ReplayDocument,
-    ResponseStore,
     ResponseStoreSettings,
-    open_response_store,
+    SqliteResponseStore,
     replay_document,
+    sqlite_response_store,
 )
 
 SECRET = "sk-do-not-store-me"
@@ -71,46 +72,45 @@ def test_the_key_changes_with_what_determines_the_answer_only():
 
 
 def test_answers_are_kept_failures_are_not(tmp_path: Path):
-    store = ResponseStore(tmp_path / "r.sqlite", ttl_s=60, max_entries=10)
+    store = SqliteResponseStore(tmp_path / "r.sqlite", ttl_s=60, max_entries=10)
     answer = ChatResult(
         content="use an LRU", prompt_tokens=5, completion_tokens=3, model="m", latency_ms=900, queue_ms=4
     )
-    store.put("k", answer)
-    store.put("failed", ChatResult(error="HTTP 500"))
-    assert store.get("k") == ChatResult(content="use an LRU", prompt_tokens=5, completion_tokens=3, model="m")
-    assert store.get("failed") is None and len(store) == 1
+    asyncio.run(store.put("k", answer))
+    asyncio.run(store.put("failed", ChatResult(error="HTTP 500")))
+    kept = ChatResult(content="use an LRU", prompt_tokens=5, completion_tokens=3, model="m")
+    assert asyncio.run(store.get("k")) == kept
+    assert asyncio.run(store.get("failed")) is None and len(store) == 1
     # Another process (a second caller) sees the same file.
-    assert ResponseStore(tmp_path / "r.sqlite", ttl_s=60, max_entries=10).get("k") is not None
+    assert asyncio.run(SqliteResponseStore(tmp_path / "r.sqlite", ttl_s=60, max_entries=10).get("k")) == kept
 
 
 def test_bounded_by_age_and_by_entries(tmp_path: Path):
     clock = Clock()
-    store = ResponseStore(tmp_path / "r.sqlite", ttl_s=60, max_entries=3, clock=clock)
+    store = SqliteResponseStore(tmp_path / "r.sqlite", ttl_s=60, max_entries=3, clock=clock)
     for index in range(5):
-        store.put(f"k{index}", ChatResult(content=f"answer {index}"))
+        asyncio.run(store.put(f"k{index}", ChatResult(content=f"answer {index}")))
         clock.now += 1
     store.prune()
-    assert len(store) == 3 and store.get("k0") is None and store.get("k4") is not None
+    assert len(store) == 3 and asyncio.run(store.get("k0")) is None and asyncio.run(store.get("k4")) is not None
     clock.now += 60
-    assert store.get("k4") is None  # too old to replay, even before a prune
+    assert asyncio.run(store.get("k4")) is None  # too old to replay, even before a prune
     store.prune()
     assert len(store) == 0
 
 
 def test_the_replay_document_keeps_the_request_and_the_endpoint_without_its_key(tmp_path: Path):
-    store = ResponseStore(tmp_path / "r.sqlite", ttl_s=60, max_entries=3)
+    store = SqliteResponseStore(tmp_path / "r.sqlite", ttl_s=60, max_entries=3)
     request = parse_request({"task": "Design a cache", "roles": ["DEV"], "deliberation_id": "d9"})
     endpoint = LLMEndpoint(base_url="http://llm:8000/v1", api_key=SecretStr(SECRET), max_tokens_cap=64)
-    store.put_deliberation("d9", replay_document(request, endpoint))
-    stored = ReplayDocument.model_validate_json(store.deliberation("d9") or "")
+    asyncio.run(store.put_deliberation("d9", replay_document(request, endpoint)))
+    stored = ReplayDocument.model_validate_json(asyncio.run(store.deliberation("d9")) or "")
     assert stored.request == request and stored.endpoint.max_tokens_cap == 64
     assert SECRET not in (tmp_path / "r.sqlite").read_bytes().decode("latin-1")
     assert SECRET not in (tmp_path / "r.sqlite-wal").read_bytes().decode("latin-1")
 
 
-def test_the_environment_places_or_turns_off_the_store(tmp_path: Path):
+def test_the_environment_places_the_store(tmp_path: Path):
     settings = ResponseStoreSettings.from_env({"FLEET_RESPONSE_STORE": str(tmp_path / "x.sqlite")})
-    store = open_response_store(settings)
-    assert store is not None and store.path == tmp_path / "x.sqlite"
-    assert open_response_store(ResponseStoreSettings.from_env({"FLEET_RESPONSE_STORE": "off"})) is None
+    assert sqlite_response_store(settings).path == tmp_path / "x.sqlite"
     assert ResponseStoreSettings.from_env({"FLEET_RESPONSE_TTL_S": "3600"}).ttl_s == 3600
