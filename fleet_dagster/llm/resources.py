@@ -5,7 +5,7 @@ import dagster as dg
 from pydantic import Field, SecretStr
 
 from fleet_dagster.llm.embedded import EMBEDDED_MODEL_NAME, MAX_SLOTS
-from fleet_dagster.llm.endpoint import LLMEndpoint
+from fleet_dagster.llm.endpoint import DEFAULT_MAX_IN_FLIGHT, LLMEndpoint
 from fleet_dagster.llm.settings import LLMSettings
 
 
@@ -34,15 +34,19 @@ class LLMResource(dg.ConfigurableResource):
             model_urls=settings.model_urls,
             model_override=settings.model_override,
             max_retries=self.max_retries,
+            max_in_flight=settings.max_in_flight or DEFAULT_MAX_IN_FLIGHT,
         )
 
-    def embedded_endpoint(self, base_url: str) -> LLMEndpoint:
-        """The embedded engine's endpoint, once it serves at base_url."""
+    def embedded_endpoint(self, base_url: str, slots: int) -> LLMEndpoint:
+        """The embedded engine's endpoint, once it serves at base_url with `slots` sequences at once."""
         return LLMEndpoint(
             base_url=base_url,
             model_override=EMBEDDED_MODEL_NAME,
             max_tokens_cap=self.embedded_max_tokens,
             max_retries=self.max_retries,
+            # One call waiting in the engine per slot, its prompt ready the moment a slot frees; more would
+            # only queue where no deadline sees them.
+            max_in_flight=2 * slots,
         )
 
     @property

@@ -18,6 +18,7 @@ LLM_ENV = {
     "api_key": "FLEET_LLM_API_KEY",
     "model_override": "FLEET_LLM_MODEL",
     "model_urls": "FLEET_LLM_MODEL_URLS",
+    "max_in_flight": "FLEET_LLM_MAX_IN_FLIGHT",
 }
 
 
@@ -38,6 +39,7 @@ class LLMSettings(BaseModel):
     model_override: str | None = Field(default=None, description="One served model for every role.")
     # {"served model name": "http://vllm-<model>:8000/v1"}, as the Helm chart renders it.
     model_urls: dict[str, str] = Field(default_factory=dict)
+    max_in_flight: int | None = Field(default=None, ge=1, description="Calls in flight to the server, cluster-wide.")
 
     @property
     def display_url(self) -> str | None:

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 class NatsResponseStore:
     def __init__(self, settings: NatsSettings, ttl_s: float, max_bytes: int, bucket: str = BUCKET) -> None:
         self._settings = settings
-        self._ttl_s = ttl_s
+        self.ttl_s = ttl_s
         self._max_bytes = max_bytes
         self._bucket = f"{settings.subject_prefix.replace('.', '-')}{bucket}"
         self._client: Client | None = None
@@ -54,7 +54,7 @@ class NatsResponseStore:
             self._kv = await js.create_key_value(
                 bucket=self._bucket,
                 description="fleet-dagster: model answers by request key, and deliberations to replay",
-                ttl=self._ttl_s,
+                ttl=self.ttl_s,
                 max_bytes=self._max_bytes,
                 max_value_size=MAX_VALUE_BYTES,
                 history=1,

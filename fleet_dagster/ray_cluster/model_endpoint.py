@@ -34,4 +34,4 @@ def model_endpoint(llm: LLMResource) -> LLMEndpoint:
             f"{llm.embedded_slots} slots and {llm.embedded_threads or 'default'} threads asked for: "
             "it is shared by the whole cluster and was started (or clamped to the cores) that way."
         )
-    return llm.embedded_endpoint(ray.get(engine.base_url.remote()))
+    return llm.embedded_endpoint(ray.get(engine.base_url.remote()), slots)

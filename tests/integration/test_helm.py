@@ -16,7 +16,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from tests.helm_chart import CHART, ROOT, VALUE_FILES, containers, named, render
+from tests.helm_chart import CHART, ROOT, VALUE_FILES, containers, env_config, named, render
 
 pytestmark = pytest.mark.integration
 
@@ -259,3 +259,21 @@ def test_stream_retention_values_reach_the_bridge_settings(helm, monkeypatch):
         monkeypatch.setenv(name, value)
     settings = NatsSettings.from_env()
     assert (settings.max_age_s, settings.max_bytes, settings.publish_retry_s) == (3600, 1024**3, 5)
+
+
+def test_load_values_reach_the_model_endpoint_and_the_response_store(helm, monkeypatch):
+    from fleet_dagster.llm.resources import LLMResource
+    from fleet_dagster.nats_bridge.response_bucket import NatsResponseStore
+    from fleet_dagster.ray_cluster.response_stores import response_store_from_env
+
+    rendered = render(helm, None, "--set", "llm.maxInFlight=64", "--set", "responseStore.ttlSeconds=3600")
+    for name, value in env_config(rendered).items():
+        monkeypatch.setenv(name, value)
+    endpoint = LLMResource().served_endpoint()
+    assert endpoint is not None and endpoint.max_in_flight == 64
+    store = response_store_from_env()  # with the chart's NATS, every pod shares the bucket
+    assert isinstance(store, NatsResponseStore) and store.ttl_s == 3600
+
+    for backend, variable in (("sqlite", ""), ("off", "off")):  # "": SQLite under each pod's FLEET_HOME
+        chosen = env_config(render(helm, None, "--set", f"responseStore.backend={backend}"))
+        assert chosen["FLEET_RESPONSE_STORE"] == variable

@@ -44,6 +44,14 @@ nats://{{ include "fleet.fullname" . }}-nats:4222
 {{- end -}}
 {{- end -}}
 
+{{/* FLEET_RESPONSE_STORE: auto is the NATS bucket when there is a NATS, else a SQLite file per pod (the
+empty value: FLEET_HOME/responses.sqlite). */}}
+{{- define "fleet.responseStore" -}}
+{{- $backend := .Values.responseStore.backend -}}
+{{- if eq $backend "auto" -}}{{- $backend = ternary "nats" "sqlite" (ne (include "fleet.natsUrl" .) "") -}}{{- end -}}
+{{- if eq $backend "nats" -}}nats{{- else if eq $backend "off" -}}off{{- end -}}
+{{- end -}}
+
 {{- define "fleet.vllmUrl" -}}
 http://{{ include "fleet.fullname" $.root }}-vllm-{{ .model.name }}:{{ $.root.Values.llm.vllm.port }}/v1
 {{- end -}}
