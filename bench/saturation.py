@@ -29,7 +29,7 @@ def main() -> None:
     parser.add_argument("--per-token", type=float, default=0.01)
     parser.add_argument("--output-tokens", type=int, default=50)
     parser.add_argument(
-        "--max-in-flight", type=int, default=None, help="the endpoint's bound on calls in flight (default: C)"
+        "--max-in-flight", type=int, default=None, help="the bound on calls in flight (default: for C, as deployed)"
     )
     args = parser.parse_args()
 
@@ -37,7 +37,7 @@ def main() -> None:
     import ray
 
     from fleet_dagster.core.request import parse_request
-    from fleet_dagster.llm.endpoint import LLMEndpoint
+    from fleet_dagster.llm.endpoint import LLMEndpoint, max_in_flight_for
     from fleet_dagster.ray_cluster.actors import NAMESPACE
     from fleet_dagster.ray_cluster.council_client import CouncilClient
     from fleet_dagster.ray_cluster.local_head import ensure_local_head, stop_local_head
@@ -52,7 +52,7 @@ def main() -> None:
     )
     try:
         with SimLLMServer(settings) as server:
-            bound = args.max_in_flight or args.capacity
+            bound = args.max_in_flight or max_in_flight_for(args.capacity)
             endpoint = LLMEndpoint(base_url=server.base_url, max_tokens_cap=args.output_tokens, max_in_flight=bound)
 
             def run_batch(count: int, tag: str) -> tuple[float, list[float]]:

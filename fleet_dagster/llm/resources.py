@@ -5,7 +5,7 @@ import dagster as dg
 from pydantic import Field, SecretStr
 
 from fleet_dagster.llm.embedded import EMBEDDED_MODEL_NAME, MAX_SLOTS
-from fleet_dagster.llm.endpoint import DEFAULT_MAX_IN_FLIGHT, LLMEndpoint
+from fleet_dagster.llm.endpoint import DEFAULT_MAX_IN_FLIGHT, LLMEndpoint, max_in_flight_for
 from fleet_dagster.llm.settings import LLMSettings
 
 
@@ -44,9 +44,7 @@ class LLMResource(dg.ConfigurableResource):
             model_override=EMBEDDED_MODEL_NAME,
             max_tokens_cap=self.embedded_max_tokens,
             max_retries=self.max_retries,
-            # One call waiting in the engine per slot, its prompt ready the moment a slot frees; more would
-            # only queue where no deadline sees them.
-            max_in_flight=2 * slots,
+            max_in_flight=max_in_flight_for(slots),
         )
 
     @property

@@ -271,6 +271,7 @@ def test_load_values_reach_the_model_endpoint_and_the_response_store(helm, monke
         monkeypatch.setenv(name, value)
     endpoint = LLMResource().served_endpoint()
     assert endpoint is not None and endpoint.max_in_flight == 64
+    assert "FLEET_LLM_MAX_IN_FLIGHT" not in env_config(render(helm, None))  # unset: the code's default
     store = response_store_from_env()  # with the chart's NATS, every pod shares the bucket
     assert isinstance(store, NatsResponseStore) and store.ttl_s == 3600
 
