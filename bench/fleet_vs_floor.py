@@ -30,14 +30,13 @@ class OneAtATime:
             return await self.model.complete(request)
 
 
-def run_councils_in_process(request, base_url: str, one_at_a_time: bool = False) -> None:
-    """The same councils, no Dagster and no Ray: every agent call straight to the server."""
+def run_councils_in_process(request, endpoint, one_at_a_time: bool = False) -> list:
+    """The same councils, no Dagster and no Ray: every agent call straight to the server. Their results."""
     from fleet_dagster.core.council import council_for, run_council
-    from fleet_dagster.llm.endpoint import LLMEndpoint
     from fleet_dagster.llm.openai_chat import OpenAIChatModel
 
     async def run() -> list:
-        model = OpenAIChatModel(LLMEndpoint(base_url=base_url))  # an asyncio client belongs to one loop
+        model = OpenAIChatModel(endpoint)  # an asyncio client belongs to one loop
         chat = OneAtATime(model) if one_at_a_time else model
         deadline_at = time.time() + request.deadline_s
         councils = [
@@ -48,6 +47,7 @@ def run_councils_in_process(request, base_url: str, one_at_a_time: bool = False)
     results = asyncio.run(run())
     failed = [call.error for council in results for call in council.calls if not call.ok]
     assert not failed and all(council.calls for council in results), f"calls failed: {failed[:3]}"
+    return results
 
 
 def main() -> None:
@@ -68,6 +68,7 @@ def main() -> None:
 
     from fleet_dagster.cli.run_deliberation import execute_deliberation
     from fleet_dagster.core.request import parse_request
+    from fleet_dagster.llm.endpoint import LLMEndpoint
     from fleet_dagster.llm.settings import LLM_ENV
     from fleet_dagster.ray_cluster.local_head import ensure_local_head, stop_local_head
     from fleet_dagster.sim_llm.server import SimLLMServer, SimSettings
@@ -101,15 +102,16 @@ def main() -> None:
             fleet_s = time.perf_counter() - started
             assert document["status"] == "COMPLETED", document
 
-            run_councils_in_process(request("floor-warmup"), server.base_url)  # imports, templates
+            endpoint = LLMEndpoint(base_url=server.base_url)
+            run_councils_in_process(request("floor-warmup"), endpoint)  # imports, templates
             started = time.perf_counter()
-            run_councils_in_process(request("floor"), server.base_url)
+            run_councils_in_process(request("floor"), endpoint)
             floor_s = time.perf_counter() - started
 
             sequential_s = None
             if not args.skip_sequential:
                 started = time.perf_counter()
-                run_councils_in_process(request("sequential"), server.base_url, one_at_a_time=True)
+                run_councils_in_process(request("sequential"), endpoint, one_at_a_time=True)
                 sequential_s = time.perf_counter() - started
     finally:
         import ray
