@@ -241,6 +241,8 @@ def collect_deliberation(
         "total_tokens": int(sum(call.tokens for call in calls)),
         "agent_calls": len(calls),
         "failed_calls": sum(not call.ok for call in calls),
+        "replayed_calls": sum(call.replayed for call in calls),
+        "queue_wait_max_s": round(max((call.queue_ms for call in calls), default=0.0) / 1000, 3),
         "unparsed_reviews": sum(not r.parsed for c in councils for r in c.reviews),
         "wall_time_s": round(wall_ms / 1000, 3),
         "critical_path_s": round(critical_ms / 1000, 3),

@@ -58,6 +58,8 @@ def agent_response_events(
             round=call.round,
             target_agent_id=call.target_agent_id,
             duration_ms=round(call.latency_ms, 1),
+            queue_ms=round(call.queue_ms, 1),
+            replayed=call.replayed,
             tokens=call.tokens,
             error=call.error,
         )

@@ -54,6 +54,8 @@ class AgentResponse(DeliberationEvent):
     duration_ms: float
     tokens: int
     error: str | None = None
+    queue_ms: float = 0.0  # waiting for a slot at the model server (its bound on calls in flight), before the call
+    replayed: bool = False  # answered from the response store, no call made
 
 
 class DeliberationCompleted(DeliberationEvent):
