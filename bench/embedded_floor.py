@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from fleet_vs_floor import ROLES, TASK, run_councils_in_process
+from fleet_vs_floor import bench_request, run_councils_in_process
 
 
 def generated(councils) -> tuple[int, float]:
@@ -43,7 +43,6 @@ def main() -> None:
     import ray
 
     from fleet_dagster.cli.run_deliberation import execute_deliberation
-    from fleet_dagster.core.request import parse_request
     from fleet_dagster.llm.resources import LLMResource
     from fleet_dagster.ray_cluster.actors import NAMESPACE
     from fleet_dagster.ray_cluster.deliberate import deliberate_on_ray
@@ -51,15 +50,7 @@ def main() -> None:
     from fleet_dagster.ray_cluster.model_endpoint import model_endpoint
 
     def request(name: str):
-        return parse_request(
-            {
-                "task": TASK,
-                "roles": ROLES[: args.roles],
-                "agents_per_role": args.agents,
-                "rounds": args.rounds,
-                "deliberation_id": f"embedded-{name}",
-            }
-        )
+        return bench_request(args, f"embedded-{name}")
 
     head = ensure_local_head(home / "ray")
     instance = dg.DagsterInstance.get()

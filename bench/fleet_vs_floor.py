@@ -30,6 +30,14 @@ class OneAtATime:
             return await self.model.complete(request)
 
 
+def bench_request(args: argparse.Namespace, deliberation_id: str):
+    """The deliberation every benchmark here runs: TASK, with the shape the flags give."""
+    from fleet_dagster.core.request import parse_request
+
+    shape = {"roles": ROLES[: args.roles], "agents_per_role": args.agents, "rounds": args.rounds}
+    return parse_request({"task": TASK, **shape, "deliberation_id": deliberation_id})
+
+
 def run_councils_in_process(request, endpoint, one_at_a_time: bool = False) -> list:
     """The same councils, no Dagster and no Ray: every agent call straight to the server. Their results."""
     from fleet_dagster.core.council import council_for, run_council
@@ -67,7 +75,6 @@ def main() -> None:
     import dagster as dg
 
     from fleet_dagster.cli.run_deliberation import execute_deliberation
-    from fleet_dagster.core.request import parse_request
     from fleet_dagster.llm.endpoint import LLMEndpoint
     from fleet_dagster.llm.settings import LLM_ENV
     from fleet_dagster.ray_cluster.local_head import ensure_local_head, stop_local_head
@@ -80,15 +87,7 @@ def main() -> None:
     instance = dg.DagsterInstance.get()
 
     def request(name: str):
-        return parse_request(
-            {
-                "task": TASK,
-                "roles": ROLES[: args.roles],
-                "agents_per_role": args.agents,
-                "rounds": args.rounds,
-                "deliberation_id": f"bench-{name}-{int(time.time())}",
-            }
-        )
+        return bench_request(args, f"bench-{name}-{int(time.time())}")
 
     try:
         with SimLLMServer(SimSettings(latency_s=args.latency)) as server:

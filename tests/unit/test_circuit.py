@@ -11,6 +11,13 @@ class Clock:
         return self.now
 
 
+def opened(clock: Clock, cooldown_s: float = 5) -> CircuitBreaker:
+    """A breaker that one fault opened."""
+    breaker = CircuitBreaker(threshold=1, cooldown_s=cooldown_s, clock=clock)
+    breaker.record(True)
+    return breaker
+
+
 def test_opens_after_faults_in_a_row_and_fails_fast_until_the_cooldown():
     clock = Clock()
     breaker = CircuitBreaker(threshold=3, cooldown_s=10, clock=clock)
@@ -36,8 +43,7 @@ def test_a_success_resets_the_count():
 
 def test_after_the_cooldown_one_probe_goes_and_decides():
     clock = Clock()
-    breaker = CircuitBreaker(threshold=1, cooldown_s=5, clock=clock)
-    breaker.record(True)
+    breaker = opened(clock)
     clock.now += 5
     assert breaker.admit() is None and breaker.state == "half-open"
     assert "probe call is in flight" in (breaker.admit() or "")  # the others wait for the probe
@@ -51,8 +57,7 @@ def test_after_the_cooldown_one_probe_goes_and_decides():
 
 def test_an_abandoned_probe_leaves_the_next_call_to_probe():
     clock = Clock()
-    breaker = CircuitBreaker(threshold=1, cooldown_s=5, clock=clock)
-    breaker.record(True)
+    breaker = opened(clock)
     clock.now += 5
     assert breaker.admit() is None
     breaker.abandon()
@@ -61,7 +66,6 @@ def test_an_abandoned_probe_leaves_the_next_call_to_probe():
 
 def test_refusal_does_not_claim_the_probe():
     clock = Clock()
-    breaker = CircuitBreaker(threshold=1, cooldown_s=5, clock=clock)
-    breaker.record(True)
+    breaker = opened(clock)
     clock.now += 6
     assert breaker.refusal() is None and breaker.state == "open"
