@@ -2,6 +2,8 @@
 
 import asyncio
 import json
+import os
+from unittest import mock
 
 import dagster as dg
 from nats.js.api import RawStreamMsg
@@ -53,3 +55,23 @@ def run_failure_sensor_context(instance: dg.DagsterInstance, outcome: dg.Execute
         dagster_event=failure,
         resources={"nats": NatsResource()},
     ).for_run_failure()
+
+
+def evaluate_request_sensor(
+    nats_url: str, instance: dg.DagsterInstance, cursor: str | None, start_on_arrival: bool = False
+):
+    """One tick of the request sensor, with the deployment's NATS at nats_url, on the session's local Ray head
+    (the caller's test uses the `ray_head` fixture). Councils start on arrival only when asked: most tests
+    look at what the sensor decides, not at councils."""
+    from fleet_dagster.deliberation.sensors import START_ON_ARRIVAL_ENV, deliberation_requests
+    from fleet_dagster.llm.resources import LLMResource
+    from fleet_dagster.nats_bridge.settings import NATS_ENV
+    from fleet_dagster.ray_cluster.resources import RayClusterResource
+
+    resources = {"nats": NatsResource(), "llm": LLMResource(), "ray_cluster": RayClusterResource()}
+    environment = {NATS_ENV["url"]: nats_url, START_ON_ARRIVAL_ENV: str(start_on_arrival).lower()}
+    with (
+        dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources) as context,
+        mock.patch.dict(os.environ, environment),
+    ):
+        return deliberation_requests(context)

@@ -17,6 +17,7 @@ from fleet_dagster.core.records import CouncilResult, Selection
 from fleet_dagster.core.request import DeliberationRequest, RequestError
 from fleet_dagster.core.status import DeliberationStatus, final_status
 from fleet_dagster.deliberation.agent_events import AgentResponseStream
+from fleet_dagster.deliberation.arrival import arrival_owner, start_councils
 from fleet_dagster.deliberation.config import DeliberationConfig
 from fleet_dagster.deliberation.partitions import DELIBERATION_ASSET_KEY, STREAM_SEQ_TAG, deliberation_partitions
 from fleet_dagster.deliberation.tables import (
@@ -36,7 +37,6 @@ from fleet_dagster.nats_bridge.event_builders import (
 )
 from fleet_dagster.nats_bridge.resources import NatsResource
 from fleet_dagster.ray_cluster.council_client import CouncilClient, CouncilRunnerUnavailable, LostCouncil
-from fleet_dagster.ray_cluster.model_endpoint import model_endpoint
 from fleet_dagster.ray_cluster.resources import RayClusterResource
 from fleet_dagster.run_pods import RUN_POD_TAGS
 
@@ -67,16 +67,24 @@ def _observe(context: dg.OpExecutionContext, request: DeliberationRequest, curre
     )
 
 
-def _start_councils(plans: list[CouncilPlan], llm: LLMResource, client: CouncilClient) -> None:
-    """Idempotent for this run; refused (a failed step, not retried) while another run owns the id."""
+def _start_councils(context: dg.OpExecutionContext, plans: list[CouncilPlan], llm: LLMResource) -> CouncilClient:
+    """Idempotent for this run, which adopts the councils its request's arrival started (see arrival.py);
+    refused (a failed step, not retried) while another run owns the id. The run's client to its councils."""
     request = plans[0].request
-    roles = [plan.role for plan in plans]
-    endpoint = model_endpoint(llm)
-    if plans[0].model_override:
-        endpoint = endpoint.model_copy(update={"model_override": plans[0].model_override})
-    refusals = client.start(request, roles, plans[0].deadline_at, endpoint, llm.call_timeout_s)
+    client = CouncilClient(request.deliberation_id, context.run_id)
+    seq = context.run.tags.get(STREAM_SEQ_TAG)
+    refusals = start_councils(
+        client,
+        request,
+        [plan.role for plan in plans],
+        plans[0].deadline_at,
+        plans[0].model_override,
+        llm,
+        adopt_from=arrival_owner(int(seq)) if seq else None,
+    )
     if refusals:
         raise dg.Failure(description=refusals[0], allow_retries=False)
+    return client
 
 
 def _preflight(context: dg.OpExecutionContext, llm: LLMResource, request: DeliberationRequest) -> str | None:
@@ -125,7 +133,7 @@ def plan_councils(
     # Started here, together: the in-process executor runs the council steps one after another
     # (tens of ms each), which would otherwise stagger the roles' start on the critical path.
     try:
-        _start_councils(plans, llm, CouncilClient(request.deliberation_id, context.run_id))
+        _start_councils(context, plans, llm)
     except CouncilRunnerUnavailable as exc:  # each council step starts what did not start here
         context.log.warning(f"councils not all started by the plan, the council steps will: {exc}")
     # Observed and announced once the councils run, so neither delays them.
@@ -141,7 +149,7 @@ def plan_councils(
 def start_council(
     context: dg.OpExecutionContext, plan: CouncilPlan, ray_cluster: RayClusterResource, llm: LLMResource
 ) -> CouncilPlan:
-    _start_councils([plan], llm, CouncilClient(plan.request.deliberation_id, context.run_id))
+    _start_councils(context, [plan], llm)
     return plan
 
 
@@ -213,11 +221,11 @@ def collect_deliberation(
     llm: LLMResource,
 ):
     request = plans[0].request
-    client = CouncilClient(request.deliberation_id, context.run_id)
     try:  # attaches to the councils; one a runner lost (or a resumed run's) starts again
-        _start_councils(plans, llm, client)
+        client = _start_councils(context, plans, llm)
     except CouncilRunnerUnavailable as exc:
         context.log.warning(f"councils not all reachable before collecting: {exc}")
+        client = CouncilClient(request.deliberation_id, context.run_id)
     stream = AgentResponseStream(nats, client, context.log)
     councils = _gather_councils(context, client, plans, stream)
 

@@ -3,13 +3,13 @@
 import asyncio
 import logging
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import dagster as dg
 from nats import errors as nats_errors
 
 from fleet_dagster.core.request import DeliberationRequest
+from fleet_dagster.deliberation.arrival import start_on_arrival
 from fleet_dagster.deliberation.assets import deliberation_job
 from fleet_dagster.deliberation.partitions import (
     DELIBERATION_ID_TAG,
@@ -32,10 +32,13 @@ from fleet_dagster.nats_bridge.jetstream import ensure_stream, jetstream, publis
 from fleet_dagster.nats_bridge.resources import NatsResource
 from fleet_dagster.nats_bridge.settings import NatsSettings
 from fleet_dagster.nats_bridge.triage import PriorUse, Triage, request_digest, triage
+from fleet_dagster.ray_cluster.resources import RayClusterResource
 
 BATCH = int(os.environ.get("FLEET_NATS_SENSOR_BATCH", "100"))
 READ_BUDGET_S = 10.0
 INTERVAL_S = int(os.environ.get("FLEET_NATS_SENSOR_INTERVAL", "5"))
+# "false": a request's councils wait for its run (see arrival.py).
+START_ON_ARRIVAL_ENV = "FLEET_NATS_START_ON_ARRIVAL"
 # STOPPED unless the deployment says otherwise: turning the bridge on is a decision (UI toggle or env).
 DEFAULT_STATUS = dg.DefaultSensorStatus(os.environ.get("FLEET_NATS_SENSOR_STATUS", "STOPPED").upper())
 
@@ -63,31 +66,36 @@ class _Tick:
     notes: list[str]
 
 
-def _unservable(llm: LLMResource, log: logging.Logger) -> Callable[[DeliberationRequest], list[tuple[str, str]]]:
-    """What the deployment's model server cannot serve of a request (see llm/preflight.py), its model list
-    fetched once a tick. A server that does not answer rejects nothing: the request is not at fault."""
-    served = llm.served_endpoint()
-    served_at = model_listing(served) if served is not None else None
+class _ServedModels:
+    """What the deployment's model server serves (see llm/preflight.py), its model list fetched once a tick."""
 
-    def problems(request: DeliberationRequest) -> list[tuple[str, str]]:
-        if served is None:  # the embedded engine serves every role its one model
+    def __init__(self, llm: LLMResource, log: logging.Logger) -> None:
+        self._served = llm.served_endpoint()
+        self._listing = model_listing(self._served) if self._served is not None else None
+        self._log = log
+        self.overrides: dict[str, str | None] = {}  # by deliberation id: the model that serves every role
+
+    def problems(self, request: DeliberationRequest) -> list[tuple[str, str]]:
+        """What the server cannot serve of the request. A server that does not answer rejects nothing: the
+        request is not at fault."""
+        if self._served is None:  # the embedded engine serves every role its one model
             return []
         try:
-            preflight(served, request, served_at=served_at)
+            checked = preflight(self._served, request, served_at=self._listing)
         except ServerUnavailable as exc:
-            log.warning(f"not checked against the model server: {exc}")
+            self._log.warning(f"not checked against the model server: {exc}")
         except PreflightError as exc:
             return exc.errors
+        else:
+            self.overrides[request.deliberation_id] = checked.model_override
         return []
-
-    return problems
 
 
 async def _read_and_triage(
     settings: NatsSettings,
     cursor: RequestCursor,
     instance: dg.DagsterInstance,
-    unservable: Callable[[DeliberationRequest], list[tuple[str, str]]],
+    served: _ServedModels,
 ) -> _Tick:
     async with jetstream(settings) as js:
         info = await ensure_stream(js, settings)
@@ -98,7 +106,7 @@ async def _read_and_triage(
         )
         after, notes = read_after(cursor, stream)
         messages = await read_requests(js, settings, after, BATCH, READ_BUDGET_S)
-        outcome = triage(messages, _prior_use(instance), unservable)
+        outcome = triage(messages, _prior_use(instance), served.problems)
         for rejected in outcome.rejected:
             await publish_event(js, settings, "deliberation.rejected", rejected, f"rejected-{rejected.stream_seq}")
         for duplicate in outcome.duplicates:
@@ -115,14 +123,19 @@ async def _read_and_triage(
     "sequence after the cursor; rejects invalid ones on deliberation.rejected and answers a request published "
     "again on deliberation.duplicate.",
 )
-def deliberation_requests(context: dg.SensorEvaluationContext, nats: NatsResource, llm: LLMResource):
+def deliberation_requests(
+    context: dg.SensorEvaluationContext,
+    nats: NatsResource,
+    llm: LLMResource,
+    ray_cluster: RayClusterResource,  # connected by Dagster for the councils started on arrival
+):
     settings = nats.settings()
     if settings is None:
         return dg.SkipReason("NATS_URL is not set: the NATS bridge is off")
     cursor = RequestCursor.parse(context.cursor)
     try:
-        unservable = _unservable(llm, context.log)
-        tick = asyncio.run(_read_and_triage(settings, cursor, context.instance, unservable))
+        served = _ServedModels(llm, context.log)
+        tick = asyncio.run(_read_and_triage(settings, cursor, context.instance, served))
     except (nats_errors.Error, OSError, TimeoutError) as exc:  # unreachable, auth, TLS: skip, keep the cursor
         return dg.SkipReason(f"NATS unreachable at {settings.display_url}: {type(exc).__name__}: {exc}")
     for note in tick.notes:
@@ -150,6 +163,7 @@ def deliberation_requests(context: dg.SensorEvaluationContext, nats: NatsResourc
     ]
     if tick.cursor == cursor:
         return dg.SkipReason(f"no new requests after stream sequence {cursor.seq}")
+    _start_on_arrival(context, llm, [(seq, r, served.overrides.get(r.deliberation_id)) for seq, r in accepted])
     return dg.SensorResult(
         run_requests=run_requests,
         dynamic_partitions_requests=[
@@ -159,6 +173,23 @@ def deliberation_requests(context: dg.SensorEvaluationContext, nats: NatsResourc
         else [],
         cursor=tick.cursor.dump(),
     )
+
+
+def _start_on_arrival(
+    context: dg.SensorEvaluationContext,
+    llm: LLMResource,
+    accepted: list[tuple[int, DeliberationRequest, str | None]],
+) -> None:
+    """Best effort: whatever fails here, each run starts its own councils as it always does."""
+    if not accepted or os.environ.get(START_ON_ARRIVAL_ENV, "true").lower() == "false":
+        return
+    try:  # Dagster connected this process to the cluster (`ray_cluster`), as for a step
+        started = start_on_arrival(context.instance, accepted, llm)
+    except Exception as exc:  # noqa: BLE001 - an early start is an optimisation, never a reason to lose a tick
+        context.log.warning(f"councils not started on arrival (their runs will start them): {exc}")
+        return
+    if started:
+        context.log.info(f"councils started on arrival, before their runs: {', '.join(started)}")
 
 
 def stored_final_event(instance: dg.DagsterInstance, deliberation_id: str, run_id: str | None = None):

@@ -118,13 +118,17 @@ class CouncilRunner:
         endpoint: LLMEndpoint,
         call_timeout_s: float,
         run_id: str,
+        adopt_from: str | None = None,
     ) -> str | None:
         """Starts the council unless it runs already; returns why it was refused, or None. A retried step or
-        a resumed run (the same run) gets its running council; another run may not take it over."""
+        a resumed run (the same run) gets its running council; another run may not take it over, except the
+        run of a request whose councils were started on its arrival (`adopt_from`, their owner until then)."""
         if run_id in self._released_runs:
             return f"run {run_id} released its councils (it finished or was cancelled) and starts none again"
         key = (request.deliberation_id, role)
         existing = self._councils.get(key)
+        if existing is not None and adopt_from is not None and existing.run_id == adopt_from:
+            existing.run_id = run_id
         if existing is not None and existing.run_id == run_id:
             return None
         if existing is not None and not existing.task.done():

@@ -64,11 +64,15 @@ class CouncilClient:
         deadline_at: float,
         endpoint: LLMEndpoint,
         call_timeout_s: float,
+        adopt_from: str | None = None,
     ) -> list[str]:
         """Starts each role's council unless this owner runs it already; returns the refusals (another
-        owner runs the id, or this owner released it)."""
+        owner runs the id, or this owner released it). Councils that `adopt_from` started (on the request's
+        arrival) become this owner's."""
         starts: list[ray.ObjectRef] = [
-            self._runner(role).start.remote(request, role, deadline_at, endpoint, call_timeout_s, self.owner)
+            self._runner(role).start.remote(
+                request, role, deadline_at, endpoint, call_timeout_s, self.owner, adopt_from
+            )
             for role in roles
         ]
         self._started |= {role: (request, deadline_at, endpoint, call_timeout_s) for role in roles}

@@ -2,9 +2,7 @@
 
 import asyncio
 import json
-import os
 import time
-from unittest import mock
 
 import dagster as dg
 import jsonschema
@@ -20,13 +18,14 @@ from fleet_dagster.nats_bridge.local_server import LocalNatsServer
 from fleet_dagster.nats_bridge.resources import NatsResource
 from fleet_dagster.nats_bridge.schemas import schema_documents, schema_for_subject
 from fleet_dagster.nats_bridge.settings import NATS_ENV
+from fleet_dagster.ray_cluster.resources import RayClusterResource
 from tests import nats_helpers
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def nats_server(tmp_path, deploy_nats):
+def nats_server(tmp_path, deploy_nats, ray_head):
     with LocalNatsServer(tmp_path / "jetstream") as server:
         deploy_nats(server.url)
         yield server
@@ -41,11 +40,7 @@ def stored(server: LocalNatsServer, subject: str) -> list[dict]:
 
 
 def evaluate(server: LocalNatsServer, instance: dg.DagsterInstance, cursor: str | None):
-    context = dg.build_sensor_context(
-        instance=instance, cursor=cursor, resources={"nats": NatsResource(), "llm": LLMResource()}
-    )
-    with mock.patch.dict(os.environ, {NATS_ENV["url"]: server.url}):  # the deployment's NATS
-        return deliberation_requests(context)
+    return nats_helpers.evaluate_request_sensor(server.url, instance, cursor)
 
 
 def request_body(index: int, **fields) -> bytes:
@@ -113,7 +108,7 @@ def test_a_used_id_is_rejected_even_across_ticks(nats_server, instance):
     assert "already used" in stored(nats_server, "deliberation.rejected")[0]["errors"][0]["message"]
 
 
-def test_nats_down_skips_and_nothing_is_lost(tmp_path, instance):
+def test_nats_down_skips_and_nothing_is_lost(tmp_path, instance, ray_head):
     server = LocalNatsServer(tmp_path / "jetstream").start()
     try:
         publish_raw(server, [request_body(i, deliberation_id=f"kept-{i}") for i in range(5)])
@@ -154,10 +149,11 @@ def test_a_request_the_model_server_cannot_serve_is_rejected(nats_server, instan
     assert [r.run_key for r in result.run_requests] == ["server-down"]
 
 
-def test_bridge_off_without_nats_url(instance, monkeypatch):
+def test_bridge_off_without_nats_url(instance, monkeypatch, ray_head):
     monkeypatch.delenv(NATS_ENV["url"], raising=False)
-    context = dg.build_sensor_context(instance=instance, resources={"nats": NatsResource(), "llm": LLMResource()})
-    assert "NATS_URL is not set" in deliberation_requests(context).skip_message
+    resources = {"nats": NatsResource(), "llm": LLMResource(), "ray_cluster": RayClusterResource()}
+    with dg.build_sensor_context(instance=instance, resources=resources) as context:
+        assert "NATS_URL is not set" in deliberation_requests(context).skip_message
 
 
 def test_request_to_completed_event_round_trip(nats_server, ray_head, instance):

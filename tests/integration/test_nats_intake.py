@@ -2,10 +2,8 @@
 
 import asyncio
 import json
-import os
 import threading
 import time
-from unittest import mock
 
 import dagster as dg
 import jsonschema
@@ -14,13 +12,10 @@ from nats.js.api import StreamConfig
 
 from fleet_dagster.core.request import parse_request
 from fleet_dagster.definitions import defs
-from fleet_dagster.deliberation.sensors import deliberation_requests
-from fleet_dagster.llm.resources import LLMResource
 from fleet_dagster.nats_bridge.jetstream import jetstream
 from fleet_dagster.nats_bridge.local_server import LocalNatsServer
-from fleet_dagster.nats_bridge.resources import NatsResource
 from fleet_dagster.nats_bridge.schemas import schema_for_subject
-from fleet_dagster.nats_bridge.settings import NATS_ENV, NatsSettings
+from fleet_dagster.nats_bridge.settings import NatsSettings
 from fleet_dagster.nats_bridge.submit import submit_request
 from tests import nats_helpers
 
@@ -28,18 +23,14 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def nats_server(tmp_path, deploy_nats):
+def nats_server(tmp_path, deploy_nats, ray_head):
     with LocalNatsServer(tmp_path / "jetstream") as server:
         deploy_nats(server.url)
         yield server
 
 
 def evaluate(server: LocalNatsServer, instance: dg.DagsterInstance, cursor: str | None):
-    context = dg.build_sensor_context(
-        instance=instance, cursor=cursor, resources={"nats": NatsResource(), "llm": LLMResource()}
-    )
-    with mock.patch.dict(os.environ, {NATS_ENV["url"]: server.url}):  # the deployment's NATS
-        return deliberation_requests(context)
+    return nats_helpers.evaluate_request_sensor(server.url, instance, cursor)
 
 
 def body(deliberation_id: str, **fields) -> bytes:
@@ -100,7 +91,7 @@ def test_requests_purged_before_they_were_read_are_reported(nats_server, instanc
     assert "1..3 expired or were purged" in capfd.readouterr().err
 
 
-def test_the_stream_is_created_with_limits_and_an_operators_limits_are_kept(tmp_path, instance, monkeypatch):
+def test_the_stream_is_created_with_limits_and_an_operators_limits_are_kept(tmp_path, instance, monkeypatch, ray_head):
     monkeypatch.setenv("FLEET_NATS_MAX_AGE_S", "3600")
     monkeypatch.setenv("FLEET_NATS_MAX_BYTES", str(50 * 1024 * 1024))
     with LocalNatsServer(tmp_path / "created") as server:

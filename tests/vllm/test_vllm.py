@@ -12,11 +12,9 @@ from fleet_dagster.benchmarks.runner import run_suite
 from fleet_dagster.cli.run_deliberation import execute_deliberation
 from fleet_dagster.core.request import parse_request
 from fleet_dagster.definitions import defs
-from fleet_dagster.deliberation.sensors import deliberation_requests
 from fleet_dagster.llm.resources import LLMResource
 from fleet_dagster.llm.settings import LLM_ENV
 from fleet_dagster.nats_bridge.local_server import LocalNatsServer
-from fleet_dagster.nats_bridge.resources import NatsResource
 from tests import nats_helpers
 from tests.cli_helpers import fleet_dagster
 from tests.helm_chart import named, render
@@ -69,8 +67,7 @@ def test_a_nats_request_end_to_end(ray_head, instance, on_vllm, tmp_path, deploy
             "deliberation_id": "vllm-nats",
         }
         nats_helpers.publish_raw(nats_server.url, [json.dumps(body).encode()])
-        context = dg.build_sensor_context(instance=instance, resources={"nats": NatsResource(), "llm": LLMResource()})
-        run_request = deliberation_requests(context).run_requests[0]
+        run_request = nats_helpers.evaluate_request_sensor(nats_server.url, instance, None).run_requests[0]
         instance.add_dynamic_partitions("deliberations", [run_request.partition_key])
         outcome = defs.resolve_job_def("deliberation_job").execute_in_process(
             run_config=run_request.run_config,
