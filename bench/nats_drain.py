@@ -1,9 +1,10 @@
-"""NATS → sensor → runs, with the real Dagster daemon: request → run-started latency and drain rate.
+"""NATS → sensor → runs, with the real Dagster daemon: request → councils running, run started, final event.
 
 Starts (and stops, by PID) a JetStream nats-server, the simulated LLM server and `dagster-daemon run`
-on a fresh DAGSTER_HOME, publishes N requests at once, and waits until every one has a started run.
+on a fresh DAGSTER_HOME, publishes N requests at once, and waits until every one has its final event.
+`--no-start-on-arrival` makes councils wait for their runs (FLEET_NATS_START_ON_ARRIVAL=false), as before.
 
-    python bench/nats_drain.py [--requests 200] [--interval 2] [--max-concurrent-runs 4]
+    python bench/nats_drain.py [--requests 200] [--interval 2] [--max-concurrent-runs 4] [--no-start-on-arrival]
 """
 
 import argparse
@@ -15,6 +16,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -28,6 +30,7 @@ def main() -> None:
     parser.add_argument("--max-concurrent-runs", type=int, default=4)
     parser.add_argument("--latency", type=float, default=0.2, help="simulated seconds per agent call")
     parser.add_argument("--timeout", type=float, default=1800)
+    parser.add_argument("--start-on-arrival", action=argparse.BooleanOptionalAction, default=True)
     args = parser.parse_args()
 
     home = Path(tempfile.mkdtemp(prefix="fleet-nats-bench-"))
@@ -41,6 +44,7 @@ def main() -> None:
     os.environ.update(FLEET_HOME=str(home), DAGSTER_HOME=str(dagster_home))
 
     import dagster as dg
+    import nats
 
     from fleet_dagster.nats_bridge.jetstream import ensure_stream, jetstream
     from fleet_dagster.nats_bridge.local_server import LocalNatsServer
@@ -57,6 +61,7 @@ def main() -> None:
             "FLEET_LLM_URL": sim.base_url,
             "FLEET_NATS_SENSOR_STATUS": "RUNNING",
             "FLEET_NATS_SENSOR_INTERVAL": str(args.interval),
+            "FLEET_NATS_START_ON_ARRIVAL": str(args.start_on_arrival).lower(),
         }
         with open(home / "daemon.log", "w") as log:
             daemon = subprocess.Popen(
@@ -86,6 +91,24 @@ def main() -> None:
                         await js.publish("deliberation.requested", json.dumps(body).encode())
                         published[deliberation_id] = time.time()
 
+            finals: dict[str, float] = {}
+
+            async def listen() -> None:
+                """Every final event, when it arrives: what a producer waiting for its answer sees."""
+                client = await nats.connect(nats_server.url)
+                subscription = await client.subscribe("deliberation.*")
+                until = time.time() + args.timeout
+                while len(finals) < len(ids) and time.time() < until:
+                    try:
+                        message = await subscription.next_msg(timeout=1)
+                    except TimeoutError:
+                        continue
+                    if message.subject in ("deliberation.completed", "deliberation.failed"):
+                        finals.setdefault(json.loads(message.data)["deliberation_id"], time.time())
+                await client.close()
+
+            listener = threading.Thread(target=lambda: asyncio.run(listen()), daemon=True)
+            listener.start()
             time.sleep(3)  # let the daemon come up before the clock starts
             asyncio.run(publish())
             first_publish = min(published.values())
@@ -94,7 +117,7 @@ def main() -> None:
             started: dict[str, float] = {}
             finished = 0
             deadline = time.time() + args.timeout
-            while len(started) < len(ids) and time.time() < deadline:
+            while len(finals) < len(ids) and time.time() < deadline:
                 time.sleep(2)
                 finished = 0
                 for record in instance.get_run_records(filters=dg.RunsFilter(job_name="deliberation_job")):
@@ -104,7 +127,13 @@ def main() -> None:
                     if record.start_time and deliberation_id in published:
                         started[deliberation_id] = record.start_time
                     finished += record.dagster_run.is_finished
-                print(f"  {len(started)}/{len(ids)} runs started, {finished} finished", flush=True)
+                print(
+                    f"  {len(started)}/{len(ids)} runs started, {finished} finished, {len(finals)} final events",
+                    flush=True,
+                )
+            listener.join(timeout=5)
+            councils = sorted(sim.first_call_at[i] - published[i] for i in ids if i in sim.first_call_at)
+            final_latencies = sorted(finals[i] - published[i] for i in finals)
             latencies = sorted(started[i] - published[i] for i in started)
             queued = sorted(created[i] - published[i] for i in created)
             span = max(started.values()) - first_publish
@@ -119,15 +148,22 @@ def main() -> None:
                     os.killpg(daemon.pid, signal.SIGKILL)
             stop_local_head(home / "ray")
 
-    print(f"requests published          {len(ids)}")
+    def p95(values: list[float]) -> float:
+        return values[int(0.95 * (len(values) - 1))]
+
+    print(f"requests published          {len(ids)}   (councils start on arrival: {args.start_on_arrival})")
     print(f"runs created                {runs}   (exactly one per request expected)")
     print(f"runs started                {len(started)}")
     print(f"request -> run queued p50   {statistics.median(queued):7.2f} s")
-    print(f"request -> run queued p95   {queued[int(0.95 * (len(queued) - 1))]:7.2f} s")
+    print(f"request -> run queued p95   {p95(queued):7.2f} s")
     print(f"requests drained per minute {len(created) / drain_span * 60:7.1f}   (into queued runs)")
     print(f"request -> run started p50  {statistics.median(latencies):7.2f} s")
-    print(f"request -> run started p95  {latencies[int(0.95 * (len(latencies) - 1))]:7.2f} s")
+    print(f"request -> run started p95  {p95(latencies):7.2f} s")
     print(f"runs started per minute     {len(started) / span * 60:7.1f}   (launch-bound: a process per run)")
+    print(f"request -> councils p50     {statistics.median(councils):7.2f} s   (its first call at the model)")
+    print(f"request -> councils p95     {p95(councils):7.2f} s")
+    print(f"request -> final event p50  {statistics.median(final_latencies):7.2f} s   ({len(finals)} final events)")
+    print(f"request -> final event p95  {p95(final_latencies):7.2f} s")
     print(f"daemon log                  {home / 'daemon.log'}")
 
 

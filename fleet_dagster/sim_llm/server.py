@@ -149,7 +149,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(404, {"error": {"message": f"no route {self.path}"}})
             return
         body = json.loads(raw or b"{}")
-        self.server.entered()
+        self.server.entered(self.headers.get("X-Fleet-Deliberation-Id", ""))
         try:
             self._complete(body)
         finally:
@@ -290,6 +290,7 @@ class SimLLMServer(ThreadingHTTPServer):
         self.in_flight = 0
         self.peak_in_flight = 0  # the most chat requests it held at once, queued or decoding
         self.answered: list[str] = []  # a fingerprint of each request it answered, in order
+        self.first_call_at: dict[str, float] = {}  # by deliberation id (header): when its first call came
         self._thread: threading.Thread | None = None
 
     @property
@@ -306,8 +307,9 @@ class SimLLMServer(ThreadingHTTPServer):
             rates = self.settings.model_faults.get(model, self.settings.run_faults)
             return rates.draw(self._rng, self._counter)
 
-    def entered(self) -> None:
+    def entered(self, deliberation_id: str) -> None:
         with self._lock:
+            self.first_call_at.setdefault(deliberation_id, time.time())
             self.in_flight += 1
             self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
 
