@@ -29,6 +29,8 @@ def main() -> None:
     parser.add_argument("--interval", type=int, default=2, help="sensor minimum interval, seconds")
     parser.add_argument("--max-concurrent-runs", type=int, default=4)
     parser.add_argument("--latency", type=float, default=0.2, help="simulated seconds per agent call")
+    parser.add_argument("--agents", type=int, default=1, help="agents per request (one role)")
+    parser.add_argument("--rounds", type=int, default=0, help="review rounds per request")
     parser.add_argument("--timeout", type=float, default=1800)
     parser.add_argument("--start-on-arrival", action=argparse.BooleanOptionalAction, default=True)
     args = parser.parse_args()
@@ -84,8 +86,8 @@ def main() -> None:
                         body = {
                             "task": "Design a cache",
                             "roles": ["DEV"],
-                            "agents_per_role": 1,
-                            "rounds": 0,
+                            "agents_per_role": args.agents,
+                            "rounds": args.rounds,
                             "deliberation_id": deliberation_id,
                         }
                         await js.publish("deliberation.requested", json.dumps(body).encode())
