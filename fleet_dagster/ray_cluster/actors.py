@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 import ray
 from ray.actor import ActorHandle
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from fleet_dagster import __version__
 from fleet_dagster.core.chat_model import ChatModel
@@ -220,22 +221,29 @@ class EmbeddedLLM:
         return self._server.settings
 
 
-def _detached(actor_class, name: str, *args) -> ActorHandle:
+def _detached(actor_class, name: str, *args, strategy: str | NodeAffinitySchedulingStrategy = "DEFAULT") -> ActorHandle:
     return actor_class.options(
         name=f"{name}-{_SUFFIX}",
         namespace=NAMESPACE,
         lifetime="detached",
         get_if_exists=True,
-        scheduling_strategy="SPREAD",  # over the nodes: one node's loss takes one runner and one caller
+        scheduling_strategy=strategy,  # used when the actor is created, not when it is found
     ).remote(*args)
 
 
+def _spread(index: int) -> NodeAffinitySchedulingStrategy:
+    """The index-th alive node, softly: one node's loss takes one runner and one caller, and Ray restarts
+    them elsewhere. Ray's own SPREAD is best effort: with zero-CPU actors it put all four on one node."""
+    nodes = sorted(node["NodeID"] for node in ray.nodes() if node["Alive"])
+    return NodeAffinitySchedulingStrategy(node_id=nodes[index % len(nodes)], soft=True)
+
+
 def agent_caller(index: int) -> ActorHandle:
-    return _detached(AgentCaller, f"fleet-agent-caller-{index}", AGENT_CALLERS)
+    return _detached(AgentCaller, f"fleet-agent-caller-{index}", AGENT_CALLERS, strategy=_spread(index))
 
 
 def council_runner(index: int) -> ActorHandle:
-    return _detached(CouncilRunner, f"fleet-council-runner-{index}")
+    return _detached(CouncilRunner, f"fleet-council-runner-{index}", strategy=_spread(index))
 
 
 def runner_index(deliberation_id: str, role: str) -> int:

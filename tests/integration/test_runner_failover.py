@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from fleet_dagster.core.request import parse_request
 from fleet_dagster.core.status import DeliberationStatus, final_status
@@ -26,6 +27,11 @@ from fleet_dagster.ray_cluster.council_client import CouncilClient
 from fleet_dagster.ray_cluster.local_head import ensure_local_head, ray_temp_dir, stop_local_head, stop_session
 
 pytestmark = pytest.mark.integration
+
+
+@ray.remote(num_cpus=0)
+def _node_of() -> str:
+    return ray.get_runtime_context().get_node_id()
 
 
 @pytest.fixture
@@ -58,6 +64,10 @@ def two_node_cluster(fleet_home: Path, tmp_path: Path) -> Iterator[str]:
         while sum(n["Alive"] for n in ray.nodes()) < 2:
             assert time.monotonic() < deadline, (tmp_path / "second-node.log").read_text()
             time.sleep(0.2)
+        # Alive is not yet schedulable: a soft placement on a node still joining lands on the head.
+        for node_id in [n["NodeID"] for n in ray.nodes() if n["Alive"]]:
+            pinned = NodeAffinitySchedulingStrategy(node_id=node_id, soft=False)
+            assert ray.get(_node_of.options(scheduling_strategy=pinned).remote(), timeout=60) == node_id
         yield head.address
     finally:
         ray.shutdown()
