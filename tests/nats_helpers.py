@@ -75,3 +75,18 @@ def evaluate_request_sensor(
         mock.patch.dict(os.environ, environment),
     ):
         return deliberation_requests(context)
+
+
+def execute_run_request(
+    instance: dg.DagsterInstance, run_request: dg.RunRequest, run_config: dict | None = None
+) -> dg.ExecuteInProcessResult:
+    """What the daemon does with the sensor's run request, in this process: the partition, then the run."""
+    from fleet_dagster.definitions import defs
+
+    instance.add_dynamic_partitions("deliberations", [run_request.partition_key])
+    return defs.resolve_job_def("deliberation_job").execute_in_process(
+        run_config=run_config or run_request.run_config,
+        instance=instance,
+        partition_key=run_request.partition_key,
+        tags=run_request.tags,
+    )

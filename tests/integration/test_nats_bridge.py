@@ -178,20 +178,10 @@ def test_request_to_completed_event_round_trip(nats_server, ray_head, instance):
     publish_raw(nats_server, [request_body(1, deliberation_id="round-trip", agents_per_role=2, rounds=0)])
     result = evaluate(nats_server, instance, None)
     run_request = result.run_requests[0]
-    instance.add_dynamic_partitions("deliberations", ["round-trip"])
 
     def run() -> None:
-        job = defs.resolve_job_def("deliberation_job")
-        outcome = job.execute_in_process(
-            run_config={
-                **run_request.run_config,
-                "resources": {"llm": {"config": {"embedded_max_tokens": 96}}},
-            },
-            instance=instance,
-            partition_key=run_request.partition_key,
-            tags=run_request.tags,
-        )
-        assert outcome.success
+        small_answers = {**run_request.run_config, "resources": {"llm": {"config": {"embedded_max_tokens": 96}}}}
+        assert nats_helpers.execute_run_request(instance, run_request, small_answers).success
 
     asyncio.run(listen_while(run))
     subjects = [subject for subject, _ in received]
@@ -307,14 +297,7 @@ def test_submit_wait_prints_the_outcome(nats_server, ray_head, instance, sim_llm
     while not getattr(result := evaluate(nats_server, instance, None), "run_requests", None):
         assert time.time() < deadline, "the request never reached the stream"
         time.sleep(0.2)
-    run_request = result.run_requests[0]
-    instance.add_dynamic_partitions("deliberations", [run_request.partition_key])
-    defs.resolve_job_def("deliberation_job").execute_in_process(
-        run_config=run_request.run_config,
-        instance=instance,
-        partition_key=run_request.partition_key,
-        tags=run_request.tags,
-    )
+    nats_helpers.execute_run_request(instance, result.run_requests[0])
     submitter.join(timeout=60)
 
     printed = outcome["result"]

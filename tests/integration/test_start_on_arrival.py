@@ -8,7 +8,6 @@ import dagster as dg
 import pytest
 import ray
 
-from fleet_dagster.definitions import defs
 from fleet_dagster.deliberation.arrival import arrival_owner, free_run_slots
 from fleet_dagster.nats_bridge.local_server import LocalNatsServer
 from fleet_dagster.ray_cluster.actors import NAMESPACE
@@ -60,13 +59,7 @@ def test_councils_start_on_arrival_and_the_run_adopts_them(nats_url, instance, r
     assert instance.get_runs_count() == 0
     assert set(councils_before_the_run) == {"DEV"}
 
-    instance.add_dynamic_partitions("deliberations", [run_request.partition_key])
-    outcome = defs.resolve_job_def("deliberation_job").execute_in_process(
-        run_config=run_request.run_config,
-        instance=instance,
-        partition_key=run_request.partition_key,
-        tags=run_request.tags,
-    )
+    outcome = nats_helpers.execute_run_request(instance, run_request)
     assert outcome.success
     metadata = outcome.asset_materializations_for_node("deliberation")[0].metadata
     assert metadata["status"].value == "COMPLETED"

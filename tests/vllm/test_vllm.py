@@ -11,7 +11,6 @@ import requests
 from fleet_dagster.benchmarks.runner import run_suite
 from fleet_dagster.cli.run_deliberation import execute_deliberation
 from fleet_dagster.core.request import parse_request
-from fleet_dagster.definitions import defs
 from fleet_dagster.llm.resources import LLMResource
 from fleet_dagster.llm.settings import LLM_ENV
 from fleet_dagster.nats_bridge.local_server import LocalNatsServer
@@ -68,13 +67,7 @@ def test_a_nats_request_end_to_end(ray_head, instance, on_vllm, tmp_path, deploy
         }
         nats_helpers.publish_raw(nats_server.url, [json.dumps(body).encode()])
         run_request = nats_helpers.evaluate_request_sensor(nats_server.url, instance, None).run_requests[0]
-        instance.add_dynamic_partitions("deliberations", [run_request.partition_key])
-        outcome = defs.resolve_job_def("deliberation_job").execute_in_process(
-            run_config=run_request.run_config,
-            instance=instance,
-            partition_key=run_request.partition_key,
-            tags=run_request.tags,
-        )
+        outcome = nats_helpers.execute_run_request(instance, run_request)
         assert outcome.success
         completed = nats_helpers.stored_events(nats_server.url, "deliberation.completed")
         assert [e["deliberation_id"] for e in completed] == ["vllm-nats"] and completed[0]["status"] == "COMPLETED"
