@@ -109,6 +109,8 @@ class Proposal(BaseModel):
     addressed: list[str] = Field(default_factory=list)
     missed: list[str] = Field(default_factory=list)
     check_results: list[CheckResult] = Field(default_factory=list)
+    # Degenerate text ("empty: ...", "loop: ...", "echo: ..."): never the winner while an unflagged one exists.
+    flags: list[str] = Field(default_factory=list)
     is_winner: bool = False
 
 

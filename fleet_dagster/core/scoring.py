@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 
 import yaml
 
+from fleet_dagster.core.form import form_flags, own_words
 from fleet_dagster.core.records import CheckResult, Proposal, Review
 
 WEIGHTS = {"peer": 0.5, "coverage": 0.35, "checks": 0.15}
@@ -189,11 +190,14 @@ def peer_score(reviews: list[Review]) -> float | None:
     return sum(means) / len(means) if means else None
 
 
-def score_proposal(proposal: Proposal, reviews: list[Review], items: list[str]) -> Proposal:
-    """Fills every score component of a proposal that has content; the total is on a 0-10 scale."""
+def score_proposal(proposal: Proposal, reviews: list[Review], items: list[str], sources: list[str]) -> Proposal:
+    """Fills every score component and the form flags of a proposal that has content; the total is on a 0-10
+    scale. `sources`: the prompt's texts (system prompt, task, requirements, rubric); what a proposal copied
+    from them is flagged as an echo and earns no coverage."""
     if proposal.content is None:
         return proposal
-    addressed = [item for item in items if addresses(proposal.content, item)]
+    own = own_words(proposal.content, sources)
+    addressed = [item for item in items if addresses(own, item)]
     checks = run_checks(proposal.content)
     components = {
         "peer": None if (p := peer_score(reviews)) is None else p / 10,
@@ -212,5 +216,6 @@ def score_proposal(proposal: Proposal, reviews: list[Review], items: list[str]) 
             "addressed": addressed,
             "missed": [item for item in items if item not in addressed],
             "check_results": checks,
+            "flags": form_flags(proposal.content, sources),
         }
     )

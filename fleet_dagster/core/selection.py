@@ -5,17 +5,35 @@ from fleet_dagster.core.reviews import extract_json_object
 
 
 def rank(proposals: list[Proposal]) -> list[Proposal]:
-    """Scored proposals best first; ties go to the higher peer score, then coverage, then agent id."""
+    """Scored proposals best first, form before merit: every unflagged proposal before any flagged one; then
+    the higher score, peer score, coverage, and agent id."""
     scored = [p for p in proposals if p.score is not None]
-    return sorted(scored, key=lambda p: (-(p.score or 0), -(p.peer_score or 0), -(p.coverage or 0), p.agent_id))
+    return sorted(
+        scored, key=lambda p: (bool(p.flags), -(p.score or 0), -(p.peer_score or 0), -(p.coverage or 0), p.agent_id)
+    )
+
+
+def eligible(proposals: list[Proposal]) -> list[Proposal]:
+    """The scored proposals that may win, best first: the unflagged ones, or all when every one is flagged."""
+    ranked = rank(proposals)
+    return [p for p in ranked if not p.flags] or ranked
+
+
+def form_note(proposals: list[Proposal], winner: Proposal) -> str:
+    """What the form flags did to the selection, for its rationale."""
+    flagged = [p for p in proposals if p.flags and p.score is not None]
+    if winner.flags:
+        return f"; every proposal is flagged, this one for {winner.flags[0]}"
+    return f"; {len(flagged)} flagged proposal{'' if len(flagged) == 1 else 's'} set aside" if flagged else ""
 
 
 def select_by_score(proposals: list[Proposal]) -> Selection:
-    ranked = rank(proposals)
+    ranked = eligible(proposals)
     if not ranked:
         return Selection(winner=None, method="score", rationale="no proposal could be scored")
     best = ranked[0]
-    return Selection(winner=best.agent_id, method="score", rationale=f"highest score {best.score:.2f}")
+    rationale = f"highest score {best.score:.2f}{form_note(proposals, best)}"
+    return Selection(winner=best.agent_id, method="score", rationale=rationale)
 
 
 # The architect names a winner and says why in a few sentences: the longest answer its schema admits,

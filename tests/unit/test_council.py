@@ -141,7 +141,7 @@ def test_hostile_code_block_fails_a_check_not_the_council():
 
 
 def test_run_council_returns_what_it_kept_when_scoring_breaks(monkeypatch):
-    def broken(proposal, reviews, items):  # fault injection: scoring with a bug
+    def broken(proposal, reviews, items, sources):  # fault injection: scoring with a bug
         raise RecursionError("maximum recursion depth exceeded")
 
     monkeypatch.setattr(council_module, "score_proposal", broken)

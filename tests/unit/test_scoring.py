@@ -42,22 +42,22 @@ def test_addresses_matches_content_words_with_crude_stemming():
 
 
 def test_proposal_that_meets_requirements_beats_one_that_ignores_them():
-    good = score_proposal(proposal(MEETS), [], REQUIREMENTS)
-    bad = score_proposal(proposal(IGNORES), [], REQUIREMENTS)
+    good = score_proposal(proposal(MEETS), [], REQUIREMENTS, REQUIREMENTS)
+    bad = score_proposal(proposal(IGNORES), [], REQUIREMENTS, REQUIREMENTS)
     assert good.coverage == 1.0 and bad.coverage == 0.0
     assert good.score > bad.score
     assert bad.missed == REQUIREMENTS
 
 
 def test_requirements_outweigh_equal_peer_reviews():
-    good = score_proposal(proposal(MEETS), [review("agent-dev-001", 6, 6)], REQUIREMENTS)
-    bad = score_proposal(proposal(IGNORES), [review("agent-dev-001", 6, 6)], REQUIREMENTS)
+    good = score_proposal(proposal(MEETS), [review("agent-dev-001", 6, 6)], REQUIREMENTS, REQUIREMENTS)
+    bad = score_proposal(proposal(IGNORES), [review("agent-dev-001", 6, 6)], REQUIREMENTS, REQUIREMENTS)
     assert good.peer_score == bad.peer_score == 6.0
     assert good.score > bad.score
 
 
 def test_components_are_reported():
-    scored = score_proposal(proposal(MEETS), [review("a", 8, 6), review("a", 4)], REQUIREMENTS)
+    scored = score_proposal(proposal(MEETS), [review("a", 8, 6), review("a", 4)], REQUIREMENTS, REQUIREMENTS)
     assert scored.peer_score == (7 + 4) / 2
     assert scored.coverage == 1.0 and scored.checks == 1.0
     assert 0 <= scored.score <= 10
@@ -65,12 +65,12 @@ def test_components_are_reported():
 
 def test_unparsed_reviews_give_no_peer_score():
     unparsed = Review(reviewer="x", author="a", round=1, parsed=False, raw="?")
-    scored = score_proposal(proposal(MEETS), [unparsed], REQUIREMENTS)
+    scored = score_proposal(proposal(MEETS), [unparsed], REQUIREMENTS, REQUIREMENTS)
     assert scored.peer_score is None and scored.score is not None
 
 
 def test_failed_proposal_is_not_scored():
-    assert score_proposal(proposal(None), [], REQUIREMENTS).score is None
+    assert score_proposal(proposal(None), [], REQUIREMENTS, REQUIREMENTS).score is None
 
 
 def test_check_plugins():
@@ -90,8 +90,8 @@ def test_check_plugins():
 def test_broken_code_lowers_the_score():
     broken = MEETS.replace("return bucket.take(now)", "return bucket.take(now")
     assert (
-        score_proposal(proposal(broken), [], REQUIREMENTS).score
-        < score_proposal(proposal(MEETS), [], REQUIREMENTS).score
+        score_proposal(proposal(broken), [], REQUIREMENTS, REQUIREMENTS).score
+        < score_proposal(proposal(MEETS), [], REQUIREMENTS, REQUIREMENTS).score
     )
 
 
@@ -152,5 +152,5 @@ def test_a_check_plugin_that_raises_fails_only_its_check(monkeypatch):
 
 def test_proposal_with_hostile_blocks_is_still_scored():
     content = MEETS + "".join(fenced(language, code) for language, code in HOSTILE.items())
-    scored = score_proposal(proposal(content), [review("agent-dev-001", 7)], REQUIREMENTS)
+    scored = score_proposal(proposal(content), [review("agent-dev-001", 7)], REQUIREMENTS, REQUIREMENTS)
     assert scored.checks == 1 / 6 and scored.coverage == 1.0 and 0 <= scored.score <= 10

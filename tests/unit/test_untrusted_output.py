@@ -96,7 +96,7 @@ def test_any_proposal_is_scored_in_range(content, answers):
     assert len(checks) <= MAX_CHECKED_BLOCKS and all(c.passed == (c.error is None) for c in checks)
     reviews = [parse(answer) for answer in answers]
     proposal = Proposal(role="DEV", agent_id="a", round=1, content=content, temperature=0.5, seed=1)
-    scored = score_proposal(proposal, reviews, ["Limit each API key to 100 requests per minute"])
+    scored = score_proposal(proposal, reviews, ["Limit each API key to 100 requests per minute"], [])
     assert 0 <= scored.score <= 10 and 0 <= scored.coverage <= 1
     assert scored.peer_score is None or 1 <= scored.peer_score <= 10
     assert scored.checks is None or 0 <= scored.checks <= 1
