@@ -19,13 +19,15 @@ from fleet_dagster.core.records import (
     Selection,
 )
 from fleet_dagster.core.request import DeliberationRequest, agent_id
-from fleet_dagster.core.reviews import parse_review, review_assignments, review_json_schema
+from fleet_dagster.core.reviews import parse_review, redact_ids, review_assignments, review_json_schema
 from fleet_dagster.core.scoring import coverage_items, score_proposal
 from fleet_dagster.core.selection import (
     ARCHITECT_MAX_TOKENS,
     architect_json_schema,
+    blind_order,
+    candidate_labels,
+    eligible,
     parse_architect_choice,
-    rank,
     select_by_score,
 )
 
@@ -42,6 +44,11 @@ def agent_temperature(profile: RoleProfile, index: int, agents: int) -> float:
 
 def agent_seed(deliberation_id: str, role: str, index: int) -> int:
     return zlib.crc32(f"{deliberation_id}/{role}/{index}".encode()) & 0x7FFFFFFF
+
+
+def judging_seed(deliberation_id: str, role: str) -> int:
+    """Seeds the order of reviews and of the architect's finalists: recorded, so a judgement can be redone."""
+    return zlib.crc32(f"{deliberation_id}/{role}/judging".encode()) & 0x7FFFFFFF
 
 
 class Council:
@@ -77,6 +84,7 @@ class Council:
             )
             for i, aid in enumerate(self.agent_ids)
         }
+        self.judging_seed = judging_seed(request.deliberation_id, self.role)
         self.reviews: list[Review] = []
         self.calls: list[AgentCall] = []
         self.selection: Selection | None = None
@@ -202,15 +210,14 @@ class Council:
         await asyncio.gather(*(propose(aid) for aid in self.agent_ids))
 
     async def _review(self, round_: int) -> list[Review]:
-        pairs = review_assignments(self._active(), self.request.review_mode)
+        pairs = review_assignments(self._active(), self.request.review_mode, seed=self.judging_seed + round_)
         self._start_phase(f"review r{round_}", len(pairs))
         schema = review_json_schema(self.profile.rubric, self.profile.max_tokens)
 
         async def review(reviewer: str, author: str) -> Review | None:
             messages = self._messages(
                 "review",
-                proposal=self.proposals[author].content,
-                author_id=author,
+                proposal=redact_ids(self.proposals[author].content or "", self.agent_ids),
                 reviewer_id=reviewer,
                 criteria=self.profile.rubric,
             )
@@ -250,12 +257,17 @@ class Council:
         await asyncio.gather(*(revise(aid) for aid in authors))
 
     async def _architect_select(self) -> None:
-        finalists = rank(self.scored())[: self.request.select_top_k]
+        finalists = eligible(self.scored())[: self.request.select_top_k]
         if len(finalists) < 2:
             return
         self._start_phase("select", 1)
+        shown = blind_order(finalists, self.judging_seed)
+        candidates = [
+            (label, redact_ids(c.content or "", self.agent_ids))
+            for label, c in zip(candidate_labels(len(shown)), shown, strict=True)
+        ]
         messages = chat_messages(
-            self.architect.system_prompt, "select", task=self.request.task, role=self.role, candidates=finalists
+            self.architect.system_prompt, "select", task=self.request.task, role=self.role, candidates=candidates
         )
         result = await self._call(
             finalists[0].agent_id,
@@ -264,11 +276,11 @@ class Council:
             messages,
             temperature=0.0,
             max_tokens=ARCHITECT_MAX_TOKENS,
-            json_schema=architect_json_schema(finalists),
+            json_schema=architect_json_schema(shown),
             model=self.architect.model,
         )
         fallback = select_by_score(finalists)
-        choice = parse_architect_choice(result.content or "", finalists) if result.ok else None
+        choice = parse_architect_choice(result.content or "", shown) if result.ok else None
         if choice is None:
             reason = result.error or "the architect's answer named no finalist"
             choice = fallback.model_copy(update={"rationale": f"{fallback.rationale} (architect: {reason})"})
@@ -308,6 +320,7 @@ class Council:
             selection=selection,
             timed_out=timed_out or self.deadline_hit,
             error=error,
+            judging_seed=self.judging_seed,
             started_at=self.started_at,
             finished_at=self.clock(),
         )

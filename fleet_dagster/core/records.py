@@ -118,6 +118,8 @@ class Selection(BaseModel):
     winner: str | None
     method: Literal["score", "architect"]
     rationale: str
+    # The architect's finalists in the (shuffled) order it saw them, labelled A, B, ... in that order.
+    candidate_order: list[str] = Field(default_factory=list)
 
 
 class CouncilResult(BaseModel):
@@ -129,6 +131,8 @@ class CouncilResult(BaseModel):
     selection: Selection
     timed_out: bool = False
     error: str | None = None
+    # Seeds the order of reviews in "all" mode (seed + round) and of the architect's finalists.
+    judging_seed: int | None = None
     started_at: float
     finished_at: float
 

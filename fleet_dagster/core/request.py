@@ -189,7 +189,6 @@ def largest_call_tokens(request: DeliberationRequest, profile: RoleProfile) -> i
         task=request.task,
         requirements=request.requirements,
         proposal="",
-        author_id=last_agent,
         reviewer_id=last_agent,
         criteria=profile.rubric,
     )

@@ -2,6 +2,7 @@
 
 import itertools
 import json
+import random
 import re
 from collections.abc import Iterator
 from typing import Any, Literal
@@ -30,13 +31,23 @@ _JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*+"?|[\[\]{}]', re.DOTALL)
 _FENCE_LANGUAGE = re.compile(r"\s*(?:json\b)?", re.IGNORECASE)
 
 
-def review_assignments(agent_ids: list[str], mode: Literal["ring", "all"]) -> list[tuple[str, str]]:
-    """(reviewer, author) pairs. Ring: agent i reviews agent i+1; all: everyone reviews every peer."""
+def review_assignments(agent_ids: list[str], mode: Literal["ring", "all"], *, seed: int) -> list[tuple[str, str]]:
+    """(reviewer, author) pairs; nobody reviews itself. Ring: agent i reviews agent i+1; all: everyone reviews
+    every peer, in an order shuffled by `seed` (the order in which reviews reach each author's revision)."""
     if len(agent_ids) < 2:
         return []
     if mode == "ring":
         return [(agent_ids[i], agent_ids[(i + 1) % len(agent_ids)]) for i in range(len(agent_ids))]
-    return [(reviewer, author) for reviewer in agent_ids for author in agent_ids if reviewer != author]
+    pairs = [(reviewer, author) for reviewer in agent_ids for author in agent_ids if reviewer != author]
+    random.Random(seed).shuffle(pairs)
+    return pairs
+
+
+def redact_ids(text: str, agent_ids: list[str]) -> str:
+    """The text with every agent id replaced: models sign their proposals, and judging is blind."""
+    for aid in agent_ids:
+        text = text.replace(aid, "[agent]")
+    return text
 
 
 def review_json_schema(criteria: list[str], max_tokens: int) -> dict[str, Any]:

@@ -1,5 +1,8 @@
 """Choosing a council's winner."""
 
+import random
+import string
+
 from fleet_dagster.core.records import Proposal, Selection
 from fleet_dagster.core.reviews import extract_json_object
 
@@ -41,12 +44,25 @@ def select_by_score(proposals: list[Proposal]) -> Selection:
 ARCHITECT_MAX_TOKENS = 256
 
 
+def blind_order(finalists: list[Proposal], seed: int) -> list[Proposal]:
+    """The finalists in the order the architect sees them: shuffled by the seed, so that the best score is not
+    always first (models favour a position)."""
+    shown = list(finalists)
+    random.Random(seed).shuffle(shown)
+    return shown
+
+
+def candidate_labels(count: int) -> list[str]:
+    """How the architect names finalists: A, B, C... never their agent ids (select_top_k is at most 16)."""
+    return list(string.ascii_uppercase[:count])
+
+
 def architect_json_schema(candidates: list[Proposal]) -> dict:
     """Servers with structured output (vLLM, llama.cpp) can then only name a finalist."""
     return {
         "type": "object",
         "properties": {
-            "winner": {"type": "string", "enum": [c.agent_id for c in candidates]},
+            "winner": {"type": "string", "enum": candidate_labels(len(candidates))},
             "rationale": {"type": "string", "maxLength": 600},
         },
         "required": ["winner", "rationale"],
@@ -54,10 +70,13 @@ def architect_json_schema(candidates: list[Proposal]) -> dict:
 
 
 def parse_architect_choice(raw: str, candidates: list[Proposal]) -> Selection | None:
-    """The architect's pick, or None when its answer names no finalist (the caller falls back)."""
+    """The architect's pick among `candidates` (in the order shown, labelled A, B, ...), or None when its
+    answer names no finalist (the caller falls back)."""
     data = extract_json_object(raw) or {}
-    winner = str(data.get("winner", "")).strip()
-    if winner not in {c.agent_id for c in candidates}:
+    labels = dict(zip(candidate_labels(len(candidates)), candidates, strict=True))
+    chosen = labels.get(str(data.get("winner", "")).strip().upper())
+    if chosen is None:
         return None
     rationale = str(data.get("rationale") or "").strip() or "(no rationale given)"
-    return Selection(winner=winner, method="architect", rationale=rationale)
+    order = [c.agent_id for c in candidates]
+    return Selection(winner=chosen.agent_id, method="architect", rationale=rationale, candidate_order=order)

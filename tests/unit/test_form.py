@@ -1,6 +1,8 @@
 """Form before merit: crafted degenerate proposals are flagged with the reason, sound ones are not, and neither
 copying the task nor a flagged proposal's score can win."""
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -51,7 +53,7 @@ def test_degenerate_text_is_flagged_with_its_reason(text: str, kind: str):
         "Answer: 42",
         # Quoting the task once, then writing an answer of its own, is sound.
         f"The task: {TASK}\n{SOUND}",
-        open(__file__).read()[:3000],  # code
+        Path(__file__).read_text()[:3000],  # code
     ],
 )
 def test_sound_text_is_not_flagged(text: str):
@@ -78,7 +80,9 @@ def test_coverage_cannot_be_earned_by_copying_the_task():
     assert copied.coverage == 0.0
     assert copied.flags and copied.flags[0].startswith("echo")
     own = score_proposal(
-        proposal("Our design: a rate limiter in front of the public API gateway; its state survives any replica restart."),
+        proposal(
+            "Our design: a rate limiter in front of the public API gateway; its state survives any replica restart."
+        ),
         [],
         items,
         [SYSTEM, TASK],

@@ -82,7 +82,6 @@ def test_review_prompt_asks_for_every_criterion():
         task="T",
         requirements=[],
         proposal="P",
-        author_id="a",
         reviewer_id="b",
         criteria=["correctness", "simplicity"],
     )

@@ -1,4 +1,6 @@
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fleet_dagster.core.reviews import MAX_REVIEW_CHARS, extract_json_object, parse_review, review_assignments
 
@@ -10,16 +12,37 @@ def parse(raw: str):
 
 
 def test_ring_assignment():
-    assert review_assignments(["a", "b", "c"], "ring") == [("a", "b"), ("b", "c"), ("c", "a")]
+    assert review_assignments(["a", "b", "c"], "ring", seed=1) == [("a", "b"), ("b", "c"), ("c", "a")]
 
 
 def test_all_assignment_skips_self():
-    pairs = review_assignments(["a", "b", "c"], "all")
+    pairs = review_assignments(["a", "b", "c"], "all", seed=1)
     assert len(pairs) == 6 and all(r != a for r, a in pairs)
 
 
 def test_single_agent_has_nobody_to_review():
-    assert review_assignments(["a"], "ring") == [] and review_assignments(["a"], "all") == []
+    assert review_assignments(["a"], "ring", seed=1) == [] and review_assignments(["a"], "all", seed=1) == []
+
+
+@given(st.integers(0, 16), st.sampled_from(["ring", "all"]), st.integers(0, 2**31))
+def test_nobody_reviews_itself_and_everyone_is_reviewed_fairly(agents: int, mode, seed: int):
+    ids = [f"agent-{i}" for i in range(agents)]
+    pairs = review_assignments(ids, mode, seed=seed)
+    assert all(reviewer != author for reviewer, author in pairs)
+    assert len(set(pairs)) == len(pairs)
+    if agents < 2:
+        assert pairs == []
+    elif mode == "ring":  # each agent reviews one peer and is reviewed by one
+        assert sorted(r for r, _ in pairs) == sorted(ids) == sorted(a for _, a in pairs)
+    else:  # every ordered pair of peers once
+        assert len(pairs) == agents * (agents - 1)
+    assert review_assignments(ids, mode, seed=seed) == pairs  # the order is the seed's: reproducible
+
+
+def test_all_mode_shuffles_the_order_by_seed():
+    ids = [f"agent-{i}" for i in range(5)]
+    orders = {tuple(review_assignments(ids, "all", seed=seed)) for seed in range(5)}
+    assert len(orders) > 1
 
 
 def test_valid_json():

@@ -1,5 +1,5 @@
 from fleet_dagster.core.records import AgentCall, CouncilResult, Proposal, Selection
-from fleet_dagster.core.selection import parse_architect_choice, rank, select_by_score
+from fleet_dagster.core.selection import blind_order, parse_architect_choice, rank, select_by_score
 from fleet_dagster.core.status import DeliberationStatus, final_status
 
 
@@ -79,16 +79,26 @@ def test_rank_breaks_ties_deterministically():
     assert select_by_score([proposal("x", None)]).winner is None
 
 
-def test_architect_choice_must_name_a_finalist():
+def test_architect_choice_must_name_a_finalist_by_its_label():
     finalists = [proposal("agent-dev-001", 5), proposal("agent-dev-002", 4)]
-    choice = parse_architect_choice('{"winner": "agent-dev-002", "rationale": "simpler"}', finalists)
+    choice = parse_architect_choice('{"winner": "B", "rationale": "simpler"}', finalists)
     assert choice.winner == "agent-dev-002" and choice.method == "architect" and choice.rationale == "simpler"
-    assert parse_architect_choice('{"winner": "agent-dev-999"}', finalists) is None
+    assert choice.candidate_order == ["agent-dev-001", "agent-dev-002"]
+    assert parse_architect_choice('{"winner": "C"}', finalists) is None
+    assert parse_architect_choice('{"winner": "agent-dev-001"}', finalists) is None  # ids are never shown
     assert parse_architect_choice("I like the second one", finalists) is None
+
+
+def test_the_architect_sees_finalists_in_a_seeded_shuffled_order():
+    finalists = [proposal(f"agent-dev-{i:03d}", 9 - i) for i in range(5)]
+    orders = {tuple(p.agent_id for p in blind_order(finalists, seed)) for seed in range(8)}
+    assert len(orders) > 1  # not by score: the best is not always first
+    assert blind_order(finalists, 3) == blind_order(finalists, 3)
+    assert sorted(p.agent_id for p in blind_order(finalists, 3)) == [p.agent_id for p in finalists]
 
 
 def test_architect_choice_in_hostile_answers_is_none():
     finalists = [proposal("agent-dev-001", 5), proposal("agent-dev-002", 4)]
     for raw in ['{"winner": ' + "[" * 1000, '{"a":' * 1000, "{" * 100_000]:
         assert parse_architect_choice(raw, finalists) is None
-    assert parse_architect_choice('{"winner": ["agent-dev-001"]}', finalists) is None
+    assert parse_architect_choice('{"winner": ["A"]}', finalists) is None
