@@ -65,11 +65,13 @@ def _request_option(flag: str, name: str, *, repeatable: bool = False) -> Callab
         described = f"{description} Repeatable." + (f" Default: {', '.join(default)}." if default else "")
         return click.option(flag, name, multiple=True, help=described)
     choices = get_args(field.annotation) if get_origin(field.annotation) is Literal else ()
+    # An optional field (`int | None`) is its type on the command line, absent when not given.
+    value_type = next((t for t in get_args(field.annotation) if t is not type(None)), field.annotation)
     default = None if field.default_factory else field.default  # a factory's default is made per request
     return click.option(
         flag,
         name,
-        type=click.Choice(choices) if choices else field.annotation,
+        type=click.Choice(choices) if choices else value_type,
         default=default,
         show_default=default not in (None, ""),
         help=description,
@@ -90,6 +92,7 @@ def request_options(command):
         _request_option("--review-mode", "review_mode"),
         _request_option("--selection", "selection"),
         _request_option("--top-k", "select_top_k"),
+        _request_option("--max-total-tokens", "max_total_tokens"),
     ]
     for option in reversed(options):
         command = option(command)

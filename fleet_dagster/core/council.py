@@ -5,6 +5,8 @@ import time
 import zlib
 from collections.abc import Callable
 
+from fleet_dagster.core.answers import final_answer
+from fleet_dagster.core.budget import TokenBudget
 from fleet_dagster.core.chat_model import ChatModel
 from fleet_dagster.core.profiles import RoleProfile, load_profile
 from fleet_dagster.core.prompts import chat_messages
@@ -18,7 +20,7 @@ from fleet_dagster.core.records import (
     Review,
     Selection,
 )
-from fleet_dagster.core.request import DeliberationRequest, agent_id
+from fleet_dagster.core.request import DeliberationRequest, agent_id, estimated_tokens
 from fleet_dagster.core.reviews import parse_review, redact_ids, review_assignments, review_json_schema
 from fleet_dagster.core.scoring import coverage_items, score_proposal
 from fleet_dagster.core.selection import (
@@ -29,6 +31,7 @@ from fleet_dagster.core.selection import (
     eligible,
     parse_architect_choice,
     select_by_score,
+    select_by_vote,
 )
 
 MIN_CALL_TIMEOUT_S = 0.1
@@ -63,6 +66,7 @@ class Council:
         deadline_at: float,
         call_timeout_s: float,
         architect: RoleProfile | None = None,
+        budget: TokenBudget | None = None,
         clock: Callable[[], float] = time.time,
     ):
         self.request = request
@@ -72,6 +76,7 @@ class Council:
         self.deadline_at = deadline_at
         self.call_timeout_s = call_timeout_s
         self.architect = architect or profile
+        self.budget = budget
         self.clock = clock
         self.agent_ids = [agent_id(self.role, i) for i in range(request.agents_per_role)]
         self.proposals: dict[str, Proposal] = {
@@ -89,6 +94,9 @@ class Council:
         self.calls: list[AgentCall] = []
         self.selection: Selection | None = None
         self.deadline_hit = False
+        self.calls_not_made = 0  # refused by the token budget
+        self.early_stop: str | None = None
+        self.calls_saved = 0
         self.phase = "pending"
         self.phase_total = 0
         self.phase_done = 0
@@ -122,29 +130,61 @@ class Council:
         max_tokens: int | None = None,
         model: str | None = None,
     ) -> ChatResult:
-        proposal = self.proposals[aid]
+        """Makes the call if the token budget lets it (see core/budget.py) and records it."""
+        max_tokens = max_tokens or self.profile.max_tokens
+        estimate = estimated_tokens("".join(m["content"] for m in messages)) + max_tokens
+        if self.budget is not None and not await self.budget.reserve(estimate):
+            self.calls_not_made += 1
+            self.phase_done += 1
+            limit = self.request.max_total_tokens
+            return ChatResult(error=f"not made: it could pass the deliberation's budget of {limit} tokens")
+        used = 0
+        try:
+            request = self._chat_request(aid, phase, round_, messages, json_schema, temperature, max_tokens, model)
+            result = ChatResult(error="deadline reached before the call was made") if request is None else None
+            if result is None:
+                result = await self.chat.complete(request)
+            used = result.prompt_tokens + result.completion_tokens
+        finally:  # a call cut short by the deadline gives its reservation back
+            if self.budget is not None:
+                await self.budget.settle(estimate, used)
+        self._record(aid, phase, round_, target, result)
+        return result
+
+    def _chat_request(
+        self,
+        aid: str,
+        phase: Phase,
+        round_: int,
+        messages: list[dict[str, str]],
+        json_schema: dict | None,
+        temperature: float | None,
+        max_tokens: int,
+        model: str | None,
+    ) -> ChatRequest | None:
+        """The call as the model receives it; None when the deadline leaves no time to make it."""
         remaining = self.deadline_at - self.clock()
         if remaining < MIN_CALL_TIMEOUT_S:
             self.deadline_hit = True
-            result = ChatResult(error="deadline reached before the call was made")
-        else:
-            result = await self.chat.complete(
-                ChatRequest(
-                    deliberation_id=self.request.deliberation_id,
-                    agent_id=aid,
-                    role=self.role,
-                    phase=phase,
-                    round=round_,
-                    model=model or self.profile.model,
-                    messages=messages,
-                    temperature=proposal.temperature if temperature is None else temperature,
-                    max_tokens=max_tokens or self.profile.max_tokens,
-                    seed=proposal.seed + round_,
-                    timeout_s=min(self.call_timeout_s, remaining),
-                    json_schema=json_schema,
-                    deadline_at=self.deadline_at,
-                )
-            )
+            return None
+        proposal = self.proposals[aid]
+        return ChatRequest(
+            deliberation_id=self.request.deliberation_id,
+            agent_id=aid,
+            role=self.role,
+            phase=phase,
+            round=round_,
+            model=model or self.profile.model,
+            messages=messages,
+            temperature=proposal.temperature if temperature is None else temperature,
+            max_tokens=max_tokens,
+            seed=proposal.seed + round_,
+            timeout_s=min(self.call_timeout_s, remaining),
+            json_schema=json_schema,
+            deadline_at=self.deadline_at,
+        )
+
+    def _record(self, aid: str, phase: Phase, round_: int, target: str | None, result: ChatResult) -> None:
         tokens = result.prompt_tokens + result.completion_tokens
         self.calls.append(
             AgentCall(
@@ -170,7 +210,6 @@ class Council:
             update={"tokens": current.tokens + tokens, "latency_ms": current.latency_ms + result.latency_ms}
         )
         self.phase_done += 1
-        return result
 
     def _messages(self, template: str, **values) -> list[dict[str, str]]:
         """Every phase's prompt sees the role's system prompt, the task and its requirements."""
@@ -192,11 +231,30 @@ class Council:
     async def run(self) -> None:
         await self._propose()
         for round_ in range(1, self.request.rounds + 1):
+            if agreed := self._agreement():
+                self._stop_early(agreed, round_)
+                break
             reviews = await self._review(round_)
-            await self._revise(round_, reviews)
+            if not await self._revise(round_, reviews) and round_ < self.request.rounds:
+                self._stop_early(f"round {round_} changed no proposal", round_ + 1)
+                break
         if self.request.selection == "architect":
             await self._architect_select()
         self.phase = "done"
+
+    def _agreement(self) -> str | None:
+        """Why another round would change nothing: every proposal states the same final answer."""
+        answers = {final_answer(self.proposals[aid].content) for aid in self._active()}
+        if len(self._active()) >= 2 and len(answers) == 1 and None not in answers:
+            return f"the agents agree on the final answer {answers.pop()!r}"
+        return None
+
+    def _stop_early(self, reason: str, from_round: int) -> None:
+        """Skips rounds from_round.. to the last, counting the reviews and revisions each would have made."""
+        active = self._active()
+        per_round = len(review_assignments(active, self.request.review_mode, seed=0)) + len(active)
+        self.early_stop = f"{reason}: rounds {from_round}-{self.request.rounds} skipped"
+        self.calls_saved = per_round * (self.request.rounds - from_round + 1)
 
     async def _propose(self) -> None:
         self._start_phase("propose", len(self.agent_ids))
@@ -232,11 +290,13 @@ class Council:
         self.reviews.extend(reviews)
         return reviews
 
-    async def _revise(self, round_: int, reviews: list[Review]) -> None:
+    async def _revise(self, round_: int, reviews: list[Review]) -> bool:
+        """Whether a revision changed its proposal, or none could be made (another round may then help)."""
         authors = self._active()
         self._start_phase(f"revise r{round_}", len(authors))
+        before = {aid: " ".join((self.proposals[aid].content or "").split()) for aid in authors}
 
-        async def revise(aid: str) -> None:
+        async def revise(aid: str) -> bool:
             received = [r for r in reviews if r.author == aid]
             messages = self._messages(
                 "revise",
@@ -249,12 +309,19 @@ class Council:
                 self.proposals[aid] = self.proposals[aid].model_copy(
                     update={"content": result.content, "round": round_}
                 )
-            else:
-                # The author keeps its previous version; the failure stays visible on its row.
-                reason = result.error or "empty revision"
-                self.proposals[aid] = self.proposals[aid].model_copy(update={"error": f"revise r{round_}: {reason}"})
+                return True
+            # The author keeps its previous version; the failure stays visible on its row.
+            reason = result.error or "empty revision"
+            self.proposals[aid] = self.proposals[aid].model_copy(update={"error": f"revise r{round_}: {reason}"})
+            return False
 
-        await asyncio.gather(*(revise(aid) for aid in authors))
+        revised = await asyncio.gather(*(revise(aid) for aid in authors))
+        changed = [
+            aid
+            for aid, ok in zip(authors, revised, strict=True)
+            if ok and before[aid] != " ".join((self.proposals[aid].content or "").split())
+        ]
+        return bool(changed) or not any(revised)
 
     async def _architect_select(self) -> None:
         finalists = eligible(self.scored())[: self.request.select_top_k]
@@ -299,7 +366,9 @@ class Council:
 
     def result(self, *, timed_out: bool = False, error: str | None = None) -> CouncilResult:
         proposals = self.scored()
-        selection = self.selection or select_by_score(proposals)
+        selection = self.selection or (select_by_vote if self.request.selection == "vote" else select_by_score)(
+            proposals
+        )
         proposals = [p.model_copy(update={"is_winner": p.agent_id == selection.winner}) for p in proposals]
         return self._result(proposals, selection, timed_out=timed_out, error=error)
 
@@ -321,6 +390,10 @@ class Council:
             timed_out=timed_out or self.deadline_hit,
             error=error,
             judging_seed=self.judging_seed,
+            budget_exhausted=self.calls_not_made > 0,
+            calls_not_made=self.calls_not_made,
+            early_stop=self.early_stop,
+            calls_saved=self.calls_saved,
             started_at=self.started_at,
             finished_at=self.clock(),
         )
@@ -331,9 +404,16 @@ def _describe(exc: Exception) -> str:
 
 
 def council_for(
-    request: DeliberationRequest, role: str, chat: ChatModel, *, deadline_at: float, call_timeout_s: float
+    request: DeliberationRequest,
+    role: str,
+    chat: ChatModel,
+    *,
+    deadline_at: float,
+    call_timeout_s: float,
+    budget: TokenBudget | None = None,
 ) -> Council:
-    """The role's council, with its profile and, when the request lets the architect pick, the architect's."""
+    """The role's council, with its profile and, when the request lets the architect pick, the architect's.
+    `budget`: the deliberation's, shared with its other councils, when the request sets max_total_tokens."""
     architect = load_profile("ARCHITECT") if request.selection == "architect" else None
     return Council(
         request,
@@ -342,6 +422,7 @@ def council_for(
         deadline_at=deadline_at,
         call_timeout_s=call_timeout_s,
         architect=architect,
+        budget=budget,
     )
 
 

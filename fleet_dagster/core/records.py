@@ -5,6 +5,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 Phase = Literal["propose", "review", "revise", "select"]
+# How a council's winner is chosen: best score, the architect among the top k, or the most frequent final answer.
+SelectionMethod = Literal["score", "architect", "vote"]
 
 
 class ChatRequest(BaseModel):
@@ -111,13 +113,17 @@ class Proposal(BaseModel):
     check_results: list[CheckResult] = Field(default_factory=list)
     # Degenerate text ("empty: ...", "loop: ...", "echo: ..."): never the winner while an unflagged one exists.
     flags: list[str] = Field(default_factory=list)
+    answer: str | None = None  # its final answer (an `Answer:` line or JSON field), normalized; what votes count
     is_winner: bool = False
 
 
 class Selection(BaseModel):
     winner: str | None
-    method: Literal["score", "architect"]
+    method: SelectionMethod
     rationale: str
+    # By vote: each final answer's count among the proposals that could win, and the answer that won.
+    votes: dict[str, int] = Field(default_factory=dict)
+    answer: str | None = None
     # The architect's finalists in the (shuffled) order it saw them, labelled A, B, ... in that order.
     candidate_order: list[str] = Field(default_factory=list)
 
@@ -133,6 +139,12 @@ class CouncilResult(BaseModel):
     error: str | None = None
     # Seeds the order of reviews in "all" mode (seed + round) and of the architect's finalists.
     judging_seed: int | None = None
+    # Calls not made because the deliberation's token budget would have been passed.
+    budget_exhausted: bool = False
+    calls_not_made: int = 0
+    # Why the council skipped its remaining rounds (its agents agreed), and the calls that saved.
+    early_stop: str | None = None
+    calls_saved: int = 0
     started_at: float
     finished_at: float
 

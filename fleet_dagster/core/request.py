@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from fleet_dagster.core.profiles import ProfileError, RoleProfile, available_roles, load_profile
 from fleet_dagster.core.prompts import render
+from fleet_dagster.core.records import SelectionMethod
 
 DELIBERATION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 DEFAULT_ROLES = ("DEV", "QA", "ARCHITECT")
@@ -33,6 +34,9 @@ MAX_AGENTS_PER_ROLE = 16
 MAX_ROUNDS = 5
 MAX_DEADLINE_S = 86_400
 MAX_TOP_K = 16
+# A budget below one small call's prompt and answer would refuse every call; above 100M is no budget.
+MIN_TOTAL_TOKENS = 100
+MAX_TOTAL_TOKENS = 100_000_000
 # Metadata is carried along, not used: stored in the run's config and in events, a few labels at most.
 MAX_METADATA_BYTES = 16 * 1024
 MAX_METADATA_DEPTH = 8
@@ -109,11 +113,23 @@ class DeliberationRequest(BaseModel):
     review_mode: Literal["ring", "all"] = Field(
         "ring", description="ring: each agent reviews the next one's proposal; all: every other one's."
     )
-    selection: Literal["score", "architect"] = Field(
-        "score", description="How each role's winner is chosen: the best score, or the architect among the top k."
+    selection: SelectionMethod = Field(
+        "score",
+        description="How each role's winner is chosen: the best score; the architect among the top k; or vote, "
+        "the final answer most proposals give (a last 'Answer: ...' line or a JSON 'answer' field), ties and "
+        "the pick among its proposals by score.",
     )
     select_top_k: int = Field(
         3, ge=2, le=MAX_TOP_K, strict=True, description=f"Finalists the architect chooses among (2..{MAX_TOP_K})."
+    )
+
+    max_total_tokens: int | None = Field(
+        None,
+        ge=MIN_TOTAL_TOKENS,
+        le=MAX_TOTAL_TOKENS,
+        strict=True,
+        description="Token budget of the whole deliberation, all roles together (prompt and answer tokens); a "
+        "call that could pass it is not made, and what finished is scored (default: no budget).",
     )
 
     @field_validator("task")

@@ -2,6 +2,7 @@
 
 import random
 import string
+from collections import Counter
 
 from fleet_dagster.core.records import Proposal, Selection
 from fleet_dagster.core.reviews import extract_json_object
@@ -37,6 +38,28 @@ def select_by_score(proposals: list[Proposal]) -> Selection:
     best = ranked[0]
     rationale = f"highest score {best.score:.2f}{form_note(proposals, best)}"
     return Selection(winner=best.agent_id, method="score", rationale=rationale)
+
+
+def select_by_vote(proposals: list[Proposal]) -> Selection:
+    """The most frequent final answer among the proposals that may win (see `eligible`); ties go to the answer
+    whose best proposal scores higher, and that proposal wins. By score when no proposal states an answer."""
+    candidates = [p for p in eligible(proposals) if p.answer is not None]
+    if not candidates:
+        by_score = select_by_score(proposals)
+        return by_score.model_copy(update={"rationale": f"{by_score.rationale} (no proposal states a final answer)"})
+    votes = Counter(p.answer for p in candidates)
+    best_of = {}
+    for rank_index, p in enumerate(candidates):  # best first: an answer's first proposal is its best
+        best_of.setdefault(p.answer, (rank_index, p))
+    answer = min(votes, key=lambda a: (-votes[a], best_of[a][0]))
+    winner = best_of[answer][1]
+    rationale = (
+        f"{votes[answer]} of {len(candidates)} final answers are {answer!r}; its best proposal scores "
+        f"{winner.score:.2f}{form_note(proposals, winner)}"
+    )
+    return Selection(
+        winner=winner.agent_id, method="vote", rationale=rationale, votes=dict(votes.most_common()), answer=answer
+    )
 
 
 # The architect names a winner and says why in a few sentences: the longest answer its schema admits,

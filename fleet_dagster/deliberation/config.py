@@ -12,6 +12,7 @@ import dagster as dg
 from pydantic import Field
 
 from fleet_dagster.core.profiles import available_roles
+from fleet_dagster.core.records import SelectionMethod
 from fleet_dagster.core.request import DeliberationRequest, parse_request
 
 Role = enum.StrEnum("Role", {role: role for role in available_roles()})  # type: ignore[misc]  # built from the profiles
@@ -35,8 +36,9 @@ class DeliberationConfig(dg.Config):
     metadata: dict[str, Any] = _as_in_request("metadata")
     deadline_s: float = _as_in_request("deadline_s")
     review_mode: Literal["ring", "all"] = _as_in_request("review_mode")
-    selection: Literal["score", "architect"] = _as_in_request("selection")
+    selection: SelectionMethod = _as_in_request("selection")
     select_top_k: int = _as_in_request("select_top_k")
+    max_total_tokens: int | None = _as_in_request("max_total_tokens")
 
     def to_request(self, deliberation_id: str) -> DeliberationRequest:
         """Raises fleet_dagster.core.request.RequestError naming every bad field."""

@@ -5,6 +5,7 @@ import json
 import time
 
 from fleet_dagster.core import council as council_module
+from fleet_dagster.core.budget import LocalTokenBudget, TokenLedger
 from fleet_dagster.core.council import Council, agent_seed, agent_temperature, run_council
 from fleet_dagster.core.profiles import load_profile
 from fleet_dagster.core.records import ChatRequest, ChatResult
@@ -166,3 +167,56 @@ def test_run_council_returns_what_it_kept_when_scoring_breaks(monkeypatch):
         assert "RecursionError" in result.error and result.selection.winner is None
         assert len(result.calls) == 9 and len(result.reviews) == 3  # nothing that finished is lost
         assert all(p.content and p.score is None for p in result.proposals)
+
+
+class AnsweringModel(ScriptedModel):
+    """Proposals and revisions end with `Answer: <answers[agent]>`; revisions repeat the proposal when `steady`."""
+
+    def __init__(self, answers: dict[str, str], steady: bool = False, tokens: int = 15):
+        super().__init__()
+        self.answers, self.steady, self.tokens = answers, steady, tokens
+
+    async def complete(self, request: ChatRequest) -> ChatResult:
+        result = await super().complete(request)
+        if request.phase in ("propose", "revise"):
+            phase = "propose" if self.steady else request.phase
+            content = f"{phase} of {request.agent_id}: the sum.\nAnswer: {self.answers[request.agent_id]}"
+            result = result.model_copy(update={"content": content})
+        return result.model_copy(update={"prompt_tokens": self.tokens - 5, "completion_tokens": 5})
+
+
+def test_vote_selection_through_the_council():
+    model = AnsweringModel({"agent-dev-001": "7", "agent-dev-002": "9", "agent-dev-003": "7"})
+    result = asyncio.run(run_council(make(model, selection="vote", rounds=1)))
+    assert result.selection.method == "vote" and result.selection.votes == {"7": 2, "9": 1}
+    assert result.winner.agent_id in {"agent-dev-001", "agent-dev-003"} and result.winner.answer == "7"
+
+
+def test_agents_that_agree_skip_the_remaining_rounds():
+    model = AnsweringModel(dict.fromkeys(("agent-dev-001", "agent-dev-002", "agent-dev-003"), "7"))
+    result = asyncio.run(run_council(make(model, rounds=3)))
+    assert {c.phase for c in result.calls} == {"propose"} and len(result.calls) == 3
+    assert "agree on the final answer '7'" in result.early_stop and "rounds 1-3 skipped" in result.early_stop
+    assert result.calls_saved == 3 * (3 + 3)  # each round: 3 ring reviews and 3 revisions
+
+
+def test_a_round_that_changes_nothing_ends_the_rounds():
+    model = AnsweringModel({"agent-dev-001": "1", "agent-dev-002": "2", "agent-dev-003": "3"}, steady=True)
+    result = asyncio.run(run_council(make(model, rounds=3)))
+    assert {c.round for c in result.calls} == {0, 1}
+    assert result.early_stop == "round 1 changed no proposal: rounds 2-3 skipped" and result.calls_saved == 12
+
+
+def test_the_token_budget_is_shared_and_never_passed():
+    """Two councils on one ledger: calls that could pass it are not made; what finished is scored."""
+    ledger = TokenLedger(limit=2500)
+    answers = {f"agent-dev-00{i}": str(i) for i in (1, 2, 3)}
+    councils = [make(AnsweringModel(answers, tokens=400), deliberation_id=f"budget-{i}") for i in (1, 2)]
+    for council in councils:
+        council.budget = LocalTokenBudget(ledger)
+    results = [asyncio.run(run_council(c)) for c in councils]
+    spent = sum(call.tokens for r in results for call in r.calls)
+    assert spent == ledger.used <= 2500 and ledger.held == 0
+    assert any(r.budget_exhausted for r in results) and sum(r.calls_not_made for r in results) > 0
+    assert all(r.proposals_done >= 1 for r in results[:1])  # the first council's proposals are kept and scored
+    assert results[0].winner is not None and results[0].winner.score is not None

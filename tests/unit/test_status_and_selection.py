@@ -1,5 +1,5 @@
 from fleet_dagster.core.records import AgentCall, CouncilResult, Proposal, Selection
-from fleet_dagster.core.selection import blind_order, parse_architect_choice, rank, select_by_score
+from fleet_dagster.core.selection import blind_order, parse_architect_choice, rank, select_by_score, select_by_vote
 from fleet_dagster.core.status import DeliberationStatus, final_status
 
 
@@ -102,3 +102,53 @@ def test_architect_choice_in_hostile_answers_is_none():
     for raw in ['{"winner": ' + "[" * 1000, '{"a":' * 1000, "{" * 100_000]:
         assert parse_architect_choice(raw, finalists) is None
     assert parse_architect_choice('{"winner": ["A"]}', finalists) is None
+
+
+def test_a_budget_that_left_calls_unmade_is_partial_and_agents_that_agreed_are_complete():
+    stopped = council("DEV", [proposal("a", 5)]).model_copy(update={"budget_exhausted": True, "calls_not_made": 3})
+    assert final_status(["DEV"], [stopped]) is DeliberationStatus.PARTIAL
+    agreed = council("DEV", [proposal("a", 5)]).model_copy(update={"early_stop": "agree", "calls_saved": 6})
+    assert final_status(["DEV"], [agreed]) is DeliberationStatus.COMPLETED
+
+
+def answering(agent: str, score: float, answer: str | None, flags: list[str] | None = None) -> Proposal:
+    return proposal(agent, score).model_copy(update={"answer": answer, "flags": flags or []})
+
+
+def test_vote_picks_the_most_frequent_final_answer_and_its_best_proposal():
+    proposals = [
+        answering("a", 9.5, "9"),  # the best score, alone with its answer
+        answering("b", 6.0, "7"),
+        answering("c", 7.0, "7"),
+        answering("d", 8.0, None),  # states no answer: no vote
+    ]
+    selection = select_by_vote(proposals)
+    assert selection.method == "vote" and selection.answer == "7" and selection.winner == "c"
+    assert selection.votes == {"7": 2, "9": 1}
+    assert "2 of 3 final answers are '7'" in selection.rationale
+
+
+def test_a_tie_goes_to_the_answer_whose_best_proposal_scores_higher():
+    proposals = [answering("a", 5.0, "1"), answering("b", 8.0, "2"), answering("c", 6.0, "1"), answering("d", 7, "2")]
+    selection = select_by_vote(proposals)
+    assert selection.answer == "2" and selection.winner == "b" and selection.votes == {"1": 2, "2": 2}
+
+
+def test_flagged_proposals_do_not_vote_while_unflagged_ones_exist():
+    proposals = [
+        answering("a", 9.0, "5", ["loop: x"]),
+        answering("b", 9.0, "5", ["echo: x"]),
+        answering("c", 4.0, "6"),
+    ]
+    selection = select_by_vote(proposals)
+    assert selection.winner == "c" and selection.votes == {"6": 1}
+    assert "2 flagged proposals set aside" in selection.rationale
+
+
+def test_vote_without_any_final_answer_falls_back_to_the_score():
+    selection = select_by_vote([answering("a", 3.0, None), answering("b", 4.0, None)])
+    assert (
+        selection.winner == "b"
+        and selection.method == "score"
+        and "no proposal states a final answer" in (selection.rationale)
+    )
