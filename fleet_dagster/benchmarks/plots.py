@@ -42,3 +42,20 @@ def accuracy_trend(history: list[tuple[str, dict]]) -> str:
     figure = _trend(history, series, "accuracy", "Quality suite: single agent vs deliberation")
     figure.axes[0].set_ylim(-0.05, 1.05)
     return _markdown_png(figure, "accuracy trend")
+
+
+def accuracy_vs_tokens(table: list[dict]) -> str:
+    """table: quality_stats.method_table rows. The question it answers: what does each point of accuracy cost?"""
+    figure, axis = plt.subplots(figsize=(7, 4))
+    for row in table:
+        errors = [[row["accuracy"] - row["ci_low"]], [row["ci_high"] - row["accuracy"]]]
+        axis.errorbar(row["tokens_per_task"], row["accuracy"], yerr=errors, fmt="o", capsize=4)
+        axis.annotate(
+            row["method"], (row["tokens_per_task"], row["accuracy"]), xytext=(6, 4), textcoords="offset points"
+        )
+    axis.set_xscale("log")  # one sample to nine samples or a council: costs span an order of magnitude
+    axis.set_xlabel("tokens per task (prompt + completion)")
+    axis.set_ylabel("accuracy (95 % Wilson interval)")
+    axis.set_ylim(-0.05, 1.05)
+    axis.set_title("Quality suite: accuracy against cost, per method")
+    return _markdown_png(figure, "accuracy vs tokens")

@@ -13,8 +13,10 @@ def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float
     denominator = 1 + z * z / trials
     centre = (p + z * z / (2 * trials)) / denominator
     half_width = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
-    # Clamped: at p = 0 or 1 the bound is exact in theory but off by rounding in floating point.
-    return max(0.0, centre - half_width), min(1.0, centre + half_width)
+    # At none or all correct the bound is exactly 0 or 1; floating point lands a hair inside (1 - 1e-16).
+    low = 0.0 if successes == 0 else centre - half_width
+    high = 1.0 if successes == trials else centre + half_width
+    return low, high
 
 
 def method_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

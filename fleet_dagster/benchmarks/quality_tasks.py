@@ -19,18 +19,18 @@ _ITEMS = ("apple", "pear", "plum", "lemon", "grape", "melon", "peach", "cherry",
 
 
 def _addition(rng: random.Random) -> tuple[str, int]:
-    a, b = rng.randint(2, 20), rng.randint(2, 20)
+    a, b = rng.randint(1, 9), rng.randint(1, 9)
     return f"What is {a} + {b}?", a + b
 
 
 def _subtraction(rng: random.Random) -> tuple[str, int]:
-    a = rng.randint(5, 20)
+    a = rng.randint(3, 9)
     b = rng.randint(1, a - 1)  # a positive result: a tiny model handles no negatives
     return f"What is {a} - {b}?", a - b
 
 
 def _two_step(rng: random.Random) -> tuple[str, int]:
-    a, b = rng.randint(2, 12), rng.randint(2, 12)
+    a, b = rng.randint(1, 6), rng.randint(1, 6)
     c = rng.randint(1, a + b - 1)
     return f"What is {a} + {b} - {c}?", a + b - c
 
@@ -41,7 +41,7 @@ def _comparison(rng: random.Random) -> tuple[str, int]:
 
 
 def _counting(rng: random.Random) -> tuple[str, int]:
-    items = rng.sample(_ITEMS, rng.randint(3, 7))
+    items = rng.sample(_ITEMS, rng.randint(3, 5))
     return f"How many fruits are in this list: {', '.join(items)}?", len(items)
 
 
@@ -76,5 +76,7 @@ def du_arithmetic_questions(seed: int, count: int) -> list[Question]:
     questions = []
     for i in range(count):
         a, b, c, d, e, f = (rng.randint(0, 29) for _ in range(6))
-        questions.append(Question(f"du-{i + 1}", f"What is the result of {a}+{b}*{c}+{d}-{e}*{f}?", a + b * c + d - e * f))
+        questions.append(
+            Question(f"du-{i + 1}", f"What is the result of {a}+{b}*{c}+{d}-{e}*{f}?", a + b * c + d - e * f)
+        )
     return questions

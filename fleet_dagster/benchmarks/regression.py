@@ -2,7 +2,9 @@
 
 import statistics
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
+
+from fleet_dagster.benchmarks.quality_stats import wilson_interval
 
 LATENCY_TOLERANCE = 1.20
 TRAILING_PARTITIONS = 7
@@ -14,6 +16,8 @@ class Verdict:
     passed: bool
     description: str
     figures: dict[str, Any]
+    # How a failed check is reported: "warn" for a difference within the noise, "error" for one beyond it.
+    severity: Literal["error", "warn"] = "error"
 
 
 def latency_regression(current: dict[str, Any], previous: list[dict[str, Any]]) -> Verdict:
@@ -54,3 +58,39 @@ def failure_rate(current: dict[str, Any]) -> Verdict:
     if rate > MAX_FAILURE_RATE:
         return Verdict(False, f"failure rate {rate:.2%} is above {MAX_FAILURE_RATE:.0%}", figures)
     return Verdict(True, f"failure rate {rate:.2%} within {MAX_FAILURE_RATE:.0%}", figures)
+
+
+def deliberation_vs_majority_vote(current: dict[str, Any]) -> Verdict:
+    """Is a council worth its tokens over self-consistency, which spends tokens on the same model without any
+    talking? Below vote within the noise (the 95% Wilson intervals overlap) warns; entirely below fails."""
+    keys = (
+        "accuracy_deliberation",
+        "accuracy_vote",
+        "tokens_deliberation",
+        "tokens_vote",
+        "tasks_deliberation",
+        "tasks_vote",
+    )
+    figures: dict[str, Any] = {key: current.get(key) for key in keys}
+    if any(value is None for value in figures.values()):
+        return Verdict(True, "the quality suite did not run in this partition", figures)
+    deliberation, vote = figures["accuracy_deliberation"], figures["accuracy_vote"]
+    # The summary keeps accuracies, not counts; accuracy x tasks gives the counts back, up to rounding.
+    low, high = wilson_interval(round(deliberation * figures["tasks_deliberation"]), figures["tasks_deliberation"])
+    vote_low, vote_high = wilson_interval(round(vote * figures["tasks_vote"]), figures["tasks_vote"])
+    tokens_ratio = figures["tokens_deliberation"] / figures["tokens_vote"] if figures["tokens_vote"] else None
+    figures |= {
+        "ci_deliberation": [round(low, 4), round(high, 4)],
+        "ci_vote": [round(vote_low, 4), round(vote_high, 4)],
+        "tokens_ratio": round(tokens_ratio, 3) if tokens_ratio is not None else None,
+    }
+    comparison = (
+        f"deliberation {deliberation:.1%} at {figures['tokens_deliberation']} tokens per task vs majority vote "
+        f"{vote:.1%} at {figures['tokens_vote']} ("
+        + (f"{tokens_ratio:.2f}x the tokens)" if tokens_ratio is not None else "vote spent no tokens)")
+    )
+    if deliberation >= vote:
+        return Verdict(True, f"{comparison}: deliberation at least as accurate", figures)
+    if high < vote_low:
+        return Verdict(False, f"{comparison}: deliberation's 95% interval lies entirely below vote's", figures)
+    return Verdict(False, f"{comparison}: below vote, within the noise (the 95% intervals overlap)", figures, "warn")

@@ -203,9 +203,16 @@ def _stderr_console() -> Console:
 
 
 def _winners_table(winners: dict[str, dict]) -> Table:
-    table = Table("role", "winner", "score")
+    """With an answer column when a winner was chosen by vote: its answer and its share of the votes."""
+    voted = any("votes" in winner for winner in winners.values())
+    table = Table("role", "winner", "score", *(["answer (votes)"] if voted else []))
     for role, winner in winners.items():
-        table.add_row(escape(role), escape(str(winner["agent_id"])), f"{winner['score']:.2f}")
+        row = [escape(role), escape(str(winner["agent_id"])), f"{winner['score']:.2f}"]
+        if voted:
+            votes = winner.get("votes") or {}
+            answer = winner.get("answer")
+            row.append(f"{escape(str(answer))} ({votes.get(answer, 0)} of {sum(votes.values())})" if votes else "")
+        table.add_row(*row)
     return table
 
 

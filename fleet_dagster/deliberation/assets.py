@@ -12,7 +12,7 @@ import time
 import dagster as dg
 from pydantic import BaseModel
 
-from fleet_dagster.core.outcome import critical_path_ms, failed_calls_summary, winners
+from fleet_dagster.core.outcome import budget_summary, critical_path_ms, early_stops, failed_calls_summary, winners
 from fleet_dagster.core.records import CouncilResult, Selection
 from fleet_dagster.core.request import DeliberationRequest, RequestError
 from fleet_dagster.core.status import DeliberationStatus, final_status
@@ -252,6 +252,10 @@ def collect_deliberation(
         "replayed_calls": sum(call.replayed for call in calls),
         "queue_wait_max_s": round(max((call.queue_ms for call in calls), default=0.0) / 1000, 3),
         "unparsed_reviews": sum(not r.parsed for c in councils for r in c.reviews),
+        "flagged_proposals": sum(bool(p.flags) for c in councils for p in c.proposals),
+        "budget": dg.MetadataValue.json(budget_summary(request.max_total_tokens, councils)),
+        "early_stops": dg.MetadataValue.json(early_stops(councils)),
+        "calls_saved": sum(c.calls_saved for c in councils),
         "wall_time_s": round(wall_ms / 1000, 3),
         "critical_path_s": round(critical_ms / 1000, 3),
         "parallel_efficiency": round(critical_ms / wall_ms, 3) if wall_ms else 0.0,

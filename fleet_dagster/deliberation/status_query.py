@@ -4,6 +4,7 @@ from typing import Any
 
 import dagster as dg
 
+from fleet_dagster.core.outcome import brief_winners
 from fleet_dagster.core.status import DeliberationStatus
 from fleet_dagster.deliberation.partitions import DELIBERATION_ASSET_KEY, DELIBERATION_ID_TAG
 
@@ -65,6 +66,9 @@ def deliberation_status(instance: dg.DagsterInstance, deliberation_id: str) -> d
         "results": [],
         "error_message": None,
         "duration_ms": None,
+        "budget": None,
+        "early_stops": {},
+        "flagged_proposals": 0,
     }
     run = latest_run(instance, deliberation_id)
     run_id = run.run_id if run else None
@@ -76,10 +80,10 @@ def deliberation_status(instance: dg.DagsterInstance, deliberation_id: str) -> d
             status=_metadata_value(metadata, "status"),
             expected_count=_metadata_value(metadata, "expected_count"),
             current_count=_metadata_value(metadata, "current_count", 0),
-            winners={
-                role: {"agent_id": w["agent_id"], "score": w["score"]}
-                for role, w in _metadata_value(metadata, "winners_json", {}).items()
-            },
+            winners=brief_winners(_metadata_value(metadata, "winners_json", {})),
+            budget=_metadata_value(metadata, "budget"),
+            early_stops=_metadata_value(metadata, "early_stops", {}),
+            flagged_proposals=_metadata_value(metadata, "flagged_proposals", 0),
             results=_metadata_value(metadata, "results", []),
             duration_ms=round(_metadata_value(metadata, "wall_time_s", 0) * 1000),
         )

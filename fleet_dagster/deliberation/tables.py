@@ -16,6 +16,8 @@ PROPOSAL_COLUMNS = [
     "peer_score",
     "coverage",
     "checks",
+    "answer",
+    "flags",
     "tokens",
     "latency_ms",
     "error",
@@ -49,7 +51,8 @@ def winners_markdown(councils: list[CouncilResult]) -> str:
         if winner is None:
             lines.append(f"| {council.role} | — | — | {council.selection.rationale} |")
         else:
-            lines.append(f"| {council.role} | {winner.agent_id} | {winner.score:.2f} | {council.selection.rationale} |")
+            rationale = council.selection.rationale.replace("|", "\\|")  # quotes answers: a | would split the row
+            lines.append(f"| {council.role} | {winner.agent_id} | {winner.score:.2f} | {rationale} |")
     return "\n".join(lines)
 
 

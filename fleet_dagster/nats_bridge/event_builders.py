@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel
 
-from fleet_dagster.core.outcome import failed_calls_summary, winners
+from fleet_dagster.core.outcome import brief_winners, failed_calls_summary, winners
 from fleet_dagster.core.records import AgentCall, CouncilResult
 from fleet_dagster.core.request import DeliberationRequest
 from fleet_dagster.core.status import DeliberationStatus
@@ -80,7 +80,7 @@ def final_event(
     common = {
         "deliberation_id": request.deliberation_id,
         "run_id": run_id,
-        "winners": {role: {"agent_id": w["agent_id"], "score": w["score"]} for role, w in winners(councils).items()},
+        "winners": brief_winners(winners(councils)),
         "total_agents": request.expected_count,
         "successful_responses": sum(call.ok for call in calls),
         "failed_responses": sum(not call.ok for call in calls),

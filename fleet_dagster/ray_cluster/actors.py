@@ -7,6 +7,7 @@
 """
 
 import asyncio
+import contextlib
 import os
 import time
 import zlib
@@ -18,6 +19,7 @@ from ray.actor import ActorHandle
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from fleet_dagster import __version__
+from fleet_dagster.core.budget import TokenLedger
 from fleet_dagster.core.chat_model import ChatModel
 from fleet_dagster.core.council import Council, council_for, run_council
 from fleet_dagster.core.records import AgentCall, ChatRequest, ChatResult, CouncilResult
@@ -90,6 +92,33 @@ class AgentCallerPool:
             return ChatResult(error=f"agent call lost on Ray: {type(exc).__name__}: {str(exc)[:300]}")
 
 
+# A ledger answers in microseconds; one that does not answer in this long (its runner is restarting) refuses.
+LEDGER_TIMEOUT_S = 10.0
+
+
+class RunnerBudget:
+    """A deliberation's TokenBudget, kept by one runner (`ledger_index`) for the councils on every runner.
+    An unreachable ledger refuses calls: a budget is a promise not to pass it."""
+
+    def __init__(self, deliberation_id: str, limit: int) -> None:
+        self._ledger = council_runner(ledger_index(deliberation_id))
+        self._deliberation_id = deliberation_id
+        self._limit = limit
+
+    async def reserve(self, tokens: int) -> bool:
+        try:
+            reply = self._ledger.reserve_tokens.remote(self._deliberation_id, self._limit, tokens)
+            return await asyncio.wait_for(reply, LEDGER_TIMEOUT_S)
+        except Exception:  # noqa: BLE001 - ActorUnavailableError, a timeout...: refuse
+            return False
+
+    async def settle(self, reserved: int, used: int) -> None:
+        with contextlib.suppress(Exception):  # the ledger went with its runner: a new one starts from zero
+            await asyncio.wait_for(
+                self._ledger.settle_tokens.remote(self._deliberation_id, reserved, used), LEDGER_TIMEOUT_S
+            )
+
+
 @dataclass
 class _RunningCouncil:
     council: Council
@@ -110,6 +139,7 @@ class CouncilRunner:
         # Runs whose councils were released, and when: a step of such a run that still goes on (Ctrl-C
         # releases while the in-process executor runs) may not start a council that nothing would release.
         self._released_runs: dict[str, float] = {}
+        self._ledgers: dict[str, TokenLedger] = {}  # the token budgets this runner keeps (see ledger_index)
 
     async def start(
         self,
@@ -141,7 +171,14 @@ class CouncilRunner:
         if self._store is not None:  # what `fleet-dagster replay` needs; the endpoint without its key
             await self._store.put_deliberation(request.deliberation_id, replay_document(request, endpoint))
         callers = AgentCallerPool(self._callers, endpoint)
-        council = council_for(request, role, callers, deadline_at=deadline_at, call_timeout_s=call_timeout_s)
+        budget = (
+            None
+            if request.max_total_tokens is None
+            else RunnerBudget(request.deliberation_id, request.max_total_tokens)
+        )
+        council = council_for(
+            request, role, callers, deadline_at=deadline_at, call_timeout_s=call_timeout_s, budget=budget
+        )
         self._councils[key] = _RunningCouncil(council, asyncio.create_task(run_council(council)), run_id)
         return None
 
@@ -195,8 +232,17 @@ class CouncilRunner:
             return None
         return await asyncio.shield(entry.task)
 
+    async def reserve_tokens(self, deliberation_id: str, limit: int, tokens: int) -> bool:
+        return self._ledgers.setdefault(deliberation_id, TokenLedger(limit)).reserve(tokens)
+
+    async def settle_tokens(self, deliberation_id: str, reserved: int, used: int) -> None:
+        if ledger := self._ledgers.get(deliberation_id):
+            ledger.settle(reserved, used)
+
     async def release(self, deliberation_id: str, run_id: str | None = None) -> int:
-        """Drops the deliberation's councils (those of `run_id` only, when given), cancelling any still running."""
+        """Drops the deliberation's councils (those of `run_id` only, when given), cancelling any still running,
+        and its token ledger."""
+        self._ledgers.pop(deliberation_id, None)
         keys = [(deliberation_id, role) for role in self._of(deliberation_id, run_id)]
         for key in keys:
             self._councils.pop(key).task.cancel()
@@ -244,6 +290,11 @@ def agent_caller(index: int) -> ActorHandle:
 
 def council_runner(index: int) -> ActorHandle:
     return _detached(CouncilRunner, f"fleet-council-runner-{index}", strategy=_spread(index))
+
+
+def ledger_index(deliberation_id: str) -> int:
+    """Which runner keeps a deliberation's token ledger: one for all its councils, wherever they run."""
+    return zlib.crc32(f"{deliberation_id}/budget".encode()) % COUNCIL_RUNNERS
 
 
 def runner_index(deliberation_id: str, role: str) -> int:

@@ -5,6 +5,8 @@
 - Text: deterministic for a given seed; it echoes the prompt's words (so that coverage and review
   loops see a relevant answer), padded to `output_tokens` tokens when set, never over `max_tokens`.
   A `response_format` JSON Schema gets JSON that fits it, as guided decoding gives.
+- Told answers: per agent, the texts of its successive answers that are not JSON (proposals, revisions),
+  cycling (`answers`), so that a test decides what a council proposes: loops, echoes, final answers.
 - Streaming (`"stream": true`) as server-sent events, with `usage` when asked.
 - Faults: per agent (`X-Fleet-Agent-Id` header), a plan of actions applied to its successive requests,
   cycling: "ok", "500", "429", "503", "hang", "garbage" (a 200 with a malformed body), "slow" (a
@@ -71,6 +73,7 @@ class SimSettings:
     # As vLLM with --api-key: every /v1 route answers 401 without `Authorization: Bearer <api_key>`.
     api_key: str | None = None
     faults: dict[str, list[str]] = field(default_factory=dict)
+    answers: dict[str, list[str]] = field(default_factory=dict)
     run_faults: FaultRates = field(default_factory=FaultRates)
     model_faults: dict[str, FaultRates] = field(default_factory=dict)
 
@@ -170,7 +173,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(int(action), {"error": {"message": f"injected HTTP {action}", "type": "sim_fault"}})
             return
         seed = int(body.get("seed") or settings.seed)
-        content = generate(
+        told = (
+            None if body.get("response_format") else self.server.told_answer(self.headers.get("X-Fleet-Agent-Id", ""))
+        )
+        content = told or generate(
             body.get("messages", []),
             body.get("response_format"),
             seed,
@@ -282,6 +288,7 @@ class SimLLMServer(ThreadingHTTPServer):
         self.settings = settings
         self.load = EngineLoad(settings.capacity)
         self._plans = {agent: itertools.cycle(actions) for agent, actions in settings.faults.items()}
+        self._answers = {agent: itertools.cycle(texts) for agent, texts in settings.answers.items() if texts}
         self._rng = random.Random(settings.seed)
         self._lock = threading.Lock()
         self._counter = 0
@@ -306,6 +313,11 @@ class SimLLMServer(ThreadingHTTPServer):
                 return next(plan)
             rates = self.settings.model_faults.get(model, self.settings.run_faults)
             return rates.draw(self._rng, self._counter)
+
+    def told_answer(self, agent: str) -> str | None:
+        with self._lock:
+            answers = self._answers.get(agent)
+            return next(answers) if answers else None
 
     def entered(self, deliberation_id: str) -> None:
         with self._lock:

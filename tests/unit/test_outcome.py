@@ -32,7 +32,9 @@ def test_the_critical_path_is_the_slowest_call_of_each_phase_of_the_slowest_coun
 
 def test_winners_name_only_roles_that_have_one():
     found = winners([council("DEV", [], winner="a1"), council("QA", [], winner=None)])
-    assert found == {"DEV": {"agent_id": "a1", "score": 8.5, "method": "score", "rationale": "highest score 8.50"}}
+    assert found == {
+        "DEV": {"agent_id": "a1", "score": 8.5, "method": "score", "rationale": "highest score 8.50", "flags": []}
+    }
 
 
 def test_failed_calls_are_summarized_by_distinct_error_counted():
