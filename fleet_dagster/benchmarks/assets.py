@@ -10,6 +10,7 @@ from pydantic import Field
 
 from fleet_dagster.benchmarks import regression
 from fleet_dagster.benchmarks.history import BENCHMARK_ASSET_KEY, current_and_previous, summaries_by_partition
+from fleet_dagster.benchmarks.quality_stats import markdown_table
 from fleet_dagster.benchmarks.runner import run_suite
 from fleet_dagster.llm.resources import LLMResource
 from fleet_dagster.ray_cluster.resources import RayClusterResource
@@ -51,10 +52,19 @@ def benchmark_results(
             "failure_rate": summary["failure_rate"],
             "accuracy_single": summary["accuracy_single"],
             "accuracy_deliberation": summary["accuracy_deliberation"],
+            "accuracy_vote": summary["accuracy_vote"],
             "backend": llm.description,
             "results": dg.MetadataValue.md(frame.to_markdown(index=False)),
             "latency_trend": dg.MetadataValue.md(plots.latency_trend(history)),
             "accuracy_trend": dg.MetadataValue.md(plots.accuracy_trend(history)),
+            **(
+                {
+                    "quality": dg.MetadataValue.md(markdown_table(summary["methods"])),
+                    "accuracy_vs_tokens": dg.MetadataValue.md(plots.accuracy_vs_tokens(summary["methods"])),
+                }
+                if summary["methods"]
+                else {}
+            ),
         },
     )
 
@@ -62,6 +72,7 @@ def benchmark_results(
 def _result(verdict: regression.Verdict, partition: str) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         passed=verdict.passed,
+        severity=dg.AssetCheckSeverity.WARN if verdict.severity == "warn" else dg.AssetCheckSeverity.ERROR,
         description=verdict.description,
         metadata={**{k: v for k, v in verdict.figures.items() if v is not None}, "partition": partition},
     )
@@ -75,6 +86,11 @@ def check_latency(instance: dg.DagsterInstance) -> dg.AssetCheckResult:
 def check_accuracy(instance: dg.DagsterInstance) -> dg.AssetCheckResult:
     current, _, partition = current_and_previous(instance)
     return _result(regression.deliberation_accuracy(current or {}), partition)
+
+
+def check_against_vote(instance: dg.DagsterInstance) -> dg.AssetCheckResult:
+    current, _, partition = current_and_previous(instance)
+    return _result(regression.deliberation_vs_majority_vote(current or {}), partition)
 
 
 def check_failures(instance: dg.DagsterInstance) -> dg.AssetCheckResult:
@@ -92,12 +108,26 @@ def deliberation_not_worse_than_single(context: dg.AssetCheckExecutionContext) -
     return check_accuracy(context.instance)
 
 
+@dg.asset_check(
+    asset=BENCHMARK_ASSET_KEY,
+    description="Deliberation at least as accurate as a majority vote of as many independent samples as it makes "
+    "calls (warns within the 95% intervals, fails below them).",
+)
+def deliberation_not_worse_than_majority_vote(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    return check_against_vote(context.instance)
+
+
 @dg.asset_check(asset=BENCHMARK_ASSET_KEY, description="At most 5% of agent calls failed.")
 def failure_rate_at_most_5_percent(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
     return check_failures(context.instance)
 
 
-benchmark_checks = [latency_within_trailing_median, deliberation_not_worse_than_single, failure_rate_at_most_5_percent]
+benchmark_checks = [
+    latency_within_trailing_median,
+    deliberation_not_worse_than_single,
+    deliberation_not_worse_than_majority_vote,
+    failure_rate_at_most_5_percent,
+]
 
 benchmark_job = dg.define_asset_job(
     "benchmark_job",

@@ -4,9 +4,14 @@ import statistics
 from typing import Any
 
 from fleet_dagster.benchmarks.grading import extract_answer
+from fleet_dagster.benchmarks.quality_stats import method_table
 from fleet_dagster.benchmarks.suites import BenchmarkTask
 from fleet_dagster.core.outcome import critical_path_ms
-from fleet_dagster.core.records import CouncilResult
+from fleet_dagster.core.records import AgentCall, CouncilResult, Proposal
+from fleet_dagster.core.selection import select_by_score, select_by_vote
+
+# A vote of this many samples is read from the first ones of every larger vote: the smallest self-consistency.
+SMALL_VOTE = 3
 
 
 def _percentile(values: list[float], share: float) -> float | None:
@@ -49,20 +54,67 @@ def task_row(task: BenchmarkTask, councils: list[CouncilResult], wall_s: float) 
     }
 
 
-def summary(rows: list[dict[str, Any]], call_latencies_ms: list[float]) -> dict[str, float | None]:
-    """Run-level figures the asset checks compare across partitions."""
-    quality = [r for r in rows if r["suite"] == "quality"]
+def _graded(row: dict[str, Any], method: str, winner: Proposal | None, calls: list[AgentCall]) -> dict[str, Any]:
+    """The task's row as one method answered it: its winner's answer, and the tokens that method spent."""
+    answer = extract_answer(winner.content if winner else None)
+    return {
+        **row,
+        "method": method,
+        "tokens": sum(call.tokens for call in calls),
+        "answer": answer,
+        "correct": answer == row["expected"],
+    }
 
-    def accuracy(mode: str) -> float | None:
-        graded = [r["correct"] for r in quality if r["mode"] == mode]
-        return round(sum(graded) / len(graded), 4) if graded else None
 
+def method_rows(task: BenchmarkTask, councils: list[CouncilResult], wall_s: float) -> list[dict[str, Any]]:
+    """One row per method the task measures. A vote of N samples also gives the vote of its first SMALL_VOTE;
+    a deliberation gives its winner by score and by vote (the same councils: selection is read, not rerun)."""
+    row = task_row(task, councils, wall_s)
+    if task.expected is None or not councils:
+        return [{**row, "method": task.mode, "tokens": sum(c.tokens for council in councils for c in council.calls)}]
+    council = councils[0]
+    proposals = {p.agent_id: p for p in council.proposals}
+    if task.mode == "single":
+        return [_graded(row, "single", council.winner, council.calls)]
+    if task.mode == "vote":
+        rows = []
+        for samples in sorted({min(SMALL_VOTE, task.agents), task.agents}):
+            agents = sorted(proposals)[:samples]
+            selection = select_by_vote([proposals[a] for a in agents])
+            calls = [call for call in council.calls if call.agent_id in agents]
+            rows.append(_graded(row, f"vote@{samples}", proposals.get(selection.winner or ""), calls))
+        return rows
+    by_score = select_by_score(council.proposals)
+    return [
+        _graded(row, "deliberation", proposals.get(by_score.winner or ""), council.calls),
+        _graded(row, "deliberation+vote", council.winner, council.calls),
+    ]
+
+
+def _largest_vote(methods: list[str]) -> str | None:
+    votes = [m for m in methods if m.startswith("vote@")]
+    return max(votes, key=lambda m: int(m.removeprefix("vote@")), default=None)
+
+
+def summary(rows: list[dict[str, Any]], call_latencies_ms: list[float]) -> dict[str, Any]:
+    """Run-level figures the asset checks compare across partitions; `methods`: the quality table."""
+    table = method_table([r for r in rows if r["suite"] == "quality"])
+    by_method = {entry["method"]: entry for entry in table}
+    vote = by_method.get(_largest_vote(list(by_method)) or "", {})
+    deliberation, single = by_method.get("deliberation", {}), by_method.get("single", {})
     calls = sum(r["calls"] for r in rows)
     return {
         "latency_p50_ms": _percentile(call_latencies_ms, 0.5),
         "latency_p95_ms": _percentile(call_latencies_ms, 0.95),
         "failure_rate": round(sum(r["failures"] for r in rows) / calls, 4) if calls else None,
-        "accuracy_single": accuracy("single"),
-        "accuracy_deliberation": accuracy("deliberation"),
+        "accuracy_single": single.get("accuracy"),
+        "accuracy_deliberation": deliberation.get("accuracy"),
+        "accuracy_vote": vote.get("accuracy"),
+        "tokens_deliberation": deliberation.get("tokens_per_task"),
+        "tokens_vote": vote.get("tokens_per_task"),
+        "tasks_deliberation": deliberation.get("tasks"),
+        "tasks_vote": vote.get("tasks"),
+        "vote_method": vote.get("method"),
+        "methods": table,
         "median_wall_s": statistics.median(r["wall_s"] for r in rows) if rows else None,
     }

@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from fleet_dagster.benchmarks.figures import ok_latencies, summary, task_row
+from fleet_dagster.benchmarks.figures import method_rows, ok_latencies, summary
 from fleet_dagster.benchmarks.suites import BenchmarkTask, suite_tasks
 from fleet_dagster.core.outcome import failed_calls_summary
 from fleet_dagster.core.request import parse_request
@@ -23,8 +23,9 @@ def run_suite(
     limit: int | None = None,
     on_task: Callable[[BenchmarkTask, dict[str, Any]], None] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Returns one row per task and the run's summary (pooled call latencies, failure rate, accuracy)."""
-    tasks = suite_tasks(suite)[:limit]
+    """Returns one row per task and method, and the run's summary (pooled call latencies, failure rate, the
+    quality table). A served model (--llm-url) gets the quality questions meant for real models."""
+    tasks = suite_tasks(suite, served_model=llm.served_endpoint() is not None)[:limit]
     # The model of each role decided once, as for any deliberation (raises PreflightError when not served).
     endpoint, notes = checked_model_endpoint(llm, sorted({role for task in tasks for role in task.roles}))
     rows, latencies, all_councils = [], [], []
@@ -36,6 +37,7 @@ def run_suite(
                 "agents_per_role": task.agents,
                 "rounds": task.rounds,
                 "requirements": task.requirements,
+                "selection": task.selection,
                 "deliberation_id": f"bench-{task.name}-{uuid.uuid4().hex[:8]}",
             }
         )
@@ -44,11 +46,11 @@ def run_suite(
         task_endpoint = endpoint.model_copy(update={"stream": True, "max_tokens_cap": cap})
         started = time.perf_counter()
         councils = deliberate_on_ray(request, task_endpoint, llm.call_timeout_s)
-        row = task_row(task, councils, time.perf_counter() - started)
+        task_rows = method_rows(task, councils, time.perf_counter() - started)
         latencies += ok_latencies(councils)
         all_councils += councils
-        rows.append(row)
+        rows += task_rows
         if on_task is not None:
-            on_task(task, row)
+            on_task(task, task_rows[0])
     figures = {**summary(rows, latencies), "call_errors": failed_calls_summary(all_councils), "model_notes": notes}
     return pd.DataFrame(rows), figures

@@ -1,12 +1,12 @@
 """Benchmark suites (`resources/benchmarks/*.yaml`) turned into tasks."""
 
-import random
 from functools import cache
 from typing import Literal
 
 import yaml
 from pydantic import BaseModel, Field
 
+from fleet_dagster.benchmarks.quality_tasks import calibrated_questions, du_arithmetic_questions
 from fleet_dagster.core.resource_files import resources_dir
 
 SUITES = ("speed", "quality")
@@ -24,26 +24,16 @@ class Shape(BaseModel):
 class BenchmarkTask(BaseModel):
     suite: Literal["speed", "quality"]
     name: str
-    mode: Literal["deliberation", "single"]
+    # single: one agent; vote: `agents` independent samples, the most frequent answer wins; deliberation.
+    mode: Literal["deliberation", "single", "vote"]
     task: str
     roles: list[str]
     agents: int
     rounds: int
     max_tokens: int
+    selection: Literal["score", "vote"] = "score"
     requirements: list[str] = Field(default_factory=list)
     expected: int | None = None
-
-
-def arithmetic_problems(seed: int, count: int, terms: int) -> list[tuple[str, int]]:
-    """Expressions a+b*c+d-e*f... with their values, reproducible from the seed."""
-    rng = random.Random(seed)
-    problems = []
-    for _ in range(count):
-        numbers = [rng.randint(0, 30) for _ in range(terms)]
-        operators = [rng.choice(["+", "*", "-"]) for _ in range(terms - 1)]
-        expression = str(numbers[0]) + "".join(f"{op}{n}" for op, n in zip(operators, numbers[1:], strict=True))
-        problems.append((expression, eval(expression, {"__builtins__": {}})))  # noqa: S307 - digits and + - * only
-    return problems
 
 
 @cache
@@ -69,37 +59,37 @@ def speed_tasks() -> list[BenchmarkTask]:
     ]
 
 
-def quality_tasks() -> list[BenchmarkTask]:
+def quality_tasks(served_model: bool = False) -> list[BenchmarkTask]:
+    """Each question three times: one agent, a vote of `vote_samples` samples, a deliberation (whose winner is
+    read both by score and by vote). The embedded model gets the calibrated questions, a served one Du et al.'s."""
     data = _load("quality")
-    arithmetic = data["arithmetic"]
-    questions = [
-        (f"arith-{i + 1}", f"What is the result of {expression}?", answer)
-        for i, (expression, answer) in enumerate(
-            arithmetic_problems(arithmetic["seed"], arithmetic["count"], arithmetic["terms"])
+    make_questions = du_arithmetic_questions if served_model else calibrated_questions
+    shapes = (
+        ("single", 1, 0, "score"),
+        ("vote", data["vote_samples"], 0, "vote"),
+        ("deliberation", data["agents"], data["rounds"], "vote"),
+    )
+    return [
+        BenchmarkTask(
+            suite="quality",
+            name=question.name,
+            mode=mode,
+            task=f"{question.question}\n{ANSWER_INSTRUCTION}",
+            roles=[data["role"]],
+            agents=agents,
+            rounds=rounds,
+            max_tokens=data["max_tokens"],
+            selection=selection,
+            expected=question.answer,
         )
-    ] + [(f"word-{i + 1}", p["question"], int(p["answer"])) for i, p in enumerate(data["word_problems"])]
-    tasks = []
-    for name, question, answer in questions:
-        for mode, agents, rounds in (("single", 1, 0), ("deliberation", data["agents"], data["rounds"])):
-            tasks.append(
-                BenchmarkTask(
-                    suite="quality",
-                    name=name,
-                    mode=mode,
-                    task=f"{question}\n{ANSWER_INSTRUCTION}",
-                    roles=[data["role"]],
-                    agents=agents,
-                    rounds=rounds,
-                    max_tokens=data["max_tokens"],
-                    expected=answer,
-                )
-            )
-    return tasks
+        for question in make_questions(data["seed"], data["count"])
+        for mode, agents, rounds, selection in shapes
+    ]
 
 
-def suite_tasks(suite: str) -> list[BenchmarkTask]:
+def suite_tasks(suite: str, served_model: bool = False) -> list[BenchmarkTask]:
     if suite == "all":
-        return speed_tasks() + quality_tasks()
+        return speed_tasks() + quality_tasks(served_model)
     if suite not in SUITES:
         raise ValueError(f"unknown suite {suite!r}; choose one of {', '.join(SUITES)} or all")
-    return speed_tasks() if suite == "speed" else quality_tasks()
+    return speed_tasks() if suite == "speed" else quality_tasks(served_model)

@@ -396,8 +396,8 @@ def bench(suite: str, llm_url: str | None, llm_model: str | None, limit: int | N
     from fleet_dagster.llm.resources import LLMResource
     from fleet_dagster.ray_cluster.resources import RayClusterResource
 
-    total = len(suite_tasks(suite)[:limit])
     _use_llm(llm_url, llm_model)
+    total = len(suite_tasks(suite, served_model=LLMResource().served_endpoint() is not None)[:limit])
     resources = {"ray_cluster": RayClusterResource(), "llm": LLMResource()}
     try:
         with dg.build_resources(resources) as ready, Progress(console=Console(stderr=True)) as progress:
@@ -411,7 +411,11 @@ def bench(suite: str, llm_url: str | None, llm_model: str | None, limit: int | N
     except PreflightError as exc:
         _stderr_console().print(f"Error: {exc}", markup=False)
         sys.exit(2)
+    from fleet_dagster.benchmarks.quality_stats import markdown_table
+
     Console().print(frame.drop(columns=["suite"]).to_markdown(index=False), markup=False)
+    if summary["methods"]:
+        Console().print(markdown_table(summary["methods"]), markup=False)
     Console().print(json.dumps(summary, indent=2), markup=False)
     if summary["failure_rate"] in (None, 1.0):  # nothing was measured: say why, and fail the command
         _stderr_console().print(f"Every agent call failed: {summary['call_errors']}", markup=False)

@@ -168,6 +168,7 @@ class Council:
             self.deadline_hit = True
             return None
         proposal = self.proposals[aid]
+        sampling = self.architect if phase == "select" else self.profile
         return ChatRequest(
             deliberation_id=self.request.deliberation_id,
             agent_id=aid,
@@ -181,6 +182,9 @@ class Council:
             seed=proposal.seed + round_,
             timeout_s=min(self.call_timeout_s, remaining),
             json_schema=json_schema,
+            frequency_penalty=sampling.frequency_penalty,
+            presence_penalty=sampling.presence_penalty,
+            repetition_penalty=sampling.repetition_penalty,
             deadline_at=self.deadline_at,
         )
 

@@ -36,6 +36,20 @@ class RoleProfile(BaseModel):
         "(vLLM's --max-model-len). A request whose prompts cannot fit is refused.",
     )
     rubric: list[str] = Field(min_length=1, description="Criteria each reviewer scores from 1 to 10.")
+    # Repetition controls: small models loop ("QA QA Agent, QA QA Agent, ...") without them.
+    frequency_penalty: float = Field(
+        0.0, ge=-2.0, le=2.0, description="OpenAI's frequency_penalty: lowers a token's odds by how often it came."
+    )
+    presence_penalty: float = Field(
+        0.0, ge=-2.0, le=2.0, description="OpenAI's presence_penalty: lowers the odds of any token that came."
+    )
+    repetition_penalty: float | None = Field(
+        None,
+        gt=0.0,
+        le=2.0,
+        description="The engines' own multiplicative penalty (vLLM's repetition_penalty, llama.cpp's "
+        "repeat_penalty; 1.0 is none); not sent when unset, for servers that accept neither.",
+    )
 
 
 def roles_dir() -> Path:

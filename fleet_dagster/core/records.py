@@ -24,6 +24,9 @@ class ChatRequest(BaseModel):
     seed: int
     timeout_s: float
     json_schema: dict[str, Any] | None = None
+    frequency_penalty: float = 0.0
+    presence_penalty: float = 0.0
+    repetition_penalty: float | None = None
     # The deliberation's deadline (epoch s): waiting for a slot at the endpoint counts against it, not timeout_s.
     deadline_at: float | None = None
 

@@ -11,7 +11,17 @@ from fleet_dagster.llm.endpoint import LLMEndpoint
 from fleet_dagster.llm.settings import display_url
 
 # What determines an answer. Headers (agent and deliberation ids), streaming and the key do not.
-ANSWER_FIELDS = ("model", "messages", "temperature", "max_tokens", "seed", "response_format")
+ANSWER_FIELDS = (
+    "model",
+    "messages",
+    "temperature",
+    "max_tokens",
+    "seed",
+    "response_format",
+    "frequency_penalty",
+    "presence_penalty",
+    "extra_body",
+)
 
 
 def call_arguments(endpoint: LLMEndpoint, request: ChatRequest) -> tuple[str, dict]:
@@ -26,6 +36,13 @@ def call_arguments(endpoint: LLMEndpoint, request: ChatRequest) -> tuple[str, di
         # Lets an endpoint (or a test server) tell agents apart; not a secret.
         "extra_headers": {"X-Fleet-Agent-Id": request.agent_id, "X-Fleet-Deliberation-Id": request.deliberation_id},
     }
+    # Sent only when set: a default of 0 is every server's own, and some servers reject what they do not know.
+    if request.frequency_penalty:
+        arguments["frequency_penalty"] = request.frequency_penalty
+    if request.presence_penalty:
+        arguments["presence_penalty"] = request.presence_penalty
+    if request.repetition_penalty is not None:
+        arguments["extra_body"] = {endpoint.repetition_penalty_param: request.repetition_penalty}
     if request.json_schema is not None and endpoint.structured_output:
         arguments["response_format"] = {
             "type": "json_schema",

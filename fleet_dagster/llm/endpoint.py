@@ -39,6 +39,11 @@ class LLMEndpoint(BaseModel):
         description="Calls in flight to this server at once, over the whole cluster; the rest wait their turn, "
         "fairly between deliberations (max_in_flight_for(the server's capacity: vLLM's --max-num-seqs)).",
     )
+    repetition_penalty_param: str = Field(
+        "repetition_penalty",
+        description="What the server calls a role's repetition_penalty (vLLM: repetition_penalty; llama.cpp: "
+        "repeat_penalty).",
+    )
     circuit_failures: int = Field(5, ge=1, description="Endpoint faults in a row that open the circuit.")
     circuit_cooldown_s: float = Field(10.0, gt=0, description="How long calls fail fast once the circuit opens.")
 

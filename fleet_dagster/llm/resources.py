@@ -4,7 +4,7 @@ or the embedded default; run config tunes only how calls are made."""
 import dagster as dg
 from pydantic import Field, SecretStr
 
-from fleet_dagster.llm.embedded import EMBEDDED_MODEL_NAME, MAX_SLOTS
+from fleet_dagster.llm.embedded import EMBEDDED_MODEL_NAME, LLAMA_CPP_REPETITION_PENALTY, MAX_SLOTS
 from fleet_dagster.llm.endpoint import DEFAULT_MAX_IN_FLIGHT, LLMEndpoint, max_in_flight_for
 from fleet_dagster.llm.settings import LLMSettings
 
@@ -44,6 +44,7 @@ class LLMResource(dg.ConfigurableResource):
             model_override=EMBEDDED_MODEL_NAME,
             max_tokens_cap=self.embedded_max_tokens,
             max_retries=self.max_retries,
+            repetition_penalty_param=LLAMA_CPP_REPETITION_PENALTY,
             max_in_flight=max_in_flight_for(slots),
         )
 

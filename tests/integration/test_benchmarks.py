@@ -8,6 +8,7 @@ import pytest
 from fleet_dagster.benchmarks.assets import (
     benchmark_schedule,
     check_accuracy,
+    check_against_vote,
     check_failures,
     check_latency,
 )
@@ -35,21 +36,30 @@ def test_benchmark_job_materializes_rows_plots_and_checks(ray_head, instance, si
         instance=instance,
         partition_key="2026-11-28",
         run_config={
-            "ops": {"benchmark_results": {"config": {"suite": "all", "max_tasks": 6}}},
+            "ops": {"benchmark_results": {"config": {"suite": "all", "max_tasks": 7}}},
         },
     )
     assert result.success
     frame = result.output_for_node("benchmark_results")
-    assert len(frame) == 6 and set(frame["suite"]) == {"speed", "quality"}
+    # 4 speed shapes; one question answered by one agent, by a vote of 9 (and of its first 3), by a deliberation
+    # (its winner by score and by vote).
+    assert len(frame) == 4 + 1 + 2 + 2 and set(frame["suite"]) == {"speed", "quality"}
+    quality = frame[frame["suite"] == "quality"]
+    assert list(quality["method"]) == ["single", "vote@3", "vote@9", "deliberation", "deliberation+vote"]
+    tokens = dict(zip(quality["method"], quality["tokens"], strict=True))
+    assert 0 < tokens["single"] < tokens["vote@3"] < tokens["vote@9"]
     assert (frame["calls"] > 0).all() and (frame["failures"] == 0).all()
     assert frame["ttft_p50_ms"].notna().all() and frame["tokens_per_s"].gt(0).all()
     materialization = result.asset_materializations_for_node("benchmark_results")[0]
     assert materialization.metadata["latency_trend"].value.startswith("![latency trend](data:image/png;base64,")
     assert "accuracy_trend" in materialization.metadata
+    assert "| vote@9 | 1 |" in materialization.metadata["quality"].value
+    assert materialization.metadata["accuracy_vs_tokens"].value.startswith("![")
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert set(checks) == {
         "latency_within_trailing_median",
         "deliberation_not_worse_than_single",
+        "deliberation_not_worse_than_majority_vote",
         "failure_rate_at_most_5_percent",
     }
     assert checks["failure_rate_at_most_5_percent"] and checks["latency_within_trailing_median"]
@@ -82,6 +92,20 @@ def test_latency_check_on_crafted_history(instance):
     failed = check_latency(instance)
     assert not failed.passed and failed.metadata["latency_p95_ms"].value == 125
     assert failed.metadata["partition"].value == "2026-11-10"
+
+
+def test_the_vote_check_warns_within_the_noise_and_fails_below_it(instance):
+    vote = {"accuracy_vote": 0.5, "tokens_vote": 900, "tasks_vote": 40, "tokens_deliberation": 1400}
+    record(instance, 1, accuracy_deliberation=0.55, tasks_deliberation=40, **vote)
+    passed = check_against_vote(instance)
+    assert passed.passed and "1.56x the tokens" in passed.description
+    record(instance, 2, accuracy_deliberation=0.45, tasks_deliberation=40, **vote)
+    warned = check_against_vote(instance)
+    assert not warned.passed and warned.severity == dg.AssetCheckSeverity.WARN
+    record(instance, 3, accuracy_deliberation=0.1, tasks_deliberation=40, **vote)
+    failed = check_against_vote(instance)
+    assert not failed.passed and failed.severity == dg.AssetCheckSeverity.ERROR
+    assert failed.metadata["accuracy_vote"].value == 0.5 and failed.metadata["accuracy_deliberation"].value == 0.1
 
 
 def test_accuracy_and_failure_checks_on_crafted_history(instance):

@@ -1,27 +1,77 @@
 import pytest
 
-from fleet_dagster.benchmarks import regression
+from fleet_dagster.benchmarks import figures, regression
+from fleet_dagster.benchmarks.figures import method_rows
 from fleet_dagster.benchmarks.grading import extract_answer
-from fleet_dagster.benchmarks.suites import arithmetic_problems, quality_tasks, speed_tasks, suite_tasks
-
-
-def test_arithmetic_is_reproducible_and_correct():
-    problems = arithmetic_problems(seed=5, count=4, terms=6)
-    assert problems == arithmetic_problems(seed=5, count=4, terms=6)
-    assert problems != arithmetic_problems(seed=6, count=4, terms=6)
-    for expression, answer in problems:
-        assert answer == eval(expression)  # noqa: S307 - the test's own expressions
+from fleet_dagster.benchmarks.suites import quality_tasks, speed_tasks, suite_tasks
+from fleet_dagster.core.records import AgentCall, CouncilResult, Proposal, Selection
 
 
 def test_suites_load():
     assert all(task.mode == "deliberation" and task.expected is None for task in speed_tasks())
     quality = quality_tasks()
-    assert {t.mode for t in quality} == {"single", "deliberation"}
+    assert {t.mode for t in quality} == {"single", "vote", "deliberation"} and len(quality) == 3 * 40
     singles = [t for t in quality if t.mode == "single"]
     assert all(t.agents == 1 and t.rounds == 0 and t.expected is not None for t in singles)
+    votes = [t for t in quality if t.mode == "vote"]
+    assert all(t.agents == 9 and t.rounds == 0 and t.selection == "vote" for t in votes)
     assert len(suite_tasks("all")) == len(speed_tasks()) + len(quality)
+    # A served model gets Du et al.'s arithmetic; the embedded one the calibrated questions.
+    assert "*" in quality_tasks(served_model=True)[0].task and quality_tasks()[0].name.startswith("add-")
     with pytest.raises(ValueError, match="unknown suite"):
         suite_tasks("fast")
+
+
+def council_of(answers: list[str], scores: list[float], selection: Selection) -> CouncilResult:
+    proposals = [
+        Proposal(
+            role="DEV",
+            agent_id=f"agent-dev-{i + 1:03d}",
+            round=0,
+            content=f"I think so.\nAnswer: {a}",
+            temperature=0.7,
+            seed=i,
+            score=score,
+            answer=a,
+        )
+        for i, (a, score) in enumerate(zip(answers, scores, strict=True))
+    ]
+    calls = [
+        AgentCall(agent_id=p.agent_id, role="DEV", phase="propose", round=0, ok=True, tokens=100 + i)
+        for i, p in enumerate(proposals)
+    ]
+    return CouncilResult(
+        role="DEV",
+        expected_agents=len(proposals),
+        proposals=proposals,
+        reviews=[],
+        calls=calls,
+        selection=selection,
+        started_at=0,
+        finished_at=1,
+    )
+
+
+def test_a_vote_of_nine_also_gives_the_vote_of_its_first_three():
+    task = next(t for t in quality_tasks() if t.mode == "vote").model_copy(update={"expected": 5})
+    answers = ["4", "4", "5", "5", "5", "5", "5", "1", "2"]
+    council = council_of(answers, [5.0] * 9, Selection(winner="agent-dev-003", method="vote", rationale=""))
+    rows = {row["method"]: row for row in method_rows(task, [council], 1.0)}
+    assert rows["vote@3"]["answer"] == 4 and not rows["vote@3"]["correct"]
+    assert rows["vote@9"]["answer"] == 5 and rows["vote@9"]["correct"]
+    assert rows["vote@3"]["tokens"] == 100 + 101 + 102 and rows["vote@9"]["tokens"] == sum(range(100, 109))
+
+
+def test_a_deliberation_is_read_by_score_and_by_vote():
+    task = next(t for t in quality_tasks() if t.mode == "deliberation").model_copy(update={"expected": 7})
+    council = council_of(
+        ["3", "7", "7"], [9.0, 4.0, 5.0], Selection(winner="agent-dev-003", method="vote", rationale="")
+    )
+    rows = {row["method"]: row for row in method_rows(task, [council], 1.0)}
+    assert rows["deliberation"]["answer"] == 3 and rows["deliberation+vote"]["answer"] == 7
+    assert rows["deliberation"]["tokens"] == rows["deliberation+vote"]["tokens"] == 303
+    quality = figures.summary(list(rows.values()), [])
+    assert quality["accuracy_deliberation"] == 0.0 and quality["methods"][1]["method"] == "deliberation+vote"
 
 
 @pytest.mark.parametrize(

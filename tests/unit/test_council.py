@@ -220,3 +220,15 @@ def test_the_token_budget_is_shared_and_never_passed():
     assert any(r.budget_exhausted for r in results) and sum(r.calls_not_made for r in results) > 0
     assert all(r.proposals_done >= 1 for r in results[:1])  # the first council's proposals are kept and scored
     assert results[0].winner is not None and results[0].winner.score is not None
+
+
+def test_each_call_carries_its_profiles_repetition_controls():
+    model = ScriptedModel(architect_answer='{"winner": "A", "rationale": "r"}')
+    architect = load_profile("ARCHITECT").model_copy(update={"frequency_penalty": 0.1, "repetition_penalty": None})
+    council = make(model, architect, selection="architect")
+    council.profile = council.profile.model_copy(update={"frequency_penalty": 0.4, "repetition_penalty": 1.1})
+    asyncio.run(run_council(council))
+    agents = [r for r in model.requests if r.phase != "select"]
+    assert agents and all(r.frequency_penalty == 0.4 and r.repetition_penalty == 1.1 for r in agents)
+    select = next(r for r in model.requests if r.phase == "select")  # the architect's profile: its own controls
+    assert (select.frequency_penalty, select.repetition_penalty) == (0.1, None)

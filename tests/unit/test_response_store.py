@@ -58,6 +58,9 @@ def test_the_key_changes_with_what_determines_the_answer_only():
         {"model": "other"},
         {"messages": [{"role": "user", "content": "Design a queue"}]},
         {"json_schema": {"type": "object"}},
+        {"frequency_penalty": 0.3},
+        {"presence_penalty": 0.3},
+        {"repetition_penalty": 1.1},
     ):
         assert key_of(chat_request(**change)) != base, change
     # Who asks, how long it may take and the key it sends do not change the answer.
@@ -69,6 +72,19 @@ def test_the_key_changes_with_what_determines_the_answer_only():
     assert other_server != base
     with_password = LLMEndpoint(base_url="http://user:pw@llm:8000/v1")
     assert response_key(*call_arguments(with_password, chat_request())) == base  # the URL's password is no part
+
+
+def test_repetition_controls_go_by_the_names_the_server_knows():
+    unset = call_arguments(LLMEndpoint(base_url="http://llm:8000/v1"), chat_request())[1]
+    assert not {"frequency_penalty", "presence_penalty", "extra_body"} & set(unset)  # the server's own defaults
+    request = chat_request(frequency_penalty=0.3, presence_penalty=0.2, repetition_penalty=1.15)
+    vllm = call_arguments(LLMEndpoint(base_url="http://llm:8000/v1"), request)[1]
+    assert vllm["frequency_penalty"] == 0.3 and vllm["presence_penalty"] == 0.2
+    assert vllm["extra_body"] == {"repetition_penalty": 1.15}
+    llama = call_arguments(
+        LLMEndpoint(base_url="http://llm:8000/v1", repetition_penalty_param="repeat_penalty"), request
+    )
+    assert llama[1]["extra_body"] == {"repeat_penalty": 1.15}
 
 
 def test_answers_are_kept_failures_are_not(tmp_path: Path):
