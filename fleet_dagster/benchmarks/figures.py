@@ -1,6 +1,7 @@
 """What one benchmark task measured, as one table row."""
 
 import statistics
+from collections import Counter
 from typing import Any
 
 from fleet_dagster.benchmarks.grading import extract_answer
@@ -8,7 +9,7 @@ from fleet_dagster.benchmarks.quality_stats import method_table
 from fleet_dagster.benchmarks.suites import BenchmarkTask
 from fleet_dagster.core.outcome import critical_path_ms
 from fleet_dagster.core.records import AgentCall, CouncilResult, Proposal
-from fleet_dagster.core.selection import select_by_score, select_by_vote
+from fleet_dagster.core.selection import rank, select_by_score
 
 # A vote of this many samples is read from the first ones of every larger vote: the smallest self-consistency.
 SMALL_VOTE = 3
@@ -66,6 +67,18 @@ def _graded(row: dict[str, Any], method: str, winner: Proposal | None, calls: li
     }
 
 
+def majority(samples: list[Proposal]) -> Proposal | None:
+    """Self-consistency as Wang et al. 2022 read it: the answer most samples give, graded the way every method
+    is (`extract_answer`); a tie goes to the answer of the better-ranked sample, which is returned."""
+    ranked = rank(samples)
+    answers = [extract_answer(p.content) for p in ranked]
+    counts = Counter(a for a in answers if a is not None)
+    if not counts:
+        return ranked[0] if ranked else None
+    best = max(counts, key=lambda a: (counts[a], -answers.index(a)))
+    return ranked[answers.index(best)]
+
+
 def method_rows(task: BenchmarkTask, councils: list[CouncilResult], wall_s: float) -> list[dict[str, Any]]:
     """One row per method the task measures. A vote of N samples also gives the vote of its first SMALL_VOTE;
     a deliberation gives its winner by score and by vote (the same councils: selection is read, not rerun)."""
@@ -80,9 +93,8 @@ def method_rows(task: BenchmarkTask, councils: list[CouncilResult], wall_s: floa
         rows = []
         for samples in sorted({min(SMALL_VOTE, task.agents), task.agents}):
             agents = sorted(proposals)[:samples]
-            selection = select_by_vote([proposals[a] for a in agents])
             calls = [call for call in council.calls if call.agent_id in agents]
-            rows.append(_graded(row, f"vote@{samples}", proposals.get(selection.winner or ""), calls))
+            rows.append(_graded(row, f"vote@{samples}", majority([proposals[a] for a in agents]), calls))
         return rows
     by_score = select_by_score(council.proposals)
     return [

@@ -384,7 +384,8 @@ def nats_server(port: int, store_dir: str | None) -> None:
 @click.option("--suite", type=click.Choice(["speed", "quality", "all"]), default="speed", show_default=True)
 @llm_options
 @click.option("--tasks", "limit", type=click.IntRange(min=1), default=None, help="Only the first N tasks.")
-def bench(suite: str, llm_url: str | None, llm_model: str | None, limit: int | None) -> None:
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None, help="Also write the rows here.")
+def bench(suite: str, llm_url: str | None, llm_model: str | None, limit: int | None, csv_path: str | None) -> None:
     """Run a benchmark suite from the shell and print its table (no Dagster run is recorded)."""
     _ray_logs_to_file()
     import dagster as dg
@@ -413,10 +414,13 @@ def bench(suite: str, llm_url: str | None, llm_model: str | None, limit: int | N
         sys.exit(2)
     from fleet_dagster.benchmarks.quality_stats import markdown_table
 
-    Console().print(frame.drop(columns=["suite"]).to_markdown(index=False), markup=False)
+    # Plain text, never wrapped to a terminal's width: the tables are read and kept.
+    click.echo(frame.drop(columns=["suite"]).to_markdown(index=False))
     if summary["methods"]:
-        Console().print(markdown_table(summary["methods"]), markup=False)
-    Console().print(json.dumps(summary, indent=2), markup=False)
+        click.echo(markdown_table(summary["methods"]))
+    click.echo(json.dumps(summary, indent=2))
+    if csv_path is not None:
+        frame.to_csv(csv_path, index=False)
     if summary["failure_rate"] in (None, 1.0):  # nothing was measured: say why, and fail the command
         _stderr_console().print(f"Every agent call failed: {summary['call_errors']}", markup=False)
         sys.exit(1)
