@@ -47,12 +47,14 @@ def accuracy_trend(history: list[tuple[str, dict]]) -> str:
 def accuracy_vs_tokens(table: list[dict]) -> str:
     """table: quality_stats.method_table rows. The question it answers: what does each point of accuracy cost?"""
     figure, axis = plt.subplots(figsize=(7, 4))
+    placed: dict[tuple, int] = {}
     for row in table:
+        point = (row["tokens_per_task"], row["accuracy"])
         errors = [[row["accuracy"] - row["ci_low"]], [row["ci_high"] - row["accuracy"]]]
-        axis.errorbar(row["tokens_per_task"], row["accuracy"], yerr=errors, fmt="o", capsize=4)
-        axis.annotate(
-            row["method"], (row["tokens_per_task"], row["accuracy"]), xytext=(6, 4), textcoords="offset points"
-        )
+        axis.errorbar(*point, yerr=errors, fmt="o", capsize=4)
+        # Methods at one point (a deliberation read by score and by vote) get their labels one under another.
+        below = placed[point] = placed.get(point, -1) + 1
+        axis.annotate(row["method"], point, xytext=(6, 4 - 12 * below), textcoords="offset points")
     axis.set_xscale("log")  # one sample to nine samples or a council: costs span an order of magnitude
     axis.set_xlabel("tokens per task (prompt + completion)")
     axis.set_ylabel("accuracy (95 % Wilson interval)")
