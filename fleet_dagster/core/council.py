@@ -141,8 +141,9 @@ class Council:
         used = 0
         try:
             request = self._chat_request(aid, phase, round_, messages, json_schema, temperature, max_tokens, model)
-            result = ChatResult(error="deadline reached before the call was made") if request is None else None
-            if result is None:
+            if request is None:
+                result = ChatResult(error="deadline reached before the call was made")
+            else:
                 result = await self.chat.complete(request)
             used = result.prompt_tokens + result.completion_tokens
         finally:  # a call cut short by the deadline gives its reservation back

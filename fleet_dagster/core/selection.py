@@ -43,18 +43,18 @@ def select_by_score(proposals: list[Proposal]) -> Selection:
 def select_by_vote(proposals: list[Proposal]) -> Selection:
     """The most frequent final answer among the proposals that may win (see `eligible`); ties go to the answer
     whose best proposal scores higher, and that proposal wins. By score when no proposal states an answer."""
-    candidates = [p for p in eligible(proposals) if p.answer is not None]
-    if not candidates:
+    answered = [(p, p.answer) for p in eligible(proposals) if p.answer is not None]
+    if not answered:
         by_score = select_by_score(proposals)
         return by_score.model_copy(update={"rationale": f"{by_score.rationale} (no proposal states a final answer)"})
-    votes = Counter(p.answer for p in candidates)
-    best_of = {}
-    for rank_index, p in enumerate(candidates):  # best first: an answer's first proposal is its best
-        best_of.setdefault(p.answer, (rank_index, p))
+    votes = Counter(answer for _, answer in answered)
+    best_of: dict[str, tuple[int, Proposal]] = {}
+    for rank_index, (p, answer) in enumerate(answered):  # best first: an answer's first proposal is its best
+        best_of.setdefault(answer, (rank_index, p))
     answer = min(votes, key=lambda a: (-votes[a], best_of[a][0]))
     winner = best_of[answer][1]
     rationale = (
-        f"{votes[answer]} of {len(candidates)} final answers are {answer!r}; its best proposal scores "
+        f"{votes[answer]} of {len(answered)} final answers are {answer!r}; its best proposal scores "
         f"{winner.score:.2f}{form_note(proposals, winner)}"
     )
     return Selection(

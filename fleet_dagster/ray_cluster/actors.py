@@ -107,8 +107,9 @@ class RunnerBudget:
 
     async def reserve(self, tokens: int) -> bool:
         try:
-            reply = self._ledger.reserve_tokens.remote(self._deliberation_id, self._limit, tokens)
-            return await asyncio.wait_for(reply, LEDGER_TIMEOUT_S)
+            return await asyncio.wait_for(
+                self._ledger.reserve_tokens.remote(self._deliberation_id, self._limit, tokens), LEDGER_TIMEOUT_S
+            )
         except Exception:  # noqa: BLE001 - ActorUnavailableError, a timeout...: refuse
             return False
 
