@@ -85,20 +85,23 @@ async def run(args: argparse.Namespace) -> None:
     server = EmbeddedServer(slots=4)
     endpoint = LLMResource().embedded_endpoint(server.base_url, 4)
     chat = OpenAIChatModel(endpoint)
-    chosen = {
-        "frequency_penalty": args.frequency,
-        "presence_penalty": args.presence,
-        "repetition_penalty": args.repetition,
+    # The controls given on the command line replace the profiles'; those not given stay the profiles'.
+    given = {
+        name: value
+        for name, value in (
+            ("frequency_penalty", args.frequency),
+            ("presence_penalty", args.presence),
+            ("repetition_penalty", args.repetition),
+        )
+        if value is not None
     }
-    variants = {"repetition controls off": SAMPLING_OFF}
-    variants["profiles' controls" if args.frequency is None else "controls given"] = chosen
+    variants = {"repetition controls off": SAMPLING_OFF, "controls given" if given else "profiles' controls": given}
     for name, sampling in variants.items():
         started = time.perf_counter()
         results = []
         for index in range(args.deliberations):
-            profile = load_profile(("DEV", "QA")[index % 2])
-            given = {k: v for k, v in sampling.items() if v is not None or sampling is SAMPLING_OFF}
-            results.append(await deliberate(index, profile.model_copy(update=given), chat))
+            profile = load_profile(("DEV", "QA")[index % 2]).model_copy(update=sampling)
+            results.append(await deliberate(index, profile, chat))
         report(name, results, time.perf_counter() - started)
 
 

@@ -23,7 +23,7 @@ from fleet_dagster.core.budget import TokenLedger
 from fleet_dagster.core.chat_model import ChatModel
 from fleet_dagster.core.council import Council, council_for, run_council
 from fleet_dagster.core.records import AgentCall, ChatRequest, ChatResult, CouncilResult
-from fleet_dagster.core.request import DeliberationRequest
+from fleet_dagster.core.request import MAX_DEADLINE_S, DeliberationRequest
 from fleet_dagster.llm.call_arguments import call_arguments, response_key
 from fleet_dagster.llm.embedded import EngineSettings
 from fleet_dagster.llm.endpoint import LLMEndpoint
@@ -140,7 +140,8 @@ class CouncilRunner:
         # Runs whose councils were released, and when: a step of such a run that still goes on (Ctrl-C
         # releases while the in-process executor runs) may not start a council that nothing would release.
         self._released_runs: dict[str, float] = {}
-        self._ledgers: dict[str, TokenLedger] = {}  # the token budgets this runner keeps (see ledger_index)
+        # The token budgets this runner keeps (see ledger_index), and when each was opened.
+        self._ledgers: dict[str, tuple[TokenLedger, float]] = {}
 
     async def start(
         self,
@@ -234,11 +235,19 @@ class CouncilRunner:
         return await asyncio.shield(entry.task)
 
     async def reserve_tokens(self, deliberation_id: str, limit: int, tokens: int) -> bool:
-        return self._ledgers.setdefault(deliberation_id, TokenLedger(limit)).reserve(tokens)
+        if deliberation_id not in self._ledgers:
+            self._forget_stale_ledgers()
+            self._ledgers[deliberation_id] = (TokenLedger(limit), time.time())
+        return self._ledgers[deliberation_id][0].reserve(tokens)
 
     async def settle_tokens(self, deliberation_id: str, reserved: int, used: int) -> None:
-        if ledger := self._ledgers.get(deliberation_id):
-            ledger.settle(reserved, used)
+        if deliberation_id in self._ledgers:
+            self._ledgers[deliberation_id][0].settle(reserved, used)
+
+    def _forget_stale_ledgers(self) -> None:
+        """Ledgers whose deliberation nobody released (its run died): none runs longer than MAX_DEADLINE_S."""
+        oldest = time.time() - MAX_DEADLINE_S - UNCOLLECTED_TTL_S
+        self._ledgers = {d: entry for d, entry in self._ledgers.items() if entry[1] > oldest}
 
     async def release(self, deliberation_id: str, run_id: str | None = None) -> int:
         """Drops the deliberation's councils (those of `run_id` only, when given), cancelling any still running,
