@@ -93,6 +93,7 @@ def request_options(command):
         _request_option("--selection", "selection"),
         _request_option("--top-k", "select_top_k"),
         _request_option("--max-total-tokens", "max_total_tokens"),
+        _request_option("--traceparent", "traceparent"),
     ]
     for option in reversed(options):
         command = option(command)

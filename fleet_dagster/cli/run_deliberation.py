@@ -7,7 +7,8 @@ from typing import Any
 import dagster as dg
 
 from fleet_dagster.core.request import DeliberationRequest
-from fleet_dagster.deliberation.partitions import DELIBERATION_ID_TAG, DELIBERATION_PARTITIONS
+from fleet_dagster.core.trace import new_traceparent
+from fleet_dagster.deliberation.partitions import DELIBERATION_ID_TAG, DELIBERATION_PARTITIONS, TRACEPARENT_TAG
 from fleet_dagster.deliberation.run_config import run_config_for
 from fleet_dagster.deliberation.status_query import deliberation_status, latest_run
 
@@ -26,6 +27,8 @@ def execute_deliberation(
     """Executes the deliberation job for a new partition and returns the final status document."""
     from fleet_dagster.definitions import defs
 
+    if request.traceparent is None:  # a new trace, in the run's tags and config alike
+        request = request.model_copy(update={"traceparent": new_traceparent()})
     instance.add_dynamic_partitions(DELIBERATION_PARTITIONS, [request.deliberation_id])
     job = defs.resolve_job_def("deliberation_job")
     outcome: dict[str, Any] = {}
@@ -36,7 +39,7 @@ def execute_deliberation(
                 run_config=run_config_for(request, llm_config, quiet),
                 instance=instance,
                 partition_key=request.deliberation_id,
-                tags={DELIBERATION_ID_TAG: request.deliberation_id},
+                tags={DELIBERATION_ID_TAG: request.deliberation_id, TRACEPARENT_TAG: str(request.traceparent)},
                 raise_on_error=False,
             )
         except Exception as exc:  # noqa: BLE001 - reported through the status document, never as a traceback

@@ -33,6 +33,7 @@ from fleet_dagster.core.selection import (
     select_by_score,
     select_by_vote,
 )
+from fleet_dagster.core.trace import child_traceparent
 
 MIN_CALL_TIMEOUT_S = 0.1
 
@@ -67,6 +68,7 @@ class Council:
         call_timeout_s: float,
         architect: RoleProfile | None = None,
         budget: TokenBudget | None = None,
+        on_call: Callable[[AgentCall], None] | None = None,
         clock: Callable[[], float] = time.time,
     ):
         self.request = request
@@ -77,6 +79,7 @@ class Council:
         self.call_timeout_s = call_timeout_s
         self.architect = architect or profile
         self.budget = budget
+        self.on_call = on_call  # sees each call once recorded (the Ray adapter counts it in metrics)
         self.clock = clock
         self.agent_ids = [agent_id(self.role, i) for i in range(request.agents_per_role)]
         self.proposals: dict[str, Proposal] = {
@@ -149,7 +152,7 @@ class Council:
         finally:  # a call cut short by the deadline gives its reservation back
             if self.budget is not None:
                 await self.budget.settle(estimate, used)
-        self._record(aid, phase, round_, target, result)
+        self._record(aid, phase, round_, target, result, request.traceparent if request else None)
         return result
 
     def _chat_request(
@@ -187,28 +190,33 @@ class Council:
             presence_penalty=sampling.presence_penalty,
             repetition_penalty=sampling.repetition_penalty,
             deadline_at=self.deadline_at,
+            traceparent=child_traceparent(self.request.traceparent) if self.request.traceparent else None,
         )
 
-    def _record(self, aid: str, phase: Phase, round_: int, target: str | None, result: ChatResult) -> None:
+    def _record(
+        self, aid: str, phase: Phase, round_: int, target: str | None, result: ChatResult, traceparent: str | None
+    ) -> None:
         tokens = result.prompt_tokens + result.completion_tokens
-        self.calls.append(
-            AgentCall(
-                agent_id=aid,
-                role=self.role,
-                phase=phase,
-                round=round_,
-                target_agent_id=target,
-                ok=result.ok,
-                error=result.error,
-                tokens=tokens,
-                completion_tokens=result.completion_tokens,
-                latency_ms=result.latency_ms,
-                first_token_ms=result.first_token_ms,
-                model=result.model,
-                queue_ms=result.queue_ms,
-                replayed=result.replayed,
-            )
+        call = AgentCall(
+            agent_id=aid,
+            role=self.role,
+            phase=phase,
+            round=round_,
+            target_agent_id=target,
+            ok=result.ok,
+            error=result.error,
+            tokens=tokens,
+            completion_tokens=result.completion_tokens,
+            latency_ms=result.latency_ms,
+            first_token_ms=result.first_token_ms,
+            model=result.model,
+            queue_ms=result.queue_ms,
+            replayed=result.replayed,
+            traceparent=traceparent,
         )
+        self.calls.append(call)
+        if self.on_call is not None:
+            self.on_call(call)
         # Read again after the await: the agent's other calls (its reviews in "all" mode) may have added theirs.
         current = self.proposals[aid]
         self.proposals[aid] = current.model_copy(
@@ -416,6 +424,7 @@ def council_for(
     deadline_at: float,
     call_timeout_s: float,
     budget: TokenBudget | None = None,
+    on_call: Callable[[AgentCall], None] | None = None,
 ) -> Council:
     """The role's council, with its profile and, when the request lets the architect pick, the architect's.
     `budget`: the deliberation's, shared with its other councils, when the request sets max_total_tokens."""
@@ -428,6 +437,7 @@ def council_for(
         call_timeout_s=call_timeout_s,
         architect=architect,
         budget=budget,
+        on_call=on_call,
     )
 
 

@@ -29,6 +29,7 @@ class ChatRequest(BaseModel):
     repetition_penalty: float | None = None
     # The deliberation's deadline (epoch s): waiting for a slot at the endpoint counts against it, not timeout_s.
     deadline_at: float | None = None
+    traceparent: str | None = None  # this call's span in the deliberation's trace (see core/trace.py)
 
 
 class ChatResult(BaseModel):
@@ -72,6 +73,7 @@ class AgentCall(BaseModel):
     model: str = ""
     queue_ms: float = 0.0
     replayed: bool = False
+    traceparent: str | None = None
 
 
 class Review(BaseModel):

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from fleet_dagster.core.profiles import ProfileError, RoleProfile, available_roles, load_profile
 from fleet_dagster.core.prompts import render
 from fleet_dagster.core.records import SelectionMethod
+from fleet_dagster.core.trace import traceparent_problem
 
 DELIBERATION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 DEFAULT_ROLES = ("DEV", "QA", "ARCHITECT")
@@ -132,6 +133,12 @@ class DeliberationRequest(BaseModel):
         "call that could pass it is not made, and what finished is scored (default: no budget).",
     )
 
+    traceparent: str | None = Field(
+        None,
+        description="W3C trace context (00-<trace id>-<span id>-<flags>) that run tags, events, status and every "
+        "model call carry on (default: a new trace).",
+    )
+
     @field_validator("task")
     @classmethod
     def task_not_blank(cls, task: str) -> str:
@@ -170,6 +177,13 @@ class DeliberationRequest(BaseModel):
         if size > MAX_METADATA_BYTES:
             raise ValueError(f"metadata is {size} bytes as JSON; at most {MAX_METADATA_BYTES} bytes")
         return metadata
+
+    @field_validator("traceparent")
+    @classmethod
+    def traceparent_is_w3c(cls, traceparent: str | None) -> str | None:
+        if traceparent is not None and (problem := traceparent_problem(traceparent)):
+            raise ValueError(problem)
+        return traceparent
 
     @field_validator("deliberation_id", mode="before")
     @classmethod

@@ -12,14 +12,21 @@ import time
 import dagster as dg
 from pydantic import BaseModel
 
+from fleet_dagster.core.cost import calls_cost
 from fleet_dagster.core.outcome import budget_summary, critical_path_ms, early_stops, failed_calls_summary, winners
 from fleet_dagster.core.records import CouncilResult, Selection
 from fleet_dagster.core.request import DeliberationRequest, RequestError
 from fleet_dagster.core.status import DeliberationStatus, final_status
+from fleet_dagster.core.trace import derived_traceparent
 from fleet_dagster.deliberation.agent_events import AgentResponseStream
 from fleet_dagster.deliberation.arrival import arrival_owner, start_councils
 from fleet_dagster.deliberation.config import DeliberationConfig
-from fleet_dagster.deliberation.partitions import DELIBERATION_ASSET_KEY, STREAM_SEQ_TAG, deliberation_partitions
+from fleet_dagster.deliberation.partitions import (
+    DELIBERATION_ASSET_KEY,
+    STREAM_SEQ_TAG,
+    TRACEPARENT_TAG,
+    deliberation_partitions,
+)
 from fleet_dagster.deliberation.tables import (
     proposals_frame,
     results_records,
@@ -102,6 +109,12 @@ def _preflight(context: dg.OpExecutionContext, llm: LLMResource, request: Delibe
     return checked.model_override
 
 
+def _traceparent(context: dg.OpExecutionContext, request: DeliberationRequest) -> str:
+    """The request's trace context; else the run's (its tag: the CLI's, the NATS request's); else one of its
+    own for a run launched without one (from the UI), the same whenever the op runs again."""
+    return request.traceparent or context.run.tags.get(TRACEPARENT_TAG) or derived_traceparent("run", context.run_id)
+
+
 @dg.op(out=dg.DynamicOut(CouncilPlan))
 def plan_councils(
     context: dg.OpExecutionContext,
@@ -118,6 +131,7 @@ def plan_councils(
             metadata={"errors": dg.MetadataValue.json([{"field": f, "message": m} for f, m in exc.errors])},
             allow_retries=False,
         ) from None
+    request = request.model_copy(update={"traceparent": _traceparent(context, request)})
     model_override = _preflight(context, llm, request)
     started_at = time.time()
     plans = [
@@ -139,7 +153,7 @@ def plan_councils(
     # Observed and announced once the councils run, so neither delays them.
     _observe(context, request, 0, {})
     seq = context.run.tags.get(STREAM_SEQ_TAG)
-    accepted = accepted_event(request.deliberation_id, context.run_id, int(seq) if seq else None)
+    accepted = accepted_event(request, context.run_id, int(seq) if seq else None)
     nats.publish([accepted], context.log, retry_s=nats.publish_retry_s())
     for plan in plans:
         yield dg.DynamicOutput(plan, mapping_key=plan.role)
@@ -237,6 +251,7 @@ def collect_deliberation(
     table = frame.drop(columns=["content"]).assign(content=frame["content"].fillna("").str.slice(0, 200))
     final = final_event(request, context.run_id, status, councils, round(wall_ms))
     call_errors = failed_calls_summary(councils)
+    cost = calls_cost(calls, llm.prices())
     metadata = {
         "status": status.value,
         "expected_count": request.expected_count,
@@ -247,6 +262,8 @@ def collect_deliberation(
         "proposals": dg.MetadataValue.md(table.to_markdown(index=False)),
         "results": dg.MetadataValue.json(results_records(frame)),
         "total_tokens": int(sum(call.tokens for call in calls)),
+        "estimated_cost": cost["estimated_cost"],
+        "cost": dg.MetadataValue.json(cost),
         "agent_calls": len(calls),
         "failed_calls": sum(not call.ok for call in calls),
         "replayed_calls": sum(call.replayed for call in calls),
@@ -261,6 +278,7 @@ def collect_deliberation(
         "parallel_efficiency": round(critical_ms / wall_ms, 3) if wall_ms else 0.0,
         "models": ", ".join(sorted({call.model for call in calls if call.model})) or "none",
         "errors": dg.MetadataValue.json([c.error for c in councils if c.error]),
+        "traceparent": request.traceparent,
         "call_errors": dg.MetadataValue.text(call_errors or ""),
         # What deliberation_run_failures (or `fleet-dagster republish`) publishes when NATS could not take it.
         FINAL_EVENT_METADATA_KEY: dg.MetadataValue.json(stored_event(final)),
@@ -268,6 +286,7 @@ def collect_deliberation(
     yield dg.Output(frame, metadata=metadata)
     # What the polls did not publish, then the final event, through NATS outages up to the retry bound.
     published = stream.finish({council.role: council.calls for council in councils}, final)
+    client.finished(status.value)
     client.release()
     if not published:
         raise dg.Failure(

@@ -15,6 +15,7 @@ from fleet_dagster.deliberation.partitions import (
     DELIBERATION_ID_TAG,
     REQUEST_DIGEST_TAG,
     STREAM_SEQ_TAG,
+    TRACEPARENT_TAG,
     deliberation_partitions,
 )
 from fleet_dagster.deliberation.run_config import run_config_for
@@ -157,6 +158,7 @@ def deliberation_requests(
                 DELIBERATION_ID_TAG: request.deliberation_id,
                 STREAM_SEQ_TAG: str(seq),
                 REQUEST_DIGEST_TAG: request_digest(request),
+                **({TRACEPARENT_TAG: request.traceparent} if request.traceparent else {}),
             },
         )
         for seq, request in accepted
@@ -213,7 +215,7 @@ def deliberation_run_failures(context: dg.RunFailureSensorContext, nats: NatsRes
     error = run_error(context.instance, run_id) or context.failure_event.message or "run failed"
     final = stored_final_event(context.instance, deliberation_id, run_id)
     if final is None:
-        final = run_failed_event(deliberation_id, run_id, error)
+        final = run_failed_event(deliberation_id, run_id, error, context.dagster_run.tags.get(TRACEPARENT_TAG))
     elif FINAL_EVENT_UNPUBLISHED not in error:
         return  # the collect step published it
     # The same msg id as the collect step's: stored once, whichever got through.

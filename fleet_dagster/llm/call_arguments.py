@@ -33,8 +33,13 @@ def call_arguments(endpoint: LLMEndpoint, request: ChatRequest) -> tuple[str, di
         "temperature": request.temperature,
         "max_tokens": min(request.max_tokens, endpoint.max_tokens_cap or request.max_tokens),
         "seed": request.seed,
-        # Lets an endpoint (or a test server) tell agents apart; not a secret.
-        "extra_headers": {"X-Fleet-Agent-Id": request.agent_id, "X-Fleet-Deliberation-Id": request.deliberation_id},
+        # Lets an endpoint (or a test server) tell agents apart; not a secret. vLLM's OpenTelemetry tracing
+        # continues the call's trace from its traceparent.
+        "extra_headers": {
+            "X-Fleet-Agent-Id": request.agent_id,
+            "X-Fleet-Deliberation-Id": request.deliberation_id,
+            **({"traceparent": request.traceparent} if request.traceparent else {}),
+        },
     }
     # Sent only when set: a default of 0 is every server's own, and some servers reject what they do not know.
     if request.frequency_penalty:

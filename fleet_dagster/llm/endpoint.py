@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pydantic import BaseModel, Field, SecretStr
 
 from fleet_dagster.core.chat_model import ChatModel
+from fleet_dagster.core.cost import ModelPrice
 
 # A server batching C sequences stays busy with a few calls waiting in it: each call's round trip and
 # prompt leave its slot idle otherwise. Measured with bench/saturation.py (C = 16): a bound of C kept the
@@ -46,6 +47,9 @@ class LLMEndpoint(BaseModel):
     )
     circuit_failures: int = Field(5, ge=1, description="Endpoint faults in a row that open the circuit.")
     circuit_cooldown_s: float = Field(10.0, gt=0, description="How long calls fail fast once the circuit opens.")
+    prices: dict[str, ModelPrice] = Field(
+        default_factory=dict, description="Per served model: price per 1k prompt and completion tokens (cost metrics)."
+    )
 
     @property
     def cache_key(self) -> tuple:

@@ -11,7 +11,7 @@ from fleet_dagster.core.chat_model import ChatModel
 from fleet_dagster.core.records import ChatRequest, ChatResult
 from fleet_dagster.llm.backpressure import FairLimiter
 from fleet_dagster.llm.call_arguments import call_arguments, response_key
-from fleet_dagster.llm.circuit import CircuitBreaker
+from fleet_dagster.llm.circuit import CircuitBreaker, CircuitState
 from fleet_dagster.llm.endpoint import LLMEndpoint, ModelCache
 from fleet_dagster.llm.response_store import ResponseStore
 from fleet_dagster.llm.settings import display_url
@@ -25,6 +25,15 @@ class EndpointGuard:
 
     limiter: FairLimiter
     breaker: CircuitBreaker
+
+
+@dataclass(frozen=True)
+class EndpointState:
+    """What an operator watches of one endpoint, as this caller sees it."""
+
+    in_flight: int
+    waiting: int
+    circuit: CircuitState
 
 
 class GuardedCalls:
@@ -53,6 +62,13 @@ class GuardedCalls:
             if guard.limiter.limit != limit:
                 guard.limiter.set_limit(limit)
         return guard
+
+    def endpoint_states(self) -> dict[str, EndpointState]:
+        """By endpoint, as logs may show it (no credentials)."""
+        return {
+            display_url(base_url): EndpointState(guard.limiter.in_flight, guard.limiter.waiting, guard.breaker.state)
+            for base_url, guard in self._guards.items()
+        }
 
     async def complete(self, endpoint: LLMEndpoint, request: ChatRequest) -> ChatResult:
         base_url, arguments = call_arguments(endpoint, request)

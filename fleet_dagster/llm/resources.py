@@ -4,6 +4,7 @@ or the embedded default; run config tunes only how calls are made."""
 import dagster as dg
 from pydantic import Field, SecretStr
 
+from fleet_dagster.core.cost import ModelPrice
 from fleet_dagster.llm.embedded import EMBEDDED_MODEL_NAME, LLAMA_CPP_REPETITION_PENALTY, MAX_SLOTS
 from fleet_dagster.llm.endpoint import DEFAULT_MAX_IN_FLIGHT, LLMEndpoint, max_in_flight_for
 from fleet_dagster.llm.settings import LLMSettings
@@ -35,6 +36,7 @@ class LLMResource(dg.ConfigurableResource):
             model_override=settings.model_override,
             max_retries=self.max_retries,
             max_in_flight=settings.max_in_flight or DEFAULT_MAX_IN_FLIGHT,
+            prices=settings.prices,
         )
 
     def embedded_endpoint(self, base_url: str, slots: int) -> LLMEndpoint:
@@ -47,6 +49,10 @@ class LLMResource(dg.ConfigurableResource):
             repetition_penalty_param=LLAMA_CPP_REPETITION_PENALTY,
             max_in_flight=max_in_flight_for(slots),
         )
+
+    def prices(self) -> dict[str, ModelPrice]:
+        """The deployment's per-model prices (FLEET_LLM_PRICES); none for the embedded model."""
+        return LLMSettings.from_env().prices
 
     @property
     def description(self) -> str:

@@ -13,13 +13,17 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError
 
+from fleet_dagster.core.cost import ModelPrice
+
 LLM_ENV = {
     "base_url": "FLEET_LLM_URL",
     "api_key": "FLEET_LLM_API_KEY",
     "model_override": "FLEET_LLM_MODEL",
     "model_urls": "FLEET_LLM_MODEL_URLS",
     "max_in_flight": "FLEET_LLM_MAX_IN_FLIGHT",
+    "prices": "FLEET_LLM_PRICES",
 }
+JSON_SETTINGS = ("model_urls", "prices")
 
 
 def display_url(url: str) -> str:
@@ -40,6 +44,8 @@ class LLMSettings(BaseModel):
     # {"served model name": "http://vllm-<model>:8000/v1"}, as the Helm chart renders it.
     model_urls: dict[str, str] = Field(default_factory=dict)
     max_in_flight: int | None = Field(default=None, ge=1, description="Calls in flight to the server, cluster-wide.")
+    # {"served model name": {"prompt": price per 1k prompt tokens, "completion": per 1k completion tokens}}
+    prices: dict[str, ModelPrice] = Field(default_factory=dict)
 
     @property
     def display_url(self) -> str | None:
@@ -48,11 +54,12 @@ class LLMSettings(BaseModel):
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> "LLMSettings":
         values: dict[str, object] = {name: environ[var] for name, var in LLM_ENV.items() if environ.get(var)}
-        if "model_urls" in values:
-            try:
-                values["model_urls"] = json.loads(str(values["model_urls"]))
-            except json.JSONDecodeError as exc:
-                raise LLMSettingsError(f"{LLM_ENV['model_urls']} is not JSON: {exc}") from None
+        for name in JSON_SETTINGS:
+            if name in values:
+                try:
+                    values[name] = json.loads(str(values[name]))
+                except (json.JSONDecodeError, RecursionError) as exc:
+                    raise LLMSettingsError(f"{LLM_ENV[name]} is not JSON: {exc}") from None
         try:
             return cls.model_validate(values)
         except ValidationError as exc:

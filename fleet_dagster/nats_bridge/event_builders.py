@@ -37,8 +37,11 @@ def final_msg_id(deliberation_id: str, run_id: str) -> str:
     return f"final-{deliberation_id}-{run_id}"
 
 
-def accepted_event(deliberation_id: str, run_id: str, stream_seq: int | None) -> tuple[str, BaseModel, str]:
-    accepted = DeliberationAccepted(deliberation_id=deliberation_id, run_id=run_id, stream_seq=stream_seq)
+def accepted_event(request: DeliberationRequest, run_id: str, stream_seq: int | None) -> tuple[str, BaseModel, str]:
+    deliberation_id = request.deliberation_id
+    accepted = DeliberationAccepted(
+        deliberation_id=deliberation_id, run_id=run_id, stream_seq=stream_seq, traceparent=request.traceparent
+    )
     return "deliberation.accepted", accepted, f"accepted-{deliberation_id}-{run_id}"
 
 
@@ -62,6 +65,7 @@ def agent_response_events(
             replayed=call.replayed,
             tokens=call.tokens,
             error=call.error,
+            traceparent=call.traceparent,
         )
         subject = "agent.response.completed" if call.ok else "agent.response.failed"
         call_name = f"{call.agent_id}-{call.phase}-{call.round}-{call.target_agent_id or ''}"
@@ -86,6 +90,7 @@ def final_event(
         "failed_responses": sum(not call.ok for call in calls),
         "duration_ms": duration_ms,
         "completed_at": datetime.now(UTC).isoformat(),
+        "traceparent": request.traceparent,
     }
     msg_id = final_msg_id(request.deliberation_id, run_id)
     if status in (DeliberationStatus.COMPLETED, DeliberationStatus.PARTIAL):
@@ -95,12 +100,15 @@ def final_event(
     return "deliberation.failed", DeliberationFailed(status=status.value, error="; ".join(errors), **common), msg_id
 
 
-def run_failed_event(deliberation_id: str, run_id: str, error: str) -> tuple[str, BaseModel, str]:
+def run_failed_event(
+    deliberation_id: str, run_id: str, error: str, traceparent: str | None
+) -> tuple[str, BaseModel, str]:
     event = DeliberationFailed(
         deliberation_id=deliberation_id,
         run_id=run_id,
         status="FAILED",
         error=error,
         completed_at=datetime.now(UTC).isoformat(),
+        traceparent=traceparent,
     )
     return "deliberation.failed", event, final_msg_id(deliberation_id, run_id)

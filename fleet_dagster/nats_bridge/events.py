@@ -13,6 +13,9 @@ class FieldError(BaseModel):
 class _KeyedEvent(BaseModel):
     deliberation_id: str | None
     task_id: str | None = Field(None, description="Always equal to deliberation_id (legacy consumers key on it).")
+    traceparent: str | None = Field(
+        None, description="W3C trace context of the deliberation (an agent response: of its model call)."
+    )
 
     @model_validator(mode="after")
     def task_id_mirrors_deliberation_id(self) -> "_KeyedEvent":

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from fleet_dagster.core.request import DeliberationRequest, RequestError, parse_request
+from fleet_dagster.core.trace import derived_traceparent, traceparent_problem
 from fleet_dagster.nats_bridge.events import DeliberationDuplicate, DeliberationRejected, FieldError
 from fleet_dagster.nats_bridge.settings import MAX_REQUEST_BYTES
 
@@ -39,12 +40,16 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else f"{text[: limit - 1]}…"
 
 
-def _reject(seq: int, deliberation_id: object, *errors: tuple[str, str]) -> DeliberationRejected:
+def _reject(
+    seq: int, deliberation_id: object, *errors: tuple[str, str], traceparent: str | None = None
+) -> DeliberationRejected:
     shown = [FieldError(field=_cut(f, 100), message=_cut(m, MAX_ERROR_CHARS)) for f, m in errors[:MAX_REJECTION_ERRORS]]
     if len(errors) > MAX_REJECTION_ERRORS:
         shown.append(FieldError(field="request", message=f"and {len(errors) - MAX_REJECTION_ERRORS} more errors"))
     valid_id = isinstance(deliberation_id, str) and len(deliberation_id) <= 64
-    return DeliberationRejected(deliberation_id=deliberation_id if valid_id else None, stream_seq=seq, errors=shown)
+    return DeliberationRejected(
+        deliberation_id=deliberation_id if valid_id else None, stream_seq=seq, errors=shown, traceparent=traceparent
+    )
 
 
 def default_id(seq: int, data: bytes) -> str:
@@ -53,8 +58,15 @@ def default_id(seq: int, data: bytes) -> str:
 
 
 def request_digest(request: DeliberationRequest) -> str:
-    """Equal for the same request published twice (a producer's retry), whatever its JSON layout."""
-    return hashlib.sha256(request.model_dump_json().encode()).hexdigest()
+    """Equal for the same request published twice (a producer's retry), whatever its JSON layout; a retry's
+    own trace context (a new span) does not make it another request."""
+    return hashlib.sha256(request.model_dump_json(exclude={"traceparent"}).encode()).hexdigest()
+
+
+def _traceparent_of(body: object) -> str | None:
+    """The rejected request's trace context, when it had a valid one (the rejection continues its trace)."""
+    value = body.get("traceparent") if isinstance(body, dict) else None
+    return value if isinstance(value, str) and traceparent_problem(value) is None else None
 
 
 def _parse(seq: int, data: bytes) -> DeliberationRequest | DeliberationRejected:
@@ -70,10 +82,12 @@ def _parse(seq: int, data: bytes) -> DeliberationRequest | DeliberationRejected:
         return _reject(seq, None, ("request", "must be a JSON object"))
     if body.get("deliberation_id") is None:
         body["deliberation_id"] = default_id(seq, data)
+    if body.get("traceparent") is None:  # a new trace; the same for the same message, however often it is read
+        body["traceparent"] = derived_traceparent("nats", str(seq), hashlib.sha256(data).hexdigest())
     try:
         return parse_request(body)
     except RequestError as exc:
-        return _reject(seq, body.get("deliberation_id"), *exc.errors)
+        return _reject(seq, body.get("deliberation_id"), *exc.errors, traceparent=_traceparent_of(body))
 
 
 def triage(
@@ -97,7 +111,9 @@ def triage(
         prior = in_batch.get(request.deliberation_id) or prior_use(request.deliberation_id, seq)
         if prior is None:
             if problems := unservable(request):
-                result.rejected.append(_reject(seq, request.deliberation_id, *problems))
+                result.rejected.append(
+                    _reject(seq, request.deliberation_id, *problems, traceparent=request.traceparent)
+                )
                 continue
             in_batch[request.deliberation_id] = PriorUse(f"requested at stream sequence {seq}", seq, digest)
             result.accepted.append((seq, request))
@@ -108,6 +124,7 @@ def triage(
                     stream_seq=seq,
                     original_stream_seq=prior.stream_seq,
                     run_id=prior.run_id,
+                    traceparent=request.traceparent,
                 )
             )
         else:
@@ -115,5 +132,7 @@ def triage(
                 f"deliberation_id {request.deliberation_id!r} was already used with another request "
                 f"({prior.description}); nothing was started"
             )
-            result.rejected.append(_reject(seq, request.deliberation_id, ("deliberation_id", message)))
+            result.rejected.append(
+                _reject(seq, request.deliberation_id, ("deliberation_id", message), traceparent=request.traceparent)
+            )
     return result

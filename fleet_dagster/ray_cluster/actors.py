@@ -29,6 +29,14 @@ from fleet_dagster.llm.embedded import EngineSettings
 from fleet_dagster.llm.endpoint import LLMEndpoint
 from fleet_dagster.llm.guarded_calls import GuardedCalls
 from fleet_dagster.llm.response_store import replay_document
+from fleet_dagster.llm.settings import display_url
+from fleet_dagster.ray_cluster.metrics import (
+    record_call,
+    record_deliberation_finished,
+    record_deliberation_started,
+    record_endpoint_call,
+    record_endpoint_states,
+)
 from fleet_dagster.ray_cluster.response_stores import response_store_from_env
 
 NAMESPACE = "fleet"
@@ -39,6 +47,9 @@ COUNCIL_RUNNERS = 2
 AGENT_CALLERS = 2
 # Detached actors outlive the code that created them: a new release gets new actors.
 _SUFFIX = f"v{__version__}"
+# Gauges of calls in flight and circuits, as often as Ray exports them (about every 10 s) and then some.
+ENDPOINT_STATE_EXPORT_S = 2.0
+STARTED = "started"
 
 
 class ActorPlace(NamedTuple):
@@ -59,6 +70,7 @@ class AgentCaller:
 
     def __init__(self, caller_count: int) -> None:
         self._calls = GuardedCalls(self._openai_model, response_store_from_env(), share=1 / caller_count)
+        self._state_export: asyncio.Task | None = None
 
     @staticmethod
     def _openai_model(endpoint: LLMEndpoint) -> ChatModel:
@@ -69,7 +81,17 @@ class AgentCaller:
         return OpenAIChatModel(endpoint)
 
     async def complete(self, endpoint: LLMEndpoint, request: ChatRequest) -> ChatResult:
-        return await self._calls.complete(endpoint, request)
+        if self._state_export is None or self._state_export.done():
+            self._state_export = asyncio.create_task(self._export_endpoint_states())
+        result = await self._calls.complete(endpoint, request)
+        base_url, _ = call_arguments(endpoint, request)
+        record_endpoint_call(display_url(base_url), result.queue_ms, result.replayed)
+        return result
+
+    async def _export_endpoint_states(self) -> None:
+        while True:
+            record_endpoint_states(self._calls.endpoint_states())
+            await asyncio.sleep(ENDPOINT_STATE_EXPORT_S)
 
     async def where(self) -> ActorPlace:
         return actor_place()
@@ -142,6 +164,8 @@ class CouncilRunner:
         self._released_runs: dict[str, float] = {}
         # The token budgets this runner keeps (see ledger_index), and when each was opened.
         self._ledgers: dict[str, tuple[TokenLedger, float]] = {}
+        # (deliberation id, "started" or "finished") counted in metrics by this runner (see ledger_index), and when.
+        self._counted: dict[tuple[str, str], float] = {}
 
     async def start(
         self,
@@ -179,9 +203,18 @@ class CouncilRunner:
             else RunnerBudget(request.deliberation_id, request.max_total_tokens)
         )
         council = council_for(
-            request, role, callers, deadline_at=deadline_at, call_timeout_s=call_timeout_s, budget=budget
+            request,
+            role,
+            callers,
+            deadline_at=deadline_at,
+            call_timeout_s=call_timeout_s,
+            budget=budget,
+            on_call=lambda call: record_call(call, endpoint.prices),
         )
         self._councils[key] = _RunningCouncil(council, asyncio.create_task(run_council(council)), run_id)
+        council_runner(ledger_index(request.deliberation_id)).count_deliberation.remote(
+            request.deliberation_id, STARTED
+        )
         return None
 
     def _forget_uncollected(self) -> None:
@@ -248,6 +281,20 @@ class CouncilRunner:
         """Ledgers whose deliberation nobody released (its run died): none runs longer than MAX_DEADLINE_S."""
         oldest = time.time() - MAX_DEADLINE_S - UNCOLLECTED_TTL_S
         self._ledgers = {d: entry for d, entry in self._ledgers.items() if entry[1] > oldest}
+
+    async def count_deliberation(self, deliberation_id: str, event: str) -> None:
+        """Counts a deliberation's start (STARTED) or its end (its status) in metrics, once: each of its councils
+        reports its start and owners may collect more than once, all to the runner that keeps its ledger."""
+        key = (deliberation_id, STARTED if event == STARTED else "finished")
+        if key in self._counted:
+            return
+        oldest = time.time() - MAX_DEADLINE_S - UNCOLLECTED_TTL_S
+        self._counted = {k: at for k, at in self._counted.items() if at > oldest}
+        self._counted[key] = time.time()
+        if event == STARTED:
+            record_deliberation_started()
+        else:
+            record_deliberation_finished(event)
 
     async def release(self, deliberation_id: str, run_id: str | None = None) -> int:
         """Drops the deliberation's councils (those of `run_id` only, when given), cancelling any still running,

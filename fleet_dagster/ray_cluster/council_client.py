@@ -12,7 +12,7 @@ from ray.actor import ActorHandle
 from fleet_dagster.core.records import AgentCall, CouncilResult
 from fleet_dagster.core.request import DeliberationRequest
 from fleet_dagster.llm.endpoint import LLMEndpoint
-from fleet_dagster.ray_cluster.actors import COUNCIL_RUNNERS, council_runner, runner_index
+from fleet_dagster.ray_cluster.actors import COUNCIL_RUNNERS, council_runner, ledger_index, runner_index
 
 MAX_RESTARTS = 3  # per council: a runner that keeps dying is not going to finish it
 
@@ -108,6 +108,10 @@ class CouncilClient:
     def mark_published(self, offsets: dict[str, int]) -> None:
         """Recorded in the background: a lost mark only means those calls are published again."""
         self._ask_every_runner("mark_published", self.owner, offsets)
+
+    def finished(self, status: str) -> None:
+        """Counts the deliberation's end in metrics, in the background (counted once, whoever reports it)."""
+        self._runners[ledger_index(self.deliberation_id)].count_deliberation.remote(self.deliberation_id, status)
 
     def results(self, roles: list[str]) -> "CouncilResults":
         return CouncilResults(self, roles)

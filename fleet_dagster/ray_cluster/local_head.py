@@ -29,6 +29,11 @@ class LocalHead:
     address: str
     pid: int
     log_path: str
+    metrics_port: int  # where the head's metrics agent serves Prometheus text (ray_cluster/metrics.py)
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
 
 def _alive(pid: int) -> bool:
@@ -63,7 +68,7 @@ def ensure_local_head(state_dir: Path, num_cpus: int | None = None, timeout_s: f
     with FileLock(state_dir / f"{STATE_FILE}.lock", timeout=timeout_s):
         if head := _read_state(state_dir):
             return head
-        port = free_port()
+        port, metrics_port = free_port(), free_port()
         address = f"127.0.0.1:{port}"
         log_path = state_dir / "ray-head.log"
         tmp_dir = ray_temp_dir(state_dir)
@@ -77,6 +82,7 @@ def ensure_local_head(state_dir: Path, num_cpus: int | None = None, timeout_s: f
             "--include-dashboard=false",
             "--disable-usage-stats",
             f"--temp-dir={tmp_dir}",
+            f"--metrics-export-port={metrics_port}",
         ]
         if num_cpus is not None:
             command.append(f"--num-cpus={num_cpus}")
@@ -94,7 +100,7 @@ def ensure_local_head(state_dir: Path, num_cpus: int | None = None, timeout_s: f
                 env=env,
                 start_new_session=True,
             )
-        head = LocalHead(address=address, pid=process.pid, log_path=str(log_path))
+        head = LocalHead(address=address, pid=process.pid, log_path=str(log_path), metrics_port=metrics_port)
         deadline = time.monotonic() + timeout_s
         while not port_open(address):
             if process.poll() is not None or time.monotonic() > deadline:

@@ -152,7 +152,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(404, {"error": {"message": f"no route {self.path}"}})
             return
         body = json.loads(raw or b"{}")
-        self.server.entered(self.headers.get("X-Fleet-Deliberation-Id", ""))
+        self.server.entered(self.headers.get("X-Fleet-Deliberation-Id", ""), self.headers.get("traceparent"))
         try:
             self._complete(body)
         finally:
@@ -298,6 +298,7 @@ class SimLLMServer(ThreadingHTTPServer):
         self.peak_in_flight = 0  # the most chat requests it held at once, queued or decoding
         self.answered: list[str] = []  # a fingerprint of each request it answered, in order
         self.first_call_at: dict[str, float] = {}  # by deliberation id (header): when its first call came
+        self.traceparents: dict[str, list[str]] = {}  # by deliberation id: the trace context each call carried
         self._thread: threading.Thread | None = None
 
     @property
@@ -319,9 +320,11 @@ class SimLLMServer(ThreadingHTTPServer):
             answers = self._answers.get(agent)
             return next(answers) if answers else None
 
-    def entered(self, deliberation_id: str) -> None:
+    def entered(self, deliberation_id: str, traceparent: str | None) -> None:
         with self._lock:
             self.first_call_at.setdefault(deliberation_id, time.time())
+            if traceparent:
+                self.traceparents.setdefault(deliberation_id, []).append(traceparent)
             self.in_flight += 1
             self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
 
