@@ -16,7 +16,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from tests.helm_chart import CHART, ROOT, VALUE_FILES, containers, env_config, named, render
+from tests.helm_chart import CHART, NAMESPACE, ROOT, VALUE_FILES, containers, env_config, named, pod_templates, render
 
 pytestmark = pytest.mark.integration
 
@@ -26,6 +26,10 @@ CRDS = Path(os.environ.get("FLEET_KUBERAY_CRDS") or ROOT.parent / "shared" / "cr
 CRD_FILES = {"RayCluster": "ray.io_rayclusters.yaml", "RayService": "ray.io_rayservices.yaml"}
 KUBERNETES_VERSION = "1.33"
 SECRET_VARIABLES = {"FLEET_LLM_API_KEY", "NATS_TOKEN", "HF_TOKEN", "RAY_AUTH_TOKEN", "VLLM_API_KEY"}
+# The Prometheus operator's custom resources: kubernetes-validate knows Kubernetes' own kinds only, and no
+# CRD schema of theirs is at hand; test_the_monitors_scrape_the_metrics_port_of_every_ray_pod checks them.
+PROMETHEUS_OPERATOR_KINDS = {"PodMonitor", "ServiceMonitor"}
+DASHBOARD = CHART / "dashboards" / "fleet-dagster.json"
 
 
 @pytest.mark.parametrize("values", VALUE_FILES, ids=lambda v: v.name if v else "defaults")
@@ -35,7 +39,9 @@ def test_lint_and_validate_every_manifest(helm, values):
     )
     assert lint.returncode == 0, lint.stdout + lint.stderr
     for manifest in render(helm, values):
-        if manifest["kind"] not in CRD_FILES:
+        if manifest["kind"] in PROMETHEUS_OPERATOR_KINDS:
+            assert manifest["apiVersion"] == "monitoring.coreos.com/v1"
+        elif manifest["kind"] not in CRD_FILES:
             kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
 
 
@@ -164,6 +170,11 @@ def test_external_nats_renders_no_statefulset(helm):
         ("nats.sensorStatus=ON", "value must be one of"),
         ("ray.cpuWorkers.maxReplicas=0", "minimum"),
         ("unknownKey=1", "additional properties"),
+        ("llm.prices.m.prompt=-1,llm.prices.m.completion=2", "'/llm/prices/m/prompt': minimum"),
+        ("llm.prices.m.prompt=1,llm.prices.m.completion=2,llm.prices.m.input=1", "properties 'input' not allowed"),
+        ("llm.prices.m.prompt=1", "missing property 'completion'"),
+        ("metrics.interval=fast", "does not match pattern"),
+        ("metrics.podMonitor.enable=true", "additional properties 'enable' not allowed"),
     ],
 )
 def test_bad_values_are_rejected_by_the_schema(helm, setting, message):
@@ -278,3 +289,150 @@ def test_load_values_reach_the_model_endpoint_and_the_response_store(helm, monke
     for backend, variable in (("sqlite", ""), ("off", "off")):  # "": SQLite under each pod's FLEET_HOME
         chosen = env_config(render(helm, None, "--set", f"responseStore.backend={backend}"))
         assert chosen["FLEET_RESPONSE_STORE"] == variable
+
+
+def ray_nodes(rendered: list[dict]) -> list[tuple[dict, dict]]:
+    """(rayStartParams, pod template) of every Ray node group the release renders: RayCluster and RayService."""
+    nodes = []
+    for manifest in rendered:
+        if manifest["kind"] in CRD_FILES:
+            spec = manifest["spec"].get("rayClusterConfig", manifest["spec"])
+            for group in [spec["headGroupSpec"], *spec["workerGroupSpecs"]]:
+                nodes.append((group["rayStartParams"], group["template"]))
+    return nodes
+
+
+def selects(selector: dict, labels: dict) -> bool:
+    return selector.items() <= labels.items()
+
+
+def test_the_monitors_scrape_the_metrics_port_of_every_ray_pod(helm):
+    default = render(helm, None)
+    assert not [
+        m for m in default if m["kind"] in PROMETHEUS_OPERATOR_KINDS or m["metadata"]["name"].endswith("-metrics")
+    ]
+    ray_policy = named(default, "NetworkPolicy", "-ray")
+    assert all(8080 not in {p["port"] for p in rule.get("ports", [])} for rule in ray_policy["spec"]["ingress"])
+
+    # Both clusters (the fleet's RayCluster and the RayService's) and both kinds of monitor.
+    rendered = render(
+        helm,
+        CHART / "ci" / "rayservice-values.yaml",
+        *("--set", "metrics.podMonitor.enabled=true", "--set", "metrics.labels.release=kube-prometheus-stack"),
+    )
+    nodes = ray_nodes(rendered)
+    assert len(nodes) == 6  # a head and two worker groups, twice
+    templates = [template for manifest in rendered for template in pod_templates(manifest)]
+    ray_templates = [template for _, template in nodes]
+    for params, template in nodes:  # Ray serves its metrics where the container declares them
+        ports = {p["name"]: p["containerPort"] for c in template["spec"]["containers"] for p in c.get("ports", [])}
+        assert ports["metrics"] == int(params["metrics-export-port"]) == 8080
+
+    def assert_scrapes_every_ray_pod(selector: dict, port: str) -> None:
+        """The selector picks every Ray pod and no other, and each of them declares the port."""
+        picked = [template for template in templates if selects(selector, template["metadata"]["labels"])]
+        assert picked == ray_templates
+        for template in picked:
+            assert port in {p["name"] for c in template["spec"]["containers"] for p in c.get("ports", [])}
+
+    pod_monitor = named(rendered, "PodMonitor", "-ray")
+    service_monitor = named(rendered, "ServiceMonitor", "-ray")
+    for monitor in (pod_monitor, service_monitor):
+        assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+        assert monitor["spec"]["namespaceSelector"] == {"matchNames": [NAMESPACE]}
+    [endpoint] = pod_monitor["spec"]["podMetricsEndpoints"]
+    assert (endpoint["port"], endpoint["path"], endpoint["interval"]) == ("metrics", "/metrics", "30s")
+    assert_scrapes_every_ray_pod(pod_monitor["spec"]["selector"]["matchLabels"], endpoint["port"])
+
+    # The ServiceMonitor scrapes the endpoints (every Ray pod) of the one Service it selects.
+    services = [m for m in rendered if m["kind"] == "Service"]
+    [service] = [
+        s for s in services if selects(service_monitor["spec"]["selector"]["matchLabels"], s["metadata"]["labels"])
+    ]
+    assert service["spec"]["clusterIP"] == "None"
+    [endpoint] = service_monitor["spec"]["endpoints"]
+    [port] = [p for p in service["spec"]["ports"] if p["name"] == endpoint["port"]]
+    assert (port["port"], endpoint["path"], endpoint["interval"]) == (8080, "/metrics", "30s")
+    assert_scrapes_every_ray_pod(service["spec"]["selector"], port["targetPort"])
+
+    # Prometheus, and only its pods in its namespace, reach that port through the Ray NetworkPolicy.
+    [rule] = [
+        r
+        for r in named(rendered, "NetworkPolicy", "-ray")["spec"]["ingress"]
+        if {"port": 8080, "protocol": "TCP"} in r.get("ports", [])
+    ]
+    assert rule["from"] == [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+        }
+    ]
+
+    # With a Ray cluster managed elsewhere there are no Ray pods to scrape.
+    elsewhere = render(
+        helm, None, "--set", "ray.externalAddress=ray://ray-head:10001", "--set", "metrics.podMonitor.enabled=true"
+    )
+    assert not [m for m in elsewhere if m["kind"] in PROMETHEUS_OPERATOR_KINDS]
+
+
+def test_the_grafana_dashboard_charts_every_exported_metric_and_no_other(helm):
+    from fleet_dagster.ray_cluster.metrics import EXPORTED_METRIC_NAMES
+
+    exported = set(EXPORTED_METRIC_NAMES)
+    config_map = named(render(helm, None), "ConfigMap", "-grafana-dashboard")
+    assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+    dashboard = json.loads(config_map["data"]["fleet-dagster.json"])
+    assert dashboard == json.loads(DASHBOARD.read_text())
+
+    def metric_names(expr: str) -> set[str]:
+        """The series an expression reads, a histogram's _bucket/_sum/_count under the histogram's name."""
+        found = re.findall(r"\bray_[a-z0-9_]+", expr)
+        return {name if name in exported else re.sub(r"_(bucket|sum|count)$", "", name) for name in found}
+
+    panels = [p for top in dashboard["panels"] for p in [top, *top.get("panels", [])] if p["type"] != "row"]
+    assert len({p["id"] for p in panels}) == len(panels)
+    charted = set()
+    for panel in panels:
+        assert panel["targets"], panel["title"]
+        for target in panel["targets"]:
+            names = metric_names(target["expr"])
+            assert names and names <= exported, (panel["title"], target["expr"])
+            charted |= names
+            if "_bucket" in target["expr"]:
+                assert re.search(r"histogram_quantile\(0\.\d+, sum by \(le\b", target["expr"]), target["expr"]
+    assert charted == exported, f"exported but on no panel: {sorted(exported - charted)}"
+    for variable in dashboard["templating"]["list"]:
+        if variable["type"] == "query":
+            assert metric_names(variable["definition"]) <= exported, variable["name"]
+
+    settings = [
+        "--set",
+        "metrics.grafanaDashboard.label=dashboards",
+        "--set",
+        "metrics.grafanaDashboard.labelValue=fleet",
+    ]
+    moved = named(render(helm, CHART / "ci" / "rayservice-values.yaml", *settings), "ConfigMap", "-grafana-dashboard")
+    assert (
+        moved["metadata"]["labels"]["dashboards"] == "fleet" and "grafana_dashboard" not in moved["metadata"]["labels"]
+    )
+    assert moved["metadata"]["namespace"] == "monitoring"
+    assert moved["metadata"]["annotations"] == {"grafana_folder": "fleet"}
+    off = render(helm, None, "--set", "metrics.grafanaDashboard.enabled=false")
+    assert not [m for m in off if m["metadata"]["name"].endswith("-grafana-dashboard")]
+
+
+def test_model_prices_reach_the_code_as_json(helm):
+    from fleet_dagster.core.cost import ModelPrice
+
+    prices = {
+        "Qwen/Qwen2.5-7B-Instruct": {"prompt": 0.0002, "completion": 0.0006},
+        "free": {"prompt": 0, "completion": 0},
+    }
+    env = env_config(render(helm, None, "--set-json", f"llm.prices={json.dumps(prices)}"))
+    assert json.loads(env["FLEET_LLM_PRICES"]) == prices
+    for price in json.loads(env["FLEET_LLM_PRICES"]).values():  # what the code reads them into
+        ModelPrice.model_validate(price)
+    assert "FLEET_LLM_PRICES" not in env_config(render(helm, None))  # unset: no model has a price
+    # The CI value set prices each model it serves, by the name its calls send.
+    env = env_config(render(helm, CHART / "ci" / "gpu-vllm-values.yaml"))
+    assert set(json.loads(env["FLEET_LLM_PRICES"])) == set(json.loads(env["FLEET_LLM_MODEL_URLS"]))

@@ -96,7 +96,9 @@ def test_a_deliberations_calls_tokens_and_cost_in_the_scraped_metrics(
             before, "ray_fleet_deliberations_finished_total", status="COMPLETED"
         )
         made = total(after, "ray_fleet_agent_calls_total") - total(before, "ray_fleet_agent_calls_total")
-        queued = total(after, "ray_fleet_queue_wait_seconds_count") - total(before, "ray_fleet_queue_wait_seconds_count")
+        queued = total(after, "ray_fleet_queue_wait_seconds_count") - total(
+            before, "ray_fleet_queue_wait_seconds_count"
+        )
         return after if finished >= 1 and made >= calls and queued >= calls else None
 
     deadline = time.time() + EXPORT_WAIT_S
@@ -116,7 +118,9 @@ def test_a_deliberations_calls_tokens_and_cost_in_the_scraped_metrics(
     )
     assert calls_by_phase == {(role, phase): 2 for role in ("DEV", "QA") for phase in ("propose", "review", "revise")}
     assert delta("ray_fleet_agent_call_latency_seconds_count") == calls
-    tokens = delta("ray_fleet_prompt_tokens_total", model=model) + delta("ray_fleet_completion_tokens_total", model=model)
+    tokens = delta("ray_fleet_prompt_tokens_total", model=model) + delta(
+        "ray_fleet_completion_tokens_total", model=model
+    )
     assert tokens == metadata["total_tokens"] > 0
     assert metadata["estimated_cost"] > 0
     assert delta("ray_fleet_estimated_cost_total", model=model) == pytest.approx(metadata["estimated_cost"], rel=1e-6)

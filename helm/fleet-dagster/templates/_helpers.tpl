@@ -107,6 +107,22 @@ capabilities:
 {{ include "fleet.fullname" . }}-auth
 {{- end -}}
 
+{{/* Does Prometheus scrape the Ray pods (a PodMonitor or a ServiceMonitor, on a rendered KubeRay cluster)? */}}
+{{- define "fleet.rayMetricsScraped" -}}
+{{- if and (include "fleet.kuberay" .) (or .Values.metrics.podMonitor.enabled .Values.metrics.serviceMonitor.enabled) }}true{{ end -}}
+{{- end -}}
+
+{{/* Where Prometheus finds the Ray pods' metrics (PodMonitor podMetricsEndpoints, ServiceMonitor endpoints):
+Ray's cluster label as ray_io_cluster, the label Ray's own dashboards group by. */}}
+{{- define "fleet.rayMetricsEndpoint" -}}
+- port: metrics
+  path: /metrics
+  interval: {{ .Values.metrics.interval }}
+  relabelings:
+    - sourceLabels: [__meta_kubernetes_pod_label_ray_io_cluster]
+      targetLabel: ray_io_cluster
+{{- end -}}
+
 {{/* Is a KubeRay cluster rendered (the fleet's RayCluster, or the RayService's)? */}}
 {{- define "fleet.kuberay" -}}
 {{- if or (and .Values.ray.enabled (not .Values.ray.externalAddress)) (eq .Values.llm.backend "rayservice") }}true{{ end -}}
@@ -229,6 +245,7 @@ headGroupSpec:
   rayStartParams:
     num-cpus: "0"
     dashboard-host: {{ .dashboardHost }}
+    metrics-export-port: {{ $root.Values.metrics.port | quote }}
   template:
     metadata:
       labels: {{- include "fleet.selector" $root | nindent 8 }}
@@ -244,6 +261,7 @@ headGroupSpec:
             - {name: dashboard, containerPort: 8265}
             - {name: client, containerPort: 10001}
             - {name: serve, containerPort: 8000}
+            - {name: metrics, containerPort: {{ $root.Values.metrics.port }}}
           envFrom:
             - configMapRef: {name: {{ include "fleet.fullname" $root }}-env}
           {{- with include "fleet.secretEnv" $root }}
@@ -260,6 +278,7 @@ workerGroupSpecs:
     maxReplicas: {{ $values.gpuWorkers.maxReplicas }}
     rayStartParams:
       num-gpus: {{ $values.gpuWorkers.gpus | quote }}
+      metrics-export-port: {{ $root.Values.metrics.port | quote }}
     template:
       metadata:
         labels: {{- include "fleet.selector" $root | nindent 10 }}
@@ -276,6 +295,8 @@ workerGroupSpecs:
         containers:
           - name: ray-worker
             image: {{ .image }}
+            ports:
+              - {name: metrics, containerPort: {{ $root.Values.metrics.port }}}
             envFrom:
               - configMapRef: {name: {{ include "fleet.fullname" $root }}-env}
             {{- with include "fleet.secretEnv" $root }}
@@ -295,7 +316,8 @@ workerGroupSpecs:
     replicas: {{ $values.cpuWorkers.replicas }}
     minReplicas: {{ $values.cpuWorkers.minReplicas }}
     maxReplicas: {{ $values.cpuWorkers.maxReplicas }}
-    rayStartParams: {}
+    rayStartParams:
+      metrics-export-port: {{ $root.Values.metrics.port | quote }}
     template:
       metadata:
         labels: {{- include "fleet.selector" $root | nindent 10 }}
@@ -306,6 +328,8 @@ workerGroupSpecs:
         containers:
           - name: ray-worker
             image: {{ .image }}
+            ports:
+              - {name: metrics, containerPort: {{ $root.Values.metrics.port }}}
             envFrom:
               - configMapRef: {name: {{ include "fleet.fullname" $root }}-env}
             {{- with include "fleet.secretEnv" $root }}
