@@ -11,7 +11,7 @@ TASK ?= Design a rate limiter for the public REST API
 override TASK := $(value TASK)
 export FLEET_HOME DAGSTER_HOME TASK
 
-.PHONY: install browser deliberate test test-vllm lint dev down bench clean
+.PHONY: install browser postgres deliberate test test-vllm lint dev down bench clean
 
 install: $(STAMP)
 
@@ -29,6 +29,11 @@ $(STAMP): pyproject.toml
 browser:
 	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 
+# The integration and end-to-end suites run Dagster on a real PostgreSQL server, as production does: Debian's
+# server binaries, started by the tests themselves on a free port. Missing binaries fail those tests, never skip them.
+postgres:
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null)
+
 deliberate: $(STAMP)
 	$(BIN)/fleet-dagster deliberate "$$TASK" --role DEV --role QA --agents 3 --rounds 1
 
@@ -43,7 +48,7 @@ $(CHECKOV_STAMP):
 	$(CHECKOV_VENV)/bin/pip install --quiet "checkov==3.3.30"
 	touch $(CHECKOV_STAMP)
 
-test: $(STAMP) browser $(CHECKOV_STAMP)
+test: $(STAMP) browser postgres $(CHECKOV_STAMP)
 	$(BIN)/ruff check fleet_dagster tests bench
 	$(BIN)/mypy fleet_dagster
 	FLEET_CHECKOV=$(CHECKOV_VENV)/bin/checkov $(BIN)/pytest

@@ -13,6 +13,7 @@ from fleet_dagster.nats_bridge.settings import NATS_ENV
 from fleet_dagster.ray_cluster.local_head import LocalHead, ensure_local_head, stop_local_head
 from fleet_dagster.sim_llm.server import SimLLMServer, SimSettings
 from tests.helm_chart import helm_binary
+from tests.postgres_server import LocalPostgres, PostgresNotInstalled
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -48,6 +49,21 @@ def ray_head(fleet_home: Path) -> Iterator[LocalHead]:
 
         ray.shutdown()
         stop_local_head(fleet_home / "ray")
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPostgres]:
+    """One real PostgreSQL server for the session, as production's Dagster storage runs on one; stopped by PID
+    at the end. Missing binaries fail the tests that need it: they are never skipped."""
+    server = LocalPostgres(tmp_path_factory.mktemp("postgres") / "data")
+    try:
+        server.start()
+    except PostgresNotInstalled as error:
+        pytest.fail(str(error))
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture

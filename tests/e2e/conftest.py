@@ -1,5 +1,6 @@
 """The real thing: nats-server, dagster-webserver and dagster-daemon as separate processes on 127.0.0.1,
-a fresh DAGSTER_HOME, the session's Ray head and the simulated model. Stopped by PID (their sessions)."""
+a fresh DAGSTER_HOME whose runs, events and schedules live in a database of the session's PostgreSQL (as in
+production), the session's Ray head and the simulated model. Stopped by PID (their sessions)."""
 
 import os
 import subprocess
@@ -17,6 +18,7 @@ from fleet_dagster.local_ports import free_port
 from fleet_dagster.nats_bridge.local_server import LocalNatsServer
 from fleet_dagster.ray_cluster.local_head import stop_session
 from fleet_dagster.sim_llm.server import SimLLMServer, SimSettings
+from tests.postgres_server import LocalPostgres, dagster_storage_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -29,6 +31,7 @@ class Stack:
     webserver_port: int
     nats: LocalNatsServer
     sim: SimLLMServer
+    database_url: str  # where webserver, daemon and runs keep runs, events and schedules
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     # Sessions of killed processes whose children (run workers, code servers) were left running.
     orphaned_sessions: list[int] = field(default_factory=list)
@@ -86,18 +89,21 @@ class Stack:
 
 
 @pytest.fixture(scope="session")
-def stack(ray_head, fleet_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(
+    ray_head, fleet_home: Path, postgres: LocalPostgres, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
     home = tmp_path_factory.mktemp("e2e")
     dagster_home = home / "dagster_home"
     dagster_home.mkdir()
+    database_url = postgres.create_database("e2e")
     (dagster_home / "dagster.yaml").write_text(
         "telemetry:\n  enabled: false\n"
         # No "Join the Dagster community" dialog popping up over whatever the browser test has open.
         "nux:\n  enabled: false\n"
         "run_coordinator:\n  module: dagster.core.run_coordinator\n  class: QueuedRunCoordinator\n"
-        "  config:\n    max_concurrent_runs: 3\n"
+        "  config:\n    max_concurrent_runs: 3\n" + dagster_storage_yaml(database_url)
     )
-    # Create the instance's databases before three processes race to migrate them.
+    # Create the instance's tables before three processes race to migrate them.
     with dg.DagsterInstance.from_config(str(dagster_home)):
         pass
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -114,7 +120,7 @@ def stack(ray_head, fleet_home: Path, tmp_path_factory: pytest.TempPathFactory) 
             "FLEET_BENCHMARK_SCHEDULE_STATUS": "RUNNING",
             "FLEET_BENCHMARK_SUITE": "speed",
         }
-        stack = Stack(home=home, env=env, webserver_port=free_port(), nats=nats, sim=sim)
+        stack = Stack(home=home, env=env, webserver_port=free_port(), nats=nats, sim=sim, database_url=database_url)
         try:
             stack.start("webserver")
             stack.start("daemon")
