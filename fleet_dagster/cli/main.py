@@ -251,6 +251,8 @@ def status(deliberation_id: str, as_json: bool) -> None:
         click.echo(json.dumps(document, indent=2))
     else:
         _print_summary(document, instance.root_directory)
+        if document.get("archived"):
+            Console().print(f"  archived in {escape(document['archive'])}: its runs and partition were deleted")
 
 
 @cli.command()

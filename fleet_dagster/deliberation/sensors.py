@@ -9,6 +9,7 @@ import dagster as dg
 from nats import errors as nats_errors
 
 from fleet_dagster.core.request import DeliberationRequest
+from fleet_dagster.deliberation.archive import DeliberationArchive
 from fleet_dagster.deliberation.arrival import start_on_arrival
 from fleet_dagster.deliberation.assets import deliberation_job
 from fleet_dagster.deliberation.partitions import (
@@ -44,9 +45,11 @@ START_ON_ARRIVAL_ENV = "FLEET_NATS_START_ON_ARRIVAL"
 DEFAULT_STATUS = dg.DefaultSensorStatus(os.environ.get("FLEET_NATS_SENSOR_STATUS", "STOPPED").upper())
 
 
-def _prior_use(instance: dg.DagsterInstance):
+def _prior_use(instance: dg.DagsterInstance, archive: DeliberationArchive):
     def lookup(deliberation_id: str, seq: int) -> PriorUse | None:
         run = latest_run(instance, deliberation_id)
+        if run is None and archive.holds(deliberation_id):  # its runs were deleted by retention, not its id
+            return PriorUse(f"by a deliberation archived in {archive.path(deliberation_id)}", None, None)
         if run is None or run.tags.get(STREAM_SEQ_TAG) == str(seq):
             return None  # free, or this very message seen again (its run_key dedupes the run)
         run_seq = run.tags.get(STREAM_SEQ_TAG)
@@ -107,7 +110,7 @@ async def _read_and_triage(
         )
         after, notes = read_after(cursor, stream)
         messages = await read_requests(js, settings, after, BATCH, READ_BUDGET_S)
-        outcome = triage(messages, _prior_use(instance), served.problems)
+        outcome = triage(messages, _prior_use(instance, DeliberationArchive.from_env()), served.problems)
         for rejected in outcome.rejected:
             await publish_event(js, settings, "deliberation.rejected", rejected, f"rejected-{rejected.stream_seq}")
         for duplicate in outcome.duplicates:

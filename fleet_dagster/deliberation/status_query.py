@@ -1,4 +1,5 @@
-"""A deliberation's status, answered from the Dagster instance (runs, observations, materializations)."""
+"""A deliberation's status, answered from the Dagster instance (runs, observations, materializations), or from
+its archive once retention removed it from the instance (retention.py)."""
 
 from typing import Any
 
@@ -6,19 +7,33 @@ import dagster as dg
 
 from fleet_dagster.core.outcome import brief_winners
 from fleet_dagster.core.status import DeliberationStatus
-from fleet_dagster.deliberation.partitions import DELIBERATION_ASSET_KEY, DELIBERATION_ID_TAG
+from fleet_dagster.deliberation.archive import DeliberationArchive
+from fleet_dagster.deliberation.partitions import DELIBERATION_ASSET_KEY, DELIBERATION_ID_TAG, TRACEPARENT_TAG
+
+PARTITION_TAG = "dagster/partition"
+DELIBERATION_JOB_NAME = "deliberation_job"  # assets.py's; importing it would load the asset's dependencies here
 
 _PENDING_RUN_STATUSES = {dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING}
 _RUNNING_RUN_STATUSES = {dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING}
 
 
+def is_deliberation_run(run: dg.DagsterRun, deliberation_id: str) -> bool:
+    """Whether a run tagged with the partition `deliberation_id` ran the deliberation: another asset's partition
+    may have the same name (a benchmark day is a valid deliberation id)."""
+    return (
+        run.tags.get(DELIBERATION_ID_TAG) == deliberation_id
+        or run.job_name == DELIBERATION_JOB_NAME
+        or DELIBERATION_ASSET_KEY in (run.asset_selection or set())
+    )
+
+
 def latest_run(instance: dg.DagsterInstance, deliberation_id: str) -> dg.DagsterRun | None:
     # Runs from the CLI and the sensor carry our tag; runs launched from the UI only the partition's.
-    for tags in ({DELIBERATION_ID_TAG: deliberation_id}, {"dagster/partition": deliberation_id}):
-        runs = instance.get_runs(filters=dg.RunsFilter(tags=tags), limit=1)
-        if runs:
-            return runs[0]
-    return None
+    runs = instance.get_runs(filters=dg.RunsFilter(tags={DELIBERATION_ID_TAG: deliberation_id}), limit=1)
+    if runs:
+        return runs[0]
+    by_partition = instance.get_runs(filters=dg.RunsFilter(tags={PARTITION_TAG: deliberation_id}))
+    return next((run for run in by_partition if is_deliberation_run(run, deliberation_id)), None)
 
 
 def latest_event(fetch, deliberation_id: str, run_id: str | None):
@@ -54,8 +69,24 @@ def run_error(instance: dg.DagsterInstance, run_id: str) -> str | None:
     return events[-1].message if events else None
 
 
-def deliberation_status(instance: dg.DagsterInstance, deliberation_id: str) -> dict[str, Any]:
-    """The document `fleet-dagster status --json` prints."""
+def deliberation_status(
+    instance: dg.DagsterInstance, deliberation_id: str, archive: DeliberationArchive | None = None
+) -> dict[str, Any]:
+    """The document `fleet-dagster status --json` prints. The instance answers first (a deliberation run again
+    after it was archived is the new one); when it knows nothing of the id, the archive (default: the
+    deployment's, FLEET_ARCHIVE_DIR) answers with the document as it was archived, plus `archived` and where."""
+    document = instance_status(instance, deliberation_id)
+    if document["status"] != DeliberationStatus.UNKNOWN.value:
+        return document
+    archive = archive or DeliberationArchive.from_env()
+    archived = archive.read(deliberation_id)
+    if archived is None:
+        return document
+    return {**archived["status"], "archived": True, "archive": str(archive.path(deliberation_id))}
+
+
+def instance_status(instance: dg.DagsterInstance, deliberation_id: str) -> dict[str, Any]:
+    """The status document from the instance alone."""
     document: dict[str, Any] = {
         "deliberation_id": deliberation_id,
         "status": DeliberationStatus.UNKNOWN.value,
@@ -69,10 +100,13 @@ def deliberation_status(instance: dg.DagsterInstance, deliberation_id: str) -> d
         "budget": None,
         "early_stops": {},
         "flagged_proposals": 0,
+        "estimated_cost": None,
+        "traceparent": None,
     }
     run = latest_run(instance, deliberation_id)
     run_id = run.run_id if run else None
     document["run_id"] = run_id
+    document["traceparent"] = run.tags.get(TRACEPARENT_TAG) if run else None
     materialization = latest_event(instance.fetch_materializations, deliberation_id, run_id)
     if materialization is not None:
         metadata = materialization.asset_materialization.metadata
@@ -86,6 +120,9 @@ def deliberation_status(instance: dg.DagsterInstance, deliberation_id: str) -> d
             flagged_proposals=_metadata_value(metadata, "flagged_proposals", 0),
             results=_metadata_value(metadata, "results", []),
             duration_ms=round(_metadata_value(metadata, "wall_time_s", 0) * 1000),
+            estimated_cost=_metadata_value(metadata, "estimated_cost"),
+            # A run launched from the UI has no tag: its collect step recorded the trace it made.
+            traceparent=_metadata_value(metadata, "traceparent") or document["traceparent"],
         )
         errors = [*_metadata_value(metadata, "errors", []), _metadata_value(metadata, "call_errors", "")]
         document["error_message"] = "; ".join(error for error in errors if error) or None

@@ -175,6 +175,8 @@ def test_external_nats_renders_no_statefulset(helm):
         ("llm.prices.m.prompt=1", "missing property 'completion'"),
         ("metrics.interval=fast", "does not match pattern"),
         ("metrics.podMonitor.enable=true", "additional properties 'enable' not allowed"),
+        ("retention.scheduleStatus=RUNNING", "retention/archiveDir"),  # the pods' FLEET_HOME is scratch space
+        ("retention.days=0", "exclusiveMinimum"),
     ],
 )
 def test_bad_values_are_rejected_by_the_schema(helm, setting, message):
@@ -270,6 +272,22 @@ def test_stream_retention_values_reach_the_bridge_settings(helm, monkeypatch):
         monkeypatch.setenv(name, value)
     settings = NatsSettings.from_env()
     assert (settings.max_age_s, settings.max_bytes, settings.publish_retry_s) == (3600, 1024**3, 5)
+
+
+def test_retention_values_reach_the_retention_settings_and_the_archive(helm, monkeypatch):
+    from fleet_dagster.deliberation.archive import DeliberationArchive
+    from fleet_dagster.deliberation.retention_policy import RetentionSettings
+
+    rendered = render(
+        helm, None, "--set", "retention.days=30", "--set", "retention.scheduleStatus=RUNNING",
+        "--set", "retention.archiveDir=s3://fleet-archive/deliberations",
+    )  # fmt: skip
+    env = next(m for m in rendered if m["kind"] == "ConfigMap" and m["metadata"]["name"].endswith("-env"))["data"]
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert RetentionSettings.from_env().max_age_days == 30
+    assert env["FLEET_RETENTION_SCHEDULE_STATUS"] == "RUNNING"
+    assert DeliberationArchive.from_env().location == "s3://fleet-archive/deliberations"
 
 
 def test_load_values_reach_the_model_endpoint_and_the_response_store(helm, monkeypatch):
