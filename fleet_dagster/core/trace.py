@@ -9,7 +9,8 @@ import hashlib
 import re
 import secrets
 
-TRACEPARENT_PATTERN = r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}(-[^\s]*)?$"
+# What follows a later version's four fields is visible ASCII: the value goes into an HTTP header.
+TRACEPARENT_PATTERN = r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}(-[\x21-\x7e]*)?"
 MAX_TRACEPARENT_CHARS = 128  # version 00 is 55; a later version may append fields, within reason
 _TRACEPARENT = re.compile(TRACEPARENT_PATTERN)
 SAMPLED = "01"
@@ -19,7 +20,7 @@ def traceparent_problem(value: str) -> str | None:
     """Why `value` is not a traceparent this fleet can carry on, or None."""
     if len(value) > MAX_TRACEPARENT_CHARS:
         return f"{len(value)} characters; at most {MAX_TRACEPARENT_CHARS}"
-    if not _TRACEPARENT.match(value):
+    if not _TRACEPARENT.fullmatch(value):
         return "not a W3C traceparent (00-<32 hex trace id>-<16 hex span id>-<2 hex flags>, lower case)"
     version, trace_id, span_id, _flags = value.split("-")[:4]
     if version == "ff":

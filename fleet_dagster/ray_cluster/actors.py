@@ -122,8 +122,8 @@ class RunnerBudget:
     """A deliberation's TokenBudget, kept by one runner (`ledger_index`) for the councils on every runner.
     An unreachable ledger refuses calls: a budget is a promise not to pass it."""
 
-    def __init__(self, deliberation_id: str, limit: int) -> None:
-        self._ledger = council_runner(ledger_index(deliberation_id))
+    def __init__(self, ledger: ActorHandle, deliberation_id: str, limit: int) -> None:
+        self._ledger = ledger
         self._deliberation_id = deliberation_id
         self._limit = limit
 
@@ -166,6 +166,7 @@ class CouncilRunner:
         self._ledgers: dict[str, tuple[TokenLedger, float]] = {}
         # (deliberation id, "started" or "finished") counted in metrics by this runner (see ledger_index), and when.
         self._counted: dict[tuple[str, str], float] = {}
+        self._peers: dict[int, ActorHandle] = {}  # the runners by index: finding one asks the GCS about every node
 
     async def start(
         self,
@@ -200,7 +201,9 @@ class CouncilRunner:
         budget = (
             None
             if request.max_total_tokens is None
-            else RunnerBudget(request.deliberation_id, request.max_total_tokens)
+            else RunnerBudget(
+                self._ledger_runner(request.deliberation_id), request.deliberation_id, request.max_total_tokens
+            )
         )
         council = council_for(
             request,
@@ -212,10 +215,14 @@ class CouncilRunner:
             on_call=lambda call: record_call(call, endpoint.prices),
         )
         self._councils[key] = _RunningCouncil(council, asyncio.create_task(run_council(council)), run_id)
-        council_runner(ledger_index(request.deliberation_id)).count_deliberation.remote(
-            request.deliberation_id, STARTED
-        )
+        self._ledger_runner(request.deliberation_id).count_deliberation.remote(request.deliberation_id, STARTED)
         return None
+
+    def _ledger_runner(self, deliberation_id: str) -> ActorHandle:
+        index = ledger_index(deliberation_id)
+        if index not in self._peers:
+            self._peers[index] = council_runner(index)
+        return self._peers[index]
 
     def _forget_uncollected(self) -> None:
         """Results nobody collected (their run died) are dropped once well past their deadline."""
