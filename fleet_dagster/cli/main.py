@@ -234,7 +234,6 @@ def _print_summary(document: dict, dagster_home: str) -> None:
         f"  stored in {escape(dagster_home)}/storage/deliberation/{deliberation_id}\n"
         f"  fleet-dagster status {deliberation_id} --json   |   dagster dev -w workspace.yaml"
     )
-    # Archived documents predate these keys.
     if document.get("traceparent"):
         console.print(f"  trace {escape(document['traceparent'])}")
     if document.get("estimated_cost") is not None:

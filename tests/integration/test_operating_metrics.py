@@ -5,6 +5,7 @@ import json
 import time
 import urllib.request
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -21,6 +22,7 @@ pytestmark = pytest.mark.integration
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 # Ray exports what actors recorded about every 10 s.
 EXPORT_WAIT_S = 90
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 
 
 Samples = dict[tuple[str, frozenset], float]
@@ -38,9 +40,13 @@ def metrics_text(head: LocalHead, wait_s: float = 60) -> str:
             time.sleep(1)
 
 
-def scrape(head: LocalHead) -> Samples:
-    """Every fleet sample the head's metrics agent serves, by name and labels (Ray's own labels dropped)."""
+def scrape(head: LocalHead, keep_as: Path | None = None) -> Samples:
+    """Every fleet sample the head's metrics agent serves, by name and labels (Ray's own labels dropped);
+    `keep_as`: a file that keeps the fleet's lines as served (tests/artifacts, for a person to read)."""
     text = metrics_text(head)
+    if keep_as is not None:
+        keep_as.parent.mkdir(parents=True, exist_ok=True)
+        keep_as.write_text("".join(f"{line}\n" for line in text.splitlines() if "ray_fleet_" in line))
     samples: Samples = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
@@ -91,7 +97,7 @@ def test_a_deliberations_calls_tokens_and_cost_in_the_scraped_metrics(
     assert calls == 12  # 2 roles x 2 agents x (propose, review, revise)
 
     def grown() -> Samples | None:
-        after = scrape(ray_head)
+        after = scrape(ray_head, keep_as=ARTIFACTS / "metrics-scrape.txt")
         finished = total(after, "ray_fleet_deliberations_finished_total", status="COMPLETED") - total(
             before, "ray_fleet_deliberations_finished_total", status="COMPLETED"
         )
