@@ -21,6 +21,7 @@ pytestmark = pytest.mark.integration
 
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 # Ray exports what actors recorded about every 10 s.
+EXPORT_INTERVAL_S = 10
 EXPORT_WAIT_S = 90
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 
@@ -57,6 +58,20 @@ def scrape(head: LocalHead, keep_as: Path | None = None) -> Samples:
     return samples
 
 
+def settled(head: LocalHead) -> Samples:
+    """The samples once they stay the same over an export interval: what earlier tests' deliberations recorded
+    reaches the endpoint up to an interval later, and would be counted as this test's."""
+    deadline = time.time() + EXPORT_WAIT_S
+    seen = scrape(head)
+    while True:
+        time.sleep(EXPORT_INTERVAL_S + 2)
+        now = scrape(head)
+        if now == seen:
+            return now
+        assert time.time() < deadline, "the fleet's metrics kept changing with no deliberation running"
+        seen = now
+
+
 def total(samples: Samples, name: str, **labels: str) -> float:
     wanted = set(labels.items())
     return sum(value for (n, got), value in samples.items() if n == name and wanted <= got)
@@ -78,7 +93,7 @@ def test_a_deliberations_calls_tokens_and_cost_in_the_scraped_metrics(
     deploy_llm(server)
     model = server.settings.model  # the one model it serves answers every role (the preflight's override)
     monkeypatch.setenv(LLM_ENV["prices"], json.dumps({model: {"prompt": 0.5, "completion": 1.5}}))
-    before = scrape(ray_head)
+    before = settled(ray_head)
     request = parse_request(
         {
             "task": "Design a cache for the product catalogue",
