@@ -172,56 +172,19 @@ def councils_for(rng: random.Random, texts: list[str]) -> list[Any]:
 
 
 def collected_metadata(deliberation_id: str, run_id: str, councils: list[Any]) -> dict[str, Any]:
-    """What collect_deliberation (deliberation/assets.py) gives the materialization, with its builders."""
-    import dagster as dg
-
-    from fleet_dagster.core.outcome import budget_summary, critical_path_ms, early_stops, winners
+    """What collect_deliberation (deliberation/assets.py) gives the materialization, with its builder."""
     from fleet_dagster.core.request import parse_request
     from fleet_dagster.core.status import DeliberationStatus
-    from fleet_dagster.deliberation.tables import (
-        proposals_frame,
-        results_records,
-        winners_markdown,
-        winning_proposals_markdown,
-    )
-    from fleet_dagster.nats_bridge.event_builders import FINAL_EVENT_METADATA_KEY, final_event, stored_event
+    from fleet_dagster.deliberation.materialization import deliberation_metadata
+    from fleet_dagster.deliberation.tables import proposals_frame
+    from fleet_dagster.nats_bridge.event_builders import final_event
 
     request = parse_request(
         {"deliberation_id": deliberation_id, "task": "Design a rate limiter", "roles": ["DEV", "QA", "ARCHITECT"]}
     )
-    frame = proposals_frame(councils)
-    table = frame.drop(columns=["content"]).assign(content=frame["content"].fillna("").str.slice(0, 200))
-    calls = [call for c in councils for call in c.calls]
-    critical_ms = critical_path_ms(councils)
-    return {
-        "status": "COMPLETED",
-        "expected_count": 9,
-        "current_count": 9,
-        "winners": dg.MetadataValue.md(winners_markdown(councils)),
-        "winners_json": dg.MetadataValue.json(winners(councils)),
-        "winning_proposals": dg.MetadataValue.md(winning_proposals_markdown(councils)),
-        "proposals": dg.MetadataValue.md(table.to_markdown(index=False)),
-        "results": dg.MetadataValue.json(results_records(frame)),
-        "total_tokens": sum(call.tokens for call in calls),
-        "agent_calls": len(calls),
-        "failed_calls": 0,
-        "replayed_calls": 0,
-        "queue_wait_max_s": 0.0,
-        "unparsed_reviews": 0,
-        "flagged_proposals": 0,
-        "budget": dg.MetadataValue.json(budget_summary(None, councils)),
-        "early_stops": dg.MetadataValue.json(early_stops(councils)),
-        "calls_saved": 0,
-        "wall_time_s": 31.2,
-        "critical_path_s": round(critical_ms / 1000, 3),
-        "parallel_efficiency": round(critical_ms / 31200, 3),
-        "models": "Qwen/Qwen2.5-7B-Instruct",
-        "errors": dg.MetadataValue.json([]),
-        "call_errors": dg.MetadataValue.text(""),
-        FINAL_EVENT_METADATA_KEY: dg.MetadataValue.json(
-            stored_event(final_event(request, run_id, DeliberationStatus.COMPLETED, councils, 31200))
-        ),
-    }
+    status, wall_ms = DeliberationStatus.COMPLETED, 31200
+    final = final_event(request, run_id, status, councils, wall_ms)
+    return deliberation_metadata(request, councils, proposals_frame(councils), status, wall_ms, final, {})
 
 
 DELIBERATION_MARK, RUN_MARK, TIME_MARK = "delib-id-mark", "run-id-mark", 1111111111.125
@@ -378,9 +341,10 @@ def median_ms(call: Callable[[], Any], times: int) -> float:
     return statistics.median(samples)
 
 
-def sensor_tick(instance: Any, tick: int) -> tuple[float, float]:
-    """Milliseconds: the whole tick, and the part spent in the instance (prior-use lookups, adding partitions);
-    the rest is reading the requests (their roles' profiles)."""
+def sensor_tick(instance: Any, tick: int, archive_dir: Path) -> tuple[float, float]:
+    """Milliseconds: the whole tick, and the part spent in the instance and the archive (prior-use lookups,
+    adding partitions); the rest is reading the requests (their roles' profiles)."""
+    from fleet_dagster.deliberation.archive import DeliberationArchive
     from fleet_dagster.deliberation.partitions import DELIBERATION_PARTITIONS
     from fleet_dagster.deliberation.sensors import _prior_use
     from fleet_dagster.nats_bridge.triage import triage
@@ -394,7 +358,7 @@ def sensor_tick(instance: Any, tick: int) -> tuple[float, float]:
         )
         for i in range(100)
     ]
-    lookup, in_instance = _prior_use(instance), [0.0]
+    lookup, in_instance = _prior_use(instance, DeliberationArchive(str(archive_dir))), [0.0]
 
     def timed_lookup(deliberation_id: str, seq: int) -> Any:
         started = time.perf_counter()
@@ -467,7 +431,7 @@ def measure(instance: Any, population: Population, workspace: Any, archive_dir: 
         assert document["status"] == "COMPLETED" and len(document["winners"]) == 3, document
 
     figures["status_ms"] = median_ms(status, lookups)
-    ticks = [sensor_tick(instance, tick * 10 + i) for i in range(3)]
+    ticks = [sensor_tick(instance, tick * 10 + i, archive_dir) for i in range(3)]
     figures["sensor_ms"] = statistics.median(total for total, _ in ticks)
     figures["sensor_db_ms"] = statistics.median(in_instance for _, in_instance in ticks)
     started = time.perf_counter()

@@ -12,8 +12,7 @@ import time
 import dagster as dg
 from pydantic import BaseModel
 
-from fleet_dagster.core.cost import calls_cost
-from fleet_dagster.core.outcome import budget_summary, critical_path_ms, early_stops, failed_calls_summary, winners
+from fleet_dagster.core.outcome import failed_calls_summary
 from fleet_dagster.core.records import CouncilResult, Selection
 from fleet_dagster.core.request import DeliberationRequest, RequestError
 from fleet_dagster.core.status import DeliberationStatus, final_status
@@ -21,6 +20,7 @@ from fleet_dagster.core.trace import derived_traceparent
 from fleet_dagster.deliberation.agent_events import AgentResponseStream
 from fleet_dagster.deliberation.arrival import arrival_owner, start_councils
 from fleet_dagster.deliberation.config import DeliberationConfig
+from fleet_dagster.deliberation.materialization import deliberation_metadata
 from fleet_dagster.deliberation.partitions import (
     DELIBERATION_ASSET_KEY,
     STREAM_SEQ_TAG,
@@ -29,18 +29,13 @@ from fleet_dagster.deliberation.partitions import (
 )
 from fleet_dagster.deliberation.tables import (
     proposals_frame,
-    results_records,
-    winners_markdown,
-    winning_proposals_markdown,
 )
 from fleet_dagster.llm.preflight import PreflightError, preflight
 from fleet_dagster.llm.resources import LLMResource
 from fleet_dagster.nats_bridge.event_builders import (
-    FINAL_EVENT_METADATA_KEY,
     FINAL_EVENT_UNPUBLISHED,
     accepted_event,
     final_event,
-    stored_event,
 )
 from fleet_dagster.nats_bridge.resources import NatsResource
 from fleet_dagster.ray_cluster.council_client import CouncilClient, CouncilRunnerUnavailable, LostCouncil
@@ -246,43 +241,8 @@ def collect_deliberation(
     status = final_status(request.roles, councils)
     frame = proposals_frame(councils)
     wall_ms = (time.time() - plans[0].started_at) * 1000
-    critical_ms = critical_path_ms(councils)
-    calls = [call for c in councils for call in c.calls]
-    table = frame.drop(columns=["content"]).assign(content=frame["content"].fillna("").str.slice(0, 200))
     final = final_event(request, context.run_id, status, councils, round(wall_ms))
-    call_errors = failed_calls_summary(councils)
-    cost = calls_cost(calls, llm.prices())
-    metadata = {
-        "status": status.value,
-        "expected_count": request.expected_count,
-        "current_count": sum(c.proposals_done for c in councils),
-        "winners": dg.MetadataValue.md(winners_markdown(councils)),
-        "winners_json": dg.MetadataValue.json(winners(councils)),
-        "winning_proposals": dg.MetadataValue.md(winning_proposals_markdown(councils)),
-        "proposals": dg.MetadataValue.md(table.to_markdown(index=False)),
-        "results": dg.MetadataValue.json(results_records(frame)),
-        "total_tokens": int(sum(call.tokens for call in calls)),
-        "estimated_cost": cost["estimated_cost"],
-        "cost": dg.MetadataValue.json(cost),
-        "agent_calls": len(calls),
-        "failed_calls": sum(not call.ok for call in calls),
-        "replayed_calls": sum(call.replayed for call in calls),
-        "queue_wait_max_s": round(max((call.queue_ms for call in calls), default=0.0) / 1000, 3),
-        "unparsed_reviews": sum(not r.parsed for c in councils for r in c.reviews),
-        "flagged_proposals": sum(bool(p.flags) for c in councils for p in c.proposals),
-        "budget": dg.MetadataValue.json(budget_summary(request.max_total_tokens, councils)),
-        "early_stops": dg.MetadataValue.json(early_stops(councils)),
-        "calls_saved": sum(c.calls_saved for c in councils),
-        "wall_time_s": round(wall_ms / 1000, 3),
-        "critical_path_s": round(critical_ms / 1000, 3),
-        "parallel_efficiency": round(critical_ms / wall_ms, 3) if wall_ms else 0.0,
-        "models": ", ".join(sorted({call.model for call in calls if call.model})) or "none",
-        "errors": dg.MetadataValue.json([c.error for c in councils if c.error]),
-        "traceparent": request.traceparent,
-        "call_errors": dg.MetadataValue.text(call_errors or ""),
-        # What deliberation_run_failures (or `fleet-dagster republish`) publishes when NATS could not take it.
-        FINAL_EVENT_METADATA_KEY: dg.MetadataValue.json(stored_event(final)),
-    }
+    metadata = deliberation_metadata(request, councils, frame, status, wall_ms, final, llm.prices())
     yield dg.Output(frame, metadata=metadata)
     # What the polls did not publish, then the final event, through NATS outages up to the retry bound.
     published = stream.finish({council.role: council.calls for council in councils}, final)
@@ -297,6 +257,7 @@ def collect_deliberation(
             allow_retries=False,
         )
     if status is DeliberationStatus.FAILED:
+        call_errors = failed_calls_summary(councils)
         raise dg.Failure(
             description=f"Deliberation {request.deliberation_id} FAILED: a role has no scored proposal"
             + (f" ({call_errors})" if call_errors else ""),

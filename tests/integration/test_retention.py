@@ -13,10 +13,12 @@ from click.testing import CliRunner
 from dagster._core.events import DagsterEvent, DagsterEventType, StepMaterializationData
 
 from fleet_dagster.cli.main import cli
-from fleet_dagster.core.outcome import budget_summary, early_stops, winners
 from fleet_dagster.core.records import AgentCall, CouncilResult, Proposal, Selection
+from fleet_dagster.core.request import parse_request
+from fleet_dagster.core.status import DeliberationStatus
 from fleet_dagster.deliberation.archive import DeliberationArchive
 from fleet_dagster.deliberation.assets import deliberation_job
+from fleet_dagster.deliberation.materialization import deliberation_metadata
 from fleet_dagster.deliberation.partitions import DELIBERATION_ASSET_KEY, DELIBERATION_ID_TAG, DELIBERATION_PARTITIONS
 from fleet_dagster.deliberation.retention import (
     deliberation_retention_job,
@@ -25,12 +27,8 @@ from fleet_dagster.deliberation.retention import (
 )
 from fleet_dagster.deliberation.sensors import _prior_use
 from fleet_dagster.deliberation.status_query import DELIBERATION_JOB_NAME, deliberation_status
-from fleet_dagster.deliberation.tables import (
-    proposals_frame,
-    results_records,
-    winners_markdown,
-    winning_proposals_markdown,
-)
+from fleet_dagster.deliberation.tables import proposals_frame
+from fleet_dagster.nats_bridge.event_builders import final_event
 from fleet_dagster.nats_bridge.triage import triage
 
 pytestmark = pytest.mark.integration
@@ -72,27 +70,14 @@ def council(role: str, agents: int = 2) -> CouncilResult:
     )
 
 
-def collected_metadata(councils: list[CouncilResult]) -> dict[str, Any]:
+def collected_metadata(deliberation_id: str, run_id: str, councils: list[CouncilResult]) -> dict[str, Any]:
     """The metadata the collect step gives the materialization (assets.py), what retention keeps."""
-    frame = proposals_frame(councils)
-    calls = [call for c in councils for call in c.calls]
-    return {
-        "status": "COMPLETED",
-        "expected_count": sum(c.expected_agents for c in councils),
-        "current_count": sum(c.proposals_done for c in councils),
-        "winners": dg.MetadataValue.md(winners_markdown(councils)),
-        "winners_json": dg.MetadataValue.json(winners(councils)),
-        "winning_proposals": dg.MetadataValue.md(winning_proposals_markdown(councils)),
-        "results": dg.MetadataValue.json(results_records(frame)),
-        "total_tokens": sum(call.tokens for call in calls),
-        "agent_calls": len(calls),
-        "flagged_proposals": 0,
-        "budget": dg.MetadataValue.json(budget_summary(None, councils)),
-        "early_stops": dg.MetadataValue.json(early_stops(councils)),
-        "wall_time_s": 12.5,
-        "errors": dg.MetadataValue.json([]),
-        "call_errors": dg.MetadataValue.text(""),
-    }
+    request = parse_request(
+        {"task": "Design a rate limiter", "roles": ["DEV", "QA"], "deliberation_id": deliberation_id}
+    )
+    status, wall_ms = DeliberationStatus.COMPLETED, 12500
+    final = final_event(request, run_id, status, councils, wall_ms)
+    return deliberation_metadata(request, councils, proposals_frame(councils), status, wall_ms, final, {})
 
 
 def record_run(
@@ -127,7 +112,7 @@ def record_run(
         materialization = dg.AssetMaterialization(
             asset_key=DELIBERATION_ASSET_KEY,
             partition=deliberation_id,
-            metadata=collected_metadata([council("DEV"), council("QA")]),
+            metadata=collected_metadata(deliberation_id, run.run_id, [council("DEV"), council("QA")]),
         )
         report(
             DagsterEventType.ASSET_MATERIALIZATION,
