@@ -88,7 +88,9 @@ class Stack:
         return (self.home / f"{name}.log").read_text(errors="replace")[-4000:]
 
 
-@pytest.fixture(scope="session")
+# The package's tests share one stack, stopped after the last of them: its daemon ticks the benchmark schedule
+# every minute, and left running it would start deliberations on the session's Ray head during later tests.
+@pytest.fixture(scope="package")
 def stack(
     ray_head, fleet_home: Path, postgres: LocalPostgres, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
