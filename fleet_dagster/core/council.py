@@ -337,7 +337,7 @@ class Council:
         return bool(changed) or not any(revised)
 
     async def _architect_select(self) -> None:
-        finalists = eligible(self.scored())[: self.request.select_top_k]
+        finalists = eligible(await asyncio.to_thread(self.scored))[: self.request.select_top_k]
         if len(finalists) < 2:
             return
         self._start_phase("select", 1)
@@ -452,7 +452,8 @@ async def run_council(council: Council) -> CouncilResult:
     except Exception as exc:  # noqa: BLE001 - run_council never raises: the failure becomes the result's error
         error = _describe(exc)
     try:
-        return council.result(timed_out=timed_out, error=error)
+        # Scoring is CPU work over untrusted text: in a thread, the loop keeps serving the runner's other councils.
+        return await asyncio.to_thread(council.result, timed_out=timed_out, error=error)
     except Exception as exc:  # noqa: BLE001 - scoring failed: the calls and reviews are still worth keeping
         failure = f"building the result failed: {_describe(exc)}"
         return council.unscored_result(timed_out=timed_out, error=f"{error}; {failure}" if error else failure)
