@@ -124,8 +124,11 @@ class Proposal(BaseModel):
 
 class Selection(BaseModel):
     winner: str | None
-    method: SelectionMethod
+    method: SelectionMethod  # what decided
     rationale: str
+    # What the request asked for (set by the council), and why that did not decide where `method` differs.
+    asked: SelectionMethod | None = None
+    fallback_reason: str | None = None
     # By vote: each final answer's count among the proposals that could win, and the answer that won.
     votes: dict[str, int] = Field(default_factory=dict)
     answer: str | None = None

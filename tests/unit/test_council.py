@@ -258,3 +258,26 @@ def test_scoring_leaves_the_event_loop_free(monkeypatch):
     result = asyncio.run(council_on_this_loop())
     assert result.error is None and len(result.scored_proposals) == 3
     assert loop_answered and all(loop_answered), loop_answered
+
+
+def test_the_selection_says_what_was_asked_what_decided_and_why_it_fell_back():
+    by_vote = asyncio.run(run_council(make(ScriptedModel(), selection="vote"))).selection  # no proposal answers
+    assert (by_vote.asked, by_vote.method) == ("vote", "score")
+    assert by_vote.fallback_reason == "no proposal states a final answer"
+    unnamed = asyncio.run(run_council(make(ScriptedModel(architect_answer="no idea"), selection="architect")))
+    assert (unnamed.selection.asked, unnamed.selection.method) == ("architect", "score")
+    assert "named no finalist" in unnamed.selection.fallback_reason
+    alone = asyncio.run(
+        run_council(make(ScriptedModel(failing={"agent-dev-001", "agent-dev-002"}), selection="architect"))
+    )
+    assert (alone.selection.asked, alone.selection.method) == ("architect", "score")
+    assert "1 proposal" in alone.selection.fallback_reason
+    voted = asyncio.run(
+        run_council(
+            make(
+                AnsweringModel(dict.fromkeys(("agent-dev-001", "agent-dev-002", "agent-dev-003"), "7")),
+                selection="vote",
+            )
+        )
+    )
+    assert (voted.selection.asked, voted.selection.method, voted.selection.fallback_reason) == ("vote", "vote", None)
