@@ -165,25 +165,26 @@ def deliberate(
     _ray_logs_to_file()
 
     from fleet_dagster.cli.progress import DeliberationProgress
-    from fleet_dagster.cli.run_deliberation import cancel_deliberation, execute_deliberation
+    from fleet_dagster.cli.run_deliberation import cancel_deliberation, execute_deliberation, new_run_id
 
     console = _stderr_console()
     instance = _instance()
     _use_llm(llm_url, llm_model)
     _refuse_what_the_server_cannot_serve(request)
+    run_id = new_run_id()  # known before the run exists: a Ctrl-C cancels this run only
     try:
         if as_json:
-            document = execute_deliberation(instance, request, quiet=True)
+            document = execute_deliberation(instance, request, run_id=run_id, quiet=True)
         else:
             console.print(
                 f"Deliberation [bold]{escape(request.deliberation_id)}[/]: {len(request.roles)} roles x "
                 f"{request.agents_per_role} agents x {request.rounds} rounds"
             )
             with DeliberationProgress(request.roles, request.expected_count, console) as progress:
-                document = execute_deliberation(instance, request, quiet=True, on_status=progress.update)
+                document = execute_deliberation(instance, request, run_id=run_id, quiet=True, on_status=progress.update)
     except KeyboardInterrupt:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the release short
-        outcome = cancel_deliberation(instance, request.deliberation_id)
+        outcome = cancel_deliberation(instance, request.deliberation_id, run_id)
         console.print(f"Interrupted: deliberation {request.deliberation_id} cancelled, {outcome}", markup=False)
         sys.exit(EXIT_INTERRUPTED)
     if as_json:

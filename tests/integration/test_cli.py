@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import dagster as dg
 import pytest
 import ray
 from click.testing import CliRunner
@@ -155,3 +156,51 @@ def test_ctrl_c_releases_the_councils_and_exits_130(runner, dagster_home, sim_ll
             os.killpg(process.pid, signal.SIGKILL)
             process.communicate()
         ray.get(runner("cli-interrupted").release.remote("cli-interrupted"))
+
+
+def test_ctrl_c_cancels_only_the_run_it_launched(runner, instance, dagster_home, sim_llm_factory):
+    """A second `deliberate --id X`, interrupted before its own run exists, leaves the run of X that is going on
+    (someone else's) alone: it neither releases that run's councils nor marks it canceled."""
+    server = sim_llm_factory(latency_s=8.0)  # the first run lasts its 3 phases: 24 s at least
+    env = {**os.environ, "DAGSTER_HOME": str(dagster_home)}
+    args = [
+        "Design a cache",
+        "--role",
+        "DEV",
+        "--agents",
+        "2",
+        "--rounds",
+        "1",
+        "--deadline",
+        "600",
+        "--id",
+        "cli-shared",
+    ]
+    command = [sys.executable, "-m", "fleet_dagster.cli", "deliberate", *args, "--llm-url", server.base_url]
+    popen = {"env": env, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True, "start_new_session": True}
+    first = subprocess.Popen([*command, "--json"], **popen)
+    second = None
+    try:
+        waited_until = time.monotonic() + 180
+        while not server.requests_by_agent and first.poll() is None and time.monotonic() < waited_until:
+            time.sleep(0.2)
+        assert server.requests_by_agent, f"the first run never called the model (CLI exit: {first.poll()})"
+        second = subprocess.Popen(command, **popen)
+        started = second.stderr.readline()  # printed as it starts the run: Ctrl-C comes before the run exists
+        assert "Deliberation cli-shared" in started, started + second.communicate(timeout=120)[1]
+        os.killpg(second.pid, signal.SIGINT)
+        _, stderr = second.communicate(timeout=120)
+        assert second.returncode == 130, stderr
+
+        out, stderr = first.communicate(timeout=300)
+        assert first.returncode == 0, stderr
+        document = json.loads(out)
+        assert document["status"] == "COMPLETED", document["error_message"]
+        canceled = instance.all_logs(document["run_id"], of_type=dg.DagsterEventType.RUN_CANCELED)
+        assert canceled == [], "the second CLI cancelled the first one's run"
+    finally:
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.communicate()
+        ray.get(runner("cli-shared").release.remote("cli-shared"))
