@@ -94,3 +94,11 @@ def test_hostile_shapes_are_read_correctly(text, answer):
 def test_only_the_end_of_a_huge_text_is_searched_for_an_answer_line():
     assert final_answer("Answer: 7\n" + "x " * MAX_ANSWER_TEXT_CHARS) is None
     assert final_answer("x " * MAX_ANSWER_TEXT_CHARS + "\nAnswer: 7") == "7"
+
+
+HOSTILE_LINE = st.lists(st.sampled_from([*" \t\n>*_#-:=aA", "answer", "Answer:", "x"]), max_size=400).map("".join)
+
+
+@given(HOSTILE_LINE, st.integers(-(10**6), 10**6))
+def test_a_last_answer_line_is_read_after_any_hostile_text(before, number):
+    assert final_answer(f"{before}\nAnswer: {number}\n") == str(number)

@@ -151,3 +151,11 @@ def test_a_review_with_any_unusable_score_is_unparsed():
 def test_agent_ids_are_redacted_whatever_their_case_and_separators(written):
     text = redact_ids(f"Signed, {written}. See also agent-dev-002.", ["agent-dev-001", "agent-dev-002"])
     assert text == "Signed, [agent]. See also [agent]."
+
+
+@given(
+    st.text(st.characters(categories=["P", "Z", "S"]), max_size=100),
+    st.sampled_from(["agent-dev-001", "Agent-Dev-001", "AGENT_DEV_001", "agent dev 001", "agent.dev-001"]),
+)
+def test_any_spelling_of_an_id_is_redacted_amid_any_punctuation(around, written):
+    assert redact_ids(f"{around}{written}{around}", ["agent-dev-001"]) == f"{around}[agent]{around}"
