@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from fleet_dagster.core.request import DeliberationRequest, RequestError, parse_request
+from fleet_dagster.core.request import DeliberationRequest, RequestError, parse_request, printable
 from fleet_dagster.core.trace import derived_traceparent, traceparent_problem
 from fleet_dagster.nats_bridge.events import DeliberationDuplicate, DeliberationRejected, FieldError
 from fleet_dagster.nats_bridge.settings import MAX_REQUEST_BYTES
@@ -43,12 +43,19 @@ def _cut(text: str, limit: int) -> str:
 def _reject(
     seq: int, deliberation_id: object, *errors: tuple[str, str], traceparent: str | None = None
 ) -> DeliberationRejected:
-    shown = [FieldError(field=_cut(f, 100), message=_cut(m, MAX_ERROR_CHARS)) for f, m in errors[:MAX_REJECTION_ERRORS]]
+    """Whatever the request held, the rejection can be published: bounded, and only text UTF-8 can encode."""
+    shown = [
+        FieldError(field=_cut(printable(f), 100), message=_cut(printable(m), MAX_ERROR_CHARS))
+        for f, m in errors[:MAX_REJECTION_ERRORS]
+    ]
     if len(errors) > MAX_REJECTION_ERRORS:
         shown.append(FieldError(field="request", message=f"and {len(errors) - MAX_REJECTION_ERRORS} more errors"))
-    valid_id = isinstance(deliberation_id, str) and len(deliberation_id) <= 64
+    shown_id = printable(deliberation_id) if isinstance(deliberation_id, str) and len(deliberation_id) <= 64 else None
     return DeliberationRejected(
-        deliberation_id=deliberation_id if valid_id else None, stream_seq=seq, errors=shown, traceparent=traceparent
+        deliberation_id=shown_id,
+        stream_seq=seq,
+        errors=shown,
+        traceparent=traceparent,
     )
 
 
