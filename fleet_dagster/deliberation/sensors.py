@@ -109,7 +109,7 @@ async def _read_and_triage(
             last_seq=info.state.last_seq,
         )
         after, notes = read_after(cursor, stream)
-        messages = await read_requests(js, settings, after, BATCH, READ_BUDGET_S)
+        messages = await read_requests(js, settings, info, after, BATCH, READ_BUDGET_S)
         outcome = triage(messages, _prior_use(instance, DeliberationArchive.from_env()), served.problems)
         for rejected in outcome.rejected:
             await publish_event(js, settings, "deliberation.rejected", rejected, f"rejected-{rejected.stream_seq}")

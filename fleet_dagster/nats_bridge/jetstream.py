@@ -57,17 +57,19 @@ async def publish_event(js: JetStreamContext, settings: NatsSettings, name: str,
 
 
 async def read_requests(
-    js: JetStreamContext, settings: NatsSettings, after_seq: int, batch: int, budget_s: float
+    js: JetStreamContext, settings: NatsSettings, stream: StreamInfo, after_seq: int, batch: int, budget_s: float
 ) -> list[tuple[int, bytes]]:
     """(stream sequence, body) of the requests stored after `after_seq`, oldest first, skipping the stream's
-    other subjects."""
+    other subjects. Direct get (any replica answers) where the stream allows it: an operator's stream may not,
+    and there nobody answers a direct get."""
+    direct = bool(stream.config.allow_direct)
     messages: list[tuple[int, bytes]] = []
     next_seq = after_seq + 1
     deadline = time.monotonic() + budget_s
     while len(messages) < batch and time.monotonic() < deadline:
         try:
             message = await js.get_msg(
-                settings.stream, seq=next_seq, subject=settings.subject(REQUEST_SUBJECT), next=True, direct=True
+                settings.stream, seq=next_seq, subject=settings.subject(REQUEST_SUBJECT), next=True, direct=direct
             )
         except NotFoundError:
             break

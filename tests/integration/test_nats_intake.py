@@ -51,8 +51,11 @@ def test_poison_requests_are_rejected_and_intake_goes_on(nats_server, instance):
     deep = b'{"task": ' + b"[" * 3000 + b"]" * 3000 + b"}"
     many_requirements = json.dumps({"task": "t", "roles": ["DEV"], "requirements": list(range(20_000))}).encode()
     many_unknown_fields = json.dumps({"task": "t", **{f"field_{i}": i for i in range(20_000)}}).encode()
-    surrogates = [rb'{"task":"x","roles":["DEV"],"metadata":{"a":["\ud800"]}}', rb'{"deliberation_id":"\ud800","task":"x"}']
-    poison = [deep, many_requirements, many_unknown_fields, *surrogates]
+    lone_surrogates = [
+        rb'{"task":"x","roles":["DEV"],"metadata":{"a":["\ud800"]}}',
+        rb'{"deliberation_id":"\ud800","task":"x"}',
+    ]
+    poison = [deep, many_requirements, many_unknown_fields, *lone_surrogates]
     sequences = nats_helpers.publish_raw(nats_server.url, [body("before"), *poison, body("after")])
 
     result = evaluate(nats_server, instance, None)
@@ -106,9 +109,11 @@ def test_the_stream_is_created_with_limits_and_an_operators_limits_are_kept(tmp_
         )
         stream_op(server, lambda js, name: js.add_stream(operator))
         nats_helpers.publish_raw(server.url, [body("one")])
-        evaluate(server, instance, None)
+        result = evaluate(server, instance, None)
         info = stream_op(server, lambda js, name: js.stream_info(name))
         assert (info.config.max_age, info.config.max_bytes) == (60, 10_000_000)
+        assert not info.config.allow_direct, "the operator's stream allows no direct get: it is read another way"
+        assert [r.run_key for r in getattr(result, "run_requests", [])] == ["one"], result
 
 
 def test_a_request_published_twice_is_a_duplicate_not_a_rejection(nats_server, instance):
