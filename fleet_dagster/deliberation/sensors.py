@@ -12,6 +12,7 @@ from fleet_dagster.core.request import DeliberationRequest
 from fleet_dagster.deliberation.archive import DeliberationArchive
 from fleet_dagster.deliberation.arrival import start_on_arrival
 from fleet_dagster.deliberation.assets import deliberation_job
+from fleet_dagster.deliberation.config import unlaunchable_roles
 from fleet_dagster.deliberation.partitions import (
     DELIBERATION_ID_TAG,
     REQUEST_DIGEST_TAG,
@@ -110,7 +111,11 @@ async def _read_and_triage(
         )
         after, notes = read_after(cursor, stream)
         messages = await read_requests(js, settings, info, after, BATCH, READ_BUDGET_S)
-        outcome = triage(messages, _prior_use(instance, DeliberationArchive.from_env()), served.problems)
+        outcome = triage(
+            messages,
+            _prior_use(instance, DeliberationArchive.from_env()),
+            lambda request: unlaunchable_roles(request) or served.problems(request),
+        )
         for rejected in outcome.rejected:
             await publish_event(js, settings, "deliberation.rejected", rejected, f"rejected-{rejected.stream_seq}")
         for duplicate in outcome.duplicates:

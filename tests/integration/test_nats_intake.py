@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import shutil
 import threading
 import time
 
@@ -11,6 +12,7 @@ import pytest
 from nats.js.api import StreamConfig
 
 from fleet_dagster.core.request import parse_request
+from fleet_dagster.core.resource_files import resources_dir
 from fleet_dagster.definitions import defs
 from fleet_dagster.nats_bridge.jetstream import jetstream
 from fleet_dagster.nats_bridge.local_server import LocalNatsServer
@@ -184,3 +186,22 @@ def test_submit_wait_follows_the_run_its_request_joined(nats_server, instance):
 
     _, outcome = waited["outcome"]
     assert outcome == {"subject": "deliberation.completed", "event": completed}
+
+
+def test_a_role_whose_profile_came_after_the_code_loaded_is_runnable_or_rejected(
+    nats_server, instance, tmp_path, monkeypatch
+):
+    """Accepted means runnable: the daemon must be able to create the run from the run config the sensor made."""
+    resources = shutil.copytree(resources_dir(), tmp_path / "resources")
+    shutil.copy(resources / "roles" / "DEV.yaml", resources / "roles" / "NEWROLE.yaml")
+    monkeypatch.setenv("FLEET_RESOURCES_DIR", str(resources))  # the ConfigMap gained a profile
+    sequences = nats_helpers.publish_raw(nats_server.url, [body("new-role", roles=["NEWROLE"]), body("old-role")])
+
+    result = evaluate(nats_server, instance, None)
+    job = defs.resolve_job_def("deliberation_job")
+    for run_request in result.run_requests:
+        assert dg.validate_run_config(job, run_request.run_config), run_request.run_key
+    assert [r.run_key for r in result.run_requests] == ["old-role"]
+    [rejected] = nats_helpers.stored_events(nats_server.url, "deliberation.rejected")
+    assert rejected["stream_seq"] == sequences[0] and rejected["errors"][0]["field"] == "roles"
+    assert "NEWROLE" in rejected["errors"][0]["message"] and "reload" in rejected["errors"][0]["message"]
