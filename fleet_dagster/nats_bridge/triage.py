@@ -60,14 +60,25 @@ def _reject(
 
 
 def default_id(seq: int, data: bytes) -> str:
-    """Deterministic, so that evaluating the same messages again gives the same ids (and run keys)."""
+    """What a rejection of a request without an id calls it: deterministic, so a re-evaluated tick says the same."""
     return f"delib-{seq}-{hashlib.sha256(data).hexdigest()[:10]}"
 
 
+def _content_digest(request: DeliberationRequest, exclude: set[str]) -> str:
+    """Of the validated request (defaults filled, roles normalised) as canonical JSON: keys sorted, so metadata
+    keys in another order are the same request; a retry's own trace context (a new span) is never part of it."""
+    fields = request.model_dump(mode="json", exclude={"traceparent", *exclude})
+    return hashlib.sha256(json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
 def request_digest(request: DeliberationRequest) -> str:
-    """Equal for the same request published twice (a producer's retry), whatever its JSON layout; a retry's
-    own trace context (a new span) does not make it another request."""
-    return hashlib.sha256(request.model_dump_json(exclude={"traceparent"}).encode()).hexdigest()
+    """Equal for the same request published twice (a producer's retry), whatever its JSON layout."""
+    return _content_digest(request, set())
+
+
+def content_id(request: DeliberationRequest) -> str:
+    """The id of a request published without one: its content, so that a producer's retry is a duplicate."""
+    return f"delib-{_content_digest(request, {'deliberation_id'})[:24]}"
 
 
 def _traceparent_of(body: object) -> str | None:
@@ -87,14 +98,16 @@ def _parse(seq: int, data: bytes) -> DeliberationRequest | DeliberationRejected:
         return _reject(seq, None, ("request", f"not valid JSON: {exc}"))
     if not isinstance(body, dict):
         return _reject(seq, None, ("request", "must be a JSON object"))
-    if body.get("deliberation_id") is None:
+    has_id = body.get("deliberation_id") is not None
+    if not has_id:
         body["deliberation_id"] = default_id(seq, data)
     if body.get("traceparent") is None:  # a new trace; the same for the same message, however often it is read
         body["traceparent"] = derived_traceparent("nats", str(seq), hashlib.sha256(data).hexdigest())
     try:
-        return parse_request(body)
+        request = parse_request(body)
     except RequestError as exc:
         return _reject(seq, body.get("deliberation_id"), *exc.errors, traceparent=_traceparent_of(body))
+    return request if has_id else request.model_copy(update={"deliberation_id": content_id(request)})
 
 
 def triage(

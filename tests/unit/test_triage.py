@@ -102,3 +102,23 @@ def test_a_request_the_model_server_cannot_serve_is_rejected_with_the_reasons():
     [rejected] = outcome.rejected
     assert rejected.deliberation_id == "no" and rejected.stream_seq == 2
     assert [(e.field, e.message) for e in rejected.errors] == [("roles", "role QA: model 'big' is not served")]
+
+
+def test_a_retried_request_without_an_id_runs_once():
+    """Its identity is its content: the same request (defaults filled, keys in any order) is the same one."""
+    first = json.dumps({"task": "t", "roles": ["DEV"], "metadata": {"a": 1, "b": 2}}).encode()
+    retry = json.dumps({"metadata": {"b": 2, "a": 1}, "roles": ["dev"], "task": "t", "rounds": 1}).encode()
+    other = json.dumps({"task": "another", "roles": ["DEV"]}).encode()
+    outcome = triage([(1, first), (2, retry), (3, other)], _free)
+    assert [seq for seq, _ in outcome.accepted] == [1, 3]
+    [duplicate] = outcome.duplicates
+    assert (duplicate.stream_seq, duplicate.original_stream_seq) == (2, 1)
+    assert duplicate.deliberation_id == outcome.accepted[0][1].deliberation_id
+
+
+def test_metadata_keys_in_another_order_are_the_same_request():
+    body = {"task": "t", "roles": ["DEV"], "deliberation_id": "x"}
+    first = json.dumps({**body, "metadata": {"a": 1, "b": {"c": 1, "d": 2}}}).encode()
+    retry = json.dumps({**body, "metadata": {"b": {"d": 2, "c": 1}, "a": 1}}).encode()
+    outcome = triage([(1, first), (2, retry)], _free)
+    assert [d.stream_seq for d in outcome.duplicates] == [2] and not outcome.rejected
