@@ -16,6 +16,7 @@ from fleet_dagster.deliberation.config import unlaunchable_roles
 from fleet_dagster.deliberation.partitions import (
     DELIBERATION_ID_TAG,
     REQUEST_DIGEST_TAG,
+    STREAM_CREATED_TAG,
     STREAM_SEQ_TAG,
     TRACEPARENT_TAG,
     deliberation_partitions,
@@ -46,12 +47,17 @@ START_ON_ARRIVAL_ENV = "FLEET_NATS_START_ON_ARRIVAL"
 DEFAULT_STATUS = dg.DefaultSensorStatus(os.environ.get("FLEET_NATS_SENSOR_STATUS", "STOPPED").upper())
 
 
-def _prior_use(instance: dg.DagsterInstance, archive: DeliberationArchive):
+def _stream_tags(seq: int, stream_created: str | None) -> dict[str, str]:
+    """Which message of which stream a run was requested by."""
+    return {STREAM_SEQ_TAG: str(seq), **({STREAM_CREATED_TAG: stream_created} if stream_created else {})}
+
+
+def _prior_use(instance: dg.DagsterInstance, archive: DeliberationArchive, stream_created: str | None):
     def lookup(deliberation_id: str, seq: int) -> PriorUse | None:
         run = latest_run(instance, deliberation_id)
         if run is None and archive.holds(deliberation_id):  # its runs were deleted by retention, not its id
             return PriorUse(f"by a deliberation archived in {archive.path(deliberation_id)}", None, None)
-        if run is None or run.tags.get(STREAM_SEQ_TAG) == str(seq):
+        if run is None or _stream_tags(seq, stream_created).items() <= run.tags.items():
             return None  # free, or this very message seen again (its run_key dedupes the run)
         run_seq = run.tags.get(STREAM_SEQ_TAG)
         return PriorUse(
@@ -113,7 +119,7 @@ async def _read_and_triage(
         messages = await read_requests(js, settings, info, after, BATCH, READ_BUDGET_S)
         outcome = triage(
             messages,
-            _prior_use(instance, DeliberationArchive.from_env()),
+            _prior_use(instance, DeliberationArchive.from_env(), stream.created),
             lambda request: unlaunchable_roles(request) or served.problems(request),
         )
         for rejected in outcome.rejected:
@@ -164,7 +170,7 @@ def deliberation_requests(
             run_config=run_config_for(request),
             tags={
                 DELIBERATION_ID_TAG: request.deliberation_id,
-                STREAM_SEQ_TAG: str(seq),
+                **_stream_tags(seq, tick.cursor.stream_created),
                 REQUEST_DIGEST_TAG: request_digest(request),
                 **({TRACEPARENT_TAG: request.traceparent} if request.traceparent else {}),
             },

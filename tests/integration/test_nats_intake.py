@@ -205,3 +205,24 @@ def test_a_role_whose_profile_came_after_the_code_loaded_is_runnable_or_rejected
     [rejected] = nats_helpers.stored_events(nats_server.url, "deliberation.rejected")
     assert rejected["stream_seq"] == sequences[0] and rejected["errors"][0]["field"] == "roles"
     assert "NEWROLE" in rejected["errors"][0]["message"] and "reload" in rejected["errors"][0]["message"]
+
+
+def test_a_recreated_streams_message_at_a_used_sequence_is_not_taken_for_the_old_one(nats_server, instance):
+    """The same id at the same stream sequence of another stream is another message: its id has a run already,
+    so it is answered (a duplicate naming that run, or a rejection), never accepted for a run that cannot start."""
+    nats_helpers.publish_raw(nats_server.url, [body("same"), body("differs")])
+    first = evaluate(nats_server, instance, None)
+    job = defs.resolve_job_def("deliberation_job")
+    instance.add_dynamic_partitions("deliberations", ["same", "differs"])
+    runs = {
+        r.run_key: instance.create_run_for_job(job, run_config=r.run_config, tags=r.tags) for r in first.run_requests
+    }
+    stream_op(nats_server, lambda js, name: js.delete_stream(name))
+    again = nats_helpers.publish_raw(nats_server.url, [body("same"), body("differs", rounds=2)])  # sequences 1, 2
+
+    result = evaluate(nats_server, instance, first.cursor)
+    assert result.run_requests == [], "nothing to run: no councils start on arrival"
+    [duplicate] = nats_helpers.stored_events(nats_server.url, "deliberation.duplicate")
+    assert (duplicate["stream_seq"], duplicate["run_id"]) == (again[0], runs["same"].run_id)
+    [rejected] = nats_helpers.stored_events(nats_server.url, "deliberation.rejected")
+    assert rejected["stream_seq"] == again[1] and "already used" in rejected["errors"][0]["message"]
