@@ -281,7 +281,7 @@ def test_an_archived_id_is_still_taken_for_new_nats_requests(instance, archive_d
     record_run(instance, "archived-id", 40)
     assert retention(instance) == ["archived-id"]
     request = json.dumps({"task": "Design a cache", "roles": ["DEV"], "deliberation_id": "archived-id"}).encode()
-    outcome = triage([(7, request)], _prior_use(instance, DeliberationArchive.from_env()))
+    outcome = triage([(7, request)], _prior_use(instance, DeliberationArchive.from_env(), None))
     assert not outcome.accepted
     (rejected,) = outcome.rejected
     assert rejected.errors[0].field == "deliberation_id"
