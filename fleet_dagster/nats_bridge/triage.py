@@ -34,6 +34,7 @@ class Triage:
     accepted: list[tuple[int, DeliberationRequest]] = field(default_factory=list)
     duplicates: list[DeliberationDuplicate] = field(default_factory=list)
     rejected: list[DeliberationRejected] = field(default_factory=list)
+    handled_through: int | None = None  # the last stream sequence triaged; those after it wait
 
 
 def _cut(text: str, limit: int) -> str:
@@ -114,12 +115,18 @@ def triage(
     messages: list[tuple[int, bytes]],
     prior_use: Callable[[str, int], PriorUse | None],
     unservable: Callable[[DeliberationRequest], list[tuple[str, str]]] = lambda request: [],
+    has_time: Callable[[], bool] = lambda: True,
 ) -> Triage:
     """`prior_use(id, seq)` says how an id is already taken by anything but this message, or None;
-    `unservable(request)` what the model server cannot serve of a request that would start a run."""
+    `unservable(request)` what the model server cannot serve of a request that would start a run;
+    `has_time()`, asked before each message but the first, whether it may be triaged now (if not, it and
+    the messages after it are left for later)."""
     result = Triage()
     in_batch: dict[str, PriorUse] = {}
     for seq, data in messages:
+        if result.handled_through is not None and not has_time():
+            break
+        result.handled_through = seq
         try:
             parsed = _parse(seq, data)
         except Exception as exc:  # noqa: BLE001 - whatever one message does, it is that message's rejection

@@ -3,6 +3,7 @@
 import asyncio
 import json
 import shutil
+import socket
 import threading
 import time
 
@@ -14,6 +15,8 @@ from nats.js.api import StreamConfig
 from fleet_dagster.core.request import parse_request
 from fleet_dagster.core.resource_files import resources_dir
 from fleet_dagster.definitions import defs
+from fleet_dagster.deliberation.tick_budget import TICK_BUDGET_ENV
+from fleet_dagster.llm.settings import LLM_ENV
 from fleet_dagster.nats_bridge.jetstream import jetstream
 from fleet_dagster.nats_bridge.local_server import LocalNatsServer
 from fleet_dagster.nats_bridge.schemas import schema_for_subject
@@ -226,3 +229,31 @@ def test_a_recreated_streams_message_at_a_used_sequence_is_not_taken_for_the_old
     assert (duplicate["stream_seq"], duplicate["run_id"]) == (again[0], runs["same"].run_id)
     [rejected] = nats_helpers.stored_events(nats_server.url, "deliberation.rejected")
     assert rejected["stream_seq"] == again[1] and "already used" in rejected["errors"][0]["message"]
+
+
+@pytest.fixture
+def silent_model_server():
+    """A model server that drops every request: its port takes connections (the kernel's backlog) and never
+    answers one, as behind a firewall that drops packets after the handshake."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/v1"
+    finally:
+        listener.close()
+
+
+def test_a_tick_keeps_its_time_budget_and_what_does_not_fit_waits(
+    nats_server, instance, silent_model_server, monkeypatch
+):
+    """Checking the first request against a server that never answers takes this tick's time: the requests
+    after it wait for the next tick (the cursor stays before them), and each tick makes progress."""
+    monkeypatch.setenv(LLM_ENV["base_url"], silent_model_server)
+    monkeypatch.setenv(TICK_BUDGET_ENV, "3")
+    sequences = nats_helpers.publish_raw(nats_server.url, [body(f"patient-{i}") for i in range(3)])
+
+    first = evaluate(nats_server, instance, None)
+    assert [r.run_key for r in first.run_requests] == ["patient-0"]
+    assert json.loads(first.cursor)["seq"] == sequences[0]
+    second = evaluate(nats_server, instance, first.cursor)
+    assert [r.run_key for r in second.run_requests] == ["patient-1"]
+    assert json.loads(second.cursor)["seq"] == sequences[1]
