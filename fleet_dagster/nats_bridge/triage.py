@@ -137,7 +137,11 @@ def triage(
         request, digest = parsed, request_digest(parsed)
         prior = in_batch.get(request.deliberation_id) or prior_use(request.deliberation_id, seq)
         if prior is None:
-            if problems := unservable(request):
+            try:
+                problems = unservable(request)
+            except Exception as exc:  # noqa: BLE001 - as above: a check that fails on one request rejects it
+                problems = [("request", f"could not be checked: {type(exc).__name__}: {exc}")]
+            if problems:
                 result.rejected.append(
                     _reject(seq, request.deliberation_id, *problems, traceparent=request.traceparent)
                 )

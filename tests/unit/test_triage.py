@@ -122,3 +122,19 @@ def test_metadata_keys_in_another_order_are_the_same_request():
     retry = json.dumps({**body, "metadata": {"b": {"d": 2, "c": 1}, "a": 1}}).encode()
     outcome = triage([(1, first), (2, retry)], _free)
     assert [d.stream_seq for d in outcome.duplicates] == [2] and not outcome.rejected
+
+
+def test_a_check_that_fails_on_one_request_rejects_that_request_only():
+    def unservable(request):
+        if request.deliberation_id == "odd":
+            raise OSError("profile vanished")
+        return []
+
+    messages = [
+        (seq, json.dumps({"task": "t", "roles": ["DEV"], "deliberation_id": i}).encode())
+        for seq, i in [(1, "odd"), (2, "fine")]
+    ]
+    outcome = triage(messages, _free, unservable)
+    assert [request.deliberation_id for _, request in outcome.accepted] == ["fine"]
+    [rejected] = outcome.rejected
+    assert rejected.stream_seq == 1 and "profile vanished" in rejected.errors[0].message
