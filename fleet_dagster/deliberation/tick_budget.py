@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 TICK_BUDGET_ENV = "FLEET_NATS_SENSOR_BUDGET_S"
 DEFAULT_TICK_BUDGET_S = 45.0  # Dagster's 60 s, less its own work around the evaluation (resources, results)
+MAX_TICK_BUDGET_S = 55.0
 # The part of the budget kept for publishing the outcome and starting councils once requests are triaged.
 RESERVE_SHARE = 0.25
 # A step that must run (the tick's first request, a publish) gets at least this much, even past the deadline.
@@ -25,7 +26,13 @@ class TickBudget:
 
     @classmethod
     def start(cls) -> "TickBudget":
-        total_s = float(os.environ.get(TICK_BUDGET_ENV, DEFAULT_TICK_BUDGET_S))
+        raw = os.environ.get(TICK_BUDGET_ENV, str(DEFAULT_TICK_BUDGET_S))
+        try:
+            total_s = float(raw)
+        except ValueError:
+            total_s = -1.0
+        if not 0 < total_s <= MAX_TICK_BUDGET_S:
+            raise ValueError(f"{TICK_BUDGET_ENV} must be seconds in (0, {MAX_TICK_BUDGET_S:.0f}], not {raw!r}")
         return cls(ends_at=time.monotonic() + total_s, reserve_s=total_s * RESERVE_SHARE)
 
     def left_s(self) -> float:
