@@ -73,7 +73,7 @@ class GuardedCalls:
     async def complete(self, endpoint: LLMEndpoint, request: ChatRequest) -> ChatResult:
         base_url, arguments = call_arguments(endpoint, request)
         key = response_key(base_url, arguments)
-        stored = await self._store.get(key) if self._store else None
+        stored = await self._store.get(key) if self._store is not None else None  # not `if store`: len() counts rows
         if stored is not None:
             return stored.model_copy(update={"replayed": True})
         # The same call asked again while it runs (a council restarted on another runner) joins it.
