@@ -79,10 +79,11 @@ def deliberation_status(
     if document["status"] != DeliberationStatus.UNKNOWN.value:
         return document
     archive = archive or DeliberationArchive.from_env()
-    archived = archive.read(deliberation_id)
-    if archived is None:
+    latest = archive.latest(deliberation_id)  # an id run again after it was archived has several archives
+    if latest is None:
         return document
-    return {**archived["status"], "archived": True, "archive": str(archive.path(deliberation_id))}
+    location, archived = latest
+    return {**archived["status"], "archived": True, "archive": location}
 
 
 def instance_status(instance: dg.DagsterInstance, deliberation_id: str) -> dict[str, Any]:
