@@ -63,12 +63,11 @@ class DeliberationArchive:
     def _paths(self, deliberation_id: str) -> list[UPath]:
         folder = self.folder(deliberation_id)
         single = self._root / f"{deliberation_id}.json"  # written before an id could have several archives
-        return [path for path in (single,) if path.is_file()] + (
-            sorted(folder.glob("*.json")) if folder.is_dir() else []
-        )
+        paths = [single] if single.is_file() else []
+        return paths + (sorted(folder.glob("*.json")) if folder.is_dir() else [])
 
     def documents(self, deliberation_id: str) -> list[tuple[str, dict[str, Any]]]:
-        """Where each archive of the deliberation is, and the archive; oldest first. none for an invalid id."""
+        """Where each archive of the deliberation is, and the archive; oldest first; none for an invalid id."""
         try:
             paths = self._paths(deliberation_id)
         except ValueError:
