@@ -78,6 +78,8 @@ def _request_option(flag: str, name: str, *, repeatable: bool = False) -> Callab
         default = field.get_default(call_default_factory=True)
         described = f"{description} Repeatable." + (f" Default: {', '.join(default)}." if default else "")
         return click.option(flag, name, multiple=True, help=described)
+    if field.annotation is bool:  # --name / --no-name
+        return click.option(f"{flag}/--no-{flag[2:]}", name, default=field.default, show_default=True, help=description)
     choices = get_args(field.annotation) if get_origin(field.annotation) is Literal else ()
     # An optional field (`int | None`) is its type on the command line, absent when not given.
     value_type = next((t for t in get_args(field.annotation) if t is not type(None)), field.annotation)
@@ -107,6 +109,7 @@ def request_options(command):
         _request_option("--selection", "selection"),
         _request_option("--top-k", "select_top_k"),
         _request_option("--max-total-tokens", "max_total_tokens"),
+        _request_option("--replay-answers", "replay_answers"),
         _request_option("--traceparent", "traceparent"),
     ]
     for option in reversed(options):

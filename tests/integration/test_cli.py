@@ -34,6 +34,26 @@ def test_deliberate_json_is_the_status_document(ray_head, dagster_home, sim_llm_
     assert json.loads(status.stdout) == document
 
 
+def test_a_run_again_replays_stored_answers_unless_told_not_to(ray_head, dagster_home, sim_llm_factory):
+    """The same id run again: by default its calls are answered from the response store, none reaching the
+    model; with --no-replay-answers every call reaches the model again. The status document counts them."""
+    server = sim_llm_factory(latency_s=0.05)
+    env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "FLEET_LLM_URL": server.base_url}
+    args = ["Design a cache", "--role", "DEV", "--agents", "2", "--rounds", "1", "--id", "cli-again", "--json"]
+
+    def run(*flags: str) -> tuple[dict, int]:
+        done = fleet_dagster("deliberate", *args, *flags, env=env)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout), len(server.answered)
+
+    (first, calls), (replayed, after_replay), (afresh, after_afresh) = run(), run(), run("--no-replay-answers")
+    assert first["replayed_calls"] == 0 and calls > 0
+    assert replayed["replayed_calls"] == calls and after_replay == calls  # no call reached the model
+    assert afresh["replayed_calls"] == 0 and after_afresh == 2 * calls
+    status = fleet_dagster("status", "cli-again", "--json", env=env)
+    assert json.loads(status.stdout)["replayed_calls"] == 0
+
+
 def test_partial_exits_3_and_prints_the_summary(ray_head, dagster_home, sim_llm_factory):
     server = sim_llm_factory(latency_s=0.05, faults={"agent-dev-002": ["500"]})
     env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "FLEET_LLM_URL": server.base_url}
