@@ -133,6 +133,14 @@ class DeliberationRequest(BaseModel):
         "call that could pass it is not made, and what finished is scored (default: no budget).",
     )
 
+    replay_answers: bool = Field(
+        True,
+        strict=True,
+        description="Answer a call made before with the same prompt and settings (by an earlier run of this id, or "
+        "a council restarted after its runner died) from the response store, without asking the model; false: "
+        "every call asks the model (its answer is still stored).",
+    )
+
     traceparent: str | None = Field(
         None,
         description="W3C trace context (00-<trace id>-<span id>-<flags>) that run tags, events, status and every "

@@ -52,6 +52,7 @@ class DeliberationConfig(dg.Config):
     selection: SelectionMethod = _as_in_request("selection")
     select_top_k: int = _as_in_request("select_top_k")
     max_total_tokens: int | None = _as_in_request("max_total_tokens")
+    replay_answers: bool = _as_in_request("replay_answers")
     traceparent: str | None = _as_in_request("traceparent")
 
     def to_request(self, deliberation_id: str) -> DeliberationRequest:

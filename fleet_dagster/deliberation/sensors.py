@@ -69,8 +69,8 @@ def _stream_tags(seq: int, stream_created: str | None) -> dict[str, str]:
 def _prior_use(instance: dg.DagsterInstance, archive: DeliberationArchive, stream_created: str | None):
     def lookup(deliberation_id: str, seq: int) -> PriorUse | None:
         run = latest_run(instance, deliberation_id)
-        if run is None and archive.holds(deliberation_id):  # its runs were deleted by retention, not its id
-            return PriorUse(f"by a deliberation archived in {archive.path(deliberation_id)}", None, None)
+        if run is None and (archived := archive.latest(deliberation_id)):  # retention deleted its runs, not its id
+            return PriorUse(f"by a deliberation archived in {archived[0]}", None, None)
         if run is None or _stream_tags(seq, stream_created).items() <= run.tags.items():
             return None  # free, or this very message seen again (its run_key dedupes the run)
         run_seq = run.tags.get(STREAM_SEQ_TAG)
