@@ -31,9 +31,11 @@ def execute_deliberation(
     quiet: bool = False,
     on_status: Callable[[dict[str, Any]], None] | None = None,
     poll_interval_s: float = 0.5,
+    interrupted: threading.Event | None = None,
 ) -> dict[str, Any]:
     """Executes the deliberation job for a new partition, as run `run_id` (default: a new one), and returns the
-    final status document."""
+    final status document. `interrupted`: set by a Ctrl-C handler; seen between polls, it ends the wait with
+    KeyboardInterrupt."""
     from fleet_dagster.definitions import defs
 
     if request.traceparent is None:  # a new trace, in the run's tags and config alike
@@ -56,8 +58,12 @@ def execute_deliberation(
             outcome["error"] = f"{type(exc).__name__}: {exc}"
 
     worker = threading.Thread(target=execute, name="deliberation", daemon=True)
+    if interrupted is not None and interrupted.is_set():  # Ctrl-C while the job was loading: nothing started
+        raise KeyboardInterrupt
     worker.start()
     while worker.is_alive():
+        if interrupted is not None and interrupted.is_set():
+            raise KeyboardInterrupt
         if on_status is not None:
             on_status(deliberation_status(instance, request.deliberation_id))
         worker.join(poll_interval_s)

@@ -192,6 +192,7 @@ class Council:
             repetition_penalty=sampling.repetition_penalty,
             deadline_at=self.deadline_at,
             traceparent=child_traceparent(self.request.traceparent) if self.request.traceparent else None,
+            replay=self.request.replay_answers,
         )
 
     def _record(

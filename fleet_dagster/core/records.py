@@ -30,6 +30,7 @@ class ChatRequest(BaseModel):
     # The deliberation's deadline (epoch s): waiting for a slot at the endpoint counts against it, not timeout_s.
     deadline_at: float | None = None
     traceparent: str | None = None  # this call's span in the deliberation's trace (see core/trace.py)
+    replay: bool = True  # an answer stored before may answer it (the request's replay_answers)
 
 
 class ChatResult(BaseModel):
