@@ -4,6 +4,7 @@ import json
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -13,9 +14,12 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from fleet_dagster.core.profiles import load_profile
 from fleet_dagster.core.request import parse_request
 from fleet_dagster.core.resource_files import resources_dir
 from fleet_dagster.definitions import defs
+from fleet_dagster.deliberation.archive import DeliberationArchive
+from fleet_dagster.deliberation.retention import archive_deliberation, deliberation_runs
 from fleet_dagster.deliberation.run_config import run_config_for
 from fleet_dagster.llm.settings import LLM_ENV
 from fleet_dagster.local_ports import free_port, port_open
@@ -192,3 +196,32 @@ def test_ray_clients_with_the_rendered_env_reach_a_token_auth_cluster_and_others
     finally:
         stop_session(head.pid)
         shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def test_no_credential_of_the_model_server_is_stored_logged_or_archived(
+    ray_head, fleet_home, instance, sim_llm_factory, monkeypatch, tmp_path
+):
+    """A model URL may carry user:password (an operator's proxy): the run calls through it, and nothing it keeps
+    (run config, event log, the response store's answers and replay document, the archive) holds either
+    password or the API key."""
+    served = load_profile("DEV").model
+    model = sim_llm_factory(latency_s=0.01, model=served)
+    monkeypatch.setenv(LLM_ENV["base_url"], model.base_url.replace("://", "://fleet:url-password@"))
+    per_model = {served: model.base_url.replace("://", "://fleet:models-password@")}
+    monkeypatch.setenv(LLM_ENV["model_urls"], json.dumps(per_model))
+    monkeypatch.setenv(LLM_ENV["api_key"], KEY)
+    outcome = launch(instance, "credentialed-urls", {})
+    assert outcome.success and model.authorizations  # the calls went through the URL with its password
+    recorded = [str(outcome.dagster_run.run_config), *map(str, instance.all_logs(outcome.run_id))]
+    # The local head's workers keep the session's FLEET_HOME: its SQLite store holds this run's answers.
+    with sqlite3.connect(fleet_home / "responses.sqlite") as store:
+        stored = [
+            repr(row) for table in ("responses", "deliberations") for row in store.execute(f"SELECT * FROM {table}")
+        ]
+    assert any("credentialed-urls" in row for row in stored)  # the replay document is there
+    archive = DeliberationArchive(str(tmp_path / "archive"))
+    archive_deliberation(instance, archive, "credentialed-urls", deliberation_runs(instance, "credentialed-urls"))
+    archived = json.dumps(archive.read("credentialed-urls"))
+    secrets = ("url-password", "models-password", KEY)
+    leaks = [(secret, kept[:300]) for kept in [*recorded, *stored, archived] for secret in secrets if secret in kept]
+    assert leaks == []
