@@ -18,6 +18,7 @@ from tests.helm_chart import (
     VALUE_FILES,
     code_location_env,
     containers,
+    generated_secret,
     named,
     pod_templates,
     render,
@@ -72,6 +73,22 @@ def test_run_pods_get_the_credentials_by_reference_and_start_without_any_secret_
                     assert reference["name"] in rendered_secrets | named_in_values, (manifest["kind"], variable)
     if values is None:
         assert {m["metadata"]["name"] for m in rendered if m["kind"] == "Secret"} == {"fleet-fleet-dagster-auth"}
+
+
+@pytest.mark.parametrize("values", VALUE_FILES, ids=lambda v: v.name if v else "defaults")
+def test_no_container_command_line_carries_a_secret(helm, values):
+    """A process's arguments are readable by anyone on the node (`ps`, /proc/PID/cmdline) and land in
+    events and crash reports: a Secret reaches a container as an env variable or a file, never as
+    `$(VAR)` expanded into its command or args."""
+    rendered = render(helm, values)
+    secret_values = list(generated_secret(rendered).values()) if any(m["kind"] == "Secret" for m in rendered) else []
+    for manifest in rendered:
+        for _, container in containers(manifest):
+            from_secrets = {v["name"] for v in container.get("env", []) if "secretKeyRef" in v.get("valueFrom", {})}
+            command_line = " ".join([*container.get("command", []), *container.get("args", [])])
+            where = f"{manifest['kind']}/{manifest['metadata']['name']}/{container['name']}"
+            assert [name for name in from_secrets if f"$({name})" in command_line] == [], where
+            assert [value for value in secret_values if value in command_line] == [], where
 
 
 def test_every_fleet_pod_is_behind_a_network_policy(helm):

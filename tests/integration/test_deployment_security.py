@@ -2,7 +2,6 @@
 
 import json
 import os
-import re
 import shutil
 import sqlite3
 import subprocess
@@ -99,22 +98,31 @@ def kubelet_env(job: dict, rendered: list[dict], secret: dict[str, str]) -> dict
 def test_the_default_deployment_runs_with_its_own_env_and_authenticates_everywhere(
     helm, ray_head, instance, sim_llm_factory, monkeypatch, tmp_path
 ):
-    """The chart's default render, run here: nats-server with the rendered arguments and token, a model
+    """The chart's default render, run here: nats-server with the rendered arguments, config file and token, a model
     server that (like vLLM with VLLM_API_KEY) wants the generated key, and a run with the run pod's env."""
     rendered = render(helm, None)
     secret = generated_secret(rendered)
-    nats_container = named(rendered, "StatefulSet", "-nats")["spec"]["template"]["spec"]["containers"][0]
-    nats_env = {v["name"]: secret[v["valueFrom"]["secretKeyRef"]["key"]] for v in nats_container["env"]}
-    arguments = [re.sub(r"\$\((\w+)\)", lambda m: nats_env[m.group(1)], a) for a in nats_container["args"]]
-    pairs = dict(zip(arguments[1::2], arguments[2::2], strict=False))  # after "--jetstream"
-    assert set(pairs) == {"--store_dir", "--port", "--http_port", "--auth"}
+    nats_pod = named(rendered, "StatefulSet", "-nats")["spec"]["template"]["spec"]
+    nats_container = nats_pod["containers"][0]
+    # The server's config file as mounted from its ConfigMap, and its env from the Secret.
+    config_dir = tmp_path / "nats-config"
+    config_dir.mkdir()
+    config_map = next(v["configMap"]["name"] for v in nats_pod["volumes"] if v["name"] == "config")
+    for file, text in next(m for m in rendered if m["metadata"]["name"] == config_map)["data"].items():
+        (config_dir / file).write_text(text)
+    mount = next(m["mountPath"] for m in nats_container["volumeMounts"] if m["name"] == "config")
+    nats_token = secret[
+        next(v for v in nats_container["env"] if v["name"] == "NATS_TOKEN")["valueFrom"]["secretKeyRef"]["key"]
+    ]
+    monkeypatch.setenv("NATS_TOKEN", nats_token)
+    nats_options = [a.replace(mount, str(config_dir)) for a in nats_container["args"]] + ["-m", str(free_port())]
     vllm = named(rendered, "Deployment", "-vllm-qwen-7b")["spec"]["template"]["spec"]["containers"][0]
     api_key = secret[next(v for v in vllm["env"] if v["name"] == "VLLM_API_KEY")["valueFrom"]["secretKeyRef"]["key"]]
     served = vllm["args"][1].removeprefix("--served-model-name=")
     job = run_pod_job(rendered, instance, tmp_path)
     env = kubelet_env(job, rendered, secret)
 
-    with LocalNatsServer(tmp_path / "jetstream", options=["--auth", pairs["--auth"]]) as nats_server:
+    with LocalNatsServer(tmp_path / "jetstream", options=nats_options) as nats_server:
         with pytest.raises(Exception, match="[Aa]uthoriz"):
             nats_helpers.publish_raw(nats_server.url, [])  # no token: refused
         model = sim_llm_factory(latency_s=0.01, model=served, only_model=True, api_key=api_key)
@@ -137,7 +145,7 @@ def test_the_default_deployment_runs_with_its_own_env_and_authenticates_everywhe
         outcome = launch(instance, "as-deployed", {})
         assert outcome.success
         assert model.authorizations and set(model.authorizations) == {f"Bearer {api_key}"}
-        with_token = nats_server.url.replace("nats://", f"nats://{pairs['--auth']}@")
+        with_token = nats_server.url.replace("nats://", f"nats://{nats_token}@")
         completed = nats_helpers.stored_events(with_token, "deliberation.completed")
         assert [event["status"] for event in completed] == ["COMPLETED"]
         # No credential in the run's config, its event log (metadata included) or the published events.
