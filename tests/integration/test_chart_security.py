@@ -106,6 +106,33 @@ def test_every_fleet_pod_is_behind_a_network_policy(helm):
                 assert all("namespaceSelector" in peer for peer in rule["from"])
 
 
+# The pod labels the official Dagster chart (helm/dagster-values.yaml, release "dagster") gives its two
+# webservers: templates/helpers/_helpers.tpl, "dagster.selectorLabels" and "dagster.webserver.componentName".
+DAGSTER_WEBSERVER = {"app.kubernetes.io/name": "dagster", "app.kubernetes.io/instance": "dagster"}
+WRITABLE_WEBSERVER = {**DAGSTER_WEBSERVER, "component": "dagster-webserver"}
+READ_ONLY_WEBSERVER = {**DAGSTER_WEBSERVER, "component": "dagster-webserver-read-only"}
+
+
+def test_viewers_get_a_read_only_webserver_and_only_the_proxy_reaches_the_writable_one(helm):
+    """The Dagster webserver authenticates no one, and whoever reaches the writable one launches runs with any
+    config and tags: it admits only the authenticating proxy's pods; viewers use the read-only one."""
+    dagster_values = yaml.safe_load((ROOT / "helm" / "dagster-values.yaml").read_text())
+    assert dagster_values["dagsterWebserver"]["enableReadOnly"] is True
+    for values in VALUE_FILES:
+        rendered = render(helm, values)
+        policies = [p["spec"] for p in rendered if p["kind"] == "NetworkPolicy"]
+        guarding = [p for p in policies if p["podSelector"]["matchLabels"].items() <= WRITABLE_WEBSERVER.items()]
+        assert guarding and all(
+            not p["podSelector"]["matchLabels"].items() <= READ_ONLY_WEBSERVER.items() for p in guarding
+        )
+        proxy = yaml.safe_load((CHART / "values.yaml").read_text())["networkPolicy"]["webserverProxyPods"]
+        for policy in guarding:
+            assert policy["policyTypes"] == ["Ingress"]
+            assert [peer for rule in policy["ingress"] for peer in rule["from"]] == [
+                {"podSelector": {"matchLabels": proxy}}
+            ]
+
+
 def test_the_ray_dashboard_listens_on_loopback_unless_kuberay_needs_it(helm):
     head = named(render(helm, None), "RayCluster", "-ray")["spec"]["headGroupSpec"]["rayStartParams"]
     assert head["dashboard-host"] == "127.0.0.1"
