@@ -70,6 +70,7 @@ class RayClusterResource(RayResource):
 
     def connect(self, context: AnyDagsterContext) -> BaseContext:  # type: ignore[override]  # theirs is retry-wrapped
         # dagster-ray's connect also configures Ray Data, which would pull in pyarrow for nothing.
+        # Read from the class: mypy's pydantic plugin mistakes the instance attribute of a ClassVar override.
         self._context = ray.init(address=self.ray_address, **type(self).ray_init_options)
         return self._context
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import closing
 from pathlib import Path
 
 import dagster as dg
@@ -222,7 +223,7 @@ def test_no_credential_of_the_model_server_is_stored_logged_or_archived(
     assert outcome.success and model.authorizations  # the calls went through the URL with its password
     recorded = [str(outcome.dagster_run.run_config), *map(str, instance.all_logs(outcome.run_id))]
     # The local head's workers keep the session's FLEET_HOME: its SQLite store holds this run's answers.
-    with sqlite3.connect(fleet_home / "responses.sqlite") as store:
+    with closing(sqlite3.connect(fleet_home / "responses.sqlite")) as store:
         stored = [
             repr(row) for table in ("responses", "deliberations") for row in store.execute(f"SELECT * FROM {table}")
         ]
@@ -230,6 +231,7 @@ def test_no_credential_of_the_model_server_is_stored_logged_or_archived(
     archive = DeliberationArchive(str(tmp_path / "archive"))
     archive_deliberation(instance, archive, "credentialed-urls", deliberation_runs(instance, "credentialed-urls"))
     archived = json.dumps(archive.read("credentialed-urls"))
+    assert "credentialed-urls" in archived  # the archive holds the deliberation
     secrets = ("url-password", "models-password", KEY)
     leaks = [(secret, kept[:300]) for kept in [*recorded, *stored, archived] for secret in secrets if secret in kept]
     assert leaks == []
