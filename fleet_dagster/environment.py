@@ -1,7 +1,5 @@
 """Resources per environment, chosen in one place; endpoints and secrets only from the environment."""
 
-import os
-
 import dagster as dg
 
 from fleet_dagster.llm.resources import LLMResource
@@ -9,17 +7,12 @@ from fleet_dagster.nats_bridge.resources import NatsResource
 from fleet_dagster.ray_cluster.resources import RayClusterResource
 
 
-def _env(name: str) -> dg.EnvVar | None:
-    """An EnvVar for a variable that is set; None keeps an optional field unset."""
-    return dg.EnvVar(name) if os.environ.get(name) else None
-
-
 def resources_for_environment() -> dict[str, dg.ConfigurableResource]:
     """Embedded default unless the environment names a cluster (RAY_ADDRESS), an endpoint (FLEET_LLM_URL)
     or a NATS server (NATS_URL)."""
     return {
-        # NATS and the model server are read from the environment when a run needs them (their settings modules).
+        # NATS, Ray and the model server are read from the environment when a run needs them, never from run config.
         "nats": NatsResource(),
-        "ray_cluster": RayClusterResource(address=_env("RAY_ADDRESS")),
+        "ray_cluster": RayClusterResource(),
         "llm": LLMResource(),
     }

@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field
 from fleet_dagster.core.records import ChatResult
 from fleet_dagster.core.request import DeliberationRequest
 from fleet_dagster.llm.endpoint import LLMEndpoint
+from fleet_dagster.llm.settings import display_url
 from fleet_dagster.settings import fleet_home
 
 RESPONSE_STORE_ENV = {
@@ -199,4 +200,12 @@ class ReplayDocument(BaseModel):
 
 
 def replay_document(request: DeliberationRequest, endpoint: LLMEndpoint) -> str:
-    return ReplayDocument(request=request, endpoint=endpoint).model_dump_json(exclude={"endpoint": {"api_key"}})
+    """The document without a credential: no key, no user:password in a URL (replay makes no call, and the
+    store's keys are computed from the URLs without them)."""
+    stored = endpoint.model_copy(
+        update={
+            "base_url": display_url(endpoint.base_url),
+            "model_urls": {model: display_url(url) for model, url in endpoint.model_urls.items()},
+        }
+    )
+    return ReplayDocument(request=request, endpoint=stored).model_dump_json(exclude={"endpoint": {"api_key"}})

@@ -1,32 +1,50 @@
 """The Ray cluster as a Dagster resource, on dagster-ray's lifecycle (create, wait, connect, cleanup)."""
 
+import os
+from typing import Any, ClassVar
 from urllib.parse import urlparse
 
 import ray
 from dagster_ray import RayResource
+from dagster_ray.configs import Lifecycle, RayDataExecutionOptions
 from dagster_ray.types import AnyDagsterContext
-from pydantic import Field, PrivateAttr
+from pydantic import PrivateAttr
 from ray._private.worker import BaseContext
 
 from fleet_dagster.ray_cluster.actors import NAMESPACE
 from fleet_dagster.ray_cluster.local_head import ensure_local_head
 from fleet_dagster.settings import fleet_home
 
+RAY_ADDRESS_ENV = "RAY_ADDRESS"
+
 
 class RayClusterResource(RayResource):
     """One Ray cluster shared by every step of every run.
 
-    `address` set (RAY_ADDRESS, e.g. ray://fleet-ray-head:10001 on KubeRay): use that cluster.
+    RAY_ADDRESS set (e.g. ray://fleet-ray-head:10001 on KubeRay): use that cluster.
     Unset: the local head under FLEET_HOME, started by the first run and reused by all later ones.
+
+    It has no config fields on purpose, like the `nats` and `llm` resources' connection settings: a field is
+    something a launch can set, and the run pod connects with the deployment's Ray token and ships the model
+    endpoint, key included, to the cluster as actor arguments. dagster-ray's fields are fixed here as class
+    variables, which pydantic (and so Dagster's config schema) does not count as fields.
     """
 
-    address: str | None = Field(
-        default=None, description="Address of a running Ray cluster; unset = shared local head."
-    )
-    local_num_cpus: int | None = Field(default=None, description="CPUs of the local head (default: all).")
-    ray_init_options: dict = Field(
-        default_factory=lambda: {"namespace": NAMESPACE, "log_to_driver": False, "ignore_reinit_error": True}
-    )
+    lifecycle: ClassVar[Lifecycle] = Lifecycle()  # type: ignore[misc]
+    timeout: ClassVar[float] = 600.0  # type: ignore[misc]
+    ray_init_options: ClassVar[dict[str, Any]] = {  # type: ignore[misc]
+        "namespace": NAMESPACE,
+        "log_to_driver": False,
+        "ignore_reinit_error": True,
+    }
+    data_execution_options: ClassVar[RayDataExecutionOptions] = RayDataExecutionOptions()  # type: ignore[misc]
+    redis_port: ClassVar[int] = 10001  # type: ignore[misc]
+    dashboard_port: ClassVar[int] = 8265  # type: ignore[misc]
+    env_vars: ClassVar[dict[str, str] | None] = None  # type: ignore[misc]
+    enable_tracing: ClassVar[bool] = False  # type: ignore[misc]
+    enable_actor_task_logging: ClassVar[bool] = False  # type: ignore[misc]
+    enable_debug_post_mortem: ClassVar[bool] = False  # type: ignore[misc]
+    enable_legacy_debugger: ClassVar[bool] = False  # type: ignore[misc]
     _resolved_address: str | None = PrivateAttr(None)
 
     @property
@@ -52,15 +70,16 @@ class RayClusterResource(RayResource):
 
     def connect(self, context: AnyDagsterContext) -> BaseContext:  # type: ignore[override]  # theirs is retry-wrapped
         # dagster-ray's connect also configures Ray Data, which would pull in pyarrow for nothing.
-        self._context = ray.init(address=self.ray_address, **self.ray_init_options)
+        # Read from the class: mypy's pydantic plugin mistakes the instance attribute of a ClassVar override.
+        self._context = ray.init(address=self.ray_address, **type(self).ray_init_options)
         return self._context
 
     def create(self, context: AnyDagsterContext) -> None:
-        if self.address:
-            self._resolved_address = self.address
+        if address := os.environ.get(RAY_ADDRESS_ENV):
+            self._resolved_address = address
             self._creation_verb = "Using"
         else:
-            head = ensure_local_head(fleet_home() / "ray", num_cpus=self.local_num_cpus)
+            head = ensure_local_head(fleet_home() / "ray")
             self._resolved_address = head.address
             self._creation_verb = "Using the shared local head of"
 

@@ -32,6 +32,8 @@ class Stack:
     nats: LocalNatsServer
     sim: SimLLMServer
     database_url: str  # where webserver, daemon and runs keep runs, events and schedules
+    # A second webserver over the same workspace and instance, in Dagster's read-only mode (started on demand).
+    read_only_port: int = field(default_factory=free_port)
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     # Sessions of killed processes whose children (run workers, code servers) were left running.
     orphaned_sessions: list[int] = field(default_factory=list)
@@ -41,16 +43,10 @@ class Stack:
         return f"http://127.0.0.1:{self.webserver_port}"
 
     def start(self, name: str) -> None:
+        webserver = ["dagster-webserver", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p"]
         commands = {
-            "webserver": [
-                "dagster-webserver",
-                "-w",
-                "workspace.yaml",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(self.webserver_port),
-            ],
+            "webserver": [*webserver, str(self.webserver_port)],
+            "webserver-read-only": [*webserver, str(self.read_only_port), "--read-only"],
             "daemon": ["dagster-daemon", "run", "-w", "workspace.yaml"],
         }
         executable = str(Path(sys.executable).with_name(commands[name][0]))
@@ -86,6 +82,17 @@ class Stack:
 
     def log(self, name: str) -> str:
         return (self.home / f"{name}.log").read_text(errors="replace")[-4000:]
+
+    def wait_serving(self, name: str, port: int, timeout_s: float = 120) -> None:
+        deadline = time.time() + timeout_s
+        while True:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/server_info", timeout=2).ok:
+                    return
+            except requests.ConnectionError:
+                pass
+            assert time.time() < deadline and self.processes[name].poll() is None, self.log(name)
+            time.sleep(0.5)
 
 
 # The package's tests share one stack, stopped after the last of them: its daemon ticks the benchmark schedule
@@ -126,15 +133,7 @@ def stack(
         try:
             stack.start("webserver")
             stack.start("daemon")
-            deadline = time.time() + 120
-            while True:
-                try:
-                    if requests.get(f"{stack.url}/server_info", timeout=2).ok:
-                        break
-                except requests.ConnectionError:
-                    pass
-                assert time.time() < deadline, stack.log("webserver")
-                time.sleep(0.5)
+            stack.wait_serving("webserver", stack.webserver_port)
             yield stack
         finally:
             stack.stop_all()

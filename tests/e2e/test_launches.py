@@ -14,8 +14,8 @@ from tests.nats_helpers import publish_raw, stored_events
 pytestmark = pytest.mark.e2e
 
 
-def client(stack) -> DagsterGraphQLClient:
-    return DagsterGraphQLClient("127.0.0.1", port_number=stack.webserver_port)
+def client(stack, port: int | None = None) -> DagsterGraphQLClient:
+    return DagsterGraphQLClient("127.0.0.1", port_number=port or stack.webserver_port)
 
 
 def instance(stack) -> dg.DagsterInstance:
@@ -68,6 +68,32 @@ def test_graphql_launch_then_status(stack):
     document = fleet_status(stack, "gql-1")
     assert document["status"] == "COMPLETED" and document["run_id"] == run_id
     assert set(document["winners"]) == {"DEV", "QA"}
+
+
+def test_a_read_only_webserver_refuses_a_graphql_launch_the_writable_one_accepts(stack):
+    """Viewers get Dagster's read-only webserver (the chart's dagsterWebserver.enableReadOnly): the same UI and
+    GraphQL over the same workspace and instance, with every launch refused; launches go to the writable one."""
+    with instance(stack) as dagster:
+        dagster.add_dynamic_partitions("deliberations", ["read-only-1"])
+    launch = {
+        "run_config": deliberation_config("Design a cache", roles=["DEV"], agents_per_role=2),
+        "tags": {"dagster/partition": "read-only-1", "fleet/deliberation_id": "read-only-1"},
+    }
+    stack.start("webserver-read-only")
+    try:
+        stack.wait_serving("webserver-read-only", stack.read_only_port)
+        with pytest.raises(DagsterGraphQLClientError) as caught:
+            client(stack, stack.read_only_port).submit_job_execution("deliberation_job", **launch)
+    finally:
+        stack.stop("webserver-read-only")
+    assert "UnauthorizedError" in str(caught.value), caught.value
+    with instance(stack) as dagster:
+        assert runs_of_partition(dagster, "read-only-1") == []
+    run_id = client(stack).submit_job_execution("deliberation_job", **launch)
+    ended = wait_for(
+        lambda: client(stack).get_run_status(run_id).value in ("SUCCESS", "FAILURE"), 180, "the writable launch", stack
+    )
+    assert ended and client(stack).get_run_status(run_id).value == "SUCCESS"
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,7 @@ from tests.helm_chart import (
     VALUE_FILES,
     code_location_env,
     containers,
+    generated_secret,
     named,
     pod_templates,
     render,
@@ -74,6 +75,22 @@ def test_run_pods_get_the_credentials_by_reference_and_start_without_any_secret_
         assert {m["metadata"]["name"] for m in rendered if m["kind"] == "Secret"} == {"fleet-fleet-dagster-auth"}
 
 
+@pytest.mark.parametrize("values", VALUE_FILES, ids=lambda v: v.name if v else "defaults")
+def test_no_container_command_line_carries_a_secret(helm, values):
+    """A process's arguments are readable by anyone on the node (`ps`, /proc/PID/cmdline) and land in
+    events and crash reports: a Secret reaches a container as an env variable or a file, never as
+    `$(VAR)` expanded into its command or args."""
+    rendered = render(helm, values)
+    secret_values = list(generated_secret(rendered).values()) if any(m["kind"] == "Secret" for m in rendered) else []
+    for manifest in rendered:
+        for _, container in containers(manifest):
+            from_secrets = {v["name"] for v in container.get("env", []) if "secretKeyRef" in v.get("valueFrom", {})}
+            command_line = " ".join([*container.get("command", []), *container.get("args", [])])
+            where = f"{manifest['kind']}/{manifest['metadata']['name']}/{container['name']}"
+            assert [name for name in from_secrets if f"$({name})" in command_line] == [], where
+            assert [value for value in secret_values if value in command_line] == [], where
+
+
 def test_every_fleet_pod_is_behind_a_network_policy(helm):
     for values in VALUE_FILES:
         rendered = render(helm, values)
@@ -87,6 +104,33 @@ def test_every_fleet_pod_is_behind_a_network_policy(helm):
             ports = {port["port"] for port in rule.get("ports", [])}
             if 8265 in ports:  # the dashboard (Jobs API): the KubeRay operator's namespace only
                 assert all("namespaceSelector" in peer for peer in rule["from"])
+
+
+# The pod labels the official Dagster chart (helm/dagster-values.yaml, release "dagster") gives its two
+# webservers: templates/helpers/_helpers.tpl, "dagster.selectorLabels" and "dagster.webserver.componentName".
+DAGSTER_WEBSERVER = {"app.kubernetes.io/name": "dagster", "app.kubernetes.io/instance": "dagster"}
+WRITABLE_WEBSERVER = {**DAGSTER_WEBSERVER, "component": "dagster-webserver"}
+READ_ONLY_WEBSERVER = {**DAGSTER_WEBSERVER, "component": "dagster-webserver-read-only"}
+
+
+def test_viewers_get_a_read_only_webserver_and_only_the_proxy_reaches_the_writable_one(helm):
+    """The Dagster webserver authenticates no one, and whoever reaches the writable one launches runs with any
+    config and tags: it admits only the authenticating proxy's pods; viewers use the read-only one."""
+    dagster_values = yaml.safe_load((ROOT / "helm" / "dagster-values.yaml").read_text())
+    assert dagster_values["dagsterWebserver"]["enableReadOnly"] is True
+    for values in VALUE_FILES:
+        rendered = render(helm, values)
+        policies = [p["spec"] for p in rendered if p["kind"] == "NetworkPolicy"]
+        guarding = [p for p in policies if p["podSelector"]["matchLabels"].items() <= WRITABLE_WEBSERVER.items()]
+        assert guarding and all(
+            not p["podSelector"]["matchLabels"].items() <= READ_ONLY_WEBSERVER.items() for p in guarding
+        )
+        proxy = yaml.safe_load((CHART / "values.yaml").read_text())["networkPolicy"]["webserverProxyPods"]
+        for policy in guarding:
+            assert policy["policyTypes"] == ["Ingress"]
+            assert [peer for rule in policy["ingress"] for peer in rule["from"]] == [
+                {"podSelector": {"matchLabels": proxy}}
+            ]
 
 
 def test_the_ray_dashboard_listens_on_loopback_unless_kuberay_needs_it(helm):

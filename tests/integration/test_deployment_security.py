@@ -2,20 +2,24 @@
 
 import json
 import os
-import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
+from contextlib import closing
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
+from fleet_dagster.core.profiles import load_profile
 from fleet_dagster.core.request import parse_request
 from fleet_dagster.core.resource_files import resources_dir
 from fleet_dagster.definitions import defs
+from fleet_dagster.deliberation.archive import DeliberationArchive
+from fleet_dagster.deliberation.retention import archive_deliberation, deliberation_runs
 from fleet_dagster.deliberation.run_config import run_config_for
 from fleet_dagster.llm.settings import LLM_ENV
 from fleet_dagster.local_ports import free_port, port_open
@@ -95,22 +99,31 @@ def kubelet_env(job: dict, rendered: list[dict], secret: dict[str, str]) -> dict
 def test_the_default_deployment_runs_with_its_own_env_and_authenticates_everywhere(
     helm, ray_head, instance, sim_llm_factory, monkeypatch, tmp_path
 ):
-    """The chart's default render, run here: nats-server with the rendered arguments and token, a model
+    """The chart's default render, run here: nats-server with the rendered arguments, config file and token, a model
     server that (like vLLM with VLLM_API_KEY) wants the generated key, and a run with the run pod's env."""
     rendered = render(helm, None)
     secret = generated_secret(rendered)
-    nats_container = named(rendered, "StatefulSet", "-nats")["spec"]["template"]["spec"]["containers"][0]
-    nats_env = {v["name"]: secret[v["valueFrom"]["secretKeyRef"]["key"]] for v in nats_container["env"]}
-    arguments = [re.sub(r"\$\((\w+)\)", lambda m: nats_env[m.group(1)], a) for a in nats_container["args"]]
-    pairs = dict(zip(arguments[1::2], arguments[2::2], strict=False))  # after "--jetstream"
-    assert set(pairs) == {"--store_dir", "--port", "--http_port", "--auth"}
+    nats_pod = named(rendered, "StatefulSet", "-nats")["spec"]["template"]["spec"]
+    nats_container = nats_pod["containers"][0]
+    # The server's config file as mounted from its ConfigMap, and its env from the Secret.
+    config_dir = tmp_path / "nats-config"
+    config_dir.mkdir()
+    config_map = next(v["configMap"]["name"] for v in nats_pod["volumes"] if v["name"] == "config")
+    for file, text in next(m for m in rendered if m["metadata"]["name"] == config_map)["data"].items():
+        (config_dir / file).write_text(text)
+    mount = next(m["mountPath"] for m in nats_container["volumeMounts"] if m["name"] == "config")
+    nats_token = secret[
+        next(v for v in nats_container["env"] if v["name"] == "NATS_TOKEN")["valueFrom"]["secretKeyRef"]["key"]
+    ]
+    monkeypatch.setenv("NATS_TOKEN", nats_token)
+    nats_options = [a.replace(mount, str(config_dir)) for a in nats_container["args"]] + ["-m", str(free_port())]
     vllm = named(rendered, "Deployment", "-vllm-qwen-7b")["spec"]["template"]["spec"]["containers"][0]
     api_key = secret[next(v for v in vllm["env"] if v["name"] == "VLLM_API_KEY")["valueFrom"]["secretKeyRef"]["key"]]
     served = vllm["args"][1].removeprefix("--served-model-name=")
     job = run_pod_job(rendered, instance, tmp_path)
     env = kubelet_env(job, rendered, secret)
 
-    with LocalNatsServer(tmp_path / "jetstream", options=["--auth", pairs["--auth"]]) as nats_server:
+    with LocalNatsServer(tmp_path / "jetstream", options=nats_options) as nats_server:
         with pytest.raises(Exception, match="[Aa]uthoriz"):
             nats_helpers.publish_raw(nats_server.url, [])  # no token: refused
         model = sim_llm_factory(latency_s=0.01, model=served, only_model=True, api_key=api_key)
@@ -133,7 +146,7 @@ def test_the_default_deployment_runs_with_its_own_env_and_authenticates_everywhe
         outcome = launch(instance, "as-deployed", {})
         assert outcome.success
         assert model.authorizations and set(model.authorizations) == {f"Bearer {api_key}"}
-        with_token = nats_server.url.replace("nats://", f"nats://{pairs['--auth']}@")
+        with_token = nats_server.url.replace("nats://", f"nats://{nats_token}@")
         completed = nats_helpers.stored_events(with_token, "deliberation.completed")
         assert [event["status"] for event in completed] == ["COMPLETED"]
         # No credential in the run's config, its event log (metadata included) or the published events.
@@ -192,3 +205,33 @@ def test_ray_clients_with_the_rendered_env_reach_a_token_auth_cluster_and_others
     finally:
         stop_session(head.pid)
         shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def test_no_credential_of_the_model_server_is_stored_logged_or_archived(
+    ray_head, fleet_home, instance, sim_llm_factory, monkeypatch, tmp_path
+):
+    """A model URL may carry user:password (an operator's proxy): the run calls through it, and nothing it keeps
+    (run config, event log, the response store's answers and replay document, the archive) holds either
+    password or the API key."""
+    served = load_profile("DEV").model
+    model = sim_llm_factory(latency_s=0.01, model=served)
+    monkeypatch.setenv(LLM_ENV["base_url"], model.base_url.replace("://", "://fleet:url-password@"))
+    per_model = {served: model.base_url.replace("://", "://fleet:models-password@")}
+    monkeypatch.setenv(LLM_ENV["model_urls"], json.dumps(per_model))
+    monkeypatch.setenv(LLM_ENV["api_key"], KEY)
+    outcome = launch(instance, "credentialed-urls", {})
+    assert outcome.success and model.authorizations  # the calls went through the URL with its password
+    recorded = [str(outcome.dagster_run.run_config), *map(str, instance.all_logs(outcome.run_id))]
+    # The local head's workers keep the session's FLEET_HOME: its SQLite store holds this run's answers.
+    with closing(sqlite3.connect(fleet_home / "responses.sqlite")) as store:
+        stored = [
+            repr(row) for table in ("responses", "deliberations") for row in store.execute(f"SELECT * FROM {table}")
+        ]
+    assert any("credentialed-urls" in row for row in stored)  # the replay document is there
+    archive = DeliberationArchive(str(tmp_path / "archive"))
+    archive_deliberation(instance, archive, "credentialed-urls", deliberation_runs(instance, "credentialed-urls"))
+    archived = json.dumps(archive.read("credentialed-urls"))
+    assert "credentialed-urls" in archived  # the archive holds the deliberation
+    secrets = ("url-password", "models-password", KEY)
+    leaks = [(secret, kept[:300]) for kept in [*recorded, *stored, archived] for secret in secrets if secret in kept]
+    assert leaks == []

@@ -10,12 +10,15 @@ import nats
 import pytest
 
 from fleet_dagster.core.records import ChatResult
-from fleet_dagster.llm.response_store import RESPONSE_STORE_ENV, SqliteResponseStore
+from fleet_dagster.core.request import parse_request
+from fleet_dagster.llm.endpoint import LLMEndpoint
+from fleet_dagster.llm.response_store import RESPONSE_STORE_ENV, ReplayDocument, SqliteResponseStore, replay_document
 from fleet_dagster.local_ports import free_port
 from fleet_dagster.nats_bridge.local_server import LocalNatsServer
 from fleet_dagster.nats_bridge.response_bucket import BUCKET, NatsResponseStore
 from fleet_dagster.nats_bridge.settings import NATS_ENV, NatsSettings
 from fleet_dagster.ray_cluster.response_stores import response_store_from_env
+from tests.unit.test_response_store import CREDENTIALED_ENDPOINT, CREDENTIALS
 
 pytestmark = pytest.mark.integration
 
@@ -104,3 +107,28 @@ def test_a_full_bucket_refuses_answers_without_leaking_connections(tmp_path: Pat
         connections, refused = asyncio.run(scenario())
     assert refused is None  # refused by the full bucket: only not replayable
     assert connections == 1
+
+
+def test_a_nats_bucket_keeps_no_credential_of_the_endpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """What lands in the bucket, read from the JetStream server's own files once it stopped."""
+    endpoint = LLMEndpoint(**CREDENTIALED_ENDPOINT)
+    request = parse_request({"task": "Design a cache", "roles": ["DEV"], "deliberation_id": "d1"})
+    with LocalNatsServer(tmp_path / "jetstream", options=("--auth", TOKEN)) as server:
+        monkeypatch.setenv(NATS_ENV["url"], server.url)
+        monkeypatch.setenv(NATS_ENV["token"], TOKEN)
+        monkeypatch.setenv(RESPONSE_STORE_ENV["path"], "nats")
+
+        async def scenario() -> str | None:
+            store = response_store_from_env()
+            assert isinstance(store, NatsResponseStore)
+            await store.put_deliberation("d1", replay_document(request, endpoint))
+            await store.put("k1", ChatResult(content="use an LRU", model="m"))
+            stored = await store.deliberation("d1")
+            await store.close()
+            return stored
+
+        stored = asyncio.run(scenario())
+    assert ReplayDocument.model_validate_json(stored or "").request == request
+    files = [path.read_bytes().decode("latin-1") for path in (tmp_path / "jetstream").rglob("*") if path.is_file()]
+    assert any("use an LRU" in text for text in files)  # the server's files hold what was stored
+    assert [secret for secret in CREDENTIALS for text in files if secret in text] == []

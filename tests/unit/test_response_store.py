@@ -18,6 +18,13 @@ from fleet_dagster.llm.response_store import (
 )
 
 SECRET = "sk-do-not-store-me"
+# An endpoint with a credential in every place one can be: the key, and user:password in each URL.
+CREDENTIALS = (SECRET, "url-password", "models-password")
+CREDENTIALED_ENDPOINT = {
+    "base_url": "http://fleet:url-password@llm:8000/v1",
+    "api_key": SecretStr(SECRET),
+    "model_urls": {"m": "http://fleet:models-password@vllm-m:8000/v1"},
+}
 
 
 class Clock:
@@ -115,15 +122,17 @@ def test_bounded_by_age_and_by_entries(tmp_path: Path):
     assert len(store) == 0
 
 
-def test_the_replay_document_keeps_the_request_and_the_endpoint_without_its_key(tmp_path: Path):
+def test_the_replay_document_keeps_the_request_and_the_endpoint_without_a_credential(tmp_path: Path):
     store = SqliteResponseStore(tmp_path / "r.sqlite", ttl_s=60, max_entries=3)
     request = parse_request({"task": "Design a cache", "roles": ["DEV"], "deliberation_id": "d9"})
-    endpoint = LLMEndpoint(base_url="http://llm:8000/v1", api_key=SecretStr(SECRET), max_tokens_cap=64)
+    endpoint = LLMEndpoint(**CREDENTIALED_ENDPOINT, max_tokens_cap=64)
     asyncio.run(store.put_deliberation("d9", replay_document(request, endpoint)))
     stored = ReplayDocument.model_validate_json(asyncio.run(store.deliberation("d9")) or "")
     assert stored.request == request and stored.endpoint.max_tokens_cap == 64
-    assert SECRET not in (tmp_path / "r.sqlite").read_bytes().decode("latin-1")
-    assert SECRET not in (tmp_path / "r.sqlite-wal").read_bytes().decode("latin-1")
+    for call in (chat_request(), chat_request(model="other")):  # replay asks for the keys the run stored under
+        assert response_key(*call_arguments(stored.endpoint, call)) == response_key(*call_arguments(endpoint, call))
+    kept = [(tmp_path / name).read_bytes().decode("latin-1") for name in ("r.sqlite", "r.sqlite-wal")]
+    assert [secret for secret in CREDENTIALS for text in kept if secret in text] == []
 
 
 def test_the_environment_places_the_store(tmp_path: Path):
