@@ -6,7 +6,7 @@ import zlib
 from collections.abc import Callable
 
 from fleet_dagster.core.answers import final_answer
-from fleet_dagster.core.budget import TokenBudget
+from fleet_dagster.core.budget import TokenBudget, call_key
 from fleet_dagster.core.chat_model import ChatModel
 from fleet_dagster.core.profiles import RoleProfile, load_profile
 from fleet_dagster.core.prompts import chat_messages
@@ -20,7 +20,7 @@ from fleet_dagster.core.records import (
     Review,
     Selection,
 )
-from fleet_dagster.core.request import DeliberationRequest, agent_id, estimated_tokens
+from fleet_dagster.core.request import DeliberationRequest, agent_id
 from fleet_dagster.core.reviews import parse_review, redact_ids, review_assignments, review_json_schema
 from fleet_dagster.core.scoring import coverage_items, score_proposal
 from fleet_dagster.core.selection import (
@@ -135,25 +135,35 @@ class Council:
         model: str | None = None,
     ) -> ChatResult:
         """Makes the call if the token budget lets it (see core/budget.py) and records it."""
-        max_tokens = max_tokens or self.profile.max_tokens
-        estimate = estimated_tokens("".join(m["content"] for m in messages)) + max_tokens
-        if self.budget is not None and not await self.budget.reserve(estimate):
-            self.calls_not_made += 1
-            self.phase_done += 1
-            limit = self.request.max_total_tokens
-            return ChatResult(error=f"not made: it could pass the deliberation's budget of {limit} tokens")
-        used = 0
-        try:
-            request = self._chat_request(aid, phase, round_, messages, json_schema, temperature, max_tokens, model)
-            if request is None:
-                result = ChatResult(error="deadline reached before the call was made")
-            else:
-                result = await self.chat.complete(request)
-            used = result.prompt_tokens + result.completion_tokens
-        finally:  # a call cut short by the deadline gives its reservation back
-            if self.budget is not None:
-                await self.budget.settle(estimate, used)
+        request = self._chat_request(
+            aid, phase, round_, messages, json_schema, temperature, max_tokens or self.profile.max_tokens, model
+        )
+        if request is None:
+            result = ChatResult(error="deadline reached before the call was made")
+        else:
+            budgeted = await self._budgeted(request, target)
+            if budgeted is None:
+                self.calls_not_made += 1
+                self.phase_done += 1
+                limit = self.request.max_total_tokens
+                return ChatResult(error=f"not made: it could pass the deliberation's budget of {limit} tokens")
+            result = budgeted
         self._record(aid, phase, round_, target, result, request.traceparent if request else None)
+        return result
+
+    async def _budgeted(self, request: ChatRequest, target: str | None) -> ChatResult | None:
+        """The call's answer, or None when the token budget does not let it be made."""
+        if self.budget is None:
+            return await self.chat.complete(request)
+        key = call_key(request, target)
+        estimate = await self.chat.prompt_tokens(request) + request.max_tokens
+        if not await self.budget.reserve(key, estimate):
+            return None
+        # Cancelled here (the deadline), the call keeps its hold: its agent caller may still finish it.
+        result = await self.chat.complete(request)
+        # An answer whose server reported no usage costs what was held for it.
+        used = result.prompt_tokens + result.completion_tokens or (estimate if result.ok else 0)
+        await self.budget.settle(key, used, result.replayed)
         return result
 
     def _chat_request(

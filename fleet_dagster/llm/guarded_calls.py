@@ -85,6 +85,9 @@ class GuardedCalls:
         # A council cancelled meanwhile leaves the call to finish and be stored: its work is not lost.
         return await asyncio.shield(call)
 
+    async def prompt_tokens(self, endpoint: LLMEndpoint, request: ChatRequest) -> int:
+        return await self._models.get(endpoint).prompt_tokens(request)
+
     async def _call(self, endpoint: LLMEndpoint, base_url: str, key: str, request: ChatRequest) -> ChatResult:
         guard = self.guard(endpoint, base_url)
         refused = guard.breaker.refusal()

@@ -8,6 +8,7 @@ import openai
 from fleet_dagster.core.records import ChatRequest, ChatResult
 from fleet_dagster.llm.call_arguments import call_arguments
 from fleet_dagster.llm.endpoint import LLMEndpoint
+from fleet_dagster.llm.tokenizer import Tokenizer
 
 
 def _describe(exc: openai.APIError) -> str:
@@ -31,6 +32,7 @@ class OpenAIChatModel:
     def __init__(self, endpoint: LLMEndpoint):
         self.endpoint = endpoint
         self._clients: dict[str, openai.AsyncOpenAI] = {}
+        self._tokenizer = Tokenizer(self._client)
 
     def _client(self, base_url: str) -> openai.AsyncOpenAI:
         if base_url not in self._clients:
@@ -58,9 +60,20 @@ class OpenAIChatModel:
             result = ChatResult(error=f"malformed response: {str(exc)[:200]}")
         except Exception as exc:  # noqa: BLE001 - the ChatModel contract: failures are results, not raises
             result = ChatResult(error=f"{type(exc).__name__}: {str(exc)[:200]}")
-        return result.model_copy(
-            update={"latency_ms": (time.perf_counter() - started) * 1000, "model": result.model or arguments["model"]}
-        )
+        latency_ms = (time.perf_counter() - started) * 1000
+        if result.ok and not (result.prompt_tokens or result.completion_tokens):  # the server reported no usage
+            result = await self._counted(base_url, arguments["model"], request, result)
+        return result.model_copy(update={"latency_ms": latency_ms, "model": result.model or arguments["model"]})
+
+    async def prompt_tokens(self, request: ChatRequest) -> int:
+        base_url, arguments = call_arguments(self.endpoint, request)
+        return await self._tokenizer.prompt_tokens(base_url, arguments["model"], request.messages)
+
+    async def _counted(self, base_url: str, model: str, request: ChatRequest, result: ChatResult) -> ChatResult:
+        """An answer's usage as the tokenizer counts it: an answer is never free because it was not reported."""
+        prompt = await self._tokenizer.prompt_tokens(base_url, model, request.messages)
+        completion = await self._tokenizer.text_tokens(base_url, model, result.content or "")
+        return result.model_copy(update={"prompt_tokens": prompt, "completion_tokens": completion})
 
     @staticmethod
     async def _answered(client: openai.AsyncOpenAI, arguments: dict) -> ChatResult:

@@ -8,6 +8,7 @@ change to them can be tried on real deliberations without paying for a single ca
 import asyncio
 import time
 
+from fleet_dagster.core.budget import bounded_prompt_tokens
 from fleet_dagster.core.council import council_for, run_council
 from fleet_dagster.core.records import ChatRequest, ChatResult, CouncilResult
 from fleet_dagster.llm.call_arguments import call_arguments, response_key
@@ -26,6 +27,9 @@ class StoredAnswers:
     async def complete(self, request: ChatRequest) -> ChatResult:
         stored = await self._store.get(response_key(*call_arguments(self._endpoint, request)))
         return stored.model_copy(update={"replayed": True}) if stored else ChatResult(error=NOT_STORED)
+
+    async def prompt_tokens(self, request: ChatRequest) -> int:
+        return bounded_prompt_tokens(request.messages)  # a replay has no budget to ask for
 
 
 async def replay_deliberation(

@@ -8,18 +8,21 @@
 
 import asyncio
 import contextlib
+import itertools
 import os
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import ray
+from ray import ObjectRef
 from ray.actor import ActorHandle
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from fleet_dagster import __version__
-from fleet_dagster.core.budget import TokenLedger
+from fleet_dagster.core.budget import TokenLedger, bounded_prompt_tokens
 from fleet_dagster.core.chat_model import ChatModel
 from fleet_dagster.core.council import Council, council_for, run_council
 from fleet_dagster.core.records import AgentCall, ChatRequest, ChatResult, CouncilResult
@@ -30,6 +33,7 @@ from fleet_dagster.llm.endpoint import LLMEndpoint
 from fleet_dagster.llm.guarded_calls import GuardedCalls
 from fleet_dagster.llm.response_store import replay_document
 from fleet_dagster.llm.settings import display_url
+from fleet_dagster.ray_cluster.ledger_store import forget_charges, load_charges, save_charge
 from fleet_dagster.ray_cluster.metrics import (
     record_call,
     record_deliberation_finished,
@@ -88,6 +92,9 @@ class AgentCaller:
         record_endpoint_call(display_url(base_url), result.queue_ms, result.replayed)
         return result
 
+    async def prompt_tokens(self, endpoint: LLMEndpoint, request: ChatRequest) -> int:
+        return await self._calls.prompt_tokens(endpoint, request)
+
     async def _export_endpoint_states(self) -> None:
         while True:
             record_endpoint_states(self._calls.endpoint_states())
@@ -105,17 +112,28 @@ class AgentCallerPool:
         self._callers = callers
         self._endpoint = endpoint
 
-    async def complete(self, request: ChatRequest) -> ChatResult:
+    def _caller(self, request: ChatRequest) -> ActorHandle:
         key = response_key(*call_arguments(self._endpoint, request))
-        caller = self._callers[int(key[:12], 16) % len(self._callers)]
+        return self._callers[int(key[:12], 16) % len(self._callers)]
+
+    async def complete(self, request: ChatRequest) -> ChatResult:
         try:
-            return await caller.complete.remote(self._endpoint, request)
+            return await self._caller(request).complete.remote(self._endpoint, request)
         except ray.exceptions.RayError as exc:
             return ChatResult(error=f"agent call lost on Ray: {type(exc).__name__}: {str(exc)[:300]}")
 
+    async def prompt_tokens(self, request: ChatRequest) -> int:
+        try:
+            return await self._caller(request).prompt_tokens.remote(self._endpoint, request)
+        except ray.exceptions.RayError:
+            return bounded_prompt_tokens(request.messages)
 
-# A ledger answers in microseconds; one that does not answer in this long (its runner is restarting) refuses.
-LEDGER_TIMEOUT_S = 10.0
+
+# A ledger answers in microseconds. Its runner restarting (the process died) takes seconds: it is asked again
+# until then, which is safe (its calls are idempotent by call key, its charges kept in ledger_store.py); one that
+# does not answer in this long refuses.
+LEDGER_TIMEOUT_S = 60.0
+LEDGER_RETRY_S = 0.2
 
 
 class RunnerBudget:
@@ -127,19 +145,35 @@ class RunnerBudget:
         self._deliberation_id = deliberation_id
         self._limit = limit
 
-    async def reserve(self, tokens: int) -> bool:
+    async def reserve(self, key: str, tokens: int) -> bool:
+        def ask() -> ObjectRef:
+            return self._ledger.reserve_tokens.remote(self._deliberation_id, self._limit, key, tokens)
+
         try:
-            return await asyncio.wait_for(
-                self._ledger.reserve_tokens.remote(self._deliberation_id, self._limit, tokens), LEDGER_TIMEOUT_S
-            )
-        except Exception:  # noqa: BLE001 - ActorUnavailableError, a timeout...: refuse
+            return await asyncio.wait_for(_until_answered(ask), LEDGER_TIMEOUT_S)
+        except Exception:  # noqa: BLE001 - a timeout, a ledger that failed: refuse
             return False
 
-    async def settle(self, reserved: int, used: int) -> None:
-        with contextlib.suppress(Exception):  # the ledger went with its runner: a new one starts from zero
-            await asyncio.wait_for(
-                self._ledger.settle_tokens.remote(self._deliberation_id, reserved, used), LEDGER_TIMEOUT_S
-            )
+    async def settle(self, key: str, used: int, replayed: bool) -> None:
+        attempts = itertools.count()
+
+        def ask() -> ObjectRef:
+            # Asked again, as a replay: the runner that died may have kept it, and it must not charge twice.
+            again = replayed or next(attempts) > 0
+            return self._ledger.settle_tokens.remote(self._deliberation_id, self._limit, key, used, again)
+
+        # Never settled (its runner gone for good), the call's hold stays in the ledger: counted, never freed.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(_until_answered(ask), LEDGER_TIMEOUT_S)
+
+
+async def _until_answered(ask: Callable[[], ObjectRef]) -> Any:
+    """A ledger's answer, asked again while its runner restarts."""
+    while True:
+        try:
+            return await ask()
+        except ray.exceptions.RayActorError:
+            await asyncio.sleep(LEDGER_RETRY_S)
 
 
 @dataclass
@@ -274,20 +308,31 @@ class CouncilRunner:
             return None
         return await asyncio.shield(entry.task)
 
-    async def reserve_tokens(self, deliberation_id: str, limit: int, tokens: int) -> bool:
+    async def reserve_tokens(self, deliberation_id: str, limit: int, key: str, tokens: int) -> bool:
+        ledger = self._ledger(deliberation_id, limit)
+        granted = ledger.reserve(key, tokens)
+        if granted:  # kept before the caller knows: a charge must outlive this process
+            save_charge(deliberation_id, key, ledger.charges.get(key))
+        return granted
+
+    async def settle_tokens(self, deliberation_id: str, limit: int, key: str, used: int, replayed: bool) -> None:
+        ledger = self._ledger(deliberation_id, limit)
+        ledger.settle(key, used, replayed)
+        save_charge(deliberation_id, key, ledger.charges.get(key))
+
+    def _ledger(self, deliberation_id: str, limit: int) -> TokenLedger:
+        """The deliberation's ledger, as its charges were kept (this runner may be a restarted one)."""
         if deliberation_id not in self._ledgers:
             self._forget_stale_ledgers()
-            self._ledgers[deliberation_id] = (TokenLedger(limit), time.time())
-        return self._ledgers[deliberation_id][0].reserve(tokens)
-
-    async def settle_tokens(self, deliberation_id: str, reserved: int, used: int) -> None:
-        if deliberation_id in self._ledgers:
-            self._ledgers[deliberation_id][0].settle(reserved, used)
+            self._ledgers[deliberation_id] = (TokenLedger(limit, load_charges(deliberation_id)), time.time())
+        return self._ledgers[deliberation_id][0]
 
     def _forget_stale_ledgers(self) -> None:
         """Ledgers whose deliberation nobody released (its run died): none runs longer than MAX_DEADLINE_S."""
         oldest = time.time() - MAX_DEADLINE_S - UNCOLLECTED_TTL_S
-        self._ledgers = {d: entry for d, entry in self._ledgers.items() if entry[1] > oldest}
+        for deliberation_id in [d for d, (_, opened) in self._ledgers.items() if opened <= oldest]:
+            self._ledgers.pop(deliberation_id)
+            forget_charges(deliberation_id)
 
     async def count_deliberation(self, deliberation_id: str, event: str) -> None:
         """Counts a deliberation's start (STARTED) or its end (its status) in metrics, once: each of its councils
@@ -307,6 +352,7 @@ class CouncilRunner:
         """Drops the deliberation's councils (those of `run_id` only, when given), cancelling any still running,
         and its token ledger."""
         self._ledgers.pop(deliberation_id, None)
+        forget_charges(deliberation_id)  # kept there too, even when this runner restarted and never read them
         keys = [(deliberation_id, role) for role in self._of(deliberation_id, run_id)]
         for key in keys:
             self._councils.pop(key).task.cancel()

@@ -15,6 +15,9 @@ from fleet_dagster.llm.endpoint import LLMEndpoint
 from fleet_dagster.ray_cluster.actors import COUNCIL_RUNNERS, council_runner, ledger_index, runner_index
 
 MAX_RESTARTS = 3  # per council: a runner that keeps dying is not going to finish it
+# How long a council's restart waits for its runner to be restarted by Ray (a new process: seconds).
+RUNNER_RESTART_S = 60.0
+RUNNER_RESTART_POLL_S = 0.2
 
 
 class CouncilRunnerUnavailable(RuntimeError):
@@ -89,10 +92,16 @@ class CouncilClient:
         if time.time() >= deadline_at:
             return False
         self._restarts[role] = self._restarts.get(role, 0) + 1
-        try:
-            return not self.start(request, [role], deadline_at, endpoint, call_timeout_s)
-        except CouncilRunnerUnavailable:
-            return False
+        give_up_at = min(deadline_at, time.time() + RUNNER_RESTART_S)
+        while True:
+            try:
+                return not self.start(request, [role], deadline_at, endpoint, call_timeout_s)
+            except CouncilRunnerUnavailable as exc:
+                # Lost with its runner, the council is asked for while Ray restarts that runner: starting is
+                # idempotent for this owner, so it is asked again until the runner is back.
+                if not isinstance(exc.__cause__, ray.exceptions.ActorUnavailableError) or time.time() >= give_up_at:
+                    return False
+                time.sleep(RUNNER_RESTART_POLL_S)
 
     def _ask_every_runner(self, method: str, *args: Any) -> list[ray.ObjectRef]:
         return [getattr(runner, method).remote(self.deliberation_id, *args) for runner in self._runners]

@@ -8,9 +8,13 @@
 - Told answers: per agent, the texts of its successive answers that are not JSON (proposals, revisions),
   cycling (`answers`), so that a test decides what a council proposes: loops, echoes, final answers.
 - Streaming (`"stream": true`) as server-sent events, with `usage` when asked.
+- Tokens: `POST /tokenize` as vLLM serves it (`{"messages": [...]}` with the chat template, or `{"prompt": ...}`),
+  and `usage` counts prompts the same way: a word is a token, each digit one more, and the template adds
+  tokens per message (`tokenize=False`: a server without the route, as behind a gateway).
 - Faults: per agent (`X-Fleet-Agent-Id` header), a plan of actions applied to its successive requests,
   cycling: "ok", "500", "429", "503", "hang", "garbage" (a 200 with a malformed body), "slow" (a
-  stream 10x slower), "trickle" (a 200 whose body comes a byte every `trickle_byte_s`); per run
+  stream 10x slower), "trickle" (a 200 whose body comes a byte every `trickle_byte_s`), "nousage" (an
+  answer that reports no `usage`, as some servers and proxies give); per run
   (`run_faults`) or per model name (`model_faults`), random faults at set rates from a seeded generator.
 """
 
@@ -28,9 +32,13 @@ from typing import Any
 from fleet_dagster.sim_llm.latency import EngineLoad
 from fleet_dagster.sim_llm.structured import instance_of
 
-FAULT_ACTIONS = {"ok", "500", "429", "503", "hang", "garbage", "slow", "trickle"}
+FAULT_ACTIONS = {"ok", "500", "429", "503", "hang", "garbage", "slow", "trickle", "nousage"}
+ANSWERED_ACTIONS = {"ok", "slow", "nousage"}
 SLOW_FACTOR = 10.0
 ANY_OBJECT = {"type": "object", "properties": {"answer": {"type": "string"}}}
+# The chat template's tokens: role markers around each message, and the assistant's turn opened at the end.
+TEMPLATE_TOKENS_PER_MESSAGE = 4
+GENERATION_PROMPT_TOKENS = 3
 
 
 @dataclass
@@ -72,6 +80,7 @@ class SimSettings:
     max_model_len: int = 8192
     # As vLLM with --api-key: every /v1 route answers 401 without `Authorization: Bearer <api_key>`.
     api_key: str | None = None
+    tokenize: bool = True  # serves POST /tokenize, as vLLM does
     faults: dict[str, list[str]] = field(default_factory=dict)
     answers: dict[str, list[str]] = field(default_factory=dict)
     run_faults: FaultRates = field(default_factory=FaultRates)
@@ -80,6 +89,18 @@ class SimSettings:
 
 def _words(prompt: str) -> list[str]:
     return list(dict.fromkeys(re.findall(r"[A-Za-z][A-Za-z0-9_-]{3,}", prompt))) or ["answer"]
+
+
+def text_tokens(text: str) -> int:
+    """As a real tokenizer counts digits: one token each (a word is one token, as `generate` makes them)."""
+    return len(re.findall(r"\d|[^\s\d]+", text))
+
+
+def prompt_tokens(messages: list[dict[str, str]]) -> int:
+    """The prompt as the model sees it: the messages in the chat template."""
+    return GENERATION_PROMPT_TOKENS + sum(
+        TEMPLATE_TOKENS_PER_MESSAGE + text_tokens(str(m.get("content", ""))) for m in messages
+    )
 
 
 def generate(
@@ -148,7 +169,13 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))  # all of it: the connection is kept
         if not self._authorized():
             return
-        if self.path.rstrip("/") != "/v1/chat/completions":
+        path = self.path.rstrip("/")
+        if path == "/tokenize":
+            self.server.count_tokenize_request()
+        if path == "/tokenize" and self.server.settings.tokenize:
+            self._tokenize(json.loads(raw or b"{}"))
+            return
+        if path != "/v1/chat/completions":
             self._json(404, {"error": {"message": f"no route {self.path}"}})
             return
         body = json.loads(raw or b"{}")
@@ -157,6 +184,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._complete(body)
         finally:
             self.server.left()
+
+    def _tokenize(self, body: dict) -> None:
+        """vLLM's answer: the count, the token ids (made up here) and the model's context."""
+        count = prompt_tokens(body["messages"]) if "messages" in body else text_tokens(str(body.get("prompt", "")))
+        self._json(200, {"count": count, "max_model_len": self.server.settings.max_model_len, "tokens": [0] * count})
 
     def _complete(self, body: dict) -> None:
         settings = self.server.settings
@@ -193,11 +225,14 @@ class _Handler(BaseHTTPRequestHandler):
             elif action == "trickle":
                 self._trickle(json.dumps(self._completion(body, content, len(tokens))).encode())
             elif body.get("stream"):
-                self._stream(body, tokens, per_token)
+                self._stream(body, tokens, per_token, action != "nousage")
             else:
                 time.sleep(per_token * len(tokens))
-                self._json(200, self._completion(body, content, len(tokens)))
-            if action in {"ok", "slow"}:
+                answer = self._completion(body, content, len(tokens))
+                if action == "nousage":
+                    del answer["usage"]
+                self._json(200, answer)
+            if action in ANSWERED_ACTIONS:
                 self.server.record_answer(body)
         finally:
             self.server.load.release()
@@ -217,12 +252,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
     def _usage(self, body: dict, completion_tokens: int) -> dict:
-        prompt_tokens = sum(len(m.get("content", "").split()) for m in body.get("messages", []))
-        return {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-        }
+        prompt = prompt_tokens(body.get("messages", []))
+        total = prompt + completion_tokens
+        return {"prompt_tokens": prompt, "completion_tokens": completion_tokens, "total_tokens": total}
 
     def _completion(self, body: dict, content: str, completion_tokens: int) -> dict:
         return {
@@ -234,7 +266,7 @@ class _Handler(BaseHTTPRequestHandler):
             "usage": self._usage(body, completion_tokens),
         }
 
-    def _stream(self, body: dict, tokens: list[str], per_token: float) -> None:
+    def _stream(self, body: dict, tokens: list[str], per_token: float, with_usage: bool) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Transfer-Encoding", "chunked")
@@ -261,7 +293,7 @@ class _Handler(BaseHTTPRequestHandler):
             event(chunk({"content": token if index == 0 else f" {token}"}))
             time.sleep(per_token)
         event(chunk({}, "stop"))
-        if (body.get("stream_options") or {}).get("include_usage"):
+        if with_usage and (body.get("stream_options") or {}).get("include_usage"):
             event(
                 {
                     "id": chunk_id,
@@ -294,6 +326,7 @@ class SimLLMServer(ThreadingHTTPServer):
         self._counter = 0
         self.requests_by_agent: dict[str, int] = {}
         self.authorizations: list[str | None] = []
+        self.tokenize_requests = 0  # answered or not (404 with tokenize=False)
         self.in_flight = 0
         self.peak_in_flight = 0  # the most chat requests it held at once, queued or decoding
         self.answered: list[str] = []  # a fingerprint of each request it answered, in order
@@ -337,6 +370,10 @@ class SimLLMServer(ThreadingHTTPServer):
         fields = {name: body.get(name) for name in ("model", "messages", "temperature", "max_tokens", "seed")}
         with self._lock:
             self.answered.append(json.dumps(fields, sort_keys=True))
+
+    def count_tokenize_request(self) -> None:
+        with self._lock:
+            self.tokenize_requests += 1
 
     def record_authorization(self, header: str | None) -> None:
         with self._lock:

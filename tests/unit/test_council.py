@@ -6,7 +6,7 @@ import threading
 import time
 
 from fleet_dagster.core import council as council_module
-from fleet_dagster.core.budget import LocalTokenBudget, TokenLedger
+from fleet_dagster.core.budget import LocalTokenBudget, TokenLedger, bounded_prompt_tokens
 from fleet_dagster.core.council import Council, agent_seed, agent_temperature, run_council
 from fleet_dagster.core.profiles import load_profile
 from fleet_dagster.core.records import ChatRequest, ChatResult
@@ -43,6 +43,9 @@ class ScriptedModel:
         else:
             content = f"{request.phase} by {request.agent_id}: rate limiter with redis{self.appendix}"
         return ChatResult(content=content, prompt_tokens=10, completion_tokens=5, latency_ms=1, model="m")
+
+    async def prompt_tokens(self, request: ChatRequest) -> int:
+        return bounded_prompt_tokens(request.messages)
 
 
 def make(model, architect=None, **fields):
