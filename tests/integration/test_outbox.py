@@ -1,0 +1,97 @@
+"""Events through a NATS outage longer than every retry, with the daemon restarted meanwhile: none lost."""
+
+from pathlib import Path
+
+import dagster as dg
+import jsonschema
+import pytest
+
+from fleet_dagster.core.request import parse_request
+from fleet_dagster.definitions import defs
+from fleet_dagster.deliberation.partitions import DELIBERATION_ID_TAG
+from fleet_dagster.deliberation.run_config import run_config_for
+from fleet_dagster.nats_bridge.local_server import LocalNatsServer
+from fleet_dagster.nats_bridge.schemas import schema_for_subject
+from tests import nats_helpers
+
+pytestmark = pytest.mark.integration
+
+
+def tick_delivery_sensors(dagster_home: Path, cursors: dict[str, str | None]) -> None:
+    """One tick of every sensor but the request intake, as a daemon started afresh would evaluate it: a new
+    instance handle, the cursors the daemon kept from earlier ticks (a failed tick's too, as it keeps them)."""
+    with dg.DagsterInstance.from_config(str(dagster_home)) as fresh:
+        for sensor in defs.sensors:
+            if sensor.name != "deliberation_requests":
+                cursors[sensor.name] = nats_helpers.evaluate_sensor(sensor, fresh, cursors.get(sensor.name)).cursor
+
+
+def run_deliberation(instance: dg.DagsterInstance, deliberation_id: str) -> dg.ExecuteInProcessResult:
+    request = parse_request(
+        {
+            "task": "Design a cache",
+            "roles": ["DEV"],
+            "agents_per_role": 2,
+            "rounds": 0,
+            "deliberation_id": deliberation_id,
+        }
+    )
+    instance.add_dynamic_partitions("deliberations", [deliberation_id])
+    return defs.resolve_job_def("deliberation_job").execute_in_process(
+        run_config=run_config_for(request),
+        instance=instance,
+        partition_key=deliberation_id,
+        tags={DELIBERATION_ID_TAG: deliberation_id},
+        raise_on_error=False,
+    )
+
+
+def canceled_run(instance: dg.DagsterInstance, deliberation_id: str) -> dg.DagsterRun:
+    """A run canceled while queued, before any step: as the UI's Terminate leaves it. Created with its job's
+    tags, as the daemon and the UI create runs."""
+    request = parse_request({"task": "Design a cache", "roles": ["DEV"], "deliberation_id": deliberation_id})
+    instance.add_dynamic_partitions("deliberations", [deliberation_id])
+    job = defs.resolve_job_def("deliberation_job")
+    run = instance.create_run_for_job(
+        job,
+        run_config=run_config_for(request),
+        tags={**job.run_tags, DELIBERATION_ID_TAG: deliberation_id, "dagster/partition": deliberation_id},
+    )
+    instance.report_run_canceled(run)
+    return run
+
+
+def test_every_event_arrives_once_after_an_outage_longer_than_every_retry(
+    tmp_path, ray_head, instance, dagster_home, sim_llm_factory, monkeypatch, deploy_llm, deploy_nats
+):
+    monkeypatch.setenv("FLEET_NATS_PUBLISH_RETRY_S", "1")  # minutes in production: the outage outlasts them
+    deploy_llm(sim_llm_factory(latency_s=0.05))
+    nats_server = LocalNatsServer(tmp_path / "jetstream").start()
+    deploy_nats(nats_server.url)
+    nats_helpers.publish_raw(nats_server.url, [])  # the stream exists; then NATS goes away
+    nats_server.stop()
+    cursors: dict[str, str | None] = {}
+    try:
+        tick_delivery_sensors(dagster_home, cursors)  # the daemon ran before the outage
+        outcome = run_deliberation(instance, "patient")
+        called_off = canceled_run(instance, "called-off")
+        for _ in range(2):  # NATS still down; the daemon restarts between ticks
+            tick_delivery_sensors(dagster_home, cursors)
+        nats_server.start()
+        for _ in range(2):  # a second tick after delivery publishes nothing again
+            tick_delivery_sensors(dagster_home, cursors)
+        arrived = nats_helpers.stored_msg_ids(nats_server.url)
+        canceled = nats_helpers.stored_events(nats_server.url, "deliberation.canceled")
+    finally:
+        nats_server.stop()
+
+    run_id = outcome.run_id
+    agents = [key for key in arrived if key[0] == "agent.response.completed"]
+    assert arrived[("deliberation.accepted", f"accepted-patient-{run_id}")] == 1, arrived
+    assert arrived[("deliberation.completed", f"final-patient-{run_id}")] == 1, arrived
+    assert len(agents) == 2, arrived  # the 2 proposals of rounds=0
+    assert arrived[("deliberation.canceled", f"final-called-off-{called_off.run_id}")] == 1, arrived
+    assert set(arrived.values()) == {1}, arrived
+    assert canceled[0]["run_id"] == called_off.run_id and canceled[0]["status"] == "CANCELED"
+    jsonschema.validate(canceled[0], schema_for_subject("deliberation.canceled"))
+    assert outcome.success  # the deliberation succeeded: its events' delivery is the outbox's business
