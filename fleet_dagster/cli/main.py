@@ -307,7 +307,7 @@ def republish(deliberation_id: str) -> None:
     """Publish the final event stored with a deliberation's result again (NATS_URL), e.g. to a stream that lost
     it (the deliberation_outbox sensor delivers it through outages). Stored once per duplicate window (same
     message id)."""
-    from fleet_dagster.deliberation.sensors import stored_final_event
+    from fleet_dagster.deliberation.outbox import stored_final_event
     from fleet_dagster.nats_bridge.resources import publish_with_retries
     from fleet_dagster.nats_bridge.settings import NatsSettings
 

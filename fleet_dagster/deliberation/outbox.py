@@ -24,8 +24,9 @@ import dagster as dg
 from pydantic import BaseModel
 
 from fleet_dagster.deliberation.partitions import DELIBERATION_ID_TAG, TRACEPARENT_TAG
-from fleet_dagster.deliberation.status_query import PARTITION_TAG, run_error
+from fleet_dagster.deliberation.status_query import PARTITION_TAG, latest_event, run_error
 from fleet_dagster.nats_bridge.event_builders import (
+    FINAL_EVENT_METADATA_KEY,
     event_from_stored,
     run_canceled_event,
     run_failed_event,
@@ -99,13 +100,24 @@ class RunOutbox:
         return True
 
 
+def stored_final_event(instance: dg.DagsterInstance, deliberation_id: str, run_id: str | None = None) -> Event | None:
+    """The final event the collect step stored with its materialization (of `run_id`, when given), or None."""
+    record = latest_event(instance.fetch_materializations, deliberation_id, run_id)
+    stored = record.asset_materialization.metadata.get(FINAL_EVENT_METADATA_KEY) if record else None
+    return event_from_stored(stored.value) if stored is not None else None
+
+
 def _closing_event(instance: dg.DagsterInstance, run: dg.DagsterRun) -> Event | None:
-    """The final event of a run that ended without recording one: it failed before collecting, or was
-    canceled. A run that succeeded without one ran with the bridge off: it has nothing to say."""
+    """The final event of a run that ended without recording one in its outbox: the one its materialization
+    stored (the run died right after it), else it failed before collecting, or was canceled. A run that
+    succeeded without one ran with the bridge off: it has nothing to say."""
     deliberation_id = run.tags.get(DELIBERATION_ID_TAG) or run.tags.get(PARTITION_TAG)
     traceparent = run.tags.get(TRACEPARENT_TAG)
     if deliberation_id is None:
         return None
+    stored = stored_final_event(instance, deliberation_id, run.run_id)
+    if stored is not None:
+        return stored
     if run.status is dg.DagsterRunStatus.CANCELED:
         return run_canceled_event(deliberation_id, run.run_id, traceparent)
     if run.status is dg.DagsterRunStatus.FAILURE:

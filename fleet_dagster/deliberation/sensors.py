@@ -21,11 +21,10 @@ from fleet_dagster.deliberation.partitions import (
     deliberation_partitions,
 )
 from fleet_dagster.deliberation.run_config import run_config_for
-from fleet_dagster.deliberation.status_query import latest_event, latest_run
+from fleet_dagster.deliberation.status_query import latest_run
 from fleet_dagster.llm.preflight import PreflightError, ServerUnavailable, model_listing, preflight
 from fleet_dagster.llm.resources import LLMResource
 from fleet_dagster.nats_bridge.cursor import RequestCursor, StreamState, read_after
-from fleet_dagster.nats_bridge.event_builders import FINAL_EVENT_METADATA_KEY, event_from_stored
 from fleet_dagster.nats_bridge.jetstream import ensure_stream, jetstream, publish_event, read_requests
 from fleet_dagster.nats_bridge.resources import NatsResource
 from fleet_dagster.nats_bridge.settings import NatsSettings
@@ -192,13 +191,6 @@ def _start_on_arrival(
         return
     if started:
         context.log.info(f"councils started on arrival, before their runs: {', '.join(started)}")
-
-
-def stored_final_event(instance: dg.DagsterInstance, deliberation_id: str, run_id: str | None = None):
-    """The final event the collect step stored with its materialization (of `run_id`, when given), or None."""
-    record = latest_event(instance.fetch_materializations, deliberation_id, run_id)
-    stored = record.asset_materialization.metadata.get(FINAL_EVENT_METADATA_KEY) if record else None
-    return event_from_stored(stored.value) if stored is not None else None
 
 
 @dg.sensor(

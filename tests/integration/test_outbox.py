@@ -1,18 +1,24 @@
 """Events through a NATS outage longer than every retry, with the daemon restarted meanwhile: none lost."""
 
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
 import jsonschema
 import pytest
+from pydantic import BaseModel
 
 from fleet_dagster.core.request import parse_request
 from fleet_dagster.definitions import defs
+from fleet_dagster.deliberation.outbox import RUN, SENSOR, RunOutbox
 from fleet_dagster.deliberation.partitions import DELIBERATION_ID_TAG
 from fleet_dagster.deliberation.run_config import run_config_for
+from fleet_dagster.nats_bridge.events import DeliberationAccepted
 from fleet_dagster.nats_bridge.local_server import LocalNatsServer
 from fleet_dagster.nats_bridge.schemas import schema_for_subject
 from tests import nats_helpers
+from tests.postgres_server import dagster_storage_yaml
 
 pytestmark = pytest.mark.integration
 
@@ -95,3 +101,36 @@ def test_every_event_arrives_once_after_an_outage_longer_than_every_retry(
     assert canceled[0]["run_id"] == called_off.run_id and canceled[0]["status"] == "CANCELED"
     jsonschema.validate(canceled[0], schema_for_subject("deliberation.canceled"))
     assert outcome.success  # the deliberation succeeded: its events' delivery is the outbox's business
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_instance(request, tmp_path: Path) -> Iterator[dg.DagsterInstance]:
+    """A Dagster instance on each storage a deployment uses: SQLite (dev), PostgreSQL (the chart)."""
+    config = "telemetry:\n  enabled: false\n"
+    if request.param == "postgres":
+        config += dagster_storage_yaml(
+            request.getfixturevalue("postgres").create_database(f"outbox_{uuid.uuid4().hex[:12]}")
+        )
+    (tmp_path / "dagster.yaml").write_text(config)
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        yield instance
+
+
+def accepted(n: int) -> tuple[str, BaseModel, str]:
+    return "deliberation.accepted", DeliberationAccepted(deliberation_id="kept", run_id="r1"), f"event-{n}"
+
+
+def test_the_outbox_hands_out_what_no_publisher_saw_acknowledged_in_order(any_instance):
+    by_run = RunOutbox(any_instance, "r1", RUN)
+    by_sensor = RunOutbox(any_instance, "r1", SENSOR)
+    by_run.record([accepted(0), accepted(1)])
+    by_run.record([accepted(2)])
+    end, events = by_sensor.unsent()
+    assert [msg_id for _, _, msg_id in events] == ["event-0", "event-1", "event-2"] and end == 2
+    by_run.sent(1)  # the run's publish of its first chunk was acknowledged
+    assert [msg_id for _, _, msg_id in by_sensor.unsent()[1]] == ["event-2"]
+    by_run.record_final(accepted(3))
+    assert [msg_id for _, _, msg_id in by_sensor.unsent()[1]] == ["event-2", "event-3"]
+    by_sensor.sent(3)  # the sensor got the rest through; the run's own count stays behind
+    assert by_run.unsent()[1] == [] and by_run.has_final()
+    assert not RunOutbox(any_instance, "r2", RUN).has_final()  # each run its own
