@@ -38,7 +38,7 @@ from fleet_dagster.nats_bridge.settings import NatsSettings
 
 Event = tuple[str, BaseModel, str]
 OUTBOX_TAG = "fleet/outbox"
-PENDING, DELIVERED = "pending", "delivered"
+PENDING, DELIVERED, UNREADABLE = "pending", "delivered", "unreadable"
 PUBLISHERS = RUN, SENSOR = "run", "sensor"  # each counts what it saw acknowledged apart
 
 
@@ -46,6 +46,8 @@ class RunOutbox:
     """One run's outbox, as `publisher` (one of PUBLISHERS) sees it."""
 
     def __init__(self, instance: dg.DagsterInstance, run_id: str, publisher: str) -> None:
+        self._instance = instance
+        self._run_id = run_id
         self._storage = instance.run_storage
         self._prefix = f"fleet/outbox/{run_id}/"
         self._publisher = publisher
@@ -88,6 +90,10 @@ class RunOutbox:
     def sent(self, end: int) -> None:
         self._write(f"sent/{self._publisher}", str(end))
 
+    def set_aside(self) -> None:
+        """Out of the sensor's way for good (its tag says why), kept for an operator to look at."""
+        self._instance.add_run_tags(self._run_id, {OUTBOX_TAG: UNREADABLE})
+
     def publish(self, nats: NatsResource, log: logging.Logger, retry_s: float) -> bool:
         """The run's own publish of what is unsent, retried up to `retry_s`; False when NATS did not take it
         (the sensor publishes it once NATS is back)."""
@@ -115,25 +121,33 @@ def _closing_event(instance: dg.DagsterInstance, run: dg.DagsterRun) -> Event | 
     traceparent = run.tags.get(TRACEPARENT_TAG)
     if deliberation_id is None:
         return None
-    stored = stored_final_event(instance, deliberation_id, run.run_id)
-    if stored is not None:
-        return stored
     if run.status is dg.DagsterRunStatus.CANCELED:
         return run_canceled_event(deliberation_id, run.run_id, traceparent)
     if run.status is dg.DagsterRunStatus.FAILURE:
+        stored = stored_final_event(instance, deliberation_id, run.run_id)
+        if stored is not None:
+            return stored
         error = run_error(instance, run.run_id) or "run failed"
         return run_failed_event(deliberation_id, run.run_id, error, traceparent)
     return None
 
 
-async def _publish_in_order(settings: NatsSettings, outboxes: list[tuple[dg.DagsterRun, RunOutbox]]) -> list[str]:
+async def _publish_in_order(
+    settings: NatsSettings, outboxes: list[tuple[dg.DagsterRun, RunOutbox]], log: logging.Logger
+) -> list[str]:
     """Publishes each outbox's unsent events, oldest run first; the first failure raises, so that nothing
     overtakes an event NATS did not take. The ids of the runs with nothing left unsent."""
     emptied = []
     async with jetstream(settings) as js:
         await ensure_stream(js, settings)
         for run, outbox in outboxes:
-            end, events = outbox.unsent()
+            try:
+                end, events = outbox.unsent()
+            except (ValueError, KeyError) as exc:  # e.g. written by a version whose events differ: not a stall
+                log.error(f"the outbox of run {run.run_id} cannot be read: {type(exc).__name__}: {exc}")
+                if run.is_finished:  # a running run's tags are its own to change (see deliver_pending)
+                    outbox.set_aside()
+                continue
             for name, event, msg_id in events:
                 await publish_event(js, settings, name, event, msg_id)
             if events:
@@ -142,7 +156,9 @@ async def _publish_in_order(settings: NatsSettings, outboxes: list[tuple[dg.Dags
     return emptied
 
 
-async def deliver_pending(instance: dg.DagsterInstance, settings: NatsSettings, limit: int) -> list[str]:
+async def deliver_pending(
+    instance: dg.DagsterInstance, settings: NatsSettings, limit: int, log: logging.Logger
+) -> list[str]:
     """One pass of the outbox over the `limit` oldest pending runs; NATS errors raise (nothing is lost: the
     next pass goes on from the acknowledgements recorded). Returns the ids of the runs it marked delivered."""
     runs = instance.get_runs(filters=dg.RunsFilter(tags={OUTBOX_TAG: PENDING}), limit=limit, ascending=True)
@@ -152,7 +168,7 @@ async def deliver_pending(instance: dg.DagsterInstance, settings: NatsSettings, 
             closing = _closing_event(instance, run)
             if closing is not None:
                 outbox.record_final(closing)
-    emptied = set(await _publish_in_order(settings, outboxes))
+    emptied = set(await _publish_in_order(settings, outboxes, log))
     # Only finished runs: their status no longer changes, so adding a tag cannot undo a status update.
     delivered = [run.run_id for run in runs if run.is_finished and run.run_id in emptied]
     for run_id in delivered:

@@ -11,9 +11,10 @@ from pydantic import BaseModel
 
 from fleet_dagster.core.request import parse_request
 from fleet_dagster.definitions import defs
-from fleet_dagster.deliberation.outbox import RUN, SENSOR, RunOutbox
+from fleet_dagster.deliberation.outbox import DELIVERED, OUTBOX_TAG, RUN, SENSOR, UNREADABLE, RunOutbox
 from fleet_dagster.deliberation.partitions import DELIBERATION_ID_TAG
 from fleet_dagster.deliberation.run_config import run_config_for
+from fleet_dagster.deliberation.sensors import deliberation_outbox
 from fleet_dagster.nats_bridge.events import DeliberationAccepted
 from fleet_dagster.nats_bridge.local_server import LocalNatsServer
 from fleet_dagster.nats_bridge.schemas import schema_for_subject
@@ -134,3 +135,17 @@ def test_the_outbox_hands_out_what_no_publisher_saw_acknowledged_in_order(any_in
     by_sensor.sent(3)  # the sensor got the rest through; the run's own count stays behind
     assert by_run.unsent()[1] == [] and by_run.has_final()
     assert not RunOutbox(any_instance, "r2", RUN).has_final()  # each run its own
+
+
+def test_an_outbox_that_cannot_be_read_is_set_aside_and_holds_up_no_other(tmp_path, instance, deploy_nats):
+    garbled, fine = canceled_run(instance, "garbled"), canceled_run(instance, "fine")
+    # What a version with other events (or a hand edit) could leave: not an event list.
+    instance.run_storage.set_cursor_values({f"fleet/outbox/{garbled.run_id}/chunk/0": "{not json"})
+    instance.run_storage.set_cursor_values({f"fleet/outbox/{garbled.run_id}/chunks": "1"})
+    with LocalNatsServer(tmp_path / "jetstream") as nats_server:
+        deploy_nats(nats_server.url)
+        nats_helpers.evaluate_sensor(deliberation_outbox, instance)
+        canceled = nats_helpers.stored_events(nats_server.url, "deliberation.canceled")
+    assert [event["run_id"] for event in canceled] == [fine.run_id]
+    assert instance.get_run_by_id(garbled.run_id).tags[OUTBOX_TAG] == UNREADABLE
+    assert instance.get_run_by_id(fine.run_id).tags[OUTBOX_TAG] == DELIVERED
