@@ -60,6 +60,10 @@ class RunOutbox:
         # One key a call: once any key of a call exists, set_cursor_values only updates, inserting none.
         self._storage.set_cursor_values({self._prefix + name: value})
 
+    @staticmethod
+    def _chunk_names(chunks: int, first: int = 0) -> list[str]:
+        return [f"chunk/{n}" for n in range(first, chunks)]
+
     def record(self, events: list[Event]) -> None:
         if events:
             count = int(self._read("chunks").get("chunks", "0"))
@@ -78,10 +82,10 @@ class RunOutbox:
         state = self._read("chunks", "final", *counters)
         chunks = int(state.get("chunks", "0"))
         sent = max(int(state.get(counter, "0")) for counter in counters)
-        names = [f"chunk/{n}" for n in range(sent, chunks)]
+        names = self._chunk_names(chunks, first=sent)
         stored = self._read(*names)
         events = [event_from_stored(event) for name in names for event in json.loads(stored[name])]
-        if "final" not in state:
+        if not state.get("final"):
             return chunks, events
         if sent <= chunks:
             events.append(event_from_stored(json.loads(state["final"])))
@@ -89,6 +93,14 @@ class RunOutbox:
 
     def sent(self, end: int) -> None:
         self._write(f"sent/{self._publisher}", str(end))
+
+    def empty(self) -> None:
+        """Drops a delivered run's events, keeping its counters: the key-value table has no delete, and
+        the events are on NATS now."""
+        state = self._read("chunks", "final")
+        names = self._chunk_names(int(state.get("chunks", "0"))) + (["final"] if "final" in state else [])
+        if names:  # every one of them exists, so this one call updates them all
+            self._storage.set_cursor_values({self._prefix + name: "" for name in names})
 
     def set_aside(self) -> None:
         """Out of the sensor's way for good (its tag says why), kept for an operator to look at."""
@@ -170,7 +182,8 @@ async def deliver_pending(
                 outbox.record_final(closing)
     emptied = set(await _publish_in_order(settings, outboxes, log))
     # Only finished runs: their status no longer changes, so adding a tag cannot undo a status update.
-    delivered = [run.run_id for run in runs if run.is_finished and run.run_id in emptied]
-    for run_id in delivered:
-        instance.add_run_tags(run_id, {OUTBOX_TAG: DELIVERED})
-    return delivered
+    delivered = [(run, outbox) for run, outbox in outboxes if run.is_finished and run.run_id in emptied]
+    for run, outbox in delivered:
+        outbox.empty()
+        instance.add_run_tags(run.run_id, {OUTBOX_TAG: DELIVERED})
+    return [run.run_id for run, _ in delivered]

@@ -101,6 +101,8 @@ def test_every_event_arrives_once_after_an_outage_longer_than_every_retry(
     assert set(arrived.values()) == {1}, arrived
     assert canceled[0]["run_id"] == called_off.run_id and canceled[0]["status"] == "CANCELED"
     jsonschema.validate(canceled[0], schema_for_subject("deliberation.canceled"))
+    kept = instance.run_storage.get_cursor_values({f"fleet/outbox/{run_id}/chunk/0", f"fleet/outbox/{run_id}/final"})
+    assert set(kept.values()) == {""}, kept  # delivered: the outbox keeps no copy of what NATS holds
     assert outcome.success  # the deliberation succeeded: its events' delivery is the outbox's business
 
 
