@@ -358,7 +358,7 @@ def sensor_tick(instance: Any, tick: int, archive_dir: Path) -> tuple[float, flo
         )
         for i in range(100)
     ]
-    lookup, in_instance = _prior_use(instance, DeliberationArchive(str(archive_dir))), [0.0]
+    lookup, in_instance = _prior_use(instance, DeliberationArchive(str(archive_dir)), None), [0.0]
 
     def timed_lookup(deliberation_id: str, seq: int) -> Any:
         started = time.perf_counter()

@@ -2,7 +2,9 @@
 
 import re
 
-_ANSWER_LINE = re.compile(r"answer\s*(?:is)?\s*[:=]?\s*\**\s*(-?\d[\d,]*)", re.IGNORECASE)
+# Possessive (never give back what they matched): each part stops where the next begins, so a failed match
+# ends after one pass over its spaces instead of trying every way to split them between the parts.
+_ANSWER_LINE = re.compile(r"answer\s*+(?:is)?+\s*+[:=]?+\s*+\**+\s*+(-?\d[\d,]*)", re.IGNORECASE)
 _NUMBER = re.compile(r"-?\d[\d,]*")
 
 

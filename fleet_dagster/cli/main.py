@@ -6,7 +6,8 @@ import os
 import re
 import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any, Literal, get_args, get_origin
 
 import click
@@ -33,6 +34,19 @@ def _ray_logs_to_file() -> None:
     from fleet_dagster.settings import fleet_home
 
     send_driver_logs_to(fleet_home() / "logs" / "ray-driver.log")
+
+
+@contextlib.contextmanager
+def _ctrl_c_as_flag() -> Iterator[threading.Event]:
+    """While the run goes, Ctrl-C sets a flag that the wait loop reads between polls. The default handler
+    raises KeyboardInterrupt wherever the main thread happens to be (inside the instance's database driver,
+    say), where a library may absorb it or leave a connection half-used: then the run went on to the end."""
+    interrupted = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: interrupted.set())
+    try:
+        yield interrupted
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _instance():
@@ -64,6 +78,8 @@ def _request_option(flag: str, name: str, *, repeatable: bool = False) -> Callab
         default = field.get_default(call_default_factory=True)
         described = f"{description} Repeatable." + (f" Default: {', '.join(default)}." if default else "")
         return click.option(flag, name, multiple=True, help=described)
+    if field.annotation is bool:  # --name / --no-name
+        return click.option(f"{flag}/--no-{flag[2:]}", name, default=field.default, show_default=True, help=description)
     choices = get_args(field.annotation) if get_origin(field.annotation) is Literal else ()
     # An optional field (`int | None`) is its type on the command line, absent when not given.
     value_type = next((t for t in get_args(field.annotation) if t is not type(None)), field.annotation)
@@ -93,6 +109,7 @@ def request_options(command):
         _request_option("--selection", "selection"),
         _request_option("--top-k", "select_top_k"),
         _request_option("--max-total-tokens", "max_total_tokens"),
+        _request_option("--replay-answers", "replay_answers"),
         _request_option("--traceparent", "traceparent"),
     ]
     for option in reversed(options):
@@ -165,25 +182,29 @@ def deliberate(
     _ray_logs_to_file()
 
     from fleet_dagster.cli.progress import DeliberationProgress
-    from fleet_dagster.cli.run_deliberation import cancel_deliberation, execute_deliberation
+    from fleet_dagster.cli.run_deliberation import cancel_deliberation, execute_deliberation, new_run_id
 
     console = _stderr_console()
     instance = _instance()
     _use_llm(llm_url, llm_model)
     _refuse_what_the_server_cannot_serve(request)
+    run_id = new_run_id()  # known before the run exists: a Ctrl-C cancels this run only
     try:
-        if as_json:
-            document = execute_deliberation(instance, request, quiet=True)
-        else:
-            console.print(
-                f"Deliberation [bold]{escape(request.deliberation_id)}[/]: {len(request.roles)} roles x "
-                f"{request.agents_per_role} agents x {request.rounds} rounds"
-            )
-            with DeliberationProgress(request.roles, request.expected_count, console) as progress:
-                document = execute_deliberation(instance, request, quiet=True, on_status=progress.update)
+        with _ctrl_c_as_flag() as interrupted:
+            if as_json:
+                document = execute_deliberation(instance, request, run_id=run_id, quiet=True, interrupted=interrupted)
+            else:
+                console.print(
+                    f"Deliberation [bold]{escape(request.deliberation_id)}[/]: {len(request.roles)} roles x "
+                    f"{request.agents_per_role} agents x {request.rounds} rounds"
+                )
+                with DeliberationProgress(request.roles, request.expected_count, console) as progress:
+                    document = execute_deliberation(
+                        instance, request, run_id=run_id, quiet=True, on_status=progress.update, interrupted=interrupted
+                    )
     except KeyboardInterrupt:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the release short
-        outcome = cancel_deliberation(instance, request.deliberation_id)
+        outcome = cancel_deliberation(instance, request.deliberation_id, run_id)
         console.print(f"Interrupted: deliberation {request.deliberation_id} cancelled, {outcome}", markup=False)
         sys.exit(EXIT_INTERRUPTED)
     if as_json:

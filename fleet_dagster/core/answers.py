@@ -11,7 +11,12 @@ from fleet_dagster.core.reviews import extract_json_object
 
 # A final answer is a word, a number or a short phrase; longer text is prose, not an answer to count.
 MAX_ANSWER_CHARS = 200
-_ANSWER_LINE = re.compile(r"^[\s>*_#-]*answer[\s*_]*[:=]\s*(.+?)\s*$", re.IGNORECASE | re.MULTILINE)
+# The answer line ends the text: only its last 32,000 characters (about 8k tokens, more than a proposal's
+# max_tokens) are searched for it, so that the work stays bounded whatever a server sends.
+MAX_ANSWER_TEXT_CHARS = 32_000
+# Matched against one line at a time, from its start: no part of it can cross a newline, and no two adjacent
+# parts match the same character, so a failed match ends after one pass over the line.
+_ANSWER_LINE = re.compile(r"[ \t>*_#-]*answer[ \t*_]*[:=](.*)", re.IGNORECASE)
 _NUMBER = re.compile(r"[-+]?\d[\d,]*(?:\.\d+)?")
 
 
@@ -30,9 +35,9 @@ def final_answer(text: str | None) -> str | None:
     """The answer on the last `Answer:` line, else the "answer" field of a JSON object in the text."""
     if not text:
         return None
-    lines = _ANSWER_LINE.findall(text)
-    if lines:
-        return normalize_answer(lines[-1])
+    lines = [m.group(1) for m in map(_ANSWER_LINE.match, text[-MAX_ANSWER_TEXT_CHARS:].splitlines()) if m]
+    if stated := [line for line in lines if line.strip()]:
+        return normalize_answer(stated[-1])
     data = extract_json_object(text)
     if data is not None and isinstance(data.get("answer"), str | int | float) and not isinstance(data["answer"], bool):
         return normalize_answer(str(data["answer"]))

@@ -29,6 +29,7 @@ from fleet_dagster.core.selection import (
     blind_order,
     candidate_labels,
     eligible,
+    fell_back,
     parse_architect_choice,
     select_by_score,
     select_by_vote,
@@ -191,6 +192,7 @@ class Council:
             repetition_penalty=sampling.repetition_penalty,
             deadline_at=self.deadline_at,
             traceparent=child_traceparent(self.request.traceparent) if self.request.traceparent else None,
+            replay=self.request.replay_answers,
         )
 
     def _record(
@@ -337,8 +339,10 @@ class Council:
         return bool(changed) or not any(revised)
 
     async def _architect_select(self) -> None:
-        finalists = eligible(self.scored())[: self.request.select_top_k]
+        finalists = eligible(await asyncio.to_thread(self.scored))[: self.request.select_top_k]
         if len(finalists) < 2:
+            reason = f"{len(finalists)} proposal{'' if len(finalists) == 1 else 's'} could win: nothing to choose among"
+            self.selection = fell_back(select_by_score(finalists), reason)
             return
         self._start_phase("select", 1)
         shown = blind_order(finalists, self.judging_seed)
@@ -362,8 +366,7 @@ class Council:
         fallback = select_by_score(finalists)
         choice = parse_architect_choice(result.content or "", shown) if result.ok else None
         if choice is None:
-            reason = result.error or "the architect's answer named no finalist"
-            choice = fallback.model_copy(update={"rationale": f"{fallback.rationale} (architect: {reason})"})
+            choice = fell_back(fallback, f"architect: {result.error or 'its answer named no finalist'}")
         self.selection = choice
 
     # results --------------------------------------------------------------------------------------
@@ -379,15 +382,17 @@ class Council:
 
     def result(self, *, timed_out: bool = False, error: str | None = None) -> CouncilResult:
         proposals = self.scored()
-        selection = self.selection or (select_by_vote if self.request.selection == "vote" else select_by_score)(
-            proposals
-        )
+        asked = self.request.selection
+        selection = self.selection or (select_by_vote if asked == "vote" else select_by_score)(proposals)
+        if selection.method != asked and selection.fallback_reason is None:  # the architect's step never came
+            selection = fell_back(selection, f"the council ended before the {asked} step")
         proposals = [p.model_copy(update={"is_winner": p.agent_id == selection.winner}) for p in proposals]
         return self._result(proposals, selection, timed_out=timed_out, error=error)
 
     def unscored_result(self, *, timed_out: bool, error: str) -> CouncilResult:
         """What is kept when the result cannot be built: every call, review and proposal, unscored, no winner."""
-        selection = Selection(winner=None, method="score", rationale=f"no result could be built: {error}")
+        reason = f"no result could be built: {error}"
+        selection = Selection(winner=None, method="score", rationale=reason, fallback_reason=reason)
         return self._result(list(self.proposals.values()), selection, timed_out=timed_out, error=error)
 
     def _result(
@@ -399,7 +404,7 @@ class Council:
             proposals=proposals,
             reviews=list(self.reviews),
             calls=list(self.calls),
-            selection=selection,
+            selection=selection.model_copy(update={"asked": self.request.selection}),
             timed_out=timed_out or self.deadline_hit,
             error=error,
             judging_seed=self.judging_seed,
@@ -452,7 +457,8 @@ async def run_council(council: Council) -> CouncilResult:
     except Exception as exc:  # noqa: BLE001 - run_council never raises: the failure becomes the result's error
         error = _describe(exc)
     try:
-        return council.result(timed_out=timed_out, error=error)
+        # Scoring is CPU work over untrusted text: in a thread, the loop keeps serving the runner's other councils.
+        return await asyncio.to_thread(council.result, timed_out=timed_out, error=error)
     except Exception as exc:  # noqa: BLE001 - scoring failed: the calls and reviews are still worth keeping
         failure = f"building the result failed: {_describe(exc)}"
         return council.unscored_result(timed_out=timed_out, error=f"{error}; {failure}" if error else failure)

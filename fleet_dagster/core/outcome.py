@@ -6,16 +6,19 @@ from typing import Any
 from fleet_dagster.core.records import CouncilResult
 
 # What the status document and the final event say of each winner; the asset's metadata keeps the rest.
-BRIEF_WINNER_FIELDS = ("agent_id", "score", "answer", "votes")
+BRIEF_WINNER_FIELDS = ("agent_id", "score", "selection", "decided_by", "fallback_reason", "answer", "votes")
 
 
 def winners(councils: list[CouncilResult]) -> dict[str, dict[str, Any]]:
-    """Each role's winner, for the roles that have one; by vote, its answer and every answer's votes."""
+    """Each role's winner, for the roles that have one: the selection asked for, what decided (another method
+    where the asked one could not, and why); by vote, its answer and every answer's votes."""
     return {
         c.role: {
             "agent_id": c.winner.agent_id,
             "score": c.winner.score,
-            "method": c.selection.method,
+            "selection": c.selection.asked,
+            "decided_by": c.selection.method,
+            "fallback_reason": c.selection.fallback_reason,
             "rationale": c.selection.rationale,
             "flags": c.winner.flags,
             **({"answer": c.selection.answer, "votes": c.selection.votes} if c.selection.method == "vote" else {}),

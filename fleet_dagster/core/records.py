@@ -30,6 +30,7 @@ class ChatRequest(BaseModel):
     # The deliberation's deadline (epoch s): waiting for a slot at the endpoint counts against it, not timeout_s.
     deadline_at: float | None = None
     traceparent: str | None = None  # this call's span in the deliberation's trace (see core/trace.py)
+    replay: bool = True  # an answer stored before may answer it (the request's replay_answers)
 
 
 class ChatResult(BaseModel):
@@ -124,8 +125,11 @@ class Proposal(BaseModel):
 
 class Selection(BaseModel):
     winner: str | None
-    method: SelectionMethod
+    method: SelectionMethod  # what decided
     rationale: str
+    # What the request asked for (set by the council), and why that did not decide where `method` differs.
+    asked: SelectionMethod | None = None
+    fallback_reason: str | None = None
     # By vote: each final answer's count among the proposals that could win, and the answer that won.
     votes: dict[str, int] = Field(default_factory=dict)
     answer: str | None = None

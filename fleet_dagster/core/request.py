@@ -133,6 +133,14 @@ class DeliberationRequest(BaseModel):
         "call that could pass it is not made, and what finished is scored (default: no budget).",
     )
 
+    replay_answers: bool = Field(
+        True,
+        strict=True,
+        description="Answer a call made before with the same prompt and settings (by an earlier run of this id, or "
+        "a council restarted after its runner died) from the response store, without asking the model; false: "
+        "every call asks the model (its answer is still stored).",
+    )
+
     traceparent: str | None = Field(
         None,
         description="W3C trace context (00-<trace id>-<span id>-<flags>) that run tags, events, status and every "
@@ -267,8 +275,29 @@ class RequestError(ValueError):
         super().__init__("; ".join(f"{field}: {message}" for field, message in errors))
 
 
+def printable(text: str) -> str:
+    """`text` with what UTF-8 cannot encode (lone surrogates) written as escapes: safe to log, store and publish."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _not_unicode(data: dict[str, Any]) -> list[tuple[str, str]]:
+    """Fields holding text that is not Unicode: JSON may escape a lone surrogate (\\ud800), which no UTF-8
+    store, log or message can hold, and which pydantic cannot even name in a validation error."""
+    errors = []
+    for name, value in data.items():
+        try:
+            json.dumps([name, value], ensure_ascii=False, default=repr).encode()
+        except UnicodeEncodeError as exc:
+            errors.append((printable(str(name)), f"holds text that is not Unicode ({exc.reason}); send UTF-8 text"))
+        except (TypeError, ValueError, RecursionError):
+            pass  # not JSON: validation says what is wrong with it
+    return errors
+
+
 def parse_request(data: dict[str, Any]) -> DeliberationRequest:
     """The request, once its fields are valid and every role's prompts fit that role's model context."""
+    if errors := _not_unicode(data):
+        raise RequestError(errors)
     try:
         request = DeliberationRequest.model_validate(data)
     except ValidationError as exc:

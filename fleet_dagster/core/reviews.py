@@ -43,11 +43,16 @@ def review_assignments(agent_ids: list[str], mode: Literal["ring", "all"], *, se
     return pairs
 
 
+def _id_pattern(agent_ids: list[str]) -> re.Pattern[str]:
+    """Any of the ids in any case, its parts joined by any one separator ("Agent_Dev 001"); longest first, so
+    that no id is cut short by another that begins it. No nested repetition: the match stays linear."""
+    spelled = (r"[\s_.-]?".join(map(re.escape, re.split(r"[\s_.-]+", aid))) for aid in agent_ids)
+    return re.compile("|".join(sorted(spelled, key=len, reverse=True)), re.IGNORECASE)
+
+
 def redact_ids(text: str, agent_ids: list[str]) -> str:
     """The text with every agent id replaced: models sign their proposals, and judging is blind."""
-    for aid in agent_ids:
-        text = text.replace(aid, "[agent]")
-    return text
+    return _id_pattern(agent_ids).sub("[agent]", text) if agent_ids else text
 
 
 def review_json_schema(criteria: list[str], max_tokens: int) -> dict[str, Any]:
@@ -176,9 +181,11 @@ def parse_review(raw: str, criteria: list[str], *, reviewer: str, author: str, r
         if data is None:
             return unparsed(reason)
         scores, rejected = _read_scores(data, criteria)
+        # One unusable score makes the whole review unusable: a reviewer who wrote 0/9/0 meant no 9.
+        if rejected:
+            return unparsed(f"scores out of range or not numbers: {', '.join(rejected)}")
         if not scores:
-            detail = f" (out of range or not numbers: {', '.join(rejected)})" if rejected else ""
-            return unparsed(f"no usable 1-10 score for any of {', '.join(criteria)}{detail}")
+            return unparsed(f"no 1-10 score for any of {', '.join(criteria)}")
         return Review(
             reviewer=reviewer,
             author=author,

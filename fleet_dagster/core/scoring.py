@@ -74,6 +74,11 @@ _STOPWORDS = frozenset(
     ]
 )
 _PREFIX = 5  # crude stemming: "limiting" and "limits" both match "limit"
+# Stating a requirement puts its words together, in any order ("requests are limited per minute for each key");
+# a salad of the requirements' words scatters them: a pair of neighbouring words of an item counts where the
+# text has them at most PAIR_DISTANCE content words apart, and at least MIN_NEAR_PAIRS of those pairs must.
+PAIR_DISTANCE = 3
+MIN_NEAR_PAIRS = 0.5
 # A proposal is untrusted text: these caps bound what its check plugins are given, so that no block makes a
 # parser recurse past Python's limit and a proposal's checks stay under a second (PyYAML, the slowest, reads
 # about 150,000 characters a second). 16,000 characters is about 400 lines, more than a proposal's example needs.
@@ -86,21 +91,47 @@ _FENCE_LANGUAGE = re.compile(r"[A-Za-z0-9_+-]*")
 _BRACKET = re.compile(r"[\[\](){}]")
 
 
+def _content_words(text: str) -> list[str]:
+    """The words that carry meaning, in order."""
+    return [w for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) >= 3 and w not in _STOPWORDS]
+
+
 def _words(text: str) -> set[str]:
-    return {w for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) >= 3 and w not in _STOPWORDS}
+    return set(_content_words(text))
 
 
 def _stem(word: str) -> str:
     return word[:_PREFIX]
 
 
+def _near(first: list[int], second: list[int]) -> bool:
+    """Whether two sorted position lists hold positions at most PAIR_DISTANCE apart (one merge, linear)."""
+    i = j = 0
+    while i < len(first) and j < len(second):
+        if abs(first[i] - second[j]) <= PAIR_DISTANCE:
+            return True
+        if first[i] < second[j]:
+            i += 1
+        else:
+            j += 1
+    return False
+
+
 def addresses(text: str, item: str, threshold: float = 0.6) -> bool:
-    """Whether `text` mentions enough of the content words of `item` (a requirement or criterion)."""
-    wanted = {_stem(w) for w in _words(item)}
+    """Whether `text` mentions enough of the content words of `item` (a requirement or criterion), used together:
+    of the item's neighbouring words found in the text, at least MIN_NEAR_PAIRS are near each other there."""
+    wanted = list(dict.fromkeys(_stem(w) for w in _content_words(item)))
     if not wanted:
         return False
-    present = {_stem(w) for w in _words(text)}
-    return len(wanted & present) / len(wanted) >= threshold
+    positions: dict[str, list[int]] = {}
+    for position, word in enumerate(_content_words(text)):
+        positions.setdefault(_stem(word), []).append(position)
+    present = [w for w in wanted if w in positions]
+    if len(present) / len(wanted) < threshold:
+        return False
+    pairs = list(itertools.pairwise(present))
+    near = sum(_near(positions[a], positions[b]) for a, b in pairs)
+    return near >= MIN_NEAR_PAIRS * len(pairs)
 
 
 def coverage_items(task: str, requirements: list[str], rubric: str) -> list[str]:
@@ -130,9 +161,12 @@ def _check_json(code: str) -> str | None:
 
 def _check_yaml(code: str) -> str | None:
     try:
-        yaml.safe_load(code)
+        value = yaml.safe_load(code)
     except yaml.YAMLError as exc:
         return f"invalid YAML: {str(exc).splitlines()[0]}"
+    # Any prose parses as a YAML string: only a mapping or a list is the document the block claims to be.
+    if not isinstance(value, dict | list):
+        return f"not a YAML mapping or list: {type(value).__name__}"
     return None
 
 

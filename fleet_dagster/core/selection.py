@@ -31,6 +31,11 @@ def form_note(proposals: list[Proposal], winner: Proposal) -> str:
     return f"; {len(flagged)} flagged proposal{'' if len(flagged) == 1 else 's'} set aside" if flagged else ""
 
 
+def fell_back(selection: Selection, reason: str) -> Selection:
+    """`selection` standing in for the one asked for, which could not decide: why, also in its rationale."""
+    return selection.model_copy(update={"rationale": f"{selection.rationale} ({reason})", "fallback_reason": reason})
+
+
 def select_by_score(proposals: list[Proposal]) -> Selection:
     ranked = eligible(proposals)
     if not ranked:
@@ -45,8 +50,7 @@ def select_by_vote(proposals: list[Proposal]) -> Selection:
     whose best proposal scores higher, and that proposal wins. By score when no proposal states an answer."""
     answered = [(p, p.answer) for p in eligible(proposals) if p.answer is not None]
     if not answered:
-        by_score = select_by_score(proposals)
-        return by_score.model_copy(update={"rationale": f"{by_score.rationale} (no proposal states a final answer)"})
+        return fell_back(select_by_score(proposals), "no proposal states a final answer")
     votes = Counter(answer for _, answer in answered)
     best_of: dict[str, tuple[int, Proposal]] = {}
     for rank_index, (p, answer) in enumerate(answered):  # best first: an answer's first proposal is its best

@@ -14,6 +14,7 @@ after their deadline.
 """
 
 import time
+from collections.abc import Callable
 
 import dagster as dg
 
@@ -43,12 +44,14 @@ def start_councils(
     model_override: str | None,
     llm: LLMResource,
     adopt_from: str | None = None,
+    timeout_s: float | None = None,
 ) -> list[str]:
-    """Starts (or adopts, or finds running) the roles' councils for the client's owner; the refusals."""
+    """Starts (or adopts, or finds running) the roles' councils for the client's owner; the refusals. Raises
+    CouncilRunnerUnavailable when the runners do not answer within `timeout_s`."""
     endpoint = model_endpoint(llm)
     if model_override:
         endpoint = endpoint.model_copy(update={"model_override": model_override})
-    return client.start(request, roles, deadline_at, endpoint, llm.call_timeout_s, adopt_from)
+    return client.start(request, roles, deadline_at, endpoint, llm.call_timeout_s, adopt_from, timeout_s)
 
 
 def free_run_slots(instance: dg.DagsterInstance) -> int | None:
@@ -64,14 +67,18 @@ def start_on_arrival(
     instance: dg.DagsterInstance,
     accepted: list[tuple[int, DeliberationRequest, str | None]],
     llm: LLMResource,
+    time_left_s: Callable[[], float],
 ) -> list[str]:
     """`accepted`: (stream sequence, request, model override) in the order their runs are requested. Starts
-    the councils of those the run queue would start now; returns their deliberation ids."""
+    the councils of those the run queue would start now, while `time_left_s()` lasts (a cluster that does not
+    answer raises CouncilRunnerUnavailable); returns their deliberation ids."""
     free = free_run_slots(instance)
     started = []
     for seq, request, model_override in accepted[:free] if free is not None else accepted:
+        if (timeout_s := time_left_s()) <= 0:
+            break
         client = CouncilClient(request.deliberation_id, arrival_owner(seq))
         deadline_at = time.time() + request.deadline_s
-        if not start_councils(client, request, request.roles, deadline_at, model_override, llm):
+        if not start_councils(client, request, request.roles, deadline_at, model_override, llm, timeout_s=timeout_s):
             started.append(request.deliberation_id)
     return started

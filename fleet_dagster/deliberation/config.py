@@ -18,6 +18,19 @@ from fleet_dagster.core.request import DeliberationRequest, parse_request
 Role = enum.StrEnum("Role", {role: role for role in available_roles()})  # type: ignore[misc]  # built from the profiles
 
 
+def unlaunchable_roles(request: DeliberationRequest) -> list[tuple[str, str]]:
+    """Roles whose profile came after this code location loaded: the request is valid, but no run config with
+    them passes `Role` (so the daemon could not create the run) until the code location is reloaded."""
+    missing = [role for role in request.roles if role not in Role.__members__]
+    if not missing:
+        return []
+    message = (
+        f"role(s) {', '.join(missing)}: profile added after the code location loaded; its run config accepts "
+        f"{', '.join(Role.__members__)}: reload the code location, then publish the request again"
+    )
+    return [("roles", message)]
+
+
 def _as_in_request(name: str) -> Any:
     """The request field's default and description: declared once, in DeliberationRequest."""
     field = DeliberationRequest.model_fields[name]
@@ -39,6 +52,7 @@ class DeliberationConfig(dg.Config):
     selection: SelectionMethod = _as_in_request("selection")
     select_top_k: int = _as_in_request("select_top_k")
     max_total_tokens: int | None = _as_in_request("max_total_tokens")
+    replay_answers: bool = _as_in_request("replay_answers")
     traceparent: str | None = _as_in_request("traceparent")
 
     def to_request(self, deliberation_id: str) -> DeliberationRequest:

@@ -6,5 +6,7 @@ deliberation_partitions = dg.DynamicPartitionsDefinition(name=DELIBERATION_PARTI
 DELIBERATION_ASSET_KEY = dg.AssetKey("deliberation")
 DELIBERATION_ID_TAG = "fleet/deliberation_id"
 STREAM_SEQ_TAG = "fleet/stream_seq"
+# When the stream of that sequence was created: a stream deleted and created again reuses its sequences.
+STREAM_CREATED_TAG = "fleet/stream_created"
 TRACEPARENT_TAG = "fleet/traceparent"  # the W3C trace the run belongs to (core/trace.py)
 REQUEST_DIGEST_TAG = "fleet/request_digest"  # tells a producer's retried publish from another request

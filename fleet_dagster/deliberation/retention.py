@@ -117,9 +117,9 @@ def archive_deliberation(
     Resumable: an archive that already holds every run left (a tick that stopped between archiving and deleting,
     or midway through the runs) is kept as it is, never replaced by what the instance still has."""
     run_ids = {record.dagster_run.run_id for record in runs}
-    existing = archive.read(deliberation_id)
-    if existing is not None and run_ids <= {run["run_id"] for run in existing["runs"]}:
-        location = str(archive.path(deliberation_id))
+    existing = archive.latest(deliberation_id)  # an earlier archive of the id (it was run again) is left as it is
+    if existing is not None and run_ids <= {run["run_id"] for run in existing[1]["runs"]}:
+        location = existing[0]
     else:
         record = latest_event(instance.fetch_materializations, deliberation_id, None)
         metadata = record.asset_materialization.metadata if record else {}
@@ -143,7 +143,7 @@ def _archive_one(
     context: dg.OpExecutionContext, archive: DeliberationArchive, deliberation_id: str, runs: list[dg.RunRecord]
 ) -> bool:
     try:
-        archive.path(deliberation_id)
+        archive.folder(deliberation_id)
     except ValueError as exc:  # a partition typed in the UI that no file may be named after: left as it is
         context.log.warning(f"not archived: {exc}")
         return False

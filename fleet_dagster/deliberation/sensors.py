@@ -12,20 +12,36 @@ from fleet_dagster.core.request import DeliberationRequest
 from fleet_dagster.deliberation.archive import DeliberationArchive
 from fleet_dagster.deliberation.arrival import start_on_arrival
 from fleet_dagster.deliberation.assets import deliberation_job
+from fleet_dagster.deliberation.config import unlaunchable_roles
 from fleet_dagster.deliberation.outbox import deliver_pending
 from fleet_dagster.deliberation.partitions import (
     DELIBERATION_ID_TAG,
     REQUEST_DIGEST_TAG,
+    STREAM_CREATED_TAG,
     STREAM_SEQ_TAG,
     TRACEPARENT_TAG,
     deliberation_partitions,
 )
 from fleet_dagster.deliberation.run_config import run_config_for
 from fleet_dagster.deliberation.status_query import latest_run
-from fleet_dagster.llm.preflight import PreflightError, ServerUnavailable, model_listing, preflight
+from fleet_dagster.deliberation.tick_budget import TickBudget
+from fleet_dagster.llm.preflight import (
+    PREFLIGHT_TIMEOUT_S,
+    PreflightError,
+    ServerUnavailable,
+    model_listing,
+    preflight,
+)
 from fleet_dagster.llm.resources import LLMResource
 from fleet_dagster.nats_bridge.cursor import RequestCursor, StreamState, read_after
-from fleet_dagster.nats_bridge.jetstream import ensure_stream, jetstream, publish_event, read_requests
+from fleet_dagster.nats_bridge.events import DeliberationDuplicate, DeliberationRejected
+from fleet_dagster.nats_bridge.jetstream import (
+    PUBLISH_TIMEOUT_S,
+    ensure_stream,
+    jetstream,
+    publish_event,
+    read_requests,
+)
 from fleet_dagster.nats_bridge.resources import NatsResource
 from fleet_dagster.nats_bridge.settings import NatsSettings
 from fleet_dagster.nats_bridge.triage import PriorUse, Triage, request_digest, triage
@@ -41,12 +57,17 @@ START_ON_ARRIVAL_ENV = "FLEET_NATS_START_ON_ARRIVAL"
 DEFAULT_STATUS = dg.DefaultSensorStatus(os.environ.get("FLEET_NATS_SENSOR_STATUS", "STOPPED").upper())
 
 
-def _prior_use(instance: dg.DagsterInstance, archive: DeliberationArchive):
+def _stream_tags(seq: int, stream_created: str | None) -> dict[str, str]:
+    """Which message of which stream a run was requested by."""
+    return {STREAM_SEQ_TAG: str(seq), **({STREAM_CREATED_TAG: stream_created} if stream_created else {})}
+
+
+def _prior_use(instance: dg.DagsterInstance, archive: DeliberationArchive, stream_created: str | None):
     def lookup(deliberation_id: str, seq: int) -> PriorUse | None:
         run = latest_run(instance, deliberation_id)
-        if run is None and archive.holds(deliberation_id):  # its runs were deleted by retention, not its id
-            return PriorUse(f"by a deliberation archived in {archive.path(deliberation_id)}", None, None)
-        if run is None or run.tags.get(STREAM_SEQ_TAG) == str(seq):
+        if run is None and (archived := archive.latest(deliberation_id)):  # retention deleted its runs, not its id
+            return PriorUse(f"by a deliberation archived in {archived[0]}", None, None)
+        if run is None or _stream_tags(seq, stream_created).items() <= run.tags.items():
             return None  # free, or this very message seen again (its run_key dedupes the run)
         run_seq = run.tags.get(STREAM_SEQ_TAG)
         return PriorUse(
@@ -69,9 +90,14 @@ class _Tick:
 class _ServedModels:
     """What the deployment's model server serves (see llm/preflight.py), its model list fetched once a tick."""
 
-    def __init__(self, llm: LLMResource, log: logging.Logger) -> None:
+    def __init__(self, llm: LLMResource, log: logging.Logger, budget: TickBudget) -> None:
         self._served = llm.served_endpoint()
-        self._listing = model_listing(self._served) if self._served is not None else None
+        # Two tries in what is left of the tick: a server that takes longer is one that does not answer.
+        self._listing = (
+            model_listing(self._served, lambda: budget.for_step_s(2 * PREFLIGHT_TIMEOUT_S) / 2)
+            if self._served is not None
+            else None
+        )
         self._log = log
         self.overrides: dict[str, str | None] = {}  # by deliberation id: the model that serves every role
 
@@ -96,6 +122,7 @@ async def _read_and_triage(
     cursor: RequestCursor,
     instance: dg.DagsterInstance,
     served: _ServedModels,
+    budget: TickBudget,
 ) -> _Tick:
     async with jetstream(settings) as js:
         info = await ensure_stream(js, settings)
@@ -105,13 +132,21 @@ async def _read_and_triage(
             last_seq=info.state.last_seq,
         )
         after, notes = read_after(cursor, stream)
-        messages = await read_requests(js, settings, after, BATCH, READ_BUDGET_S)
-        outcome = triage(messages, _prior_use(instance, DeliberationArchive.from_env()), served.problems)
-        for rejected in outcome.rejected:
-            await publish_event(js, settings, "deliberation.rejected", rejected, f"rejected-{rejected.stream_seq}")
-        for duplicate in outcome.duplicates:
-            await publish_event(js, settings, "deliberation.duplicate", duplicate, f"duplicate-{duplicate.stream_seq}")
-    new_cursor = RequestCursor(seq=messages[-1][0] if messages else after, stream_created=stream.created)
+        messages = await read_requests(js, settings, info, after, BATCH, budget.for_step_s(READ_BUDGET_S))
+        outcome = triage(
+            messages,
+            _prior_use(instance, DeliberationArchive.from_env(), stream.created),
+            lambda request: unlaunchable_roles(request) or served.problems(request),
+            budget.has_time,
+        )
+        answers: list[tuple[str, DeliberationRejected | DeliberationDuplicate]] = [
+            *(("rejected", event) for event in outcome.rejected),
+            *(("duplicate", event) for event in outcome.duplicates),
+        ]
+        for kind, event in answers:  # one that cannot be published in time fails the tick: the cursor stays
+            msg_id, timeout_s = f"{kind}-{event.stream_seq}", budget.after_triage_s(PUBLISH_TIMEOUT_S)
+            await publish_event(js, settings, f"deliberation.{kind}", event, msg_id, timeout_s)
+    new_cursor = RequestCursor(seq=outcome.handled_through or after, stream_created=stream.created)
     return _Tick(new_cursor, outcome, notes)
 
 
@@ -133,9 +168,10 @@ def deliberation_requests(
     if settings is None:
         return dg.SkipReason("NATS_URL is not set: the NATS bridge is off")
     cursor = RequestCursor.parse(context.cursor)
+    budget = TickBudget.start()
     try:
-        served = _ServedModels(llm, context.log)
-        tick = asyncio.run(_read_and_triage(settings, cursor, context.instance, served))
+        served = _ServedModels(llm, context.log, budget)
+        tick = asyncio.run(_read_and_triage(settings, cursor, context.instance, served, budget))
     except (nats_errors.Error, OSError, TimeoutError) as exc:  # unreachable, auth, TLS: skip, keep the cursor
         return dg.SkipReason(f"NATS unreachable at {settings.display_url}: {type(exc).__name__}: {exc}")
     for note in tick.notes:
@@ -155,7 +191,7 @@ def deliberation_requests(
             run_config=run_config_for(request),
             tags={
                 DELIBERATION_ID_TAG: request.deliberation_id,
-                STREAM_SEQ_TAG: str(seq),
+                **_stream_tags(seq, tick.cursor.stream_created),
                 REQUEST_DIGEST_TAG: request_digest(request),
                 **({TRACEPARENT_TAG: request.traceparent} if request.traceparent else {}),
             },
@@ -164,7 +200,8 @@ def deliberation_requests(
     ]
     if tick.cursor == cursor:
         return dg.SkipReason(f"no new requests after stream sequence {cursor.seq}")
-    _start_on_arrival(context, llm, [(seq, r, served.overrides.get(r.deliberation_id)) for seq, r in accepted])
+    arrivals = [(seq, r, served.overrides.get(r.deliberation_id)) for seq, r in accepted]
+    _start_on_arrival(context, llm, arrivals, budget)
     return dg.SensorResult(
         run_requests=run_requests,
         dynamic_partitions_requests=[
@@ -180,12 +217,14 @@ def _start_on_arrival(
     context: dg.SensorEvaluationContext,
     llm: LLMResource,
     accepted: list[tuple[int, DeliberationRequest, str | None]],
+    budget: TickBudget,
 ) -> None:
-    """Best effort: whatever fails here, each run starts its own councils as it always does."""
+    """Best effort, in what is left of the tick: whatever fails here or waits too long, each run starts its
+    own councils as it always does."""
     if not accepted or os.environ.get(START_ON_ARRIVAL_ENV, "true").lower() == "false":
         return
     try:  # Dagster connected this process to the cluster (`ray_cluster`), as for a step
-        started = start_on_arrival(context.instance, accepted, llm)
+        started = start_on_arrival(context.instance, accepted, llm, budget.left_s)
     except Exception as exc:  # noqa: BLE001 - an early start is an optimisation, never a reason to lose a tick
         context.log.warning(f"councils not started on arrival (their runs will start them): {exc}")
         return

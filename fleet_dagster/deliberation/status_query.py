@@ -79,10 +79,11 @@ def deliberation_status(
     if document["status"] != DeliberationStatus.UNKNOWN.value:
         return document
     archive = archive or DeliberationArchive.from_env()
-    archived = archive.read(deliberation_id)
-    if archived is None:
+    latest = archive.latest(deliberation_id)  # an id run again after it was archived has several archives
+    if latest is None:
         return document
-    return {**archived["status"], "archived": True, "archive": str(archive.path(deliberation_id))}
+    location, archived = latest
+    return {**archived["status"], "archived": True, "archive": location}
 
 
 def instance_status(instance: dg.DagsterInstance, deliberation_id: str) -> dict[str, Any]:
@@ -101,6 +102,7 @@ def instance_status(instance: dg.DagsterInstance, deliberation_id: str) -> dict[
         "early_stops": {},
         "flagged_proposals": 0,
         "estimated_cost": None,
+        "replayed_calls": 0,
         "traceparent": None,
     }
     run = latest_run(instance, deliberation_id)
@@ -121,6 +123,7 @@ def instance_status(instance: dg.DagsterInstance, deliberation_id: str) -> dict[
             results=_metadata_value(metadata, "results", []),
             duration_ms=round(_metadata_value(metadata, "wall_time_s", 0) * 1000),
             estimated_cost=_metadata_value(metadata, "estimated_cost"),
+            replayed_calls=_metadata_value(metadata, "replayed_calls", 0),  # answered from the response store
             # A run launched from the UI has no tag: its collect step recorded the trace it made.
             traceparent=_metadata_value(metadata, "traceparent") or document["traceparent"],
         )

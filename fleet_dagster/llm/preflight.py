@@ -40,9 +40,10 @@ class Preflight:
     notes: list[str] = field(default_factory=list)
 
 
-def list_served_models(base_url: str, api_key: str) -> list[ServedModel]:
-    """GET {base_url}/models. Raises PreflightError when the server does not answer with a list."""
-    client = openai.OpenAI(base_url=base_url, api_key=api_key, max_retries=1, timeout=PREFLIGHT_TIMEOUT_S)
+def list_served_models(base_url: str, api_key: str, timeout_s: float = PREFLIGHT_TIMEOUT_S) -> list[ServedModel]:
+    """GET {base_url}/models, each of two tries within `timeout_s`. Raises PreflightError when the server does
+    not answer with a list."""
+    client = openai.OpenAI(base_url=base_url, api_key=api_key, max_retries=1, timeout=timeout_s)
     try:
         page = client.models.list()
     except openai.APIError as exc:
@@ -90,15 +91,18 @@ def check_models(
     return Preflight(model_override=override, context_tokens=context, notes=notes)
 
 
-def model_listing(endpoint: LLMEndpoint) -> Callable[[str], list[ServedModel]]:
+def model_listing(
+    endpoint: LLMEndpoint, timeout_s: Callable[[], float] = lambda: PREFLIGHT_TIMEOUT_S
+) -> Callable[[str], list[ServedModel]]:
     """The servers' model lists, each asked once for as long as the returned lookup is kept: a server that
-    did not answer is not asked again (a sensor tick checks many requests)."""
+    did not answer is not asked again (a sensor tick checks many requests). `timeout_s()` is each try's limit
+    when a server is asked (a sensor tick gives what is left of its time)."""
     listings: dict[str, list[ServedModel] | ServerUnavailable] = {}
 
     def served_at(url: str) -> list[ServedModel]:
         if url not in listings:
             try:
-                listings[url] = list_served_models(url, endpoint.api_key.get_secret_value())
+                listings[url] = list_served_models(url, endpoint.api_key.get_secret_value(), timeout_s())
             except ServerUnavailable as exc:
                 listings[url] = exc
         listing = listings[url]

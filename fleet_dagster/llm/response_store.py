@@ -10,13 +10,15 @@ its nodes share it), `nats` for a JetStream key-value bucket (a cluster: every R
 reaches NATS already, see nats_bridge/response_bucket.py), a path, or `off`.
 """
 
+import asyncio
+import logging
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from pydantic import BaseModel, Field
 
@@ -34,6 +36,11 @@ RESPONSE_STORE_ENV = {
 DISABLED = "off"
 IN_NATS = "nats"
 PRUNE_EVERY = 500  # puts between two prunes: a prune scans the table
+# Another process's write holds the lock for milliseconds: a lock held this long is a store that is away.
+LOCK_WAIT_S = 2.0
+REOPEN_AFTER_S = 30.0  # a file that could not be opened is tried again after this long, not on every call
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class ResponseStoreSettings(BaseModel):
@@ -62,74 +69,121 @@ class ResponseStore(Protocol):
 
 
 class SqliteResponseStore:
-    """Safe to share between processes (SQLite's WAL mode and busy timeout) and between threads."""
+    """Safe to share between processes (SQLite's WAL mode and busy timeout) and between threads.
+
+    A store is a cache: a file that cannot be opened (a directory in its place, a full or read-only disk) or a
+    lock held longer than LOCK_WAIT_S is a miss or an unstored answer, logged, never a failed call nor an actor
+    that cannot start. Statements run on a thread, so a lock waited on never holds up the caller's other calls."""
 
     def __init__(self, path: Path, ttl_s: float, max_entries: int, clock=time.time) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.ttl_s = ttl_s
         self.max_entries = max_entries
         self._clock = clock
         self._lock = threading.Lock()
         self._puts = 0
-        self._db = sqlite3.connect(path, timeout=30.0, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, stored_at REAL, result TEXT)")
-        self._db.execute("CREATE INDEX IF NOT EXISTS responses_age ON responses (stored_at)")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS deliberations (id TEXT PRIMARY KEY, stored_at REAL, document TEXT)"
-        )
+        self._db: sqlite3.Connection | None = None  # opened on first use, and again REOPEN_AFTER_S after it failed
+        self._unopenable_until = 0.0
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._db is not None:
+            return self._db
+        if self._clock() < self._unopenable_until:
+            raise sqlite3.OperationalError(f"could not be opened less than {REOPEN_AFTER_S:.0f} s ago")
+        try:
+            self._db = _opened(self.path)
+        except (OSError, sqlite3.Error):
+            self._unopenable_until = self._clock() + REOPEN_AFTER_S
+            raise
+        return self._db
+
+    async def _absorbed(self, what: str, statements: Callable[[sqlite3.Connection], T], otherwise: T) -> T:
+        def run() -> T:
+            with self._lock:
+                return statements(self._connection())
+
+        try:
+            return await asyncio.to_thread(run)
+        except (OSError, sqlite3.Error, ValueError) as exc:  # ValueError: an entry that no longer parses
+            log.warning(f"response store {self.path}: {what} failed: {exc!r}")
+            return otherwise
 
     async def get(self, key: str) -> ChatResult | None:
-        with self._lock:
-            row = self._db.execute(
+        def read(db: sqlite3.Connection) -> ChatResult | None:
+            row = db.execute(
                 "SELECT result FROM responses WHERE key = ? AND stored_at > ?", (key, self._clock() - self.ttl_s)
             ).fetchone()
-        return ChatResult.model_validate_json(row[0]) if row else None
+            return ChatResult.model_validate_json(row[0]) if row else None
+
+        return await self._absorbed("get", read, None)
 
     async def put(self, key: str, result: ChatResult) -> None:
         document = result.stored_form()
         if document is None:
             return
-        with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO responses VALUES (?, ?, ?)", (key, self._clock(), document))
+
+        def write(db: sqlite3.Connection) -> None:
+            db.execute("INSERT OR REPLACE INTO responses VALUES (?, ?, ?)", (key, self._clock(), document))
             self._puts += 1
             if self._puts % PRUNE_EVERY == 0:
-                self._prune()
+                self._prune(db)
+
+        await self._absorbed("put", write, None)
 
     async def put_deliberation(self, deliberation_id: str, document: str) -> None:
-        with self._lock:
-            self._db.execute(
+        def write(db: sqlite3.Connection) -> None:
+            db.execute(
                 "INSERT OR REPLACE INTO deliberations VALUES (?, ?, ?)", (deliberation_id, self._clock(), document)
             )
 
+        await self._absorbed("put_deliberation", write, None)
+
     async def deliberation(self, deliberation_id: str) -> str | None:
-        with self._lock:
-            row = self._db.execute(
+        def read(db: sqlite3.Connection) -> str | None:
+            row = db.execute(
                 "SELECT document FROM deliberations WHERE id = ? AND stored_at > ?",
                 (deliberation_id, self._clock() - self.ttl_s),
             ).fetchone()
-        return row[0] if row else None
+            return row[0] if row else None
+
+        return await self._absorbed("deliberation", read, None)
 
     def __len__(self) -> int:
         with self._lock:
-            return self._db.execute("SELECT count(*) FROM responses").fetchone()[0]
+            return self._connection().execute("SELECT count(*) FROM responses").fetchone()[0]
 
     def prune(self) -> None:
         with self._lock:
-            self._prune()
+            self._prune(self._connection())
 
-    def _prune(self) -> None:
+    def _prune(self, db: sqlite3.Connection) -> None:
         oldest_kept = self._clock() - self.ttl_s
-        self._db.execute("DELETE FROM responses WHERE stored_at <= ?", (oldest_kept,))
-        self._db.execute("DELETE FROM deliberations WHERE stored_at <= ?", (oldest_kept,))
-        self._db.execute(
+        db.execute("DELETE FROM responses WHERE stored_at <= ?", (oldest_kept,))
+        db.execute("DELETE FROM deliberations WHERE stored_at <= ?", (oldest_kept,))
+        db.execute(
             "DELETE FROM responses WHERE key IN (SELECT key FROM responses ORDER BY stored_at DESC LIMIT -1 OFFSET ?)",
             (self.max_entries,),
         )
 
     def close(self) -> None:
-        self._db.close()
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+            self._db = None
+
+
+def _opened(path: Path) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, timeout=LOCK_WAIT_S, check_same_thread=False, isolation_level=None)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, stored_at REAL, result TEXT)")
+        db.execute("CREATE INDEX IF NOT EXISTS responses_age ON responses (stored_at)")
+        db.execute("CREATE TABLE IF NOT EXISTS deliberations (id TEXT PRIMARY KEY, stored_at REAL, document TEXT)")
+    except sqlite3.Error:
+        db.close()
+        raise
+    return db
 
 
 def sqlite_response_store(settings: ResponseStoreSettings) -> SqliteResponseStore:

@@ -14,6 +14,7 @@ from fleet_dagster.nats_bridge.settings import MAX_REQUEST_BYTES, NatsSettings
 
 REQUEST_SUBJECT = "deliberation.requested"
 DUPLICATE_WINDOW_S = 600.0
+PUBLISH_TIMEOUT_S = 5.0
 
 
 @asynccontextmanager
@@ -49,25 +50,34 @@ async def ensure_stream(js: JetStreamContext, settings: NatsSettings) -> StreamI
         return await js.stream_info(settings.stream)
 
 
-async def publish_event(js: JetStreamContext, settings: NatsSettings, name: str, event: BaseModel, msg_id: str) -> None:
+async def publish_event(
+    js: JetStreamContext,
+    settings: NatsSettings,
+    name: str,
+    event: BaseModel,
+    msg_id: str,
+    timeout_s: float = PUBLISH_TIMEOUT_S,
+) -> None:
     """`Nats-Msg-Id` makes a retried publish (or a re-evaluated sensor tick) a no-op for the stream."""
     await js.publish(
-        settings.subject(name), event.model_dump_json().encode(), headers={"Nats-Msg-Id": msg_id}, timeout=5
+        settings.subject(name), event.model_dump_json().encode(), headers={"Nats-Msg-Id": msg_id}, timeout=timeout_s
     )
 
 
 async def read_requests(
-    js: JetStreamContext, settings: NatsSettings, after_seq: int, batch: int, budget_s: float
+    js: JetStreamContext, settings: NatsSettings, stream: StreamInfo, after_seq: int, batch: int, budget_s: float
 ) -> list[tuple[int, bytes]]:
     """(stream sequence, body) of the requests stored after `after_seq`, oldest first, skipping the stream's
-    other subjects."""
+    other subjects; at least one, whatever the budget, so that every tick makes progress. Direct get (any
+    replica answers) where the stream allows it: an operator's stream may not, and there nobody answers one."""
+    direct = bool(stream.config.allow_direct)
     messages: list[tuple[int, bytes]] = []
     next_seq = after_seq + 1
     deadline = time.monotonic() + budget_s
-    while len(messages) < batch and time.monotonic() < deadline:
+    while len(messages) < batch and (not messages or time.monotonic() < deadline):
         try:
             message = await js.get_msg(
-                settings.stream, seq=next_seq, subject=settings.subject(REQUEST_SUBJECT), next=True, direct=True
+                settings.stream, seq=next_seq, subject=settings.subject(REQUEST_SUBJECT), next=True, direct=direct
             )
         except NotFoundError:
             break

@@ -31,35 +31,47 @@ class NatsResponseStore:
         self._settings = settings
         self.ttl_s = ttl_s
         self._max_bytes = max_bytes
-        self._bucket = f"{settings.subject_prefix.replace('.', '-')}{bucket}"
+        self._bucket_name = f"{settings.subject_prefix.replace('.', '-')}{bucket}"
         self._client: Client | None = None
         self._kv: KeyValue | None = None
         self._unreachable_until = 0.0
 
     async def _open(self) -> KeyValue:
-        if self._kv is not None and self._client is not None and self._client.is_connected:
+        """One connection for the store's life: a failed get or put (a full bucket) keeps it; only a closed one
+        (its reconnect gave up) is replaced, so a long-lived actor never piles up connections."""
+        client = self._client
+        if client is not None and client.is_connected:
+            if self._kv is None:
+                self._kv = await self._bucket(client)
             return self._kv
+        if client is not None and not client.is_closed:  # reconnecting: a miss now, not a call held up meanwhile
+            raise ConnectionError("the connection to NATS dropped and is reconnecting")
         if time.monotonic() < self._unreachable_until:
             raise ConnectionError(f"NATS was unreachable less than {RECONNECT_AFTER_S:.0f} s ago")
+        self._client, self._kv = None, None
         # Unlike the bridge's short connections, this one lives with its actor: it reconnects after a drop.
         try:
             self._client = await nats.connect(**{**self._settings.connect_options(), "allow_reconnect": True})
         except Exception:
             self._unreachable_until = time.monotonic() + RECONNECT_AFTER_S  # calls go on without the store meanwhile
             raise
-        js = self._client.jetstream()
+        self._kv = await self._bucket(self._client)
+        return self._kv
+
+    async def _bucket(self, client: Client) -> KeyValue:
+        # A store answer is worth less than the call waiting on it: bounded like a connection attempt.
+        js = client.jetstream(timeout=self._settings.connect_timeout_s)
         try:
-            self._kv = await js.key_value(self._bucket)
+            return await js.key_value(self._bucket_name)
         except BucketNotFoundError:
-            self._kv = await js.create_key_value(
-                bucket=self._bucket,
+            return await js.create_key_value(
+                bucket=self._bucket_name,
                 description="fleet-dagster: model answers by request key, and deliberations to replay",
                 ttl=self.ttl_s,
                 max_bytes=self._max_bytes,
                 max_value_size=MAX_VALUE_BYTES,
                 history=1,
             )
-        return self._kv
 
     async def _get(self, key: str) -> bytes | None:
         try:
@@ -67,8 +79,8 @@ class NatsResponseStore:
         except KeyNotFoundError:
             return None
         except Exception as exc:  # noqa: BLE001 - the store is a cache: a miss, not a failed call
-            log.warning(f"response store {self._bucket} at {self._settings.display_url}: get failed: {exc!r}")
-            self._kv = None
+            log.warning(f"response store {self._bucket_name} at {self._settings.display_url}: get failed: {exc!r}")
+            self._kv = None  # looked up again on the same connection (the bucket may have been deleted)
             return None
         return entry.value
 
@@ -76,8 +88,8 @@ class NatsResponseStore:
         try:
             await (await self._open()).put(key, value.encode())
         except Exception as exc:  # noqa: BLE001 - the store is a cache: the answer only goes unstored
-            log.warning(f"response store {self._bucket} at {self._settings.display_url}: put failed: {exc!r}")
-            self._kv = None
+            log.warning(f"response store {self._bucket_name} at {self._settings.display_url}: put failed: {exc!r}")
+            self._kv = None  # looked up again on the same connection
 
     async def get(self, key: str) -> ChatResult | None:
         value = await self._get(f"answer.{key}")
@@ -97,3 +109,4 @@ class NatsResponseStore:
     async def close(self) -> None:
         if self._client is not None:
             await self._client.close()
+        self._client, self._kv = None, None

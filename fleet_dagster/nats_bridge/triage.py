@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from fleet_dagster.core.request import DeliberationRequest, RequestError, parse_request
+from fleet_dagster.core.request import DeliberationRequest, RequestError, parse_request, printable
 from fleet_dagster.core.trace import derived_traceparent, traceparent_problem
 from fleet_dagster.nats_bridge.events import DeliberationDuplicate, DeliberationRejected, FieldError
 from fleet_dagster.nats_bridge.settings import MAX_REQUEST_BYTES
@@ -34,6 +34,7 @@ class Triage:
     accepted: list[tuple[int, DeliberationRequest]] = field(default_factory=list)
     duplicates: list[DeliberationDuplicate] = field(default_factory=list)
     rejected: list[DeliberationRejected] = field(default_factory=list)
+    handled_through: int | None = None  # the last stream sequence triaged; those after it wait
 
 
 def _cut(text: str, limit: int) -> str:
@@ -43,24 +44,42 @@ def _cut(text: str, limit: int) -> str:
 def _reject(
     seq: int, deliberation_id: object, *errors: tuple[str, str], traceparent: str | None = None
 ) -> DeliberationRejected:
-    shown = [FieldError(field=_cut(f, 100), message=_cut(m, MAX_ERROR_CHARS)) for f, m in errors[:MAX_REJECTION_ERRORS]]
+    """Whatever the request held, the rejection can be published: bounded, and only text UTF-8 can encode."""
+    shown = [
+        FieldError(field=_cut(printable(f), 100), message=_cut(printable(m), MAX_ERROR_CHARS))
+        for f, m in errors[:MAX_REJECTION_ERRORS]
+    ]
     if len(errors) > MAX_REJECTION_ERRORS:
         shown.append(FieldError(field="request", message=f"and {len(errors) - MAX_REJECTION_ERRORS} more errors"))
-    valid_id = isinstance(deliberation_id, str) and len(deliberation_id) <= 64
+    shown_id = printable(deliberation_id) if isinstance(deliberation_id, str) and len(deliberation_id) <= 64 else None
     return DeliberationRejected(
-        deliberation_id=deliberation_id if valid_id else None, stream_seq=seq, errors=shown, traceparent=traceparent
+        deliberation_id=shown_id,
+        stream_seq=seq,
+        errors=shown,
+        traceparent=traceparent,
     )
 
 
 def default_id(seq: int, data: bytes) -> str:
-    """Deterministic, so that evaluating the same messages again gives the same ids (and run keys)."""
+    """What a rejection of a request without an id calls it: deterministic, so a re-evaluated tick says the same."""
     return f"delib-{seq}-{hashlib.sha256(data).hexdigest()[:10]}"
 
 
+def _content_digest(request: DeliberationRequest, exclude: set[str]) -> str:
+    """Of the validated request (defaults filled, roles normalised) as canonical JSON: keys sorted, so metadata
+    keys in another order are the same request; a retry's own trace context (a new span) is never part of it."""
+    fields = request.model_dump(mode="json", exclude={"traceparent", *exclude})
+    return hashlib.sha256(json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
 def request_digest(request: DeliberationRequest) -> str:
-    """Equal for the same request published twice (a producer's retry), whatever its JSON layout; a retry's
-    own trace context (a new span) does not make it another request."""
-    return hashlib.sha256(request.model_dump_json(exclude={"traceparent"}).encode()).hexdigest()
+    """Equal for the same request published twice (a producer's retry), whatever its JSON layout."""
+    return _content_digest(request, set())
+
+
+def content_id(request: DeliberationRequest) -> str:
+    """The id of a request published without one: its content, so that a producer's retry is a duplicate."""
+    return f"delib-{_content_digest(request, {'deliberation_id'})[:24]}"
 
 
 def _traceparent_of(body: object) -> str | None:
@@ -80,26 +99,34 @@ def _parse(seq: int, data: bytes) -> DeliberationRequest | DeliberationRejected:
         return _reject(seq, None, ("request", f"not valid JSON: {exc}"))
     if not isinstance(body, dict):
         return _reject(seq, None, ("request", "must be a JSON object"))
-    if body.get("deliberation_id") is None:
+    has_id = body.get("deliberation_id") is not None
+    if not has_id:
         body["deliberation_id"] = default_id(seq, data)
     if body.get("traceparent") is None:  # a new trace; the same for the same message, however often it is read
         body["traceparent"] = derived_traceparent("nats", str(seq), hashlib.sha256(data).hexdigest())
     try:
-        return parse_request(body)
+        request = parse_request(body)
     except RequestError as exc:
         return _reject(seq, body.get("deliberation_id"), *exc.errors, traceparent=_traceparent_of(body))
+    return request if has_id else request.model_copy(update={"deliberation_id": content_id(request)})
 
 
 def triage(
     messages: list[tuple[int, bytes]],
     prior_use: Callable[[str, int], PriorUse | None],
     unservable: Callable[[DeliberationRequest], list[tuple[str, str]]] = lambda request: [],
+    has_time: Callable[[], bool] = lambda: True,
 ) -> Triage:
     """`prior_use(id, seq)` says how an id is already taken by anything but this message, or None;
-    `unservable(request)` what the model server cannot serve of a request that would start a run."""
+    `unservable(request)` what the model server cannot serve of a request that would start a run;
+    `has_time()`, asked before each message but the first, whether it may be triaged now (if not, it and
+    the messages after it are left for later)."""
     result = Triage()
     in_batch: dict[str, PriorUse] = {}
     for seq, data in messages:
+        if result.handled_through is not None and not has_time():
+            break
+        result.handled_through = seq
         try:
             parsed = _parse(seq, data)
         except Exception as exc:  # noqa: BLE001 - whatever one message does, it is that message's rejection
@@ -110,7 +137,11 @@ def triage(
         request, digest = parsed, request_digest(parsed)
         prior = in_batch.get(request.deliberation_id) or prior_use(request.deliberation_id, seq)
         if prior is None:
-            if problems := unservable(request):
+            try:
+                problems = unservable(request)
+            except Exception as exc:  # noqa: BLE001 - as above: a check that fails on one request rejects it
+                problems = [("request", f"could not be checked: {type(exc).__name__}: {exc}")]
+            if problems:
                 result.rejected.append(
                     _reject(seq, request.deliberation_id, *problems, traceparent=request.traceparent)
                 )

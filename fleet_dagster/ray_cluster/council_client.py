@@ -65,10 +65,12 @@ class CouncilClient:
         endpoint: LLMEndpoint,
         call_timeout_s: float,
         adopt_from: str | None = None,
+        timeout_s: float | None = None,
     ) -> list[str]:
         """Starts each role's council unless this owner runs it already; returns the refusals (another
         owner runs the id, or this owner released it). Councils that `adopt_from` started (on the request's
-        arrival) become this owner's."""
+        arrival) become this owner's. Waits for the runners' answers at most `timeout_s` (None: as long as
+        they take)."""
         starts: list[ray.ObjectRef] = [
             self._runner(role).start.remote(
                 request, role, deadline_at, endpoint, call_timeout_s, self.owner, adopt_from
@@ -76,7 +78,7 @@ class CouncilClient:
             for role in roles
         ]
         self._started |= {role: (request, deadline_at, endpoint, call_timeout_s) for role in roles}
-        return [refusal for refusal in _ray_call(starts) if refusal]
+        return [refusal for refusal in _ray_call(starts, timeout_s) if refusal]
 
     def restart(self, role: str) -> bool:
         """Starts again a council this owner started and its runner lost (the process died and Ray restarted

@@ -5,9 +5,9 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
+import dagster as dg
 import pytest
 import ray
 from click.testing import CliRunner
@@ -16,6 +16,7 @@ from rich.console import Console
 from fleet_dagster.cli.main import _print_summary, cli
 from fleet_dagster.cli.progress import DeliberationProgress
 from tests.cli_helpers import fleet_dagster
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -32,6 +33,26 @@ def test_deliberate_json_is_the_status_document(ray_head, dagster_home, sim_llm_
     assert set(document["winners"]) == {"DEV", "DATA"}
     status = fleet_dagster("status", "cli-1", "--json", env=env)
     assert json.loads(status.stdout) == document
+
+
+def test_a_run_again_replays_stored_answers_unless_told_not_to(ray_head, dagster_home, sim_llm_factory):
+    """The same id run again: by default its calls are answered from the response store, none reaching the
+    model; with --no-replay-answers every call reaches the model again. The status document counts them."""
+    server = sim_llm_factory(latency_s=0.05)
+    env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "FLEET_LLM_URL": server.base_url}
+    args = ["Design a cache", "--role", "DEV", "--agents", "2", "--rounds", "1", "--id", "cli-again", "--json"]
+
+    def run(*flags: str) -> tuple[dict, int]:
+        done = fleet_dagster("deliberate", *args, *flags, env=env)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout), len(server.answered)
+
+    (first, calls), (replayed, after_replay), (afresh, after_afresh) = run(), run(), run("--no-replay-answers")
+    assert first["replayed_calls"] == 0 and calls > 0
+    assert replayed["replayed_calls"] == calls and after_replay == calls  # no call reached the model
+    assert afresh["replayed_calls"] == 0 and after_afresh == 2 * calls
+    status = fleet_dagster("status", "cli-again", "--json", env=env)
+    assert json.loads(status.stdout)["replayed_calls"] == 0
 
 
 def test_partial_exits_3_and_prints_the_summary(ray_head, dagster_home, sim_llm_factory):
@@ -120,38 +141,78 @@ def test_progress_shows_roles_and_phases_as_text():
     assert "DEV[/]" in text and "[bold]x[/]" in text
 
 
-def test_ctrl_c_releases_the_councils_and_exits_130(runner, dagster_home, sim_llm_factory):
+def test_ctrl_c_releases_the_councils_and_exits_130(runner, dagster_home, sim_llm_factory, tmp_path):
     server = sim_llm_factory(latency_s=5.0)
     env = {**os.environ, "DAGSTER_HOME": str(dagster_home)}
     args = ["Design a cache", "--role", "DEV", "--agents", "2", "--deadline", "600", "--id", "cli-interrupted"]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "fleet_dagster.cli", "deliberate", *args, "--llm-url", server.base_url],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # its own process group, which a terminal's Ctrl-C signals as a whole
-    )
+    # Output goes to files: an undrained pipe fills and blocks the CLI mid-write, whatever it was doing.
+    output = tmp_path / "cli.out"
+    with output.open("w") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "fleet_dagster.cli", "deliberate", *args, "--llm-url", server.base_url],
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, which a terminal's Ctrl-C signals as a whole
+        )
     try:
-        waited_until = time.monotonic() + 180
-        while not server.requests_by_agent and process.poll() is None and time.monotonic() < waited_until:
-            time.sleep(0.2)
+        wait_until(lambda: server.requests_by_agent or process.poll() is not None, 180, "the councils' first call")
         assert server.requests_by_agent, f"the councils never called the model (CLI exit: {process.poll()})"
         os.killpg(process.pid, signal.SIGINT)
-        _, stderr = process.communicate(timeout=120)
+        process.wait(timeout=120)
+        stderr = output.read_text()
 
         assert process.returncode == 130, stderr
         assert "Interrupted: deliberation cli-interrupted cancelled, its councils released" in stderr
         # Dagster's log-capture helpers (same process group) may print their own KeyboardInterrupt; ours must not.
         assert "fleet_dagster/cli" not in stderr and "Aborted!" not in stderr
+        # Released: the runner holds no council of it, and a council's task is cancelled as it is dropped, so no
+        # further call can start (waiting a while to see none arrive would prove less and cost time).
         assert ray.get(runner("cli-interrupted").progress.remote("cli-interrupted")) == {}
-        calls = sum(server.requests_by_agent.values())
-        time.sleep(2 * server.settings.latency_s)  # long enough for running councils' next calls to arrive
-        assert sum(server.requests_by_agent.values()) == calls
         status = CliRunner().invoke(cli, ["status", "cli-interrupted", "--json"])
         assert json.loads(status.output)["status"] == "FAILED"  # the run ended, not IN_PROGRESS forever
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
-            process.communicate()
+            process.wait()
         ray.get(runner("cli-interrupted").release.remote("cli-interrupted"))
+
+
+def test_ctrl_c_cancels_only_the_run_it_launched(runner, instance, dagster_home, sim_llm_factory, tmp_path):
+    """A second `deliberate --id X`, interrupted before its own run exists, leaves the run of X that is going on
+    (someone else's) alone: it neither releases that run's councils nor marks it canceled."""
+    server = sim_llm_factory(latency_s=8.0)  # the first run lasts its 3 phases: 24 s at least
+    env = {**os.environ, "DAGSTER_HOME": str(dagster_home)}
+    args = ["Design a cache", "--role", "DEV", "--agents", "2", "--rounds", "1", "--deadline", "600"]
+    command = [sys.executable, "-m", "fleet_dagster.cli", "deliberate", *args, "--id", "cli-shared"]
+    command += ["--llm-url", server.base_url]
+    # The first CLI's output goes to files (it runs long: an undrained pipe would block it); the second's is read
+    # as it comes, so that its Ctrl-C follows the line it prints as it starts the run, before the run exists.
+    output, log = tmp_path / "first.json", tmp_path / "first.log"
+    with output.open("w") as out, log.open("w") as err:
+        first = subprocess.Popen([*command, "--json"], env=env, stdout=out, stderr=err, start_new_session=True)
+    second = None
+    try:
+        wait_until(lambda: server.requests_by_agent or first.poll() is not None, 180, "the first run's calls")
+        assert server.requests_by_agent, f"the first run never called the model (CLI exit: {first.poll()})"
+        second = subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+        )
+        started = second.stderr.readline()
+        assert "Deliberation cli-shared" in started, started + second.communicate(timeout=120)[1]
+        os.killpg(second.pid, signal.SIGINT)
+        _, stderr = second.communicate(timeout=120)
+        assert second.returncode == 130, stderr
+
+        first.wait(timeout=300)
+        assert first.returncode == 0, log.read_text()[-3000:]
+        document = json.loads(output.read_text())
+        assert document["status"] == "COMPLETED", document["error_message"]
+        canceled = instance.all_logs(document["run_id"], of_type=dg.DagsterEventType.RUN_CANCELED)
+        assert canceled == [], "the second CLI cancelled the first one's run"
+    finally:
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.communicate()
+        ray.get(runner("cli-shared").release.remote("cli-shared"))

@@ -128,7 +128,7 @@ def test_architect_selection_through_dagster_and_ray(ray_head, instance, sim_llm
     chosen = metadata["winners_json"]
     assert set(chosen) == {"DEV", "QA"}
     for role, winner in chosen.items():
-        assert winner["method"] == "architect" and winner["rationale"], winner
+        assert winner["decided_by"] == "architect" and winner["rationale"], winner
         # The asset page shows each winner's whole proposal, with the architect's rationale, as markdown.
         content = next(r["content"] for r in document["results"] if r["agent_id"] == winner["agent_id"])
         assert len(content) > 200 and content in metadata["winning_proposals"]

@@ -4,7 +4,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -16,6 +15,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from fleet_dagster.ray_cluster.local_head import stop_session
 from tests.helm_chart import CHART, NAMESPACE, ROOT, VALUE_FILES, containers, env_config, named, pod_templates, render
 
 pytestmark = pytest.mark.integration
@@ -197,13 +197,16 @@ def test_rendered_code_location_command_loads_the_definitions(helm, tmp_path):
     args = ["127.0.0.1" if arg == "0.0.0.0" else arg for arg in args]
     executable = str(Path(sys.executable).with_name(container["command"][0]))
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
-    server = subprocess.Popen(
-        [executable, *container["command"][1:], *args],
-        env=env,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    # Its log goes to a file: a pipe nobody reads fills up and blocks the server mid-write, shutdown included.
+    log = tmp_path / "code-server.log"
+    with log.open("w") as sink:
+        server = subprocess.Popen(
+            [executable, *container["command"][1:], *args],
+            env=env,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=sink,
+        )
     try:
         probe = container["readinessProbe"]["exec"]["command"]
         probe = [
@@ -212,7 +215,7 @@ def test_rendered_code_location_command_loads_the_definitions(helm, tmp_path):
         ]
         deadline = time.time() + 120
         while subprocess.run(probe, env=env, capture_output=True).returncode != 0:
-            assert server.poll() is None, server.stderr.read().decode()[-2000:]
+            assert server.poll() is None, log.read_text()[-2000:]
             assert time.time() < deadline, "the code server never became healthy"
             time.sleep(1)
         listed = subprocess.run(
@@ -231,8 +234,9 @@ def test_rendered_code_location_command_loads_the_definitions(helm, tmp_path):
         )
         assert "deliberation_job" in listed.stdout and "benchmark_job" in listed.stdout, listed.stderr
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        # SIGTERM, then SIGKILL after the grace a pod gets (30 s): the test is about loading, not shutting down.
+        stop_session(server.pid, grace_s=30)
+        server.wait()
 
 
 def snake_case(value):

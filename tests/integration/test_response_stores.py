@@ -1,7 +1,9 @@
 """The deployment's response store as the environment names it: off, a SQLite file, or a NATS bucket."""
 
 import asyncio
+import json
 import time
+import urllib.request
 from pathlib import Path
 
 import nats
@@ -9,9 +11,10 @@ import pytest
 
 from fleet_dagster.core.records import ChatResult
 from fleet_dagster.llm.response_store import RESPONSE_STORE_ENV, SqliteResponseStore
+from fleet_dagster.local_ports import free_port
 from fleet_dagster.nats_bridge.local_server import LocalNatsServer
 from fleet_dagster.nats_bridge.response_bucket import BUCKET, NatsResponseStore
-from fleet_dagster.nats_bridge.settings import NATS_ENV
+from fleet_dagster.nats_bridge.settings import NATS_ENV, NatsSettings
 from fleet_dagster.ray_cluster.response_stores import response_store_from_env
 
 pytestmark = pytest.mark.integration
@@ -75,3 +78,29 @@ def test_a_nats_store_that_cannot_reach_nats_misses_instead_of_failing(monkeypat
 
     missed, second_s = asyncio.run(scenario())
     assert missed is None and second_s < 0.05
+
+
+def server_connections(monitor_port: int) -> int:
+    """How many clients the server holds (its monitoring endpoint)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{monitor_port}/connz", timeout=5) as response:
+        return json.load(response)["num_connections"]
+
+
+def test_a_full_bucket_refuses_answers_without_leaking_connections(tmp_path: Path):
+    """Every put into a full bucket fails: the store keeps one connection, not one more per failed put."""
+    monitor_port = free_port()
+    with LocalNatsServer(tmp_path / "jetstream", options=("-m", str(monitor_port))) as server:
+        store = NatsResponseStore(NatsSettings(url=server.url), ttl_s=3600, max_bytes=4096)
+
+        async def scenario() -> tuple[int, ChatResult | None]:
+            try:
+                for index in range(20):  # the first fills the bucket, every other one is refused
+                    await store.put(f"k{index}", ChatResult(content="x" * 3000))
+                counted = server_connections(monitor_port)
+                return counted, await store.get("k19")
+            finally:
+                await store.close()
+
+        connections, refused = asyncio.run(scenario())
+    assert refused is None  # refused by the full bucket: only not replayable
+    assert connections == 1

@@ -133,6 +133,11 @@ def archive_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "archive"
 
 
+def archived_path(archive_dir: Path, deliberation_id: str, run_ids: list[str]) -> Path:
+    """Where retention archives a deliberation with these runs (oldest first)."""
+    return archive_dir / deliberation_id / f"{run_ids[-1]}.json"
+
+
 def retention(instance: dg.DagsterInstance, **config: Any) -> list[str]:
     run_config = {"ops": {"archive_old_deliberations": {"config": config}}}
     result = DEFS.resolve_job_def("deliberation_retention_job").execute_in_process(
@@ -190,29 +195,32 @@ def test_old_deliberations_are_archived_then_deleted_and_status_answers_from_the
     assert sorted(retention(instance)) == sorted(runs)
 
     for deliberation_id, run_ids in runs.items():
-        archived = json.loads((archive_dir / f"{deliberation_id}.json").read_text())
+        archived = json.loads(archived_path(archive_dir, deliberation_id, run_ids).read_text())
         assert archived["status"] == before[deliberation_id]
         assert [run["run_id"] for run in archived["runs"]] == run_ids
         assert gone(instance, deliberation_id, run_ids)
         assert deliberation_status(instance, deliberation_id) == {
             **before[deliberation_id],
             "archived": True,
-            "archive": str(archive_dir / f"{deliberation_id}.json"),
+            "archive": str(archived_path(archive_dir, deliberation_id, run_ids)),
         }
-    done = json.loads((archive_dir / "old-done.json").read_text())
+    done = json.loads(archived_path(archive_dir, "old-done", runs["old-done"]).read_text())
     assert set(done["metadata"]["winners_json"]) == {"DEV", "QA"} and done["metadata"]["total_tokens"] == 1206
     assert len(done["metadata"]["results"]) == 4 and done["materialized_at"] is not None
-    assert json.loads((archive_dir / "old-failed-early.json").read_text())["metadata"] == {}
+    assert (
+        json.loads(archived_path(archive_dir, "old-failed-early", runs["old-failed-early"]).read_text())["metadata"]
+        == {}
+    )
     for deliberation_id, run_ids in kept.items():
         assert deliberation_status(instance, deliberation_id) == before[deliberation_id]
         assert instance.has_dynamic_partition(DELIBERATION_PARTITIONS, deliberation_id)
         assert [r.dagster_run.run_id for r in deliberation_runs(instance, deliberation_id)] == run_ids
-        assert not (archive_dir / f"{deliberation_id}.json").exists()
+        assert not (archive_dir / deliberation_id).exists()
     assert instance.get_run_by_id(benchmark_run) is not None
 
-    written = {path.name: path.read_text() for path in archive_dir.iterdir()}
+    written = {path: path.read_text() for path in archive_dir.rglob("*") if path.is_file()}
     assert retention(instance) == []  # run again: nothing left to do, nothing rewritten
-    assert {path.name: path.read_text() for path in archive_dir.iterdir()} == written
+    assert {path: path.read_text() for path in archive_dir.rglob("*") if path.is_file()} == written
 
     shown = CliRunner().invoke(cli, ["status", "old-done"])
     assert shown.exit_code == 0, shown.output
@@ -248,12 +256,14 @@ def test_a_run_stopped_between_archiving_and_deleting_is_resumed_by_the_next(ins
     monkeypatch.setattr(instance, "delete_run", crash_after_the_first_run)
     result = deliberation_retention_job.execute_in_process(instance=instance, raise_on_error=False)
     assert not result.success
-    archived = json.loads((archive_dir / "crashed.json").read_text())
+    archived = json.loads(archived_path(archive_dir, "crashed", [first, second]).read_text())
     assert not gone(instance, "crashed", [first, second])  # one run left, and the archive already written
 
     monkeypatch.setattr(instance, "delete_run", delete_run)
     assert retention(instance) == ["crashed"]
-    assert json.loads((archive_dir / "crashed.json").read_text()) == archived  # kept, not rebuilt from what was left
+    assert (
+        json.loads(archived_path(archive_dir, "crashed", [first, second]).read_text()) == archived
+    )  # kept, not rebuilt from what was left
     assert gone(instance, "crashed", [first, second])
     assert deliberation_status(instance, "crashed")["winners"] == before["winners"]
 
@@ -281,8 +291,23 @@ def test_an_archived_id_is_still_taken_for_new_nats_requests(instance, archive_d
     record_run(instance, "archived-id", 40)
     assert retention(instance) == ["archived-id"]
     request = json.dumps({"task": "Design a cache", "roles": ["DEV"], "deliberation_id": "archived-id"}).encode()
-    outcome = triage([(7, request)], _prior_use(instance, DeliberationArchive.from_env()))
+    outcome = triage([(7, request)], _prior_use(instance, DeliberationArchive.from_env(), None))
     assert not outcome.accepted
     (rejected,) = outcome.rejected
     assert rejected.errors[0].field == "deliberation_id"
     assert "archived in" in rejected.errors[0].message
+
+
+def test_an_id_archived_again_keeps_every_archive_and_status_shows_the_latest(instance, archive_dir):
+    """An archived id run again (from the CLI or the launchpad) and archived again: both archives are kept."""
+    first = record_run(instance, "twice", 40)
+    assert retention(instance) == ["twice"]
+    first_archive = json.loads(next(archive_dir.rglob("*.json")).read_text())
+    second = record_run(instance, "twice", 30, status=dg.DagsterRunStatus.FAILURE, materialized=False)
+    assert retention(instance) == ["twice"]
+    assert len(list(archive_dir.rglob("*.json"))) == 2
+    archives = DeliberationArchive.from_env().documents("twice")
+    assert [[run["run_id"] for run in document["runs"]] for _, document in archives] == [[first], [second]]
+    assert archives[0][1] == first_archive  # the first archive, as it was written
+    shown = deliberation_status(instance, "twice")
+    assert shown["status"] == "FAILED" and shown["archived"] is True and shown["archive"] == archives[1][0]

@@ -4,10 +4,13 @@ server told what each agent answers (its reviews stay random JSON scores: peers 
 import json
 import re
 
+import jsonschema
 import pytest
 
 from fleet_dagster.cli.run_deliberation import execute_deliberation
 from fleet_dagster.core.request import parse_request
+from fleet_dagster.nats_bridge.event_builders import FINAL_EVENT_METADATA_KEY
+from fleet_dagster.nats_bridge.schemas import schema_for_subject
 from fleet_dagster.ray_cluster.actors import runner_index
 from tests.integration.test_deliberation_on_ray import materialization_metadata
 
@@ -74,7 +77,29 @@ def test_vote_on_the_final_answer_in_metadata_and_status(ray_head, instance, sim
     winner = document["winners"]["DEV"]
     assert winner["answer"] == "7" and winner["votes"] == {"7": 2, "9": 1}
     assert winner["agent_id"] in {"agent-dev-001", "agent-dev-003"}
-    assert materialization_metadata(instance, "vote-7")["winners_json"]["DEV"]["method"] == "vote"
+    assert materialization_metadata(instance, "vote-7")["winners_json"]["DEV"]["decided_by"] == "vote"
+
+
+def test_a_vote_without_answers_says_it_fell_back_in_status_and_final_event(
+    ray_head, instance, sim_llm_factory, deploy_llm
+):
+    server = sim_llm_factory(latency_s=0.02, answers={f"agent-dev-00{i}": [SOUND] for i in (1, 2, 3)})
+    deploy_llm(server)
+    request = parse_request(
+        {"task": TASK, "roles": ["DEV"], "agents_per_role": 3, "selection": "vote", "deliberation_id": "no-vote"}
+    )
+    document = execute_deliberation(instance, request)
+
+    assert document["status"] == "COMPLETED", document["error_message"]
+    said_by = {
+        "selection": "vote",
+        "decided_by": "score",
+        "fallback_reason": "no proposal states a final answer",
+    }
+    assert document["winners"]["DEV"].items() >= said_by.items(), document["winners"]
+    final = materialization_metadata(instance, "no-vote")[FINAL_EVENT_METADATA_KEY]
+    assert final["event"]["winners"]["DEV"].items() >= said_by.items(), final
+    jsonschema.validate(final["event"], schema_for_subject(final["subject"]))
 
 
 def test_agents_that_agree_stop_early(ray_head, instance, sim_llm_factory, deploy_llm):

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fleet_dagster.core.answers import MAX_ANSWER_CHARS, final_answer
+from fleet_dagster.core.answers import MAX_ANSWER_CHARS, MAX_ANSWER_TEXT_CHARS, final_answer
 from fleet_dagster.core.budget import LocalTokenBudget, TokenLedger
 
 
@@ -67,3 +67,38 @@ def test_a_local_budget_refuses_what_would_pass_and_frees_a_failed_calls_reserva
         assert await budget.reserve(100)
 
     asyncio.run(scenario())
+
+
+def test_an_answer_line_ends_at_its_line():
+    """The prefix and the answer stay on one line: a pattern free to cross newlines retries from each of them
+    (quadratic: seconds on 24,000 newlines), and "Answer:" with nothing after it states no answer."""
+    assert final_answer("Answer:\n42") is None
+    assert final_answer("Answer:\n\nAnswer: 42") == "42"
+
+
+@pytest.mark.parametrize(
+    ("text", "answer"),
+    [
+        ("\n" * 24_000 + "Answer: 7", "7"),
+        ("\n" * 24_000 + "x", None),
+        ("Answer: 7" + " " * 24_000 + "\n", "7"),
+        (">" * 24_000 + "\n" * 24_000, None),
+        ("answer:\n" * 24_000 + "Answer: 9", "9"),
+    ],
+    ids=["newlines", "newlines-no-answer", "trailing-spaces", "prefix-marks", "empty-answer-lines"],
+)
+def test_hostile_shapes_are_read_correctly(text, answer):
+    assert final_answer(text) == answer
+
+
+def test_only_the_end_of_a_huge_text_is_searched_for_an_answer_line():
+    assert final_answer("Answer: 7\n" + "x " * MAX_ANSWER_TEXT_CHARS) is None
+    assert final_answer("x " * MAX_ANSWER_TEXT_CHARS + "\nAnswer: 7") == "7"
+
+
+HOSTILE_LINE = st.lists(st.sampled_from([*" \t\n>*_#-:=aA", "answer", "Answer:", "x"]), max_size=400).map("".join)
+
+
+@given(HOSTILE_LINE, st.integers(-(10**6), 10**6))
+def test_a_last_answer_line_is_read_after_any_hostile_text(before, number):
+    assert final_answer(f"{before}\nAnswer: {number}\n") == str(number)

@@ -113,3 +113,10 @@ def test_accuracy_and_failure_rules():
     assert regression.deliberation_accuracy(summary()).passed
     assert regression.failure_rate(summary(failure=0.05)).passed
     assert not regression.failure_rate(summary(failure=0.051)).passed
+
+
+def test_extract_answer_reads_past_a_run_of_spaces():
+    """Three adjacent optional whitespace runs once made a failed match retry every split of the spaces
+    (cubic: minutes on 2,000 spaces); a graded answer is model text, any shape."""
+    assert extract_answer("answer" + " " * 24_000 + "x\nAnswer: 5") == 5
+    assert extract_answer("answer is" + " \t" * 12_000 + "=" + " " * 12_000 + "** 12") == 12

@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import threading
 import time
 
 from fleet_dagster.core import council as council_module
@@ -232,3 +233,51 @@ def test_each_call_carries_its_profiles_repetition_controls():
     assert agents and all(r.frequency_penalty == 0.4 and r.repetition_penalty == 1.1 for r in agents)
     select = next(r for r in model.requests if r.phase == "select")  # the architect's profile: its own controls
     assert (select.frequency_penalty, select.repetition_penalty) == (0.1, None)
+
+
+def test_scoring_leaves_the_event_loop_free(monkeypatch):
+    """Scoring is CPU work over untrusted text: done on the loop, it would stall every other council of the
+    runner (and its progress answers) until it ends. The stub asks the loop to run a callback and waits for it,
+    which only a loop that is not busy scoring can do."""
+    loop_answered: list[bool] = []
+    real = council_module.score_proposal
+
+    def asks_the_loop(*args):  # fault injection: scoring that needs the loop to turn while it runs
+        ran = threading.Event()
+        loop.call_soon_threadsafe(ran.set)
+        loop_answered.append(ran.wait(timeout=30 if all(loop_answered) else 0))
+        return real(*args)
+
+    async def council_on_this_loop():
+        nonlocal loop
+        loop = asyncio.get_running_loop()
+        return await run_council(make(ScriptedModel()))
+
+    loop: asyncio.AbstractEventLoop
+    monkeypatch.setattr(council_module, "score_proposal", asks_the_loop)
+    result = asyncio.run(council_on_this_loop())
+    assert result.error is None and len(result.scored_proposals) == 3
+    assert loop_answered and all(loop_answered), loop_answered
+
+
+def test_the_selection_says_what_was_asked_what_decided_and_why_it_fell_back():
+    by_vote = asyncio.run(run_council(make(ScriptedModel(), selection="vote"))).selection  # no proposal answers
+    assert (by_vote.asked, by_vote.method) == ("vote", "score")
+    assert by_vote.fallback_reason == "no proposal states a final answer"
+    unnamed = asyncio.run(run_council(make(ScriptedModel(architect_answer="no idea"), selection="architect")))
+    assert (unnamed.selection.asked, unnamed.selection.method) == ("architect", "score")
+    assert "named no finalist" in unnamed.selection.fallback_reason
+    alone = asyncio.run(
+        run_council(make(ScriptedModel(failing={"agent-dev-001", "agent-dev-002"}), selection="architect"))
+    )
+    assert (alone.selection.asked, alone.selection.method) == ("architect", "score")
+    assert "1 proposal" in alone.selection.fallback_reason
+    voted = asyncio.run(
+        run_council(
+            make(
+                AnsweringModel(dict.fromkeys(("agent-dev-001", "agent-dev-002", "agent-dev-003"), "7")),
+                selection="vote",
+            )
+        )
+    )
+    assert (voted.selection.asked, voted.selection.method, voted.selection.fallback_reason) == ("vote", "vote", None)

@@ -1,7 +1,9 @@
 """Winners and the critical path, from councils' results alone."""
 
-from fleet_dagster.core.outcome import critical_path_ms, failed_calls_summary, winners
+from fleet_dagster.core.outcome import brief_winners, critical_path_ms, failed_calls_summary, winners
 from fleet_dagster.core.records import AgentCall, CouncilResult, Proposal, Selection
+
+FELL_BACK = {"fallback_reason": "no proposal states a final answer"}
 
 
 def call(agent: str, phase: str, round_: int, latency_ms: float) -> AgentCall:
@@ -16,7 +18,7 @@ def council(role: str, calls: list[AgentCall], winner: str | None = None) -> Cou
         proposals=proposals,
         reviews=[],
         calls=calls,
-        selection=Selection(winner=winner, method="score", rationale="highest score 8.50"),
+        selection=Selection(winner=winner, method="score", rationale="highest score 8.50", asked="vote", **FELL_BACK),
         started_at=0.0,
         finished_at=1.0,
     )
@@ -30,11 +32,14 @@ def test_the_critical_path_is_the_slowest_call_of_each_phase_of_the_slowest_coun
     assert critical_path_ms([]) == 0.0
 
 
+SAID_BY = {"selection": "vote", "decided_by": "score", **FELL_BACK}
+
+
 def test_winners_name_only_roles_that_have_one():
     found = winners([council("DEV", [], winner="a1"), council("QA", [], winner=None)])
-    assert found == {
-        "DEV": {"agent_id": "a1", "score": 8.5, "method": "score", "rationale": "highest score 8.50", "flags": []}
-    }
+    brief = {"agent_id": "a1", "score": 8.5, **SAID_BY}
+    assert found == {"DEV": {**brief, "rationale": "highest score 8.50", "flags": []}}
+    assert brief_winners(found) == {"DEV": brief}  # what the status document and the final event say
 
 
 def test_failed_calls_are_summarized_by_distinct_error_counted():

@@ -76,7 +76,7 @@ def test_a_server_that_does_not_answer_is_asked_once_per_listing(monkeypatch):
 
     asked = []
     real = module.list_served_models
-    monkeypatch.setattr(module, "list_served_models", lambda url, key: asked.append(url) or real(url, key))
+    monkeypatch.setattr(module, "list_served_models", lambda url, *args: asked.append(url) or real(url, *args))
     endpoint = LLMEndpoint(base_url="http://127.0.0.1:9/v1")  # the discard port: nothing listens
     served_at = model_listing(endpoint)
     for _ in range(3):

@@ -1,5 +1,7 @@
 """Which deliberations retention archives, its settings, and the archive's documents."""
 
+import json
+
 import pytest
 
 from fleet_dagster.deliberation.archive import DeliberationArchive, archive_document
@@ -59,20 +61,32 @@ def document(deliberation_id: str = "d-1") -> dict:
     return archive_document(status, {"total_tokens": 1234, "winners_json": {"DEV": {}}}, 1.5, [{"run_id": "r1"}])
 
 
-def test_an_archive_folder_keeps_one_whole_document_per_deliberation(tmp_path):
+def test_an_archive_folder_keeps_one_whole_document_per_archiving(tmp_path):
     archive = DeliberationArchive(str(tmp_path / "archive"))
     written = document()
-    assert archive.write(written) == str(tmp_path / "archive" / "d-1.json")
-    assert archive.read("d-1") == written
-    archive.write(document())  # written again: replaced whole, no temporary file left beside it
-    assert [p.name for p in (tmp_path / "archive").iterdir()] == ["d-1.json"]
-    assert archive.read("never-archived") is None
+    location = str(tmp_path / "archive" / "d-1" / "r1.json")
+    assert archive.write(written) == location
+    assert archive.latest("d-1") == (location, written)
+    archive.write(document())  # written again (a retention run resumed): replaced whole, no temporary file beside it
+    assert [p.name for p in (tmp_path / "archive" / "d-1").iterdir()] == ["r1.json"]
+    assert archive.latest("never-archived") is None and archive.documents("never-archived") == []
+
+
+def test_an_id_archived_again_keeps_its_earlier_archives_the_old_single_file_too(tmp_path):
+    archive = DeliberationArchive(str(tmp_path))
+    single = {**document(), "archived_at": 1.0, "runs": [{"run_id": "r0"}]}
+    (tmp_path / "d-1.json").write_text(json.dumps(single))  # as archives were written before
+    first = archive.write({**document(), "archived_at": 2.0, "runs": [{"run_id": "r1"}, {"run_id": "r2"}]})
+    latest = archive.write({**document(), "archived_at": 3.0, "runs": [{"run_id": "r3"}]})
+    found = archive.documents("d-1")
+    assert [location for location, _ in found] == [str(tmp_path / "d-1.json"), first, latest]
+    assert found[0][1] == single and archive.latest("d-1") == found[-1]
 
 
 def test_an_archive_url_is_written_through_fsspec():
     archive = DeliberationArchive("memory://fleet-archive/deliberations")
     archive.write(document("d-2"))
-    assert archive.read("d-2")["metadata"]["total_tokens"] == 1234
+    assert archive.latest("d-2")[1]["metadata"]["total_tokens"] == 1234
     assert archive.location == "memory://fleet-archive/deliberations"
 
 
@@ -81,4 +95,4 @@ def test_an_id_that_could_leave_the_archive_is_refused(tmp_path):
     for bad in ("../escape", "a/b", ".hidden", ""):
         with pytest.raises(ValueError, match="not a deliberation id"):
             archive.write(document(bad))
-        assert archive.read(bad) is None
+        assert archive.latest(bad) is None

@@ -2,7 +2,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fleet_dagster.core.reviews import MAX_REVIEW_CHARS, extract_json_object, parse_review, review_assignments
+from fleet_dagster.core.reviews import (
+    MAX_REVIEW_CHARS,
+    extract_json_object,
+    parse_review,
+    redact_ids,
+    review_assignments,
+)
 
 CRITERIA = ["correctness", "simplicity"]
 
@@ -71,6 +77,8 @@ def test_out_of_range_scores_are_never_used():
     review = parse('{"scores": {"correctness": 42, "simplicity": 0}}')
     assert not review.parsed and "out of range" in review.parse_error
     review = parse('{"scores": {"correctness": 42, "simplicity": 7}}')
+    assert not review.parsed and "correctness=42" in review.parse_error
+    review = parse('{"scores": {"simplicity": 7}}')  # a criterion left out is no invalid score
     assert review.parsed and review.scores == {"simplicity": 7.0}
 
 
@@ -121,3 +129,33 @@ def test_pathological_answers_are_unparsed(raw):
 
 def test_numbers_json_refuses_are_unparsed_not_raised():
     assert not parse('{"scores": {"correctness": ' + "9" * 5000 + "}}").parsed
+
+
+def test_a_review_with_any_unusable_score_is_unparsed():
+    """The README: a review whose scores are out of range is unparsed; one usable 9 among two 0s is no 9."""
+    review = parse_review(
+        '{"scores": {"correctness": 0, "simplicity": 9, "security": 0}}',
+        [*CRITERIA, "security"],
+        reviewer="r",
+        author="a",
+        round=1,
+    )
+    assert not review.parsed and review.mean_score is None
+    assert "correctness=0" in review.parse_error and "security=0" in review.parse_error
+    assert not parse('{"scores": {"correctness": "high", "simplicity": 9}}').parsed
+
+
+@pytest.mark.parametrize(
+    "written", ["Agent-Dev-001", "AGENT-DEV-001", "agent_dev_001", "agent dev 001", "agent-dev-001"]
+)
+def test_agent_ids_are_redacted_whatever_their_case_and_separators(written):
+    text = redact_ids(f"Signed, {written}. See also agent-dev-002.", ["agent-dev-001", "agent-dev-002"])
+    assert text == "Signed, [agent]. See also [agent]."
+
+
+@given(
+    st.text(st.characters(categories=["P", "Z", "S"]), max_size=100),
+    st.sampled_from(["agent-dev-001", "Agent-Dev-001", "AGENT_DEV_001", "agent dev 001", "agent.dev-001"]),
+)
+def test_any_spelling_of_an_id_is_redacted_amid_any_punctuation(around, written):
+    assert redact_ids(f"{around}{written}{around}", ["agent-dev-001"]) == f"{around}[agent]{around}"

@@ -1,3 +1,5 @@
+import random
+
 import pytest
 
 from fleet_dagster.core import scoring
@@ -154,3 +156,27 @@ def test_proposal_with_hostile_blocks_is_still_scored():
     content = MEETS + "".join(fenced(language, code) for language, code in HOSTILE.items())
     scored = score_proposal(proposal(content), [review("agent-dev-001", 7)], REQUIREMENTS, REQUIREMENTS)
     assert scored.checks == 1 / 6 and scored.coverage == 1.0 and 0 <= scored.score <= 10
+
+
+def salad(seed: int) -> str:
+    """The requirements' words shuffled: every word is there, no requirement is stated."""
+    requirement_words = " ".join(REQUIREMENTS).split()
+    random.Random(seed).shuffle(requirement_words)
+    return " ".join(requirement_words)
+
+
+def test_requirement_words_shuffled_into_salad_do_not_cover_the_requirements():
+    honest = score_proposal(proposal(MEETS), [], REQUIREMENTS, [])
+    salads = [score_proposal(proposal(salad(seed)), [], REQUIREMENTS, []) for seed in range(100)]
+    assert honest.coverage == 1.0
+    # A few words of a requirement can still fall together by chance: most salads cover little, on average.
+    assert sum(s.coverage for s in salads) / len(salads) < 0.4
+    assert sum(s.coverage == 1.0 for s in salads) <= 5
+    assert sum(s.score for s in salads) / len(salads) < honest.score / 2
+
+
+@pytest.mark.parametrize("prose", ["This is a sentence about rate limits.", "42", "", "- just\n  text: [ok"])
+def test_a_yaml_block_must_be_a_mapping_or_a_list(prose):
+    (result,) = run_checks(fenced("yaml", prose))
+    assert not result.passed and result.error
+    assert all(r.passed for r in run_checks(fenced("yaml", "limit: 100\nwindow: 60s") + fenced("yml", "- a\n- b")))

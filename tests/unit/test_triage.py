@@ -2,25 +2,29 @@
 
 import json
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fleet_dagster.nats_bridge.triage import PriorUse, request_digest, triage
+from fleet_dagster.nats_bridge.triage import PriorUse, Triage, request_digest, triage
 
+# Any code point, lone surrogates included: JSON escapes them (\ud800), so valid JSON carries text that
+# cannot be encoded as UTF-8 (and so cannot be published) unless triage refuses it.
+any_text = st.text(st.characters(exclude_categories=()), max_size=50)
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=50),
-    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=10), children, max_size=5),
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | any_text,
+    lambda children: st.lists(children, max_size=5) | st.dictionaries(any_text, children, max_size=5),
     max_leaves=30,
 )
 request_like = st.fixed_dictionaries(
     {},
     optional={
-        "task": st.text(max_size=100) | json_values,
-        "roles": st.lists(st.sampled_from(["DEV", "QA", "WIZARD", ""]), max_size=4) | json_values,
+        "task": any_text | json_values,
+        "roles": st.lists(st.sampled_from(["DEV", "QA", "WIZARD", "", "\ud800"]), max_size=4) | json_values,
         "agents_per_role": st.integers(-5, 40) | json_values,
         "rounds": st.integers(-1, 9) | json_values,
-        "requirements": st.lists(st.text(max_size=30), max_size=5) | json_values,
-        "deliberation_id": st.text(max_size=80) | json_values,
+        "requirements": st.lists(any_text, max_size=5) | json_values,
+        "deliberation_id": any_text | st.sampled_from(["ok-id", "\ud800", "x" * 80]) | json_values,
         "metadata": json_values,
     },
 )
@@ -36,6 +40,15 @@ def _free(deliberation_id: str, seq: int) -> PriorUse | None:
     return None
 
 
+def _published(outcome: Triage) -> None:
+    """What the sensor makes of an outcome, as bytes: the events it publishes, the run's digest tag and config."""
+    for event in [*outcome.rejected, *outcome.duplicates]:
+        event.model_dump_json().encode()
+    for _, request in outcome.accepted:
+        request_digest(request).encode()
+        request.model_dump_json().encode()
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.lists(payloads, max_size=6))
 def test_every_message_is_accounted_for_and_rejections_stay_small(messages):
@@ -43,8 +56,25 @@ def test_every_message_is_accounted_for_and_rejections_stay_small(messages):
     handled = [seq for seq, _ in outcome.accepted] + [d.stream_seq for d in outcome.duplicates]
     handled += [r.stream_seq for r in outcome.rejected]
     assert sorted(handled) == list(range(1, len(messages) + 1))
+    _published(outcome)
     for rejected in outcome.rejected:
         assert 1 <= len(rejected.errors) <= 21 and len(rejected.model_dump_json()) < 16_384
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        rb'{"task":"x","roles":["DEV"],"metadata":{"a":["\ud800"]}}',
+        rb'{"deliberation_id":"\ud800","task":"x"}',
+        rb'{"task":"x\udfff","roles":["DEV"]}',
+        rb'{"task":"x","roles":["DEV"],"\ud800":1}',
+        rb'{"task":"x","roles":["\ud800"]}',
+    ],
+)
+def test_text_that_is_not_unicode_is_rejected_with_a_rejection_that_can_be_published(payload):
+    outcome = triage([(1, payload)], _free)
+    [rejected] = outcome.rejected
+    assert rejected.errors and rejected.model_dump_json().encode()
 
 
 def test_a_taken_id_is_a_duplicate_only_for_the_same_request_from_nats():
@@ -72,3 +102,39 @@ def test_a_request_the_model_server_cannot_serve_is_rejected_with_the_reasons():
     [rejected] = outcome.rejected
     assert rejected.deliberation_id == "no" and rejected.stream_seq == 2
     assert [(e.field, e.message) for e in rejected.errors] == [("roles", "role QA: model 'big' is not served")]
+
+
+def test_a_retried_request_without_an_id_runs_once():
+    """Its identity is its content: the same request (defaults filled, keys in any order) is the same one."""
+    first = json.dumps({"task": "t", "roles": ["DEV"], "metadata": {"a": 1, "b": 2}}).encode()
+    retry = json.dumps({"metadata": {"b": 2, "a": 1}, "roles": ["dev"], "task": "t", "rounds": 1}).encode()
+    other = json.dumps({"task": "another", "roles": ["DEV"]}).encode()
+    outcome = triage([(1, first), (2, retry), (3, other)], _free)
+    assert [seq for seq, _ in outcome.accepted] == [1, 3]
+    [duplicate] = outcome.duplicates
+    assert (duplicate.stream_seq, duplicate.original_stream_seq) == (2, 1)
+    assert duplicate.deliberation_id == outcome.accepted[0][1].deliberation_id
+
+
+def test_metadata_keys_in_another_order_are_the_same_request():
+    body = {"task": "t", "roles": ["DEV"], "deliberation_id": "x"}
+    first = json.dumps({**body, "metadata": {"a": 1, "b": {"c": 1, "d": 2}}}).encode()
+    retry = json.dumps({**body, "metadata": {"b": {"d": 2, "c": 1}, "a": 1}}).encode()
+    outcome = triage([(1, first), (2, retry)], _free)
+    assert [d.stream_seq for d in outcome.duplicates] == [2] and not outcome.rejected
+
+
+def test_a_check_that_fails_on_one_request_rejects_that_request_only():
+    def unservable(request):
+        if request.deliberation_id == "odd":
+            raise OSError("profile vanished")
+        return []
+
+    messages = [
+        (seq, json.dumps({"task": "t", "roles": ["DEV"], "deliberation_id": i}).encode())
+        for seq, i in [(1, "odd"), (2, "fine")]
+    ]
+    outcome = triage(messages, _free, unservable)
+    assert [request.deliberation_id for _, request in outcome.accepted] == ["fine"]
+    [rejected] = outcome.rejected
+    assert rejected.stream_seq == 1 and "profile vanished" in rejected.errors[0].message

@@ -52,7 +52,7 @@ def test_deliberations_complete_with_every_review_parsed(ray_head, instance, on_
     if fields.get("selection") == "architect":
         records = instance.fetch_materializations(dg.AssetKey("deliberation"), limit=1).records
         winners = records[0].asset_materialization.metadata["winners_json"].value
-        assert all(w["method"] == "architect" and w["rationale"] for w in winners.values()), winners
+        assert all(w["decided_by"] == "architect" and w["rationale"] for w in winners.values()), winners
 
 
 def test_a_nats_request_end_to_end(ray_head, instance, on_vllm, tmp_path, deploy_nats):

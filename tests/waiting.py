@@ -1,0 +1,17 @@
+"""Waiting on a condition, never on the clock: a test polls for what it needs and fails naming it."""
+
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def wait_until(condition: Callable[[], T], timeout_s: float = 60.0, what: str = "the condition") -> T:
+    """Polls `condition` until it returns something truthy, and returns that; fails after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while not (value := condition()):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} never came within {timeout_s:.0f} s")
+        time.sleep(0.05)
+    return value
