@@ -19,6 +19,7 @@ processes read-modify-write a key. Both publishers publish in order, and the str
 
 import json
 import logging
+from collections.abc import Callable
 
 import dagster as dg
 from pydantic import BaseModel
@@ -145,14 +146,19 @@ def _closing_event(instance: dg.DagsterInstance, run: dg.DagsterRun) -> Event | 
 
 
 async def _publish_in_order(
-    settings: NatsSettings, outboxes: list[tuple[dg.DagsterRun, RunOutbox]], log: logging.Logger
+    settings: NatsSettings,
+    outboxes: list[tuple[dg.DagsterRun, RunOutbox]],
+    log: logging.Logger,
+    has_time: Callable[[], bool],
 ) -> list[str]:
-    """Publishes each outbox's unsent events, oldest run first; the first failure raises, so that nothing
-    overtakes an event NATS did not take. The ids of the runs with nothing left unsent."""
-    emptied = []
+    """Publishes each outbox's unsent events, oldest run first, while `has_time`; the first failure raises,
+    so that nothing overtakes an event NATS did not take. The ids of the runs with nothing left unsent."""
+    emptied: list[str] = []
     async with jetstream(settings) as js:
         await ensure_stream(js, settings)
         for run, outbox in outboxes:
+            if emptied and not has_time():  # the rest waits for the next tick
+                break
             try:
                 end, events = outbox.unsent()
             except (ValueError, KeyError) as exc:  # e.g. written by a version whose events differ: not a stall
@@ -169,7 +175,11 @@ async def _publish_in_order(
 
 
 async def deliver_pending(
-    instance: dg.DagsterInstance, settings: NatsSettings, limit: int, log: logging.Logger
+    instance: dg.DagsterInstance,
+    settings: NatsSettings,
+    limit: int,
+    log: logging.Logger,
+    has_time: Callable[[], bool],
 ) -> list[str]:
     """One pass of the outbox over the `limit` oldest pending runs; NATS errors raise (nothing is lost: the
     next pass goes on from the acknowledgements recorded). Returns the ids of the runs it marked delivered."""
@@ -180,7 +190,7 @@ async def deliver_pending(
             closing = _closing_event(instance, run)
             if closing is not None:
                 outbox.record_final(closing)
-    emptied = set(await _publish_in_order(settings, outboxes, log))
+    emptied = set(await _publish_in_order(settings, outboxes, log, has_time))
     # Only finished runs: their status no longer changes, so adding a tag cannot undo a status update.
     delivered = [(run, outbox) for run, outbox in outboxes if run.is_finished and run.run_id in emptied]
     for run, outbox in delivered:

@@ -243,8 +243,9 @@ def deliberation_outbox(context: dg.SensorEvaluationContext, nats: NatsResource)
     settings = nats.settings()
     if settings is None:
         return dg.SkipReason("NATS_URL is not set: the NATS bridge is off")
+    budget = TickBudget.start()  # Dagster's limit on an evaluation: what does not fit waits for the next tick
     try:
-        delivered = asyncio.run(deliver_pending(context.instance, settings, OUTBOX_BATCH, context.log))
+        delivered = asyncio.run(deliver_pending(context.instance, settings, OUTBOX_BATCH, context.log, budget.has_time))
     except (nats_errors.Error, OSError, TimeoutError) as exc:  # kept in the outbox: the next tick goes on
         return dg.SkipReason(f"NATS unreachable at {settings.display_url}: {type(exc).__name__}: {exc}")
     return dg.SkipReason(f"delivered every event of {len(delivered)} finished run(s)")

@@ -15,6 +15,7 @@ from fleet_dagster.deliberation.outbox import DELIVERED, OUTBOX_TAG, RUN, SENSOR
 from fleet_dagster.deliberation.partitions import DELIBERATION_ID_TAG
 from fleet_dagster.deliberation.run_config import run_config_for
 from fleet_dagster.deliberation.sensors import deliberation_outbox
+from fleet_dagster.deliberation.tick_budget import TICK_BUDGET_ENV
 from fleet_dagster.nats_bridge.events import DeliberationAccepted
 from fleet_dagster.nats_bridge.local_server import LocalNatsServer
 from fleet_dagster.nats_bridge.schemas import schema_for_subject
@@ -151,3 +152,16 @@ def test_an_outbox_that_cannot_be_read_is_set_aside_and_holds_up_no_other(tmp_pa
     assert [event["run_id"] for event in canceled] == [fine.run_id]
     assert instance.get_run_by_id(garbled.run_id).tags[OUTBOX_TAG] == UNREADABLE
     assert instance.get_run_by_id(fine.run_id).tags[OUTBOX_TAG] == DELIVERED
+
+
+def test_a_tick_out_of_time_leaves_the_next_runs_to_the_next_tick(tmp_path, instance, deploy_nats, monkeypatch):
+    monkeypatch.setenv(TICK_BUDGET_ENV, "0.001")  # spent at once: each tick gets one run through
+    first, second = canceled_run(instance, "first-up"), canceled_run(instance, "next-up")
+    with LocalNatsServer(tmp_path / "jetstream") as nats_server:
+        deploy_nats(nats_server.url)
+        nats_helpers.evaluate_sensor(deliberation_outbox, instance)
+        after_one = [event["run_id"] for event in nats_helpers.stored_events(nats_server.url, "deliberation.canceled")]
+        nats_helpers.evaluate_sensor(deliberation_outbox, instance)
+        after_two = [event["run_id"] for event in nats_helpers.stored_events(nats_server.url, "deliberation.canceled")]
+    assert after_one == [first.run_id]
+    assert after_two == [first.run_id, second.run_id]
