@@ -3,6 +3,7 @@
 import asyncio
 import json
 import os
+from collections import Counter
 from unittest import mock
 
 import dagster as dg
@@ -45,16 +46,14 @@ def stored_events(url: str, subject: str) -> list[dict]:
     return [json.loads(message.data) for message in stored_messages(url) if message.subject == subject]
 
 
-def run_failure_sensor_context(instance: dg.DagsterInstance, outcome: dg.ExecuteInProcessResult):
-    """What the daemon hands deliberation_run_failures for the failed run of `outcome` (NATS: the deployment's)."""
-    failure = next(e for e in outcome.all_events if e.event_type == dg.DagsterEventType.RUN_FAILURE)
-    return dg.build_run_status_sensor_context(
-        sensor_name="deliberation_run_failures",
-        dagster_instance=instance,
-        dagster_run=outcome.dagster_run,
-        dagster_event=failure,
-        resources={"nats": NatsResource()},
-    ).for_run_failure()
+def evaluate_sensor(sensor: dg.SensorDefinition, instance: dg.DagsterInstance, cursor: str | None = None):
+    """One tick of `sensor` as the daemon evaluates it (NATS: the deployment's): its SensorExecutionData."""
+    from fleet_dagster.definitions import defs
+
+    with dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources={"nats": NatsResource()}, repository_def=defs.get_repository_def()
+    ) as context:
+        return sensor.evaluate_tick(context)
 
 
 def evaluate_request_sensor(
@@ -90,3 +89,8 @@ def execute_run_request(
         partition_key=run_request.partition_key,
         tags=run_request.tags,
     )
+
+
+def stored_msg_ids(url: str) -> Counter:
+    """(subject, Nats-Msg-Id) of every message the stream holds, counted: a consumer's view of what arrived."""
+    return Counter((m.subject, (m.headers or {}).get("Nats-Msg-Id")) for m in stored_messages(url))

@@ -325,9 +325,10 @@ def submit(task: str, roles: tuple[str, ...], wait_s: float | None, **fields) ->
 @cli.command()
 @click.argument("deliberation_id")
 def republish(deliberation_id: str) -> None:
-    """Publish the final event stored with a deliberation's result again (NATS_URL), e.g. after NATS was down
-    for longer than the publish retry bound. Stored once, whatever the number of tries (same message id)."""
-    from fleet_dagster.deliberation.sensors import stored_final_event
+    """Publish the final event stored with a deliberation's result again (NATS_URL), e.g. to a stream that lost
+    it (the deliberation_outbox sensor delivers it through outages). Stored once per duplicate window (same
+    message id)."""
+    from fleet_dagster.deliberation.outbox import stored_final_event
     from fleet_dagster.nats_bridge.resources import publish_with_retries
     from fleet_dagster.nats_bridge.settings import NatsSettings
 

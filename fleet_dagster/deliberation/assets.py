@@ -21,6 +21,7 @@ from fleet_dagster.deliberation.agent_events import AgentResponseStream
 from fleet_dagster.deliberation.arrival import arrival_owner, start_councils
 from fleet_dagster.deliberation.config import DeliberationConfig
 from fleet_dagster.deliberation.materialization import deliberation_metadata
+from fleet_dagster.deliberation.outbox import OUTBOX_TAG, PENDING, RUN, RunOutbox
 from fleet_dagster.deliberation.partitions import (
     DELIBERATION_ASSET_KEY,
     STREAM_SEQ_TAG,
@@ -32,11 +33,7 @@ from fleet_dagster.deliberation.tables import (
 )
 from fleet_dagster.llm.preflight import PreflightError, preflight
 from fleet_dagster.llm.resources import LLMResource
-from fleet_dagster.nats_bridge.event_builders import (
-    FINAL_EVENT_UNPUBLISHED,
-    accepted_event,
-    final_event,
-)
+from fleet_dagster.nats_bridge.event_builders import accepted_event, final_event
 from fleet_dagster.nats_bridge.resources import NatsResource
 from fleet_dagster.ray_cluster.council_client import CouncilClient, CouncilRunnerUnavailable, LostCouncil
 from fleet_dagster.ray_cluster.resources import RayClusterResource
@@ -148,8 +145,10 @@ def plan_councils(
     # Observed and announced once the councils run, so neither delays them.
     _observe(context, request, 0, {})
     seq = context.run.tags.get(STREAM_SEQ_TAG)
-    accepted = accepted_event(request, context.run_id, int(seq) if seq else None)
-    nats.publish([accepted], context.log, retry_s=nats.publish_retry_s())
+    if nats.settings() is not None:
+        outbox = RunOutbox(context.instance, context.run_id, RUN)
+        outbox.record([accepted_event(request, context.run_id, int(seq) if seq else None)])
+        outbox.publish(nats, context.log, retry_s=nats.publish_retry_s())
     for plan in plans:
         yield dg.DynamicOutput(plan, mapping_key=plan.role)
 
@@ -235,7 +234,7 @@ def collect_deliberation(
     except CouncilRunnerUnavailable as exc:
         context.log.warning(f"councils not all reachable before collecting: {exc}")
         client = CouncilClient(request.deliberation_id, context.run_id)
-    stream = AgentResponseStream(nats, client, context.log)
+    stream = AgentResponseStream(nats, client, RunOutbox(context.instance, context.run_id, RUN), context.log)
     councils = _gather_councils(context, client, plans, stream)
 
     status = final_status(request.roles, councils)
@@ -245,17 +244,13 @@ def collect_deliberation(
     metadata = deliberation_metadata(request, councils, frame, status, wall_ms, final, llm.prices())
     yield dg.Output(frame, metadata=metadata)
     # What the polls did not publish, then the final event, through NATS outages up to the retry bound.
-    published = stream.finish({council.role: council.calls for council in councils}, final)
+    if not stream.finish({council.role: council.calls for council in councils}, final):
+        context.log.warning(
+            f"NATS did not take the last events of {request.deliberation_id} within {nats.publish_retry_s():.0f} s: "
+            "they wait in the run's outbox, which the deliberation_outbox sensor publishes once NATS is back"
+        )
     client.finished(status.value)
     client.release()
-    if not published:
-        raise dg.Failure(
-            description=f"{FINAL_EVENT_UNPUBLISHED}: the final event of {request.deliberation_id} could not be "
-            f"published to NATS within "
-            f"{nats.publish_retry_s():.0f} s; the deliberation_run_failures sensor publishes it from this "
-            f"materialization once NATS is back (or run: fleet-dagster republish {request.deliberation_id})",
-            allow_retries=False,
-        )
     if status is DeliberationStatus.FAILED:
         call_errors = failed_calls_summary(councils)
         raise dg.Failure(
@@ -296,6 +291,6 @@ deliberation_job = dg.define_asset_job(
     selection=[deliberation],
     partitions_def=deliberation_partitions,
     executor_def=dg.in_process_executor,
-    tags=RUN_POD_TAGS,
+    tags={**RUN_POD_TAGS, OUTBOX_TAG: PENDING},  # every run's events go through the outbox (outbox.py)
     description="Runs one deliberation (one partition). Councils run concurrently on Ray.",
 )

@@ -59,6 +59,6 @@ def deliberation_metadata(
         "errors": dg.MetadataValue.json([c.error for c in councils if c.error]),
         "traceparent": request.traceparent,
         "call_errors": dg.MetadataValue.text(failed_calls_summary(councils) or ""),
-        # What deliberation_run_failures (or `fleet-dagster republish`) publishes when NATS could not take it.
+        # What `fleet-dagster republish` publishes again by hand (the outbox delivers it through outages).
         FINAL_EVENT_METADATA_KEY: dg.MetadataValue.json(stored_event(final)),
     }

@@ -1,4 +1,4 @@
-"""The sensor that turns stored requests into runs, and the one that reports runs that died early."""
+"""The sensor that turns stored requests into runs, and the one that publishes the runs' outbox."""
 
 import asyncio
 import logging
@@ -13,6 +13,7 @@ from fleet_dagster.deliberation.archive import DeliberationArchive
 from fleet_dagster.deliberation.arrival import start_on_arrival
 from fleet_dagster.deliberation.assets import deliberation_job
 from fleet_dagster.deliberation.config import unlaunchable_roles
+from fleet_dagster.deliberation.outbox import deliver_pending
 from fleet_dagster.deliberation.partitions import (
     DELIBERATION_ID_TAG,
     REQUEST_DIGEST_TAG,
@@ -22,7 +23,7 @@ from fleet_dagster.deliberation.partitions import (
     deliberation_partitions,
 )
 from fleet_dagster.deliberation.run_config import run_config_for
-from fleet_dagster.deliberation.status_query import latest_event, latest_run, run_error
+from fleet_dagster.deliberation.status_query import latest_run
 from fleet_dagster.deliberation.tick_budget import TickBudget
 from fleet_dagster.llm.preflight import (
     PREFLIGHT_TIMEOUT_S,
@@ -33,12 +34,6 @@ from fleet_dagster.llm.preflight import (
 )
 from fleet_dagster.llm.resources import LLMResource
 from fleet_dagster.nats_bridge.cursor import RequestCursor, StreamState, read_after
-from fleet_dagster.nats_bridge.event_builders import (
-    FINAL_EVENT_METADATA_KEY,
-    FINAL_EVENT_UNPUBLISHED,
-    event_from_stored,
-    run_failed_event,
-)
 from fleet_dagster.nats_bridge.events import DeliberationDuplicate, DeliberationRejected
 from fleet_dagster.nats_bridge.jetstream import (
     PUBLISH_TIMEOUT_S,
@@ -53,6 +48,7 @@ from fleet_dagster.nats_bridge.triage import PriorUse, Triage, request_digest, t
 from fleet_dagster.ray_cluster.resources import RayClusterResource
 
 BATCH = int(os.environ.get("FLEET_NATS_SENSOR_BATCH", "100"))
+OUTBOX_BATCH = 100  # runs an outbox tick looks at, oldest first
 READ_BUDGET_S = 10.0
 INTERVAL_S = int(os.environ.get("FLEET_NATS_SENSOR_INTERVAL", "5"))
 # "false": a request's councils wait for its run (see arrival.py).
@@ -236,33 +232,20 @@ def _start_on_arrival(
         context.log.info(f"councils started on arrival, before their runs: {', '.join(started)}")
 
 
-def stored_final_event(instance: dg.DagsterInstance, deliberation_id: str, run_id: str | None = None):
-    """The final event the collect step stored with its materialization (of `run_id`, when given), or None."""
-    record = latest_event(instance.fetch_materializations, deliberation_id, run_id)
-    stored = record.asset_materialization.metadata.get(FINAL_EVENT_METADATA_KEY) if record else None
-    return event_from_stored(stored.value) if stored is not None else None
-
-
-@dg.run_failure_sensor(
-    monitored_jobs=[deliberation_job],
+@dg.sensor(
+    minimum_interval_seconds=INTERVAL_S,
     default_status=DEFAULT_STATUS,
-    description="Publishes the final event of failed runs: the one their collect step stored (it may not have "
-    "reached NATS), or deliberation.failed for runs that died before collecting.",
+    description="Publishes the deliberation runs' outbox (outbox.py): every event a run recorded and NATS did "
+    "not acknowledge, in order, through outages of any length; deliberation.failed or deliberation.canceled "
+    "for runs that ended without a final event.",
 )
-def deliberation_run_failures(context: dg.RunFailureSensorContext, nats: NatsResource):
-    deliberation_id = context.dagster_run.tags.get(DELIBERATION_ID_TAG)
-    if not deliberation_id:
-        return
-    run_id = context.dagster_run.run_id
-    error = run_error(context.instance, run_id) or context.failure_event.message or "run failed"
-    final = stored_final_event(context.instance, deliberation_id, run_id)
-    if final is None:
-        final = run_failed_event(deliberation_id, run_id, error, context.dagster_run.tags.get(TRACEPARENT_TAG))
-    elif FINAL_EVENT_UNPUBLISHED not in error:
-        return  # the collect step published it
-    # The same msg id as the collect step's: stored once, whichever got through.
-    if not nats.publish([final], context.log, retry_s=nats.publish_retry_s()):
-        raise RuntimeError(
-            f"the final event of {deliberation_id} (run {run_id}) could not be published; "
-            f"publish it later with: fleet-dagster republish {deliberation_id}"
-        )
+def deliberation_outbox(context: dg.SensorEvaluationContext, nats: NatsResource):
+    settings = nats.settings()
+    if settings is None:
+        return dg.SkipReason("NATS_URL is not set: the NATS bridge is off")
+    budget = TickBudget.start()  # Dagster's limit on an evaluation: what does not fit waits for the next tick
+    try:
+        delivered = asyncio.run(deliver_pending(context.instance, settings, OUTBOX_BATCH, context.log, budget.has_time))
+    except (nats_errors.Error, OSError, TimeoutError) as exc:  # kept in the outbox: the next tick goes on
+        return dg.SkipReason(f"NATS unreachable at {settings.display_url}: {type(exc).__name__}: {exc}")
+    return dg.SkipReason(f"delivered every event of {len(delivered)} finished run(s)")

@@ -12,14 +12,12 @@ from fleet_dagster.nats_bridge.events import (
     EVENT_SUBJECTS,
     AgentResponse,
     DeliberationAccepted,
+    DeliberationCanceled,
     DeliberationCompleted,
     DeliberationFailed,
 )
 
 FINAL_EVENT_METADATA_KEY = "final_event"
-# Starts the collect step's failure when NATS did not take the final event: the run-failure sensor then
-# publishes the stored one (otherwise the collect step already did).
-FINAL_EVENT_UNPUBLISHED = "final event not published"
 
 
 def stored_event(event: tuple[str, BaseModel, str]) -> dict:
@@ -33,7 +31,7 @@ def event_from_stored(stored: dict) -> tuple[str, BaseModel, str]:
 
 
 def final_msg_id(deliberation_id: str, run_id: str) -> str:
-    """Shared by the collect step and the run-failure sensor, so that only one final event is stored."""
+    """Shared by every final event of a run (collect step, outbox sensor): one is stored, whichever is first."""
     return f"final-{deliberation_id}-{run_id}"
 
 
@@ -112,3 +110,13 @@ def run_failed_event(
         traceparent=traceparent,
     )
     return "deliberation.failed", event, final_msg_id(deliberation_id, run_id)
+
+
+def run_canceled_event(deliberation_id: str, run_id: str, traceparent: str | None) -> tuple[str, BaseModel, str]:
+    event = DeliberationCanceled(
+        deliberation_id=deliberation_id,
+        run_id=run_id,
+        completed_at=datetime.now(UTC).isoformat(),
+        traceparent=traceparent,
+    )
+    return "deliberation.canceled", event, final_msg_id(deliberation_id, run_id)

@@ -91,6 +91,14 @@ class DeliberationFailed(DeliberationEvent):
     completed_at: str
 
 
+class DeliberationCanceled(DeliberationEvent):
+    """The run was canceled (from the UI, the CLI's Ctrl-C) before it reported an outcome."""
+
+    run_id: str
+    status: Literal["CANCELED"] = "CANCELED"
+    completed_at: str = Field(description="When the deliberation's outbox found the run canceled.")
+
+
 # subject (without prefix) -> model; also the list of JSON Schemas in resources/schemas/
 EVENT_SUBJECTS: dict[str, type[BaseModel]] = {
     "deliberation.accepted": DeliberationAccepted,
@@ -100,4 +108,5 @@ EVENT_SUBJECTS: dict[str, type[BaseModel]] = {
     "agent.response.failed": AgentResponse,
     "deliberation.completed": DeliberationCompleted,
     "deliberation.failed": DeliberationFailed,
+    "deliberation.canceled": DeliberationCanceled,
 }

@@ -20,7 +20,7 @@ NATS_ENV = {
 MAX_AGE_ENV, MAX_BYTES_ENV = "FLEET_NATS_MAX_AGE_S", "FLEET_NATS_MAX_BYTES"
 DEFAULT_MAX_AGE_S = 7 * 24 * 3600.0
 DEFAULT_MAX_BYTES = 1024**3
-# How long an event publisher keeps trying through a NATS outage before it gives up (and says so).
+# How long a run keeps publishing its events through a NATS outage before it leaves them to the outbox sensor.
 PUBLISH_RETRY_ENV = "FLEET_NATS_PUBLISH_RETRY_S"
 DEFAULT_PUBLISH_RETRY_S = 60.0
 

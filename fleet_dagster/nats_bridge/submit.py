@@ -12,7 +12,7 @@ from fleet_dagster.core.request import DeliberationRequest
 from fleet_dagster.nats_bridge.jetstream import REQUEST_SUBJECT, ensure_stream, jetstream
 from fleet_dagster.nats_bridge.settings import NatsSettings
 
-FINAL_SUBJECTS = ("deliberation.completed", "deliberation.failed")
+FINAL_SUBJECTS = ("deliberation.completed", "deliberation.failed", "deliberation.canceled")
 
 
 async def submit_request(

@@ -125,6 +125,8 @@ def stack(
             "FLEET_LLM_URL": sim.base_url,
             "FLEET_NATS_SENSOR_STATUS": "RUNNING",
             "FLEET_NATS_SENSOR_INTERVAL": "1",
+            # Runs give up publishing through an outage soon (minutes in production): the outbox takes over.
+            "FLEET_NATS_PUBLISH_RETRY_S": "2",
             "FLEET_BENCHMARK_CRON": "* * * * *",
             "FLEET_BENCHMARK_SCHEDULE_STATUS": "RUNNING",
             "FLEET_BENCHMARK_SUITE": "speed",

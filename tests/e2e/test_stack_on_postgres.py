@@ -39,6 +39,9 @@ def test_the_stack_keeps_runs_events_and_schedules_in_postgres(stack):
     assert [status for _, status in rows] == ["SUCCESS"]
     assert "pg-1" in {e["deliberation_id"] for e in events(stack, "deliberation.completed")}
     assert query(stack, "SELECT count(*) FROM event_logs WHERE run_id = %s", rows[0][0])[0][0] > 0
+    # The daemon's outbox sensor, on Postgres, saw every event of the run acknowledged (deliberation/outbox.py).
+    outbox_tag = "SELECT value FROM run_tags WHERE run_id = %s AND key = 'fleet/outbox'"
+    wait_for(lambda: query(stack, outbox_tag, rows[0][0]) == [("delivered",)], 120, "the run's outbox delivered", stack)
     # The instance reads its runs from Postgres (only pg-1's: the benchmark schedule may start one meanwhile).
     assert {r.run_id for r in runs_for(stack, "pg-1")} == {run_id for run_id, _ in rows}
     heartbeats = {daemon for (daemon,) in query(stack, "SELECT daemon_type FROM daemon_heartbeats")}

@@ -246,7 +246,7 @@ def test_submit_and_wait_via_the_cli_publishes_a_valid_request(nats_server, monk
 
 
 def test_run_that_dies_before_collecting_is_reported_failed(nats_server, instance):
-    from fleet_dagster.deliberation.sensors import deliberation_run_failures
+    from fleet_dagster.deliberation.sensors import deliberation_outbox
 
     instance.add_dynamic_partitions("deliberations", ["dies-early"])
     # A resource that cannot start: the run dies before any council, so no collect step reports.
@@ -262,9 +262,8 @@ def test_run_that_dies_before_collecting_is_reported_failed(nats_server, instanc
         raise_on_error=False,
     )
     assert not outcome.success
-    context = nats_helpers.run_failure_sensor_context(instance, outcome)
-    deliberation_run_failures(context)
-    deliberation_run_failures(context)  # a second evaluation is deduplicated by its Nats-Msg-Id
+    nats_helpers.evaluate_sensor(deliberation_outbox, instance)
+    nats_helpers.evaluate_sensor(deliberation_outbox, instance)  # the run's outbox is delivered: nothing again
 
     failed = stored(nats_server, "deliberation.failed")
     assert len(failed) == 1
