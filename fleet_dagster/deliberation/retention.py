@@ -16,6 +16,7 @@ import dagster as dg
 from pydantic import Field
 
 from fleet_dagster.deliberation.archive import DeliberationArchive, archive_document
+from fleet_dagster.deliberation.outbox import OUTBOX_TAG, PENDING
 from fleet_dagster.deliberation.partitions import DELIBERATION_ID_TAG, DELIBERATION_PARTITIONS
 from fleet_dagster.deliberation.retention_policy import (
     Activity,
@@ -71,6 +72,7 @@ def activity(instance: dg.DagsterInstance, deliberation_id: str, runs: list[dg.R
         materialized_at=materialization.timestamp if materialization else None,
         ended_at=max((_ended_at(record) for record in finished), default=None),
         in_progress=len(finished) < len(runs),
+        events_pending=any(record.dagster_run.tags.get(OUTBOX_TAG) == PENDING for record in runs),
     )
 
 

@@ -50,6 +50,8 @@ class Activity:
     materialized_at: float | None  # its latest materialization
     ended_at: float | None  # the end of its latest run
     in_progress: bool  # a run of it has not ended (queued, starting, running, canceling)
+    # A run of it has events NATS has not acknowledged yet: they are kept with its runs, which archiving deletes.
+    events_pending: bool = False
 
     @property
     def last_seen(self) -> float | None:
@@ -60,12 +62,12 @@ class Activity:
 
 
 def due_for_archive(activities: Iterable[Activity], now: float, max_age_s: float, limit: int) -> list[str]:
-    """The ids to archive, oldest first, at most `limit`. Never one with a run in progress, nor one the instance
-    knows no time of (a partition without runs may be about to start one)."""
+    """The ids to archive, oldest first, at most `limit`. Never one with a run in progress or events still to
+    publish, nor one the instance knows no time of (a partition without runs may be about to start one)."""
     cutoff = now - max_age_s
     aged = sorted(
         (seen, a.deliberation_id)
         for a in activities
-        if not a.in_progress and (seen := a.last_seen) is not None and seen < cutoff
+        if not (a.in_progress or a.events_pending) and (seen := a.last_seen) is not None and seen < cutoff
     )
     return [deliberation_id for _, deliberation_id in aged[:limit]]

@@ -1,4 +1,4 @@
-"""One time budget for a whole evaluation of the request sensor.
+"""One time budget for a whole evaluation of a NATS sensor (the request sensor, the outbox sensor).
 
 Dagster gives a sensor evaluation 60 s (DAGSTER_SENSOR_GRPC_TIMEOUT_SECONDS) and fails the tick past it,
 cursor unmoved: a tick that cannot finish in time fails again on every evaluation and intake stalls. So

@@ -19,6 +19,7 @@ from fleet_dagster.core.status import DeliberationStatus
 from fleet_dagster.deliberation.archive import DeliberationArchive
 from fleet_dagster.deliberation.assets import deliberation_job
 from fleet_dagster.deliberation.materialization import deliberation_metadata
+from fleet_dagster.deliberation.outbox import DELIVERED, OUTBOX_TAG, PENDING
 from fleet_dagster.deliberation.partitions import DELIBERATION_ASSET_KEY, DELIBERATION_ID_TAG, DELIBERATION_PARTITIONS
 from fleet_dagster.deliberation.retention import (
     deliberation_retention_job,
@@ -234,6 +235,15 @@ def test_a_run_archives_at_most_its_batch_oldest_first(instance, archive_dir):
         record_run(instance, f"old-{days}", days)
     assert retention(instance, batch=2) == ["old-43", "old-42"]
     assert retention(instance, batch=2) == ["old-41"]
+
+
+def test_a_deliberation_whose_events_nats_has_not_taken_is_kept(instance, archive_dir):
+    """Its outbox is in its runs' storage: archived and deleted, the events NATS never acknowledged would be lost."""
+    for deliberation_id, outbox in (("undelivered", PENDING), ("delivered", DELIVERED)):
+        tags = {DELIBERATION_ID_TAG: deliberation_id, "dagster/partition": deliberation_id, OUTBOX_TAG: outbox}
+        record_run(instance, deliberation_id, 40, tags=tags)
+    assert retention(instance) == ["delivered"]
+    assert deliberation_status(instance, "undelivered")["status"] == "COMPLETED"
 
 
 def test_the_age_comes_from_the_environment_or_the_run_config(instance, archive_dir, monkeypatch):
