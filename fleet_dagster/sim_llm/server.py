@@ -197,6 +197,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(404, {"error": {"message": message, "type": "NotFoundError", "code": 404}})
             return
         action = self.server.next_action(self.headers.get("X-Fleet-Agent-Id", ""), body.get("model", ""))
+        self.server.wait_until_answering()
         if action == "hang":
             time.sleep(settings.hang_s)
             return
@@ -333,6 +334,19 @@ class SimLLMServer(ThreadingHTTPServer):
         self.first_call_at: dict[str, float] = {}  # by deliberation id (header): when its first call came
         self.traceparents: dict[str, list[str]] = {}  # by deliberation id: the trace context each call carried
         self._thread: threading.Thread | None = None
+        # While cleared (`hold`), chat requests are taken in and counted but not answered: a test keeps a
+        # deliberation in progress for as long as it needs, whatever the machine's speed, then `let_go`.
+        self._answering = threading.Event()
+        self._answering.set()
+
+    def hold(self) -> None:
+        self._answering.clear()
+
+    def let_go(self) -> None:
+        self._answering.set()
+
+    def wait_until_answering(self) -> None:
+        self._answering.wait()
 
     @property
     def base_url(self) -> str:

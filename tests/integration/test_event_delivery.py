@@ -19,6 +19,7 @@ from fleet_dagster.deliberation.run_config import run_config_for
 from fleet_dagster.deliberation.sensors import deliberation_outbox
 from fleet_dagster.nats_bridge.local_server import LocalNatsServer
 from tests import nats_helpers
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -40,14 +41,6 @@ def run_deliberation(instance, deliberation_id: str, **fields):
 def agent_events(url: str) -> Counter:
     events = nats_helpers.stored_events(url, "agent.response.completed")
     return Counter((e["deliberation_id"], e["agent_id"], e["phase"], e.get("target_agent_id")) for e in events)
-
-
-def wait_until(condition, timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError("the run never got there")
-        time.sleep(0.05)
 
 
 def test_no_event_is_lost_or_doubled_when_nats_is_down_during_plan_and_collect(
@@ -148,36 +141,38 @@ def test_a_second_run_of_a_deliberation_id_publishes_its_own_events(
 def test_a_running_deliberation_id_is_not_taken_over_by_a_second_run(
     tmp_path, ray_head, instance, dagster_home, sim_llm_factory, deploy_llm, deploy_nats
 ):
-    server = sim_llm_factory(latency_s=1.5)
+    server = sim_llm_factory()
+    server.hold()  # the first run's councils stay in progress until the second launch has been answered
     deploy_llm(server)
     with LocalNatsServer(tmp_path / "jetstream") as nats_server:
         deploy_nats(nats_server.url)
         outcomes = {}
         first = threading.Thread(target=lambda: outcomes.update(first=run_deliberation(instance, "once")))
         first.start()
-        deadline = time.monotonic() + 120
-        while not server.requests_by_agent and time.monotonic() < deadline:
-            time.sleep(0.1)
-        # A second launch of the same id, as a user would make it from another shell.
-        second = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "fleet_dagster.cli",
-                "deliberate",
-                "Design a cache",
-                "--role",
-                "DEV",
-                "--id",
-                "once",
-                "--llm-url",
-                server.base_url,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            env={**os.environ, "DAGSTER_HOME": str(dagster_home)},
-        )
+        wait_until(lambda: server.requests_by_agent, 120, "the first run's first call")
+        try:
+            # A second launch of the same id, as a user would make it from another shell.
+            second = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "fleet_dagster.cli",
+                    "deliberate",
+                    "Design a cache",
+                    "--role",
+                    "DEV",
+                    "--id",
+                    "once",
+                    "--llm-url",
+                    server.base_url,
+                ],
+                capture_output=True,
+                text=True,
+                timeout=300,
+                env={**os.environ, "DAGSTER_HOME": str(dagster_home)},
+            )
+        finally:
+            server.let_go()
         first.join(timeout=180)
 
     assert second.returncode == 1, second.stderr
