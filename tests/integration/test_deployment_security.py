@@ -230,7 +230,7 @@ def test_no_credential_of_the_model_server_is_stored_logged_or_archived(
     assert any("credentialed-urls" in row for row in stored)  # the replay document is there
     archive = DeliberationArchive(str(tmp_path / "archive"))
     archive_deliberation(instance, archive, "credentialed-urls", deliberation_runs(instance, "credentialed-urls"))
-    archived = json.dumps(archive.read("credentialed-urls"))
+    archived = json.dumps(archive.documents("credentialed-urls"))
     assert "credentialed-urls" in archived  # the archive holds the deliberation
     secrets = ("url-password", "models-password", KEY)
     leaks = [(secret, kept[:300]) for kept in [*recorded, *stored, archived] for secret in secrets if secret in kept]
