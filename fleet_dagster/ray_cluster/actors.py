@@ -53,6 +53,9 @@ AGENT_CALLERS = 2
 _SUFFIX = f"v{__version__}"
 # Gauges of calls in flight and circuits, as often as Ray exports them (about every 10 s) and then some.
 ENDPOINT_STATE_EXPORT_S = 2.0
+# Runners and callers ask for the memory their process holds (about 105 MiB idle, measured) because Ray places
+# an actor that asks for no resource on a random node, whatever its scheduling strategy (ray-project/ray#25360).
+_PLACED_ACTOR_MEMORY = 128 * 2**20
 STARTED = "started"
 
 
@@ -67,7 +70,7 @@ def actor_place() -> ActorPlace:
     return ActorPlace(os.getpid(), ray.get_runtime_context().get_node_id())
 
 
-@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=2)
+@ray.remote(num_cpus=0, memory=_PLACED_ACTOR_MEMORY, max_restarts=-1, max_task_retries=2)
 class AgentCaller:
     """Makes the cluster's agent calls (see llm/guarded_calls.py); each caller takes its share of every
     endpoint's bound on calls in flight."""
@@ -184,7 +187,7 @@ class _RunningCouncil:
     published: int = 0  # how many of its calls the owning run has put on NATS (a resumed collect goes on from here)
 
 
-@ray.remote(num_cpus=0, max_restarts=-1)
+@ray.remote(num_cpus=0, memory=_PLACED_ACTOR_MEMORY, max_restarts=-1)
 class CouncilRunner:
     """Runs the councils that `runner_index` gives it. Ray restarts it empty when its process dies; the
     owner of a council it lost starts it again, and the calls that had finished are replayed from the store."""
@@ -389,7 +392,7 @@ def _detached(actor_class, name: str, *args, strategy: str | NodeAffinitySchedul
 
 def _spread(index: int) -> NodeAffinitySchedulingStrategy:
     """The index-th alive node, softly: one node's loss takes one runner and one caller, and Ray restarts
-    them elsewhere. Ray's own SPREAD is best effort: with zero-CPU actors it put all four on one node."""
+    them elsewhere. Ray's own SPREAD is best effort: it put all four on one node."""
     nodes = sorted(node["NodeID"] for node in ray.nodes() if node["Alive"])
     return NodeAffinitySchedulingStrategy(node_id=nodes[index % len(nodes)], soft=True)
 

@@ -106,6 +106,15 @@ def kill_dev_runner_mid_review(request: DeliberationRequest, endpoint: LLMEndpoi
     return KilledMidReview(client, client.results(request.roles), runner, victim, finished_before_kill)
 
 
+def test_runners_and_callers_take_the_nodes_in_turn(two_node_cluster):
+    nodes = sorted(node["NodeID"] for node in ray.nodes() if node["Alive"])
+    runners = ray.get([council_runner(i).where.remote() for i in range(COUNCIL_RUNNERS)])
+    callers = ray.get([agent_caller(i).where.remote() for i in range(AGENT_CALLERS)])
+    # The i-th of each on the i-th node: one node's loss takes one runner and one caller, never all of them.
+    assert [place.node_id for place in runners] == [nodes[i % len(nodes)] for i in range(COUNCIL_RUNNERS)]
+    assert [place.node_id for place in callers] == [nodes[i % len(nodes)] for i in range(AGENT_CALLERS)]
+
+
 def test_a_killed_runner_loses_no_deliberation_and_no_finished_call_is_sent_twice(two_node_cluster, sim_llm_factory):
     server = sim_llm_factory(latency_s=0.4, capacity=64)
     endpoint = LLMEndpoint(base_url=server.base_url)
