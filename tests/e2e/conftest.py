@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from tests.postgres_server import LocalPostgres, dagster_storage_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
+FINISHED = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
 
 
 @dataclass
@@ -82,6 +84,32 @@ class Stack:
 
     def log(self, name: str) -> str:
         return (self.home / f"{name}.log").read_text(errors="replace")[-4000:]
+
+    @contextmanager
+    def benchmarks_paused(self, timeout_s: float = 300) -> Iterator[None]:
+        """The benchmark schedule stopped and its runs ended, then started again: its every-minute deliberations
+        share the model server and the run queue with whatever a test times."""
+        self._benchmark_schedule("stop")
+        try:
+            deadline = time.time() + timeout_s
+            while self._unfinished_benchmark_runs():
+                assert time.time() < deadline, "benchmark runs still going"
+                time.sleep(1)
+            yield
+        finally:
+            self._benchmark_schedule("start")
+
+    def _benchmark_schedule(self, verb: str) -> None:
+        dagster = str(Path(sys.executable).with_name("dagster"))
+        command = [dagster, "schedule", verb, "benchmark_schedule", "-w", "workspace.yaml"]
+        done = subprocess.run(command, cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    def _unfinished_benchmark_runs(self) -> list[dg.DagsterRun]:
+        unfinished = [status for status in dg.DagsterRunStatus if status not in FINISHED]
+        runs = dg.RunsFilter(tags={"dagster/schedule_name": "benchmark_schedule"}, statuses=unfinished)
+        with dg.DagsterInstance.from_config(self.env["DAGSTER_HOME"]) as dagster:
+            return dagster.get_runs(filters=runs)
 
     def wait_serving(self, name: str, port: int, timeout_s: float = 120) -> None:
         deadline = time.time() + timeout_s
