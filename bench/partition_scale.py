@@ -173,18 +173,14 @@ def councils_for(rng: random.Random, texts: list[str]) -> list[Any]:
 
 def collected_metadata(deliberation_id: str, run_id: str, councils: list[Any]) -> dict[str, Any]:
     """What collect_deliberation (deliberation/assets.py) gives the materialization, with its builder."""
+    from fleet_dagster.core.outcome import deliberation_outcome
     from fleet_dagster.core.request import parse_request
-    from fleet_dagster.core.status import DeliberationStatus
-    from fleet_dagster.deliberation.materialization import deliberation_metadata
-    from fleet_dagster.deliberation.tables import proposals_frame
-    from fleet_dagster.nats_bridge.event_builders import final_event
+    from fleet_dagster.deliberation.materialization import collected
 
     request = parse_request(
         {"deliberation_id": deliberation_id, "task": "Design a rate limiter", "roles": ["DEV", "QA", "ARCHITECT"]}
     )
-    status, wall_ms = DeliberationStatus.COMPLETED, 31200
-    final = final_event(request, run_id, status, councils, wall_ms)
-    return deliberation_metadata(request, councils, proposals_frame(councils), status, wall_ms, final, {})
+    return collected(deliberation_outcome(request, councils, wall_ms=31200, prices={}), run_id).metadata
 
 
 DELIBERATION_MARK, RUN_MARK, TIME_MARK = "delib-id-mark", "run-id-mark", 1111111111.125

@@ -7,7 +7,7 @@ from typing import Any
 from fleet_dagster.benchmarks.grading import extract_answer
 from fleet_dagster.benchmarks.quality_stats import method_table
 from fleet_dagster.benchmarks.suites import BenchmarkTask
-from fleet_dagster.core.outcome import critical_path_ms
+from fleet_dagster.core.outcome import DeliberationOutcome, percentile
 from fleet_dagster.core.records import AgentCall, CouncilResult, Proposal
 from fleet_dagster.core.selection import rank, select_by_score
 
@@ -15,40 +15,27 @@ from fleet_dagster.core.selection import rank, select_by_score
 SMALL_VOTE = 3
 
 
-def _percentile(values: list[float], share: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
-
-
 def ok_latencies(councils: list[CouncilResult]) -> list[float]:
     return [call.latency_ms for council in councils for call in council.calls if call.ok]
 
 
-def task_row(task: BenchmarkTask, councils: list[CouncilResult], wall_s: float) -> dict[str, Any]:
-    calls = [call for council in councils for call in council.calls]
-    latencies = ok_latencies(councils)
-    failures = sum(not call.ok for call in calls)
-    first_tokens = [call.first_token_ms for call in calls if call.first_token_ms is not None]
-    generated = sum(call.completion_tokens for call in calls if call.ok)
-    busy_s = sum(latencies) / 1000
-    winner = councils[0].winner if councils else None
-    answer = extract_answer(winner.content if winner else None) if task.expected is not None else None
+def task_row(task: BenchmarkTask, outcome: DeliberationOutcome) -> dict[str, Any]:
+    winner = outcome.winning_content(outcome.roles[0]) if outcome.roles else None
+    answer = extract_answer(winner) if task.expected is not None else None
     return {
         "suite": task.suite,
         "task": task.name,
         "mode": task.mode,
         "shape": f"{len(task.roles)}x{task.agents}x{task.rounds}",
-        "wall_s": round(wall_s, 3),
-        "calls": len(calls),
-        "failures": failures,
-        "failure_rate": round(failures / len(calls), 4) if calls else 1.0,
-        "latency_p50_ms": _percentile(latencies, 0.5),
-        "latency_p95_ms": _percentile(latencies, 0.95),
-        "ttft_p50_ms": _percentile(first_tokens, 0.5),
-        "tokens_per_s": round(generated / busy_s, 2) if busy_s else None,
-        "parallel_efficiency": round(critical_path_ms(councils) / (wall_s * 1000), 3) if wall_s else None,
+        "wall_s": outcome.wall_time_s,
+        "calls": outcome.agent_calls,
+        "failures": outcome.failed_calls,
+        "failure_rate": round(outcome.failed_calls / outcome.agent_calls, 4) if outcome.agent_calls else 1.0,
+        "latency_p50_ms": outcome.latency_p50_ms,
+        "latency_p95_ms": outcome.latency_p95_ms,
+        "ttft_p50_ms": outcome.ttft_p50_ms,
+        "tokens_per_s": outcome.tokens_per_s,
+        "parallel_efficiency": outcome.parallel_efficiency if outcome.wall_time_s else None,
         "expected": task.expected,
         "answer": answer,
         "correct": None if task.expected is None else answer == task.expected,
@@ -79,10 +66,13 @@ def majority(samples: list[Proposal]) -> Proposal | None:
     return ranked[answers.index(best)]
 
 
-def method_rows(task: BenchmarkTask, councils: list[CouncilResult], wall_s: float) -> list[dict[str, Any]]:
-    """One row per method the task measures. A vote of N samples also gives the vote of its first SMALL_VOTE;
-    a deliberation gives its winner by score and by vote (the same councils: selection is read, not rerun)."""
-    row = task_row(task, councils, wall_s)
+def method_rows(
+    task: BenchmarkTask, outcome: DeliberationOutcome, councils: list[CouncilResult]
+) -> list[dict[str, Any]]:
+    """One row per method the task measures, of the task's outcome. A vote of N samples also gives the vote of
+    its first SMALL_VOTE; a deliberation gives its winner by score and by vote (the same councils: selection is
+    read, not rerun)."""
+    row = task_row(task, outcome)
     if task.expected is None or not councils:
         return [{**row, "method": task.mode, "tokens": sum(c.tokens for council in councils for c in council.calls)}]
     council = councils[0]
@@ -116,8 +106,8 @@ def summary(rows: list[dict[str, Any]], call_latencies_ms: list[float]) -> dict[
     deliberation, single = by_method.get("deliberation", {}), by_method.get("single", {})
     calls = sum(r["calls"] for r in rows)
     return {
-        "latency_p50_ms": _percentile(call_latencies_ms, 0.5),
-        "latency_p95_ms": _percentile(call_latencies_ms, 0.95),
+        "latency_p50_ms": percentile(call_latencies_ms, 0.5),
+        "latency_p95_ms": percentile(call_latencies_ms, 0.95),
         "failure_rate": round(sum(r["failures"] for r in rows) / calls, 4) if calls else None,
         "accuracy_single": single.get("accuracy"),
         "accuracy_deliberation": deliberation.get("accuracy"),

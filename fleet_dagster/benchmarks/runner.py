@@ -9,7 +9,7 @@ import pandas as pd
 
 from fleet_dagster.benchmarks.figures import method_rows, ok_latencies, summary
 from fleet_dagster.benchmarks.suites import BenchmarkTask, suite_tasks
-from fleet_dagster.core.outcome import failed_calls_summary
+from fleet_dagster.core.outcome import deliberation_outcome, failed_calls_summary
 from fleet_dagster.core.request import parse_request
 from fleet_dagster.llm.resources import LLMResource
 from fleet_dagster.ray_cluster.deliberate import deliberate_on_ray
@@ -46,7 +46,8 @@ def run_suite(
         task_endpoint = endpoint.model_copy(update={"stream": True, "max_tokens_cap": cap})
         started = time.perf_counter()
         councils = deliberate_on_ray(request, task_endpoint, llm.call_timeout_s)
-        task_rows = method_rows(task, councils, time.perf_counter() - started)
+        outcome = deliberation_outcome(request, councils, (time.perf_counter() - started) * 1000, llm.prices())
+        task_rows = method_rows(task, outcome, councils)
         latencies += ok_latencies(councils)
         all_councils += councils
         rows += task_rows

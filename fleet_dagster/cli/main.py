@@ -8,7 +8,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any, Literal, get_args, get_origin
+from typing import Literal, get_args, get_origin
 
 import click
 from rich.console import Console
@@ -226,7 +226,7 @@ def _stderr_console() -> Console:
 
 def _winners_table(winners: dict[str, dict]) -> Table:
     """With an answer column when a winner was chosen by vote: its answer and its share of the votes."""
-    voted = any("votes" in winner for winner in winners.values())
+    voted = any(winner.get("votes") for winner in winners.values())
     table = Table("role", "winner", "score", *(["answer (votes)"] if voted else []))
     for role, winner in winners.items():
         row = [escape(role), escape(str(winner["agent_id"])), f"{winner['score']:.2f}"]
@@ -355,8 +355,7 @@ def replay(deliberation_id: str, as_json: bool) -> None:
         raise click.BadParameter(f"must match {DELIBERATION_ID_PATTERN}", param_hint="DELIBERATION_ID")
     import asyncio
 
-    from fleet_dagster.core.outcome import winners
-    from fleet_dagster.core.status import final_status
+    from fleet_dagster.core.outcome import deliberation_outcome
     from fleet_dagster.llm.replay import replay_deliberation
     from fleet_dagster.llm.response_store import RESPONSE_STORE_ENV
     from fleet_dagster.ray_cluster.response_stores import response_store_from_env
@@ -371,24 +370,19 @@ def replay(deliberation_id: str, as_json: bool) -> None:
     if replayed is None:
         raise click.ClickException(f"{deliberation_id} is not in the response store")
     document, councils = replayed
-    calls = [call for council in councils for call in council.calls]
-    outcome: dict[str, Any] = {
-        "deliberation_id": deliberation_id,
-        "status": final_status(document.request.roles, councils).value,
-        "winners": winners(councils),
-        "replayed_calls": sum(call.replayed for call in calls),
-        "missing_calls": sum(not call.replayed for call in calls),
-    }
+    # No call made, no time spent that means anything: what a replay shows is what the answers decide.
+    outcome = deliberation_outcome(document.request, councils, wall_ms=0.0, prices={})
+    missing = outcome.agent_calls - outcome.replayed_calls
     if as_json:
-        click.echo(json.dumps(outcome, indent=2))
+        click.echo(json.dumps({**outcome.model_dump(mode="json"), "missing_calls": missing}, indent=2))
     else:
         console = Console()
         console.print(
-            f"Replayed [bold]{escape(deliberation_id)}[/]: [bold]{outcome['status']}[/] "
-            f"({outcome['replayed_calls']} answers from the store, {outcome['missing_calls']} missing)"
+            f"Replayed [bold]{escape(deliberation_id)}[/]: [bold]{outcome.status.value}[/] "
+            f"({outcome.replayed_calls} answers from the store, {missing} missing)"
         )
-        console.print(_winners_table(outcome["winners"]))
-    sys.exit(EXIT_CODES[DeliberationStatus(outcome["status"])])
+        console.print(_winners_table({role: winner.model_dump() for role, winner in outcome.winners.items()}))
+    sys.exit(EXIT_CODES[outcome.status])
 
 
 @cli.command("nats-server")

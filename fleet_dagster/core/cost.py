@@ -19,9 +19,16 @@ def call_cost(price: ModelPrice, prompt_tokens: int, completion_tokens: int) -> 
     return (prompt_tokens * price.prompt + completion_tokens * price.completion) / 1000
 
 
-def calls_cost(calls: Iterable[AgentCall], prices: Mapping[str, ModelPrice]) -> dict:
-    """The estimated cost of these calls: total, per model, and the models that have no price (None when
-    no call has a price: nothing to estimate). Replayed calls were answered from the store: no cost."""
+class Cost(BaseModel):
+    """The estimated cost of calls: total, per model, and the models that have no price."""
+
+    estimated_cost: float | None = Field(description="None when no call has a price: nothing to estimate.")
+    by_model: dict[str, float]
+    unpriced_models: list[str]
+
+
+def calls_cost(calls: Iterable[AgentCall], prices: Mapping[str, ModelPrice]) -> Cost:
+    """Replayed calls were answered from the store: they cost nothing."""
     by_model: dict[str, float] = {}
     unpriced: set[str] = set()
     for call in calls:
@@ -33,8 +40,8 @@ def calls_cost(calls: Iterable[AgentCall], prices: Mapping[str, ModelPrice]) -> 
             continue
         cost = call_cost(price, call.tokens - call.completion_tokens, call.completion_tokens)
         by_model[call.model] = by_model.get(call.model, 0.0) + cost
-    return {
-        "estimated_cost": round(sum(by_model.values()), 6) if by_model else None,
-        "by_model": {model: round(cost, 6) for model, cost in sorted(by_model.items())},
-        "unpriced_models": sorted(unpriced),
-    }
+    return Cost(
+        estimated_cost=round(sum(by_model.values()), 6) if by_model else None,
+        by_model={model: round(cost, 6) for model, cost in sorted(by_model.items())},
+        unpriced_models=sorted(unpriced),
+    )

@@ -32,7 +32,7 @@ def archive_document(
     runs: list[dict[str, Any]],
 ) -> dict[str, Any]:
     """What is kept of a deliberation: the status document as `status` printed it, every value of its
-    materialization's metadata (winners_json, results, total_tokens, ...) and its runs (ids, times, tags: the
+    materialization's metadata (winners, results, total_tokens, ...) and its runs (ids, times, tags: the
     stream sequence and request digest that told a producer's retry from another request)."""
     return {
         "archive_version": ARCHIVE_VERSION,

@@ -12,15 +12,16 @@ import time
 import dagster as dg
 from pydantic import BaseModel
 
-from fleet_dagster.core.outcome import failed_calls_summary
+from fleet_dagster.core.outcome import deliberation_outcome
 from fleet_dagster.core.records import CouncilResult, Selection
 from fleet_dagster.core.request import DeliberationRequest, RequestError
-from fleet_dagster.core.status import DeliberationStatus, final_status
+from fleet_dagster.core.status import DeliberationStatus
+from fleet_dagster.core.status_document import DeliberationProgress
 from fleet_dagster.core.trace import derived_traceparent
 from fleet_dagster.deliberation.agent_events import AgentResponseStream
 from fleet_dagster.deliberation.arrival import arrival_owner, start_councils
 from fleet_dagster.deliberation.config import DeliberationConfig
-from fleet_dagster.deliberation.materialization import deliberation_metadata
+from fleet_dagster.deliberation.materialization import collected, model_metadata
 from fleet_dagster.deliberation.outbox import OUTBOX_TAG, PENDING, RUN, RunOutbox
 from fleet_dagster.deliberation.partitions import (
     DELIBERATION_ASSET_KEY,
@@ -28,12 +29,9 @@ from fleet_dagster.deliberation.partitions import (
     TRACEPARENT_TAG,
     deliberation_partitions,
 )
-from fleet_dagster.deliberation.tables import (
-    proposals_frame,
-)
 from fleet_dagster.llm.preflight import PreflightError, preflight
 from fleet_dagster.llm.resources import LLMResource
-from fleet_dagster.nats_bridge.event_builders import accepted_event, final_event
+from fleet_dagster.nats_bridge.event_builders import accepted_event
 from fleet_dagster.nats_bridge.resources import NatsResource
 from fleet_dagster.ray_cluster.council_client import CouncilClient, CouncilRunnerUnavailable, LostCouncil
 from fleet_dagster.ray_cluster.resources import RayClusterResource
@@ -56,12 +54,9 @@ def _observe(context: dg.OpExecutionContext, request: DeliberationRequest, curre
         dg.AssetObservation(
             asset_key=DELIBERATION_ASSET_KEY,
             partition=request.deliberation_id,
-            metadata={
-                "status": DeliberationStatus.IN_PROGRESS.value,
-                "expected_count": request.expected_count,
-                "current_count": current,
-                "progress": dg.MetadataValue.json(progress),
-            },
+            metadata=model_metadata(
+                DeliberationProgress(expected_count=request.expected_count, current_count=current, progress=progress)
+            ),
         )
     )
 
@@ -237,11 +232,9 @@ def collect_deliberation(
     stream = AgentResponseStream(nats, client, RunOutbox(context.instance, context.run_id, RUN), context.log)
     councils = _gather_councils(context, client, plans, stream)
 
-    status = final_status(request.roles, councils)
-    frame = proposals_frame(councils)
     wall_ms = (time.time() - plans[0].started_at) * 1000
-    final = final_event(request, context.run_id, status, councils, round(wall_ms))
-    metadata = deliberation_metadata(request, councils, frame, status, wall_ms, final, llm.prices())
+    outcome = deliberation_outcome(request, councils, wall_ms, llm.prices())
+    frame, metadata, final = collected(outcome, context.run_id)
     yield dg.Output(frame, metadata=metadata)
     # What the polls did not publish, then the final event, through NATS outages up to the retry bound.
     if not stream.finish({council.role: council.calls for council in councils}, final):
@@ -249,13 +242,12 @@ def collect_deliberation(
             f"NATS did not take the last events of {request.deliberation_id} within {nats.publish_retry_s():.0f} s: "
             "they wait in the run's outbox, which the deliberation_outbox sensor publishes once NATS is back"
         )
-    client.finished(status.value)
+    client.finished(outcome.status.value)
     client.release()
-    if status is DeliberationStatus.FAILED:
-        call_errors = failed_calls_summary(councils)
+    if outcome.status is DeliberationStatus.FAILED:
         raise dg.Failure(
             description=f"Deliberation {request.deliberation_id} FAILED: a role has no scored proposal"
-            + (f" ({call_errors})" if call_errors else ""),
+            + (f" ({outcome.call_errors})" if outcome.call_errors else ""),
             allow_retries=False,
         )
 

@@ -5,14 +5,17 @@ from typing import Any
 
 import dagster as dg
 
-from fleet_dagster.core.outcome import brief_winners
+from fleet_dagster.core.outcome import DeliberationOutcome
 from fleet_dagster.core.status import DeliberationStatus
+from fleet_dagster.core.status_document import DeliberationProgress, StatusDocument, outcome_status
 from fleet_dagster.deliberation.archive import DeliberationArchive
+from fleet_dagster.deliberation.materialization import model_from_metadata
 from fleet_dagster.deliberation.partitions import DELIBERATION_ASSET_KEY, DELIBERATION_ID_TAG, TRACEPARENT_TAG
 
 PARTITION_TAG = "dagster/partition"
 DELIBERATION_JOB_NAME = "deliberation_job"  # assets.py's; importing it would load the asset's dependencies here
 
+_STATUS_AND_COUNTS = ("status", "expected_count", "current_count")
 _PENDING_RUN_STATUSES = {dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING}
 _RUNNING_RUN_STATUSES = {dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING}
 
@@ -44,11 +47,6 @@ def latest_event(fetch, deliberation_id: str, run_id: str | None):
     if not records or (run_id is not None and records[0].run_id != run_id):
         return None
     return records[0]
-
-
-def _metadata_value(metadata: dict, key: str, default: Any = None) -> Any:
-    entry = metadata.get(key)
-    return default if entry is None else entry.value
 
 
 def run_error(instance: dg.DagsterInstance, run_id: str) -> str | None:
@@ -88,64 +86,43 @@ def deliberation_status(
 
 def instance_status(instance: dg.DagsterInstance, deliberation_id: str) -> dict[str, Any]:
     """The status document from the instance alone."""
-    document: dict[str, Any] = {
-        "deliberation_id": deliberation_id,
-        "status": DeliberationStatus.UNKNOWN.value,
-        "expected_count": None,
-        "current_count": 0,
-        "run_id": None,
-        "winners": {},
-        "results": [],
-        "error_message": None,
-        "duration_ms": None,
-        "budget": None,
-        "early_stops": {},
-        "flagged_proposals": 0,
-        "estimated_cost": None,
-        "replayed_calls": 0,
-        "traceparent": None,
-    }
+    return _instance_status(instance, deliberation_id).model_dump(mode="json")
+
+
+def _instance_status(instance: dg.DagsterInstance, deliberation_id: str) -> StatusDocument:
     run = latest_run(instance, deliberation_id)
     run_id = run.run_id if run else None
-    document["run_id"] = run_id
-    document["traceparent"] = run.tags.get(TRACEPARENT_TAG) if run else None
+    traceparent = run.tags.get(TRACEPARENT_TAG) if run else None
     materialization = latest_event(instance.fetch_materializations, deliberation_id, run_id)
     if materialization is not None:
         metadata = materialization.asset_materialization.metadata
-        document.update(
-            status=_metadata_value(metadata, "status"),
-            expected_count=_metadata_value(metadata, "expected_count"),
-            current_count=_metadata_value(metadata, "current_count", 0),
-            winners=brief_winners(_metadata_value(metadata, "winners_json", {})),
-            budget=_metadata_value(metadata, "budget"),
-            early_stops=_metadata_value(metadata, "early_stops", {}),
-            flagged_proposals=_metadata_value(metadata, "flagged_proposals", 0),
-            results=_metadata_value(metadata, "results", []),
-            duration_ms=round(_metadata_value(metadata, "wall_time_s", 0) * 1000),
-            estimated_cost=_metadata_value(metadata, "estimated_cost"),
-            replayed_calls=_metadata_value(metadata, "replayed_calls", 0),  # answered from the response store
-            # A run launched from the UI has no tag: its collect step recorded the trace it made.
-            traceparent=_metadata_value(metadata, "traceparent") or document["traceparent"],
+        outcome = model_from_metadata(DeliberationOutcome, metadata)
+        if outcome is not None:
+            # A run launched from the UI has no trace tag: its collect step recorded the trace it made.
+            return outcome_status(outcome, run_id, traceparent)
+        # Materialized by an earlier release, whose metadata had other shapes: its status and counts.
+        counts = {name: metadata[name].value for name in _STATUS_AND_COUNTS if name in metadata}
+        return StatusDocument.model_validate(
+            {"deliberation_id": deliberation_id, "run_id": run_id, "traceparent": traceparent, **counts}
         )
-        errors = [*_metadata_value(metadata, "errors", []), _metadata_value(metadata, "call_errors", "")]
-        document["error_message"] = "; ".join(error for error in errors if error) or None
-        return document
+    document = StatusDocument(deliberation_id=deliberation_id, status=DeliberationStatus.UNKNOWN)
     if run is None:
         return document
+    document.run_id, document.traceparent = run.run_id, traceparent
     if run.status in _PENDING_RUN_STATUSES:
-        document["status"] = DeliberationStatus.PENDING.value
+        document.status = DeliberationStatus.PENDING
     elif run.status in _RUNNING_RUN_STATUSES:
-        document["status"] = DeliberationStatus.IN_PROGRESS.value
-        observation = latest_event(instance.fetch_observations, deliberation_id, run_id)
-        if observation is not None:
-            metadata = observation.asset_observation.metadata
-            document["expected_count"] = _metadata_value(metadata, "expected_count")
-            document["current_count"] = _metadata_value(metadata, "current_count", 0)
-            document["progress"] = _metadata_value(metadata, "progress", {})
+        document.status = DeliberationStatus.IN_PROGRESS
+        observation = latest_event(instance.fetch_observations, deliberation_id, run.run_id)
+        progress = observation and model_from_metadata(DeliberationProgress, observation.asset_observation.metadata)
+        if progress:
+            document.expected_count = progress.expected_count
+            document.current_count = progress.current_count
+            document.progress = progress.progress
     else:
-        document["status"] = DeliberationStatus.FAILED.value
-        document["error_message"] = run_error(instance, run.run_id) or f"the run ended {run.status.value}"
+        document.status = DeliberationStatus.FAILED
+        document.error_message = run_error(instance, run.run_id) or f"the run ended {run.status.value}"
     stats = instance.get_run_stats(run.run_id)
     if stats.start_time and stats.end_time:
-        document["duration_ms"] = round((stats.end_time - stats.start_time) * 1000)
+        document.duration_ms = round((stats.end_time - stats.start_time) * 1000)
     return document

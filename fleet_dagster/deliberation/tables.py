@@ -1,76 +1,47 @@
-"""Council results as tables: what the asset stores and shows."""
-
-import json
-from typing import Any
+"""A deliberation's outcome as tables: the asset's value and what its page shows."""
 
 import pandas as pd
 
-from fleet_dagster.core.records import CouncilResult
+from fleet_dagster.core.outcome import DeliberationOutcome, ProposalResult
 
-PROPOSAL_COLUMNS = [
-    "role",
-    "agent_id",
-    "round",
-    "is_winner",
-    "score",
-    "peer_score",
-    "coverage",
-    "checks",
-    "answer",
-    "flags",
-    "tokens",
-    "latency_ms",
-    "error",
-    "reviews_received",
-    "reviews_unparsed",
-    "temperature",
-    "seed",
-    "content",
-]
+PROPOSAL_COLUMNS = list(ProposalResult.model_fields)
 
 
-def proposals_frame(councils: list[CouncilResult]) -> pd.DataFrame:
-    rows = []
-    for council in councils:
-        for proposal in council.proposals:
-            received = [r for r in council.reviews if r.author == proposal.agent_id]
-            rows.append(
-                {
-                    **proposal.model_dump(include=set(PROPOSAL_COLUMNS)),
-                    "reviews_received": len(received),
-                    "reviews_unparsed": sum(not r.parsed for r in received),
-                }
-            )
-    return pd.DataFrame(rows, columns=PROPOSAL_COLUMNS)
+def proposals_frame(outcome: DeliberationOutcome) -> pd.DataFrame:
+    return pd.DataFrame([result.model_dump() for result in outcome.results], columns=PROPOSAL_COLUMNS)
 
 
-def winners_markdown(councils: list[CouncilResult]) -> str:
+def winners_markdown(outcome: DeliberationOutcome) -> str:
     lines = ["| role | winner | score | why |", "|---|---|---|---|"]
-    for council in councils:
-        winner = council.winner
+    for role in outcome.roles:
+        winner = outcome.winners.get(role)
         if winner is None:
-            lines.append(f"| {council.role} | — | — | {council.selection.rationale} |")
+            lines.append(f"| {role} | — | — | {_cell(_no_winner(outcome, role))} |")
         else:
-            rationale = council.selection.rationale.replace("|", "\\|")  # quotes answers: a | would split the row
-            lines.append(f"| {council.role} | {winner.agent_id} | {winner.score:.2f} | {rationale} |")
+            score = "—" if winner.score is None else f"{winner.score:.2f}"
+            lines.append(f"| {role} | {winner.agent_id} | {score} | {_cell(winner.rationale)} |")
     return "\n".join(lines)
 
 
-def winning_proposals_markdown(councils: list[CouncilResult]) -> str:
+def winning_proposals_markdown(outcome: DeliberationOutcome) -> str:
     """Each role's winning proposal in full, under why it won: what the asset page shows to read."""
     sections = []
-    for council in councils:
-        winner = council.winner
+    for role in outcome.roles:
+        winner = outcome.winners.get(role)
         if winner is None:
-            sections.append(f"## {council.role}: no winner\n\n{council.selection.rationale}")
+            sections.append(f"## {role}: no winner\n\n{_no_winner(outcome, role)}")
             continue
+        content = outcome.winning_content(role)
         score = "unscored" if winner.score is None else f"score {winner.score:.2f}"
         sections.append(
-            f"## {council.role}: {winner.agent_id} ({score}, by {council.selection.method})\n\n"
-            f"> {council.selection.rationale}\n\n{winner.content or ''}"
+            f"## {role}: {winner.agent_id} ({score}, by {winner.decided_by})\n\n> {winner.rationale}\n\n{content or ''}"
         )
     return "\n\n---\n\n".join(sections)
 
 
-def results_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    return json.loads(frame.to_json(orient="records"))
+def _no_winner(outcome: DeliberationOutcome, role: str) -> str:
+    return outcome.no_winner.get(role, "no council result")
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")  # rationales quote answers: a | would split the row

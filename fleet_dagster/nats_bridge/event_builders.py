@@ -4,8 +4,8 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel
 
-from fleet_dagster.core.outcome import brief_winners, failed_calls_summary, winners
-from fleet_dagster.core.records import AgentCall, CouncilResult
+from fleet_dagster.core.outcome import DeliberationOutcome
+from fleet_dagster.core.records import AgentCall
 from fleet_dagster.core.request import DeliberationRequest
 from fleet_dagster.core.status import DeliberationStatus
 from fleet_dagster.nats_bridge.events import (
@@ -71,31 +71,24 @@ def agent_response_events(
     return events
 
 
-def final_event(
-    request: DeliberationRequest,
-    run_id: str,
-    status: DeliberationStatus,
-    councils: list[CouncilResult],
-    duration_ms: int,
-) -> tuple[str, BaseModel, str]:
-    calls = [call for council in councils for call in council.calls]
+def final_event(outcome: DeliberationOutcome, run_id: str) -> tuple[str, BaseModel, str]:
     common = {
-        "deliberation_id": request.deliberation_id,
+        "deliberation_id": outcome.deliberation_id,
         "run_id": run_id,
-        "winners": brief_winners(winners(councils)),
-        "total_agents": request.expected_count,
-        "successful_responses": sum(call.ok for call in calls),
-        "failed_responses": sum(not call.ok for call in calls),
-        "duration_ms": duration_ms,
+        "winners": {role: winner.brief() for role, winner in outcome.winners.items()},
+        "total_agents": outcome.expected_count,
+        "successful_responses": outcome.successful_calls,
+        "failed_responses": outcome.failed_calls,
+        "duration_ms": round(outcome.wall_time_s * 1000),
         "completed_at": datetime.now(UTC).isoformat(),
-        "traceparent": request.traceparent,
+        "traceparent": outcome.traceparent,
     }
-    msg_id = final_msg_id(request.deliberation_id, run_id)
+    msg_id = final_msg_id(outcome.deliberation_id, run_id)
+    status = outcome.status
     if status in (DeliberationStatus.COMPLETED, DeliberationStatus.PARTIAL):
         return "deliberation.completed", DeliberationCompleted(status=status.value, **common), msg_id
-    errors = [c.error for c in councils if c.error] + [failed_calls_summary(councils) or ""]
-    errors = [error for error in errors if error] or [f"deliberation ended {status.value}"]
-    return "deliberation.failed", DeliberationFailed(status=status.value, error="; ".join(errors), **common), msg_id
+    error = outcome.error_message or f"deliberation ended {status.value}"
+    return "deliberation.failed", DeliberationFailed(status=status.value, error=error, **common), msg_id
 
 
 def run_failed_event(

@@ -1,15 +1,12 @@
 """Events the bridge publishes. Each carries `task_id` (= deliberation_id) for the original consumers."""
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from fleet_dagster.core.outcome import BRIEF_WINNER_FIELDS
+from fleet_dagster.core.outcome import BriefWinner
 
-WINNERS_DESCRIPTION = (
-    f"Per role, its winner: {', '.join(BRIEF_WINNER_FIELDS)}. `selection` is what the request asked for, "
-    "`decided_by` what chose the winner (score where the asked selection could not decide), `fallback_reason` why."
-)
+WINNERS_DESCRIPTION = "Per role that has one, its winner."
 
 
 class FieldError(BaseModel):
@@ -71,7 +68,7 @@ class AgentResponse(DeliberationEvent):
 class DeliberationCompleted(DeliberationEvent):
     run_id: str | None = None
     status: Literal["COMPLETED", "PARTIAL"]
-    winners: dict[str, dict[str, Any]] = Field(description=WINNERS_DESCRIPTION)
+    winners: dict[str, BriefWinner] = Field(description=WINNERS_DESCRIPTION)
     total_agents: int
     successful_responses: int
     failed_responses: int
@@ -83,7 +80,7 @@ class DeliberationFailed(DeliberationEvent):
     run_id: str | None = None
     status: Literal["FAILED", "TIMEOUT"]
     error: str | None
-    winners: dict[str, dict[str, Any]] = Field(default_factory=dict, description=WINNERS_DESCRIPTION)
+    winners: dict[str, BriefWinner] = Field(default_factory=dict, description=WINNERS_DESCRIPTION)
     total_agents: int | None = None
     successful_responses: int = 0
     failed_responses: int = 0

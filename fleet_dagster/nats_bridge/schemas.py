@@ -1,4 +1,5 @@
-"""JSON Schemas of the NATS contract, kept in resources/schemas/ (regenerate: python -m this module)."""
+"""JSON Schemas of the NATS contract and of the status document, kept in resources/schemas/ (regenerate: python -m
+this module)."""
 
 import json
 from pathlib import Path
@@ -6,13 +7,17 @@ from typing import Any
 
 from fleet_dagster.core.request import DeliberationRequest
 from fleet_dagster.core.resource_files import resources_dir
+from fleet_dagster.core.status_document import StatusDocument
 from fleet_dagster.nats_bridge.events import EVENT_SUBJECTS
 from fleet_dagster.nats_bridge.jetstream import REQUEST_SUBJECT
 
 
 def schema_documents() -> dict[str, dict[str, Any]]:
-    """File name -> JSON Schema, one per subject (agent.response.* share one)."""
-    documents = {f"{REQUEST_SUBJECT}.json": DeliberationRequest.model_json_schema()}
+    """File name -> JSON Schema, one per subject (agent.response.* share one), and the status document's."""
+    documents = {
+        f"{REQUEST_SUBJECT}.json": DeliberationRequest.model_json_schema(),
+        STATUS_DOCUMENT_SCHEMA: StatusDocument.model_json_schema(mode="serialization"),
+    }
     for subject, model in EVENT_SUBJECTS.items():
         name = "agent.response.json" if subject.startswith("agent.response.") else f"{subject}.json"
         documents[name] = model.model_json_schema()
@@ -22,8 +27,14 @@ def schema_documents() -> dict[str, dict[str, Any]]:
     return documents
 
 
+STATUS_DOCUMENT_SCHEMA = "status.json"
+
+
 def schema_for_subject(subject: str) -> dict[str, Any]:
-    name = "agent.response.json" if subject.startswith("agent.response.") else f"{subject}.json"
+    return committed_schema("agent.response.json" if subject.startswith("agent.response.") else f"{subject}.json")
+
+
+def committed_schema(name: str) -> dict[str, Any]:
     return json.loads((resources_dir() / "schemas" / name).read_text())
 
 

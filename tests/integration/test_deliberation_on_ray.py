@@ -128,7 +128,7 @@ def test_architect_selection_through_dagster_and_ray(ray_head, instance, sim_llm
 
     assert document["status"] == "COMPLETED"
     metadata = materialization_metadata(instance, "architect-pick")
-    chosen = metadata["winners_json"]
+    chosen = metadata["winners"]
     assert set(chosen) == {"DEV", "QA"}
     for role, winner in chosen.items():
         assert winner["decided_by"] == "architect" and winner["rationale"], winner

@@ -108,7 +108,7 @@ def test_a_deliberations_calls_tokens_and_cost_in_the_scraped_metrics(
     assert document["status"] == "COMPLETED", document["error_message"]
     metadata = materialization_metadata(instance, "metrics-1")
     calls = metadata["agent_calls"]
-    assert metadata["models"] == model
+    assert metadata["models"] == [model]
     assert calls == 12  # 2 roles x 2 agents x (propose, review, revise)
 
     def grown() -> Samples | None:

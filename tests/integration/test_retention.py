@@ -8,17 +8,18 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import jsonschema
 import pytest
 from click.testing import CliRunner
 from dagster._core.events import DagsterEvent, DagsterEventType, StepMaterializationData
 
 from fleet_dagster.cli.main import cli
+from fleet_dagster.core.outcome import deliberation_outcome
 from fleet_dagster.core.records import AgentCall, CouncilResult, Proposal, Selection
 from fleet_dagster.core.request import parse_request
-from fleet_dagster.core.status import DeliberationStatus
 from fleet_dagster.deliberation.archive import DeliberationArchive
 from fleet_dagster.deliberation.assets import deliberation_job
-from fleet_dagster.deliberation.materialization import deliberation_metadata
+from fleet_dagster.deliberation.materialization import collected
 from fleet_dagster.deliberation.outbox import DELIVERED, OUTBOX_TAG, PENDING
 from fleet_dagster.deliberation.partitions import DELIBERATION_ASSET_KEY, DELIBERATION_ID_TAG, DELIBERATION_PARTITIONS
 from fleet_dagster.deliberation.retention import (
@@ -28,8 +29,7 @@ from fleet_dagster.deliberation.retention import (
 )
 from fleet_dagster.deliberation.sensors import _prior_use
 from fleet_dagster.deliberation.status_query import DELIBERATION_JOB_NAME, deliberation_status
-from fleet_dagster.deliberation.tables import proposals_frame
-from fleet_dagster.nats_bridge.event_builders import final_event
+from fleet_dagster.nats_bridge.schemas import STATUS_DOCUMENT_SCHEMA, committed_schema
 from fleet_dagster.nats_bridge.triage import triage
 
 pytestmark = pytest.mark.integration
@@ -76,9 +76,7 @@ def collected_metadata(deliberation_id: str, run_id: str, councils: list[Council
     request = parse_request(
         {"task": "Design a rate limiter", "roles": ["DEV", "QA"], "deliberation_id": deliberation_id}
     )
-    status, wall_ms = DeliberationStatus.COMPLETED, 12500
-    final = final_event(request, run_id, status, councils, wall_ms)
-    return deliberation_metadata(request, councils, proposals_frame(councils), status, wall_ms, final, {})
+    return collected(deliberation_outcome(request, councils, wall_ms=12500, prices={}), run_id).metadata
 
 
 def record_run(
@@ -192,6 +190,8 @@ def test_old_deliberations_are_archived_then_deleted_and_status_answers_from_the
     )
     before = {deliberation_id: deliberation_status(instance, deliberation_id) for deliberation_id in runs | kept}
     assert before["old-failed-early"]["status"] == "FAILED" and before["old-done"]["status"] == "COMPLETED"
+    for document in before.values():
+        jsonschema.validate(document, committed_schema(STATUS_DOCUMENT_SCHEMA))
 
     assert sorted(retention(instance)) == sorted(runs)
 
@@ -206,7 +206,7 @@ def test_old_deliberations_are_archived_then_deleted_and_status_answers_from_the
             "archive": str(archived_path(archive_dir, deliberation_id, run_ids)),
         }
     done = json.loads(archived_path(archive_dir, "old-done", runs["old-done"]).read_text())
-    assert set(done["metadata"]["winners_json"]) == {"DEV", "QA"} and done["metadata"]["total_tokens"] == 1206
+    assert set(done["metadata"]["winners"]) == {"DEV", "QA"} and done["metadata"]["total_tokens"] == 1206
     assert len(done["metadata"]["results"]) == 4 and done["materialized_at"] is not None
     assert (
         json.loads(archived_path(archive_dir, "old-failed-early", runs["old-failed-early"]).read_text())["metadata"]

@@ -50,7 +50,7 @@ def test_a_degenerate_proposal_never_wins_and_judging_is_blind(ray_head, instanc
     assert rows["agent-dev-003"]["flags"] == []
     assert document["flagged_proposals"] == 2
     metadata = materialization_metadata(instance, "form-first")
-    assert "2 flagged proposals set aside" in metadata["winners_json"]["DEV"]["rationale"]
+    assert "2 flagged proposals set aside" in metadata["winners"]["DEV"]["rationale"]
 
     review_prompts = [
         "\n".join(m["content"] for m in json.loads(fingerprint)["messages"])
@@ -77,7 +77,7 @@ def test_vote_on_the_final_answer_in_metadata_and_status(ray_head, instance, sim
     winner = document["winners"]["DEV"]
     assert winner["answer"] == "7" and winner["votes"] == {"7": 2, "9": 1}
     assert winner["agent_id"] in {"agent-dev-001", "agent-dev-003"}
-    assert materialization_metadata(instance, "vote-7")["winners_json"]["DEV"]["decided_by"] == "vote"
+    assert materialization_metadata(instance, "vote-7")["winners"]["DEV"]["decided_by"] == "vote"
 
 
 def test_a_vote_without_answers_says_it_fell_back_in_status_and_final_event(

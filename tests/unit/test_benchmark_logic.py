@@ -4,7 +4,9 @@ from fleet_dagster.benchmarks import figures, regression
 from fleet_dagster.benchmarks.figures import method_rows
 from fleet_dagster.benchmarks.grading import extract_answer
 from fleet_dagster.benchmarks.suites import quality_tasks, speed_tasks, suite_tasks
+from fleet_dagster.core.outcome import deliberation_outcome
 from fleet_dagster.core.records import AgentCall, CouncilResult, Proposal, Selection
+from fleet_dagster.core.request import parse_request
 
 
 def test_suites_load():
@@ -52,11 +54,17 @@ def council_of(answers: list[str], scores: list[float], selection: Selection) ->
     )
 
 
+def rows_of(task, council: CouncilResult) -> dict[str, dict]:
+    request = parse_request({"task": task.task, "roles": ["DEV"], "agents_per_role": len(council.proposals)})
+    outcome = deliberation_outcome(request, [council], wall_ms=1000.0, prices={})
+    return {row["method"]: row for row in method_rows(task, outcome, [council])}
+
+
 def test_a_vote_of_nine_also_gives_the_vote_of_its_first_three():
     task = next(t for t in quality_tasks() if t.mode == "vote").model_copy(update={"expected": 5})
     answers = ["4", "4", "5", "5", "5", "5", "5", "1", "2"]
     council = council_of(answers, [5.0] * 9, Selection(winner="agent-dev-003", method="vote", rationale=""))
-    rows = {row["method"]: row for row in method_rows(task, [council], 1.0)}
+    rows = rows_of(task, council)
     assert rows["vote@3"]["answer"] == 4 and not rows["vote@3"]["correct"]
     assert rows["vote@9"]["answer"] == 5 and rows["vote@9"]["correct"]
     assert rows["vote@3"]["tokens"] == 100 + 101 + 102 and rows["vote@9"]["tokens"] == sum(range(100, 109))
@@ -67,7 +75,7 @@ def test_a_deliberation_is_read_by_score_and_by_vote():
     council = council_of(
         ["3", "7", "7"], [9.0, 4.0, 5.0], Selection(winner="agent-dev-003", method="vote", rationale="")
     )
-    rows = {row["method"]: row for row in method_rows(task, [council], 1.0)}
+    rows = rows_of(task, council)
     assert rows["deliberation"]["answer"] == 3 and rows["deliberation+vote"]["answer"] == 7
     assert rows["deliberation"]["tokens"] == rows["deliberation+vote"]["tokens"] == 303
     quality = figures.summary(list(rows.values()), [])

@@ -58,7 +58,7 @@ def test_settings_come_from_the_environment_with_one_default():
 
 def document(deliberation_id: str = "d-1") -> dict:
     status = {"deliberation_id": deliberation_id, "status": "COMPLETED", "winners": {"DEV": {"agent_id": "a1"}}}
-    return archive_document(status, {"total_tokens": 1234, "winners_json": {"DEV": {}}}, 1.5, [{"run_id": "r1"}])
+    return archive_document(status, {"total_tokens": 1234, "winners": {"DEV": {}}}, 1.5, [{"run_id": "r1"}])
 
 
 def test_an_archive_folder_keeps_one_whole_document_per_archiving(tmp_path):

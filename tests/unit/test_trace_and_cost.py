@@ -98,10 +98,10 @@ def test_cost_per_model_at_its_prices_and_unpriced_models_named():
     prices = {"big": ModelPrice(prompt=0.5, completion=1.5), "small": ModelPrice(prompt=0.1, completion=0.2)}
     calls = [call("big", 1500, 500), call("small", 3000, 1000), call("other", 10, 5), call("big", 900, 100, True)]
     cost = calls_cost(calls, prices)
-    assert cost["by_model"] == {"big": 0.5 + 0.75, "small": 0.2 + 0.2}
-    assert cost["estimated_cost"] == pytest.approx(1.65)
-    assert cost["unpriced_models"] == ["other"]
-    assert calls_cost(calls, {})["estimated_cost"] is None
+    assert cost.by_model == {"big": 0.5 + 0.75, "small": 0.2 + 0.2}
+    assert cost.estimated_cost == pytest.approx(1.65)
+    assert cost.unpriced_models == ["other"]
+    assert calls_cost(calls, {}).estimated_cost is None
 
 
 def test_prices_are_non_negative_and_need_both_parts():

@@ -51,7 +51,7 @@ def test_deliberations_complete_with_every_review_parsed(ray_head, instance, on_
     assert rows and all(row["reviews_unparsed"] == 0 for row in rows), rows
     if fields.get("selection") == "architect":
         records = instance.fetch_materializations(dg.AssetKey("deliberation"), limit=1).records
-        winners = records[0].asset_materialization.metadata["winners_json"].value
+        winners = records[0].asset_materialization.metadata["winners"].value
         assert all(w["decided_by"] == "architect" and w["rationale"] for w in winners.values()), winners
 
 
