@@ -195,7 +195,7 @@ def event_templates(rng: random.Random) -> list[str]:
     from dagster._core.events.log import EventLogEntry
     from dagster_shared.serdes import serialize_value
 
-    from fleet_dagster.deliberation.partitions import DELIBERATION_ASSET_KEY
+    from fleet_dagster.deliberation.keys_and_tags import DELIBERATION_ASSET_KEY
 
     texts = [proposal_text(rng) for _ in range(40)]
     templates = []
@@ -248,7 +248,7 @@ class Population:
         from dagster._core.storage.runs.schema import RunsTable, RunTagsTable
         from dagster_shared.serdes import serialize_value
 
-        from fleet_dagster.deliberation.partitions import (
+        from fleet_dagster.deliberation.keys_and_tags import (
             DELIBERATION_ASSET_KEY,
             DELIBERATION_ID_TAG,
             DELIBERATION_PARTITIONS,
@@ -341,7 +341,7 @@ def sensor_tick(instance: Any, tick: int, archive_dir: Path) -> tuple[float, flo
     """Milliseconds: the whole tick, and the part spent in the instance and the archive (prior-use lookups,
     adding partitions); the rest is reading the requests (their roles' profiles)."""
     from fleet_dagster.deliberation.archive import DeliberationArchive
-    from fleet_dagster.deliberation.partitions import DELIBERATION_PARTITIONS
+    from fleet_dagster.deliberation.keys_and_tags import DELIBERATION_PARTITIONS
     from fleet_dagster.deliberation.sensors import _prior_use
     from fleet_dagster.nats_bridge.triage import triage
 

@@ -1,4 +1,5 @@
-"""Resources per environment, chosen in one place; endpoints and secrets only from the environment."""
+"""The resources every run gets. What they connect to (endpoints, secrets) comes from the process environment,
+never from run config."""
 
 import dagster as dg
 

@@ -2,7 +2,6 @@
 
 import datetime
 import os
-from typing import Literal
 
 import dagster as dg
 import pandas as pd
@@ -12,6 +11,7 @@ from fleet_dagster.benchmarks import regression
 from fleet_dagster.benchmarks.history import BENCHMARK_ASSET_KEY, current_and_previous, summaries_by_partition
 from fleet_dagster.benchmarks.quality_stats import markdown_table
 from fleet_dagster.benchmarks.runner import run_suite
+from fleet_dagster.benchmarks.suites import SuiteChoice
 from fleet_dagster.llm.resources import LLMResource
 from fleet_dagster.ray_cluster.resources import RayClusterResource
 from fleet_dagster.run_pods import RUN_POD_TAGS
@@ -20,7 +20,7 @@ daily_partitions = dg.DailyPartitionsDefinition(start_date="2026-11-01")
 
 
 class BenchmarkConfig(dg.Config):
-    suite: Literal["speed", "quality", "all"] = Field(default="all", description="Which suite(s) to run.")
+    suite: SuiteChoice = Field(default="all", description="Which suite(s) to run.")
     max_tasks: int | None = Field(default=None, description="Only the first N tasks (smoke runs).")
 
 

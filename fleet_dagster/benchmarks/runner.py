@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 
 from fleet_dagster.benchmarks.figures import method_rows, ok_latencies, summary
-from fleet_dagster.benchmarks.suites import BenchmarkTask, suite_tasks
+from fleet_dagster.benchmarks.suites import BenchmarkTask, SuiteChoice, suite_tasks
 from fleet_dagster.core.outcome import deliberation_outcome, failed_calls_summary
 from fleet_dagster.core.request import parse_request
 from fleet_dagster.llm.resources import LLMResource
@@ -17,7 +17,7 @@ from fleet_dagster.ray_cluster.model_endpoint import checked_model_endpoint
 
 
 def run_suite(
-    suite: str,
+    suite: SuiteChoice,
     llm: LLMResource,
     *,
     limit: int | None = None,

@@ -1,7 +1,7 @@
 """Benchmark suites (`resources/benchmarks/*.yaml`) turned into tasks."""
 
 from functools import cache
-from typing import Literal
+from typing import Literal, get_args
 
 import yaml
 from pydantic import BaseModel, Field
@@ -9,7 +9,10 @@ from pydantic import BaseModel, Field
 from fleet_dagster.benchmarks.quality_tasks import calibrated_questions, du_arithmetic_questions
 from fleet_dagster.core.resource_files import resources_dir
 
-SUITES = ("speed", "quality")
+Suite = Literal["speed", "quality"]
+SuiteChoice = Literal[Suite, "all"]  # "all": every suite, one after another
+SUITES: tuple[str, ...] = get_args(Suite)
+SUITE_CHOICES: tuple[str, ...] = (*SUITES, "all")
 ANSWER_INSTRUCTION = "Work it out step by step, then end with a line 'Answer: <number>'."
 
 
@@ -22,7 +25,7 @@ class Shape(BaseModel):
 
 
 class BenchmarkTask(BaseModel):
-    suite: Literal["speed", "quality"]
+    suite: Suite
     name: str
     # single: one agent; vote: `agents` independent samples, the most frequent answer wins; deliberation.
     mode: Literal["deliberation", "single", "vote"]
@@ -87,7 +90,7 @@ def quality_tasks(served_model: bool = False) -> list[BenchmarkTask]:
     ]
 
 
-def suite_tasks(suite: str, served_model: bool = False) -> list[BenchmarkTask]:
+def suite_tasks(suite: SuiteChoice, served_model: bool = False) -> list[BenchmarkTask]:
     if suite == "all":
         return speed_tasks() + quality_tasks(served_model)
     if suite not in SUITES:

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from fleet_dagster.benchmarks.suites import SUITE_CHOICES, SuiteChoice
 from fleet_dagster.core.request import DELIBERATION_ID_PATTERN, DeliberationRequest, RequestError, parse_request
 from fleet_dagster.core.status import DeliberationStatus
 from fleet_dagster.llm.settings import LLM_ENV
@@ -299,6 +300,7 @@ def submit(task: str, roles: tuple[str, ...], wait_s: float | None, **fields) ->
     import asyncio
 
     from fleet_dagster.nats_bridge.settings import NatsSettings
+    from fleet_dagster.nats_bridge.subjects import Subject
     from fleet_dagster.nats_bridge.submit import submit_request
 
     request = _request_from_flags(task, roles, fields)
@@ -317,7 +319,7 @@ def submit(task: str, roles: tuple[str, ...], wait_s: float | None, **fields) ->
     if outcome is None:
         raise click.ClickException(f"no outcome for {request.deliberation_id} within {wait_s:.0f}s")
     click.echo(json.dumps(outcome, indent=2))
-    if outcome["subject"] == "deliberation.rejected":
+    if outcome["subject"] == Subject.REJECTED:
         sys.exit(2)
     sys.exit(EXIT_CODES.get(DeliberationStatus(outcome["event"]["status"]), 1))
 
@@ -404,11 +406,13 @@ def nats_server(port: int, store_dir: str | None) -> None:
 
 
 @cli.command()
-@click.option("--suite", type=click.Choice(["speed", "quality", "all"]), default="speed", show_default=True)
+@click.option("--suite", type=click.Choice(SUITE_CHOICES), default="speed", show_default=True)
 @llm_options
 @click.option("--tasks", "limit", type=click.IntRange(min=1), default=None, help="Only the first N tasks.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None, help="Also write the rows here.")
-def bench(suite: str, llm_url: str | None, llm_model: str | None, limit: int | None, csv_path: str | None) -> None:
+def bench(
+    suite: SuiteChoice, llm_url: str | None, llm_model: str | None, limit: int | None, csv_path: str | None
+) -> None:
     """Run a benchmark suite from the shell and print its table (no Dagster run is recorded)."""
     _ray_logs_to_file()
     import dagster as dg

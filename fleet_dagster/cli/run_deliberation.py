@@ -9,7 +9,7 @@ import dagster as dg
 
 from fleet_dagster.core.request import DeliberationRequest
 from fleet_dagster.core.trace import new_traceparent
-from fleet_dagster.deliberation.partitions import DELIBERATION_ID_TAG, DELIBERATION_PARTITIONS, TRACEPARENT_TAG
+from fleet_dagster.deliberation.keys_and_tags import DELIBERATION_ID_TAG, DELIBERATION_PARTITIONS, TRACEPARENT_TAG
 from fleet_dagster.deliberation.run_config import run_config_for
 from fleet_dagster.deliberation.status_query import deliberation_status
 

@@ -7,7 +7,7 @@ punctuation and the form of numbers ("1,000" and "1000.0" are one vote).
 
 import re
 
-from fleet_dagster.core.reviews import extract_json_object
+from fleet_dagster.core.json_text import extract_json_object
 
 # A final answer is a word, a number or a short phrase; longer text is prose, not an answer to count.
 MAX_ANSWER_CHARS = 200

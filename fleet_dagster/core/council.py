@@ -11,6 +11,7 @@ from fleet_dagster.core.chat_model import ChatModel
 from fleet_dagster.core.profiles import RoleProfile, load_profile
 from fleet_dagster.core.prompts import chat_messages
 from fleet_dagster.core.records import (
+    MIN_CALL_S,
     AgentCall,
     ChatRequest,
     ChatResult,
@@ -25,6 +26,7 @@ from fleet_dagster.core.reviews import parse_review, redact_ids, review_assignme
 from fleet_dagster.core.scoring import coverage_items, score_proposal
 from fleet_dagster.core.selection import (
     ARCHITECT_MAX_TOKENS,
+    SELECT_FROM_PROPOSALS,
     architect_json_schema,
     blind_order,
     candidate_labels,
@@ -32,11 +34,8 @@ from fleet_dagster.core.selection import (
     fell_back,
     parse_architect_choice,
     select_by_score,
-    select_by_vote,
 )
 from fleet_dagster.core.trace import child_traceparent
-
-MIN_CALL_TIMEOUT_S = 0.1
 
 
 def agent_temperature(profile: RoleProfile, index: int, agents: int) -> float:
@@ -179,7 +178,7 @@ class Council:
     ) -> ChatRequest | None:
         """The call as the model receives it; None when the deadline leaves no time to make it."""
         remaining = self.deadline_at - self.clock()
-        if remaining < MIN_CALL_TIMEOUT_S:
+        if remaining < MIN_CALL_S:
             self.deadline_hit = True
             return None
         proposal = self.proposals[aid]
@@ -393,7 +392,7 @@ class Council:
     def result(self, *, timed_out: bool = False, error: str | None = None) -> CouncilResult:
         proposals = self.scored()
         asked = self.request.selection
-        selection = self.selection or (select_by_vote if asked == "vote" else select_by_score)(proposals)
+        selection = self.selection or SELECT_FROM_PROPOSALS.get(asked, select_by_score)(proposals)
         if selection.method != asked and selection.fallback_reason is None:  # the architect's step never came
             selection = fell_back(selection, f"the council ended before the {asked} step")
         proposals = [p.model_copy(update={"is_winner": p.agent_id == selection.winner}) for p in proposals]

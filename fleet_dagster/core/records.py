@@ -5,8 +5,15 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 Phase = Literal["propose", "review", "revise", "select"]
+# Who reviews whom: ring, each agent the next one's proposal; all, every other one's.
+ReviewMode = Literal["ring", "all"]
 # How a council's winner is chosen: best score, the architect among the top k, or the most frequent final answer.
 SelectionMethod = Literal["score", "architect", "vote"]
+
+
+# Less time than this left before the deadline: a call is not worth sending. A council makes none; a caller waits
+# for a slot at the endpoint only until this much is left.
+MIN_CALL_S = 0.1
 
 
 class ChatRequest(BaseModel):

@@ -9,13 +9,13 @@ import math
 import re
 import uuid
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from fleet_dagster.core.profiles import ProfileError, RoleProfile, available_roles, load_profile
 from fleet_dagster.core.prompts import render
-from fleet_dagster.core.records import SelectionMethod
+from fleet_dagster.core.records import ReviewMode, SelectionMethod
 from fleet_dagster.core.trace import traceparent_problem
 
 DELIBERATION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -111,7 +111,7 @@ class DeliberationRequest(BaseModel):
         strict=True,
         description=f"Deadline of the whole deliberation, in seconds (at most {MAX_DEADLINE_S:,}).",
     )
-    review_mode: Literal["ring", "all"] = Field(
+    review_mode: ReviewMode = Field(
         "ring", description="ring: each agent reviews the next one's proposal; all: every other one's."
     )
     selection: SelectionMethod = Field(

@@ -1,37 +1,23 @@
 """Who reviews whom, and turning a model's review (untrusted text) into a Review."""
 
-import itertools
 import json
 import random
 import re
-from collections.abc import Iterator
-from typing import Any, Literal
+from typing import Any
 
-from fleet_dagster.core.records import Review
+from fleet_dagster.core.json_text import find_json_object
+from fleet_dagster.core.records import Review, ReviewMode
 from fleet_dagster.core.request import CHARS_PER_TOKEN, estimated_tokens
 
 SCORE_RANGE = (1.0, 10.0)
-# A model's answer is untrusted text of any size and shape; these caps bound the work of reading it.
-# A review or an architect's pick is a small JSON object (a few hundred tokens): 32,000 characters (about 8k
-# tokens) leave room for prose around it, and what lies beyond is not read.
-MAX_REVIEW_CHARS = 32_000
-# The review shape nests 2 levels; json itself recurses per level and raises RecursionError near 1,000.
-MAX_JSON_DEPTH = 32
 # A review's free-text lists: a few short points each (measured on vLLM with a small model: at 200
 # characters a point, 10 of 10 guided reviews parsed; unbounded, 2 of 10 were cut at max_tokens).
 REVIEW_LISTS = ("strengths", "weaknesses", "suggestions")
 REVIEW_LIST_ITEMS = 3
 REVIEW_ITEM_CHARS = 200
-# Places tried as the start of the object (the whole text, fenced blocks, each "{"): each try reads at most
-# the rest of the text, so the work is at most this many reads of MAX_REVIEW_CHARS.
-MAX_JSON_CANDIDATES = 32
-# A JSON string (the closing quote optional, so that an unterminated one ends the scan instead of being
-# retried from every later quote), or a bracket.
-_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*+"?|[\[\]{}]', re.DOTALL)
-_FENCE_LANGUAGE = re.compile(r"\s*(?:json\b)?", re.IGNORECASE)
 
 
-def review_assignments(agent_ids: list[str], mode: Literal["ring", "all"], *, seed: int) -> list[tuple[str, str]]:
+def review_assignments(agent_ids: list[str], mode: ReviewMode, *, seed: int) -> list[tuple[str, str]]:
     """(reviewer, author) pairs; nobody reviews itself. Ring: agent i reviews agent i+1; all: everyone reviews
     every peer, in an order shuffled by `seed` (the order in which reviews reach each author's revision)."""
     if len(agent_ids) < 2:
@@ -92,63 +78,6 @@ def _normalize_key(key: str) -> str:
     return re.sub(r"[\s-]+", "_", key.strip().lower())
 
 
-def _too_deep(text: str, start: int = 0, limit: int = MAX_JSON_DEPTH) -> bool:
-    """Whether the JSON value at `start` nests deeper than `limit`. Brackets outside strings are counted, so this
-    never understates json's own depth; the scan stops where that value closes or gets too deep."""
-    depth = 0
-    for token in _JSON_TOKEN.finditer(text, start):
-        opener = text[token.start()]
-        if opener in "[{":
-            depth += 1
-            if depth > limit:
-                return True
-        elif opener in "]}":
-            depth -= 1
-        if depth <= 0:
-            return False
-    return False
-
-
-def _candidates(text: str) -> Iterator[tuple[str, int]]:
-    """(text, start) of each place a JSON object may begin, best first: the whole text, fenced blocks, each "{"."""
-    yield text.strip(), 0
-    # Between the odd and even fences: a fenced block; a split stays linear where a regex would backtrack.
-    for block in text.split("```")[1::2]:
-        language = _FENCE_LANGUAGE.match(block)  # matches the empty string: always a match
-        yield block[language.end() if language else 0 :].strip(), 0
-    for brace in re.finditer(r"\{", text):
-        yield text, brace.start()
-
-
-def _find_json_object(text: str) -> tuple[dict[str, Any] | None, str]:
-    """The first JSON object in the start of `text` (see MAX_REVIEW_CHARS), or None and why there is none.
-    Never raises: what json cannot read, or would read too deep, is skipped."""
-    read = text[:MAX_REVIEW_CHARS]
-    decoder = json.JSONDecoder()
-    deep = False
-    for candidate, start in itertools.islice(_candidates(read), MAX_JSON_CANDIDATES):
-        if _too_deep(candidate, start):
-            deep = True
-            continue
-        try:
-            value, _ = decoder.raw_decode(candidate, start)
-        except Exception:  # noqa: BLE001 - ValueError for broken JSON; anything else is as unreadable
-            continue
-        if isinstance(value, dict):
-            return value, ""
-    reason = "no JSON object found"
-    if deep:
-        reason += f" (JSON nested deeper than {MAX_JSON_DEPTH} levels is not read)"
-    if len(text) > len(read):
-        reason += f" (only the first {MAX_REVIEW_CHARS:,} characters of {len(text):,} are read)"
-    return None, reason
-
-
-def extract_json_object(text: str) -> dict[str, Any] | None:
-    """The first JSON object in `text`: the whole text, a fenced block, or one embedded in prose."""
-    return _find_json_object(text)[0]
-
-
 def _as_score(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
@@ -177,7 +106,7 @@ def parse_review(raw: str, criteria: list[str], *, reviewer: str, author: str, r
         return Review(reviewer=reviewer, author=author, round=round, parsed=False, parse_error=reason, raw=raw)
 
     try:
-        data, reason = _find_json_object(raw)
+        data, reason = find_json_object(raw)
         if data is None:
             return unparsed(reason)
         scores, rejected = _read_scores(data, criteria)

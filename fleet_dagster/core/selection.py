@@ -3,9 +3,10 @@
 import random
 import string
 from collections import Counter
+from collections.abc import Callable
 
-from fleet_dagster.core.records import Proposal, Selection
-from fleet_dagster.core.reviews import extract_json_object
+from fleet_dagster.core.json_text import extract_json_object
+from fleet_dagster.core.records import Proposal, Selection, SelectionMethod
 
 
 def rank(proposals: list[Proposal]) -> list[Proposal]:
@@ -65,6 +66,13 @@ def select_by_vote(proposals: list[Proposal]) -> Selection:
         winner=winner.agent_id, method="vote", rationale=rationale, votes=dict(votes.most_common()), answer=answer
     )
 
+
+# The selections made from the proposals alone. The architect's is a phase of its own (a model call, council.py),
+# which falls back to the score; so does any selection that never came to decide.
+SELECT_FROM_PROPOSALS: dict[SelectionMethod, Callable[[list[Proposal]], Selection]] = {
+    "score": select_by_score,
+    "vote": select_by_vote,
+}
 
 # The architect names a winner and says why in a few sentences: the longest answer its schema admits,
 # 600 characters (about 200 tokens), fits this budget.

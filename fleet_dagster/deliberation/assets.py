@@ -21,14 +21,14 @@ from fleet_dagster.core.trace import derived_traceparent
 from fleet_dagster.deliberation.agent_events import AgentResponseStream
 from fleet_dagster.deliberation.arrival import arrival_owner, start_councils
 from fleet_dagster.deliberation.config import DeliberationConfig
-from fleet_dagster.deliberation.materialization import collected, model_metadata
-from fleet_dagster.deliberation.outbox import OUTBOX_TAG, PENDING, RUN, RunOutbox
-from fleet_dagster.deliberation.partitions import (
+from fleet_dagster.deliberation.keys_and_tags import (
     DELIBERATION_ASSET_KEY,
     STREAM_SEQ_TAG,
     TRACEPARENT_TAG,
     deliberation_partitions,
 )
+from fleet_dagster.deliberation.materialization import collected, model_metadata
+from fleet_dagster.deliberation.outbox import OUTBOX_TAG, PENDING, RUN, RunOutbox
 from fleet_dagster.llm.preflight import PreflightError, preflight
 from fleet_dagster.llm.resources import LLMResource
 from fleet_dagster.nats_bridge.event_builders import accepted_event

@@ -6,13 +6,13 @@ config mapping (see assets.py), which names every bad field.
 """
 
 import enum
-from typing import Any, Literal
+from typing import Any
 
 import dagster as dg
 from pydantic import Field
 
 from fleet_dagster.core.profiles import available_roles
-from fleet_dagster.core.records import SelectionMethod
+from fleet_dagster.core.records import ReviewMode, SelectionMethod
 from fleet_dagster.core.request import DeliberationRequest, parse_request
 
 Role = enum.StrEnum("Role", {role: role for role in available_roles()})  # type: ignore[misc]  # built from the profiles
@@ -48,7 +48,7 @@ class DeliberationConfig(dg.Config):
     requirements: list[str] = _as_in_request("requirements")
     metadata: dict[str, Any] = _as_in_request("metadata")
     deadline_s: float = _as_in_request("deadline_s")
-    review_mode: Literal["ring", "all"] = _as_in_request("review_mode")
+    review_mode: ReviewMode = _as_in_request("review_mode")
     selection: SelectionMethod = _as_in_request("selection")
     select_top_k: int = _as_in_request("select_top_k")
     max_total_tokens: int | None = _as_in_request("max_total_tokens")

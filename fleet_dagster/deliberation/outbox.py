@@ -24,7 +24,7 @@ from collections.abc import Callable
 import dagster as dg
 from pydantic import BaseModel
 
-from fleet_dagster.deliberation.partitions import DELIBERATION_ID_TAG, TRACEPARENT_TAG
+from fleet_dagster.deliberation.keys_and_tags import DELIBERATION_ID_TAG, TRACEPARENT_TAG
 from fleet_dagster.deliberation.status_query import PARTITION_TAG, latest_event, run_error
 from fleet_dagster.nats_bridge.event_builders import (
     FINAL_EVENT_METADATA_KEY,

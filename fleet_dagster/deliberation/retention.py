@@ -16,8 +16,8 @@ import dagster as dg
 from pydantic import Field
 
 from fleet_dagster.deliberation.archive import DeliberationArchive, archive_document
+from fleet_dagster.deliberation.keys_and_tags import DELIBERATION_ID_TAG, DELIBERATION_PARTITIONS
 from fleet_dagster.deliberation.outbox import OUTBOX_TAG, PENDING
-from fleet_dagster.deliberation.partitions import DELIBERATION_ID_TAG, DELIBERATION_PARTITIONS
 from fleet_dagster.deliberation.retention_policy import (
     Activity,
     RetentionSettings,

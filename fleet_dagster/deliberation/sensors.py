@@ -13,8 +13,7 @@ from fleet_dagster.deliberation.archive import DeliberationArchive
 from fleet_dagster.deliberation.arrival import start_on_arrival
 from fleet_dagster.deliberation.assets import deliberation_job
 from fleet_dagster.deliberation.config import unlaunchable_roles
-from fleet_dagster.deliberation.outbox import deliver_pending
-from fleet_dagster.deliberation.partitions import (
+from fleet_dagster.deliberation.keys_and_tags import (
     DELIBERATION_ID_TAG,
     REQUEST_DIGEST_TAG,
     STREAM_CREATED_TAG,
@@ -22,6 +21,7 @@ from fleet_dagster.deliberation.partitions import (
     TRACEPARENT_TAG,
     deliberation_partitions,
 )
+from fleet_dagster.deliberation.outbox import deliver_pending
 from fleet_dagster.deliberation.run_config import run_config_for
 from fleet_dagster.deliberation.status_query import latest_run
 from fleet_dagster.deliberation.tick_budget import TickBudget
@@ -44,6 +44,7 @@ from fleet_dagster.nats_bridge.jetstream import (
 )
 from fleet_dagster.nats_bridge.resources import NatsResource
 from fleet_dagster.nats_bridge.settings import NatsSettings
+from fleet_dagster.nats_bridge.subjects import Subject
 from fleet_dagster.nats_bridge.triage import PriorUse, Triage, request_digest, triage
 from fleet_dagster.ray_cluster.resources import RayClusterResource
 
@@ -139,13 +140,13 @@ async def _read_and_triage(
             lambda request: unlaunchable_roles(request) or served.problems(request),
             budget.has_time,
         )
-        answers: list[tuple[str, DeliberationRejected | DeliberationDuplicate]] = [
-            *(("rejected", event) for event in outcome.rejected),
-            *(("duplicate", event) for event in outcome.duplicates),
+        answers: list[tuple[str, Subject, DeliberationRejected | DeliberationDuplicate]] = [
+            *(("rejected", Subject.REJECTED, event) for event in outcome.rejected),
+            *(("duplicate", Subject.DUPLICATE, event) for event in outcome.duplicates),
         ]
-        for kind, event in answers:  # one that cannot be published in time fails the tick: the cursor stays
+        for kind, subject, event in answers:  # one that cannot be published in time fails the tick: the cursor stays
             msg_id, timeout_s = f"{kind}-{event.stream_seq}", budget.after_triage_s(PUBLISH_TIMEOUT_S)
-            await publish_event(js, settings, f"deliberation.{kind}", event, msg_id, timeout_s)
+            await publish_event(js, settings, subject, event, msg_id, timeout_s)
     new_cursor = RequestCursor(seq=outcome.handled_through or after, stream_created=stream.created)
     return _Tick(new_cursor, outcome, notes)
 

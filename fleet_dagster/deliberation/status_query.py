@@ -9,8 +9,8 @@ from fleet_dagster.core.outcome import DeliberationOutcome
 from fleet_dagster.core.status import DeliberationStatus
 from fleet_dagster.core.status_document import DeliberationProgress, StatusDocument, outcome_status
 from fleet_dagster.deliberation.archive import DeliberationArchive
+from fleet_dagster.deliberation.keys_and_tags import DELIBERATION_ASSET_KEY, DELIBERATION_ID_TAG, TRACEPARENT_TAG
 from fleet_dagster.deliberation.materialization import model_from_metadata
-from fleet_dagster.deliberation.partitions import DELIBERATION_ASSET_KEY, DELIBERATION_ID_TAG, TRACEPARENT_TAG
 
 PARTITION_TAG = "dagster/partition"
 DELIBERATION_JOB_NAME = "deliberation_job"  # assets.py's; importing it would load the asset's dependencies here

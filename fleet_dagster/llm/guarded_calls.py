@@ -8,15 +8,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from fleet_dagster.core.chat_model import ChatModel
-from fleet_dagster.core.records import ChatRequest, ChatResult
+from fleet_dagster.core.records import MIN_CALL_S, ChatRequest, ChatResult
 from fleet_dagster.llm.backpressure import FairLimiter
 from fleet_dagster.llm.call_arguments import call_arguments, response_key
 from fleet_dagster.llm.circuit import CircuitBreaker, CircuitState
 from fleet_dagster.llm.endpoint import LLMEndpoint, ModelCache
 from fleet_dagster.llm.response_store import ResponseStore
 from fleet_dagster.llm.settings import display_url
-
-MIN_CALL_S = 0.1  # less than this left before the deadline: not worth sending
 
 
 @dataclass

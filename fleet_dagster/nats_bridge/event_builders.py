@@ -16,6 +16,7 @@ from fleet_dagster.nats_bridge.events import (
     DeliberationCompleted,
     DeliberationFailed,
 )
+from fleet_dagster.nats_bridge.subjects import Subject
 
 FINAL_EVENT_METADATA_KEY = "final_event"
 
@@ -40,7 +41,7 @@ def accepted_event(request: DeliberationRequest, run_id: str, stream_seq: int | 
     accepted = DeliberationAccepted(
         deliberation_id=deliberation_id, run_id=run_id, stream_seq=stream_seq, traceparent=request.traceparent
     )
-    return "deliberation.accepted", accepted, f"accepted-{deliberation_id}-{run_id}"
+    return Subject.ACCEPTED, accepted, f"accepted-{deliberation_id}-{run_id}"
 
 
 def agent_response_events(
@@ -65,7 +66,7 @@ def agent_response_events(
             error=call.error,
             traceparent=call.traceparent,
         )
-        subject = "agent.response.completed" if call.ok else "agent.response.failed"
+        subject = Subject.AGENT_COMPLETED if call.ok else Subject.AGENT_FAILED
         call_name = f"{call.agent_id}-{call.phase}-{call.round}-{call.target_agent_id or ''}"
         events.append((subject, event, f"agent-{deliberation_id}-{run_id}-{role}-{call_name}"))
     return events
@@ -86,9 +87,9 @@ def final_event(outcome: DeliberationOutcome, run_id: str) -> tuple[str, BaseMod
     msg_id = final_msg_id(outcome.deliberation_id, run_id)
     status = outcome.status
     if status in (DeliberationStatus.COMPLETED, DeliberationStatus.PARTIAL):
-        return "deliberation.completed", DeliberationCompleted(status=status.value, **common), msg_id
+        return Subject.COMPLETED, DeliberationCompleted(status=status.value, **common), msg_id
     error = outcome.error_message or f"deliberation ended {status.value}"
-    return "deliberation.failed", DeliberationFailed(status=status.value, error=error, **common), msg_id
+    return Subject.FAILED, DeliberationFailed(status=status.value, error=error, **common), msg_id
 
 
 def run_failed_event(
@@ -102,7 +103,7 @@ def run_failed_event(
         completed_at=datetime.now(UTC).isoformat(),
         traceparent=traceparent,
     )
-    return "deliberation.failed", event, final_msg_id(deliberation_id, run_id)
+    return Subject.FAILED, event, final_msg_id(deliberation_id, run_id)
 
 
 def run_canceled_event(deliberation_id: str, run_id: str, traceparent: str | None) -> tuple[str, BaseModel, str]:
@@ -112,4 +113,4 @@ def run_canceled_event(deliberation_id: str, run_id: str, traceparent: str | Non
         completed_at=datetime.now(UTC).isoformat(),
         traceparent=traceparent,
     )
-    return "deliberation.canceled", event, final_msg_id(deliberation_id, run_id)
+    return Subject.CANCELED, event, final_msg_id(deliberation_id, run_id)

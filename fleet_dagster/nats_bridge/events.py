@@ -5,6 +5,9 @@ from typing import Literal
 from pydantic import BaseModel, Field, model_validator
 
 from fleet_dagster.core.outcome import BriefWinner
+from fleet_dagster.core.records import Phase
+from fleet_dagster.core.status import DeliberationStatus
+from fleet_dagster.nats_bridge.subjects import Subject
 
 WINNERS_DESCRIPTION = "Per role that has one, its winner."
 
@@ -55,7 +58,7 @@ class DeliberationDuplicate(DeliberationEvent):
 class AgentResponse(DeliberationEvent):
     agent_id: str
     role: str
-    phase: Literal["propose", "review", "revise", "select"]
+    phase: Phase
     round: int
     target_agent_id: str | None = None
     duration_ms: float
@@ -67,7 +70,7 @@ class AgentResponse(DeliberationEvent):
 
 class DeliberationCompleted(DeliberationEvent):
     run_id: str | None = None
-    status: Literal["COMPLETED", "PARTIAL"]
+    status: Literal[DeliberationStatus.COMPLETED, DeliberationStatus.PARTIAL]
     winners: dict[str, BriefWinner] = Field(description=WINNERS_DESCRIPTION)
     total_agents: int
     successful_responses: int
@@ -78,7 +81,7 @@ class DeliberationCompleted(DeliberationEvent):
 
 class DeliberationFailed(DeliberationEvent):
     run_id: str | None = None
-    status: Literal["FAILED", "TIMEOUT"]
+    status: Literal[DeliberationStatus.FAILED, DeliberationStatus.TIMEOUT]
     error: str | None
     winners: dict[str, BriefWinner] = Field(default_factory=dict, description=WINNERS_DESCRIPTION)
     total_agents: int | None = None
@@ -97,13 +100,13 @@ class DeliberationCanceled(DeliberationEvent):
 
 
 # subject (without prefix) -> model; also the list of JSON Schemas in resources/schemas/
-EVENT_SUBJECTS: dict[str, type[BaseModel]] = {
-    "deliberation.accepted": DeliberationAccepted,
-    "deliberation.rejected": DeliberationRejected,
-    "deliberation.duplicate": DeliberationDuplicate,
-    "agent.response.completed": AgentResponse,
-    "agent.response.failed": AgentResponse,
-    "deliberation.completed": DeliberationCompleted,
-    "deliberation.failed": DeliberationFailed,
-    "deliberation.canceled": DeliberationCanceled,
+EVENT_SUBJECTS: dict[Subject, type[BaseModel]] = {
+    Subject.ACCEPTED: DeliberationAccepted,
+    Subject.REJECTED: DeliberationRejected,
+    Subject.DUPLICATE: DeliberationDuplicate,
+    Subject.AGENT_COMPLETED: AgentResponse,
+    Subject.AGENT_FAILED: AgentResponse,
+    Subject.COMPLETED: DeliberationCompleted,
+    Subject.FAILED: DeliberationFailed,
+    Subject.CANCELED: DeliberationCanceled,
 }

@@ -11,8 +11,8 @@ from nats.js.errors import BadRequestError, NotFoundError
 from pydantic import BaseModel
 
 from fleet_dagster.nats_bridge.settings import MAX_REQUEST_BYTES, NatsSettings
+from fleet_dagster.nats_bridge.subjects import Subject
 
-REQUEST_SUBJECT = "deliberation.requested"
 DUPLICATE_WINDOW_S = 600.0
 PUBLISH_TIMEOUT_S = 5.0
 
@@ -77,7 +77,7 @@ async def read_requests(
     while len(messages) < batch and (not messages or time.monotonic() < deadline):
         try:
             message = await js.get_msg(
-                settings.stream, seq=next_seq, subject=settings.subject(REQUEST_SUBJECT), next=True, direct=direct
+                settings.stream, seq=next_seq, subject=settings.subject(Subject.REQUESTED), next=True, direct=direct
             )
         except NotFoundError:
             break

@@ -9,21 +9,20 @@ from fleet_dagster.core.request import DeliberationRequest
 from fleet_dagster.core.resource_files import resources_dir
 from fleet_dagster.core.status_document import StatusDocument
 from fleet_dagster.nats_bridge.events import EVENT_SUBJECTS
-from fleet_dagster.nats_bridge.jetstream import REQUEST_SUBJECT
+from fleet_dagster.nats_bridge.subjects import Subject, schema_name
 
 
 def schema_documents() -> dict[str, dict[str, Any]]:
     """File name -> JSON Schema, one per subject (agent.response.* share one), and the status document's."""
     documents = {
-        f"{REQUEST_SUBJECT}.json": DeliberationRequest.model_json_schema(),
+        schema_name(Subject.REQUESTED): DeliberationRequest.model_json_schema(),
         STATUS_DOCUMENT_SCHEMA: StatusDocument.model_json_schema(mode="serialization"),
     }
     for subject, model in EVENT_SUBJECTS.items():
-        name = "agent.response.json" if subject.startswith("agent.response.") else f"{subject}.json"
-        documents[name] = model.model_json_schema()
-    for subject, document in documents.items():
+        documents[schema_name(subject)] = model.model_json_schema()
+    for name, document in documents.items():
         document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-        document["$id"] = f"https://fleet-dagster.dev/schemas/{subject}"
+        document["$id"] = f"https://fleet-dagster.dev/schemas/{name}"
     return documents
 
 
@@ -31,7 +30,7 @@ STATUS_DOCUMENT_SCHEMA = "status.json"
 
 
 def schema_for_subject(subject: str) -> dict[str, Any]:
-    return committed_schema("agent.response.json" if subject.startswith("agent.response.") else f"{subject}.json")
+    return committed_schema(schema_name(subject))
 
 
 def committed_schema(name: str) -> dict[str, Any]:

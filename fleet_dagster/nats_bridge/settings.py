@@ -5,6 +5,8 @@ import ssl
 
 from pydantic import BaseModel, Field, SecretStr
 
+from fleet_dagster.nats_bridge.subjects import STREAM_SUBJECT_FILTERS
+
 MAX_REQUEST_BYTES = 1024 * 1024
 # Where each connection setting comes from: the environment (a Kubernetes Secret for the credentials).
 NATS_ENV = {
@@ -56,7 +58,7 @@ class NatsSettings(BaseModel):
 
     @property
     def stream_subjects(self) -> list[str]:
-        return [self.subject("deliberation.>"), self.subject("agent.response.>")]
+        return [self.subject(name) for name in STREAM_SUBJECT_FILTERS]
 
     def connect_options(self) -> dict:
         options: dict = {

@@ -9,10 +9,9 @@ from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from fleet_dagster.core.request import DeliberationRequest
-from fleet_dagster.nats_bridge.jetstream import REQUEST_SUBJECT, ensure_stream, jetstream
+from fleet_dagster.nats_bridge.jetstream import ensure_stream, jetstream
 from fleet_dagster.nats_bridge.settings import NatsSettings
-
-FINAL_SUBJECTS = ("deliberation.completed", "deliberation.failed", "deliberation.canceled")
+from fleet_dagster.nats_bridge.subjects import DELIBERATION_SUBJECTS, FINAL_SUBJECTS, Subject
 
 
 async def submit_request(
@@ -24,7 +23,7 @@ async def submit_request(
         # A fresh Nats-Msg-Id per submission: a retried publish is deduplicated, a resubmission is not
         # (the sensor must see it to tell the requester that the id was already used).
         ack = await js.publish(
-            settings.subject(REQUEST_SUBJECT),
+            settings.subject(Subject.REQUESTED),
             request.model_dump_json().encode(),
             headers={"Nats-Msg-Id": f"request-{uuid.uuid4().hex}"},
             timeout=5,
@@ -44,7 +43,7 @@ async def _wait_for_outcome(
     accepted_seq, read_from = seq, seq
     while True:
         subscription = await js.subscribe(
-            settings.subject("deliberation.>"),
+            settings.subject(DELIBERATION_SUBJECTS),
             ordered_consumer=True,
             config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=read_from),
         )
@@ -55,11 +54,11 @@ async def _wait_for_outcome(
                 if run_id is not None:
                     if name in FINAL_SUBJECTS and event.get("run_id") == run_id:
                         return {"subject": name, "event": event}
-                elif name == "deliberation.rejected" and event.get("stream_seq") == seq:
+                elif name == Subject.REJECTED and event.get("stream_seq") == seq:
                     return {"subject": name, "event": event}
-                elif name == "deliberation.accepted" and event.get("stream_seq") == accepted_seq:
+                elif name == Subject.ACCEPTED and event.get("stream_seq") == accepted_seq:
                     run_id = event["run_id"]
-                elif name == "deliberation.duplicate" and event.get("stream_seq") == seq:
+                elif name == Subject.DUPLICATE and event.get("stream_seq") == seq:
                     # Joined an earlier request's run, whose events may precede ours: read again from there.
                     run_id, accepted_seq = event.get("run_id"), event["original_stream_seq"]
                     read_from = accepted_seq

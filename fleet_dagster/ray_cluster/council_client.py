@@ -1,6 +1,7 @@
 """One owner's view of a deliberation's councils on the cluster's CouncilRunners: start, watch, collect,
 release. Each council runs on the runner `runner_index` names; questions about the whole deliberation go
-to every runner. Callers above this layer (the Dagster asset, the CLI, benchmarks) never touch Ray themselves."""
+to every runner. The Dagster asset and the benchmarks reach councils only through it; the CLI's Ctrl-C path also
+asks Ray whether this process is connected (cli/run_deliberation.py)."""
 
 import time
 from dataclasses import dataclass, field

@@ -12,7 +12,7 @@ import ray
 
 from fleet_dagster.cli.run_deliberation import execute_deliberation
 from fleet_dagster.core.request import parse_request
-from fleet_dagster.deliberation.partitions import DELIBERATION_ASSET_KEY
+from fleet_dagster.deliberation.keys_and_tags import DELIBERATION_ASSET_KEY
 from fleet_dagster.llm.endpoint import LLMEndpoint
 
 pytestmark = pytest.mark.integration

@@ -11,8 +11,8 @@ from pydantic import BaseModel
 
 from fleet_dagster.core.request import parse_request
 from fleet_dagster.definitions import defs
+from fleet_dagster.deliberation.keys_and_tags import DELIBERATION_ID_TAG
 from fleet_dagster.deliberation.outbox import DELIVERED, OUTBOX_TAG, RUN, SENSOR, UNREADABLE, RunOutbox
-from fleet_dagster.deliberation.partitions import DELIBERATION_ID_TAG
 from fleet_dagster.deliberation.run_config import run_config_for
 from fleet_dagster.deliberation.sensors import deliberation_outbox
 from fleet_dagster.deliberation.tick_budget import TICK_BUDGET_ENV

@@ -19,9 +19,13 @@ from fleet_dagster.core.records import AgentCall, CouncilResult, Proposal, Selec
 from fleet_dagster.core.request import parse_request
 from fleet_dagster.deliberation.archive import DeliberationArchive
 from fleet_dagster.deliberation.assets import deliberation_job
+from fleet_dagster.deliberation.keys_and_tags import (
+    DELIBERATION_ASSET_KEY,
+    DELIBERATION_ID_TAG,
+    DELIBERATION_PARTITIONS,
+)
 from fleet_dagster.deliberation.materialization import collected
 from fleet_dagster.deliberation.outbox import DELIVERED, OUTBOX_TAG, PENDING
-from fleet_dagster.deliberation.partitions import DELIBERATION_ASSET_KEY, DELIBERATION_ID_TAG, DELIBERATION_PARTITIONS
 from fleet_dagster.deliberation.retention import (
     deliberation_retention_job,
     deliberation_retention_schedule,

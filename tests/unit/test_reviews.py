@@ -2,13 +2,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fleet_dagster.core.reviews import (
-    MAX_REVIEW_CHARS,
-    extract_json_object,
-    parse_review,
-    redact_ids,
-    review_assignments,
-)
+from fleet_dagster.core.json_text import MAX_JSON_TEXT_CHARS, extract_json_object
+from fleet_dagster.core.reviews import parse_review, redact_ids, review_assignments
 
 CRITERIA = ["correctness", "simplicity"]
 
@@ -112,9 +107,9 @@ def test_deep_garbage_does_not_hide_a_later_review():
 
 def test_only_the_start_of_a_huge_answer_is_read():
     valid = '{"scores": {"correctness": 7}}'
-    assert parse("x" * (MAX_REVIEW_CHARS - len(valid)) + valid).parsed
-    late = parse("x" * MAX_REVIEW_CHARS + valid)
-    assert not late.parsed and f"first {MAX_REVIEW_CHARS:,} characters" in late.parse_error
+    assert parse("x" * (MAX_JSON_TEXT_CHARS - len(valid)) + valid).parsed
+    late = parse("x" * MAX_JSON_TEXT_CHARS + valid)
+    assert not late.parsed and f"first {MAX_JSON_TEXT_CHARS:,} characters" in late.parse_error
     assert late.raw.endswith(valid)  # the record keeps the whole answer
 
 

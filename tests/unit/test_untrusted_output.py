@@ -6,8 +6,9 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fleet_dagster.core.json_text import MAX_JSON_TEXT_CHARS, extract_json_object
 from fleet_dagster.core.records import Proposal, Review
-from fleet_dagster.core.reviews import MAX_REVIEW_CHARS, extract_json_object, parse_review
+from fleet_dagster.core.reviews import parse_review
 from fleet_dagster.core.scoring import CHECK_PLUGINS, MAX_CHECKED_BLOCKS, run_checks, score_proposal
 from fleet_dagster.core.selection import parse_architect_choice
 
@@ -72,9 +73,9 @@ def test_any_answer_is_a_review_or_unparsed(raw):
 @PROPERTY
 @given(untrusted, st.dictionaries(st.text(max_size=10), json_values, min_size=1).map(json.dumps))
 def test_nothing_past_the_cap_is_read(raw, beyond):
-    read = raw[:MAX_REVIEW_CHARS]
-    padded = read + "x" * (MAX_REVIEW_CHARS - len(read)) + beyond
-    assert extract_json_object(padded) == extract_json_object(padded[:MAX_REVIEW_CHARS])
+    read = raw[:MAX_JSON_TEXT_CHARS]
+    padded = read + "x" * (MAX_JSON_TEXT_CHARS - len(read)) + beyond
+    assert extract_json_object(padded) == extract_json_object(padded[:MAX_JSON_TEXT_CHARS])
 
 
 @PROPERTY

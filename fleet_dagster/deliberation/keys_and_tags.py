@@ -1,3 +1,5 @@
+"""How Dagster names a deliberation: its partition set and asset key, and the tags its runs carry."""
+
 import dagster as dg
 
 DELIBERATION_PARTITIONS = "deliberations"
