@@ -1,13 +1,16 @@
-"""Where agent calls go: an OpenAI-compatible endpoint and how to call it."""
+"""Where agent calls go: a model server, the protocol it speaks, and how to call it."""
 
 import math
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Generic, Literal, TypeVar
 
 from pydantic import BaseModel, Field, SecretStr
 
 from fleet_dagster.core.chat_model import ChatModel
 from fleet_dagster.core.cost import ModelPrice
+
+Model = TypeVar("Model", bound=ChatModel)
 
 # A server batching C sequences stays busy with a few calls waiting in it: each call's round trip and
 # prompt leave its slot idle otherwise. Measured with bench/saturation.py (C = 16): a bound of C kept the
@@ -21,10 +24,15 @@ def max_in_flight_for(capacity: int) -> int:
 
 
 DEFAULT_MAX_IN_FLIGHT = max_in_flight_for(256)  # vLLM's default --max-num-seqs
+# The protocol a server speaks: OpenAI's chat completions (vLLM, llama.cpp, most gateways) or Anthropic's messages.
+Api = Literal["openai", "anthropic"]
 
 
 class LLMEndpoint(BaseModel):
-    base_url: str = Field(description="OpenAI-compatible base URL, e.g. http://vllm:8000/v1")
+    base_url: str = Field(
+        description="The server's base URL, e.g. http://vllm:8000/v1 (openai), https://host (anthropic)"
+    )
+    api: Api = Field("openai", description="The protocol the server speaks.")
     api_key: SecretStr = SecretStr("not-needed")
     model_override: str | None = Field(None, description="Serve every role with this model instead of its profile's.")
     model_urls: dict[str, str] = Field(
@@ -51,22 +59,31 @@ class LLMEndpoint(BaseModel):
         default_factory=dict, description="Per served model: price per 1k prompt and completion tokens (cost metrics)."
     )
 
+    def url_for(self, model: str) -> str:
+        """Where calls to this model go: its own server when model_urls names one, else base_url."""
+        return self.model_urls.get(model, self.base_url)
+
+    def route(self, requested: str) -> tuple[str, str]:
+        """The model a call that asks for `requested` gets (the override, when set) and where it goes."""
+        model = self.model_override or requested
+        return model, self.url_for(model)
+
     @property
     def cache_key(self) -> tuple:
         """Every field: a cached model answers with the settings of the endpoint it was built for."""
         return (self.model_dump_json(exclude={"api_key"}), self.api_key.get_secret_value())
 
 
-class ModelCache:
+class ModelCache(Generic[Model]):
     """The models of the `size` most recently called endpoints. Endpoints come with the calls, so a
     long-lived caller that kept one model (and its connection pool) per endpoint ever seen would grow forever."""
 
-    def __init__(self, build: Callable[[LLMEndpoint], ChatModel], size: int = 16) -> None:
+    def __init__(self, build: Callable[[LLMEndpoint], Model], size: int = 16) -> None:
         self._build = build
         self._size = size
-        self._models: OrderedDict[tuple, ChatModel] = OrderedDict()
+        self._models: OrderedDict[tuple, Model] = OrderedDict()
 
-    def get(self, endpoint: LLMEndpoint) -> ChatModel:
+    def get(self, endpoint: LLMEndpoint) -> Model:
         key = endpoint.cache_key
         if key in self._models:
             self._models.move_to_end(key)

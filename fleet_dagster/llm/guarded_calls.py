@@ -7,12 +7,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from fleet_dagster.core.chat_model import ChatModel
 from fleet_dagster.core.records import MIN_CALL_S, ChatRequest, ChatResult
+from fleet_dagster.llm.backends import ChatBackend
 from fleet_dagster.llm.backpressure import FairLimiter
-from fleet_dagster.llm.call_arguments import call_arguments, response_key
 from fleet_dagster.llm.circuit import CircuitBreaker, CircuitState
 from fleet_dagster.llm.endpoint import LLMEndpoint, ModelCache
+from fleet_dagster.llm.prepared_call import PreparedCall, prepare_call
 from fleet_dagster.llm.response_store import ResponseStore
 from fleet_dagster.llm.settings import display_url
 
@@ -35,17 +35,20 @@ class EndpointState:
 
 
 class GuardedCalls:
-    """`share` is this caller's part of each endpoint's bound (the cluster's callers split it)."""
+    """`share` is this caller's part of each endpoint's bound (the cluster's callers split it); `on_result` hears
+    of every call's result (from the store too) with the display URL of the server it went to."""
 
     def __init__(
         self,
-        build_model: Callable[[LLMEndpoint], ChatModel],
+        build_backend: Callable[[LLMEndpoint], ChatBackend],
         store: ResponseStore | None,
         share: float = 1.0,
+        on_result: Callable[[str, ChatResult], None] | None = None,
     ) -> None:
-        self._models = ModelCache(build_model)
+        self._models = ModelCache(build_backend)
         self._store = store
         self._share = share
+        self._on_result = on_result
         self._guards: dict[str, EndpointGuard] = {}
         self._in_flight: dict[str, asyncio.Task[ChatResult]] = {}
 
@@ -68,25 +71,34 @@ class GuardedCalls:
             for base_url, guard in self._guards.items()
         }
 
-    async def complete(self, endpoint: LLMEndpoint, request: ChatRequest) -> ChatResult:
-        base_url, arguments = call_arguments(endpoint, request)
-        key = response_key(base_url, arguments)
+    async def complete(
+        self, endpoint: LLMEndpoint, request: ChatRequest, call: PreparedCall | None = None
+    ) -> ChatResult:
+        """`call`: the request as prepare_call made it already (a caller's pool routes by its key)."""
+        call = call or prepare_call(endpoint, request)
+        result = await self._answer(endpoint, call, request)
+        if self._on_result is not None:
+            self._on_result(call.display_url, result)
+        return result
+
+    async def _answer(self, endpoint: LLMEndpoint, call: PreparedCall, request: ChatRequest) -> ChatResult:
         # Not `if self._store`: a store's len() counts its rows.
-        stored = await self._store.get(key) if self._store is not None and request.replay else None
+        stored = await self._store.get(call.key) if self._store is not None and request.replay else None
         if stored is not None:
             return stored.model_copy(update={"replayed": True})
         # The same call asked again while it runs (a council restarted on another runner) joins it.
-        call = self._in_flight.get(key)
-        if call is None:
-            call = self._in_flight[key] = asyncio.create_task(self._call(endpoint, base_url, key, request))
-            call.add_done_callback(lambda _: self._in_flight.pop(key, None))
+        running = self._in_flight.get(call.key)
+        if running is None:
+            running = self._in_flight[call.key] = asyncio.create_task(self._call(endpoint, call, request))
+            running.add_done_callback(lambda _: self._in_flight.pop(call.key, None))
         # A council cancelled meanwhile leaves the call to finish and be stored: its work is not lost.
-        return await asyncio.shield(call)
+        return await asyncio.shield(running)
 
     async def prompt_tokens(self, endpoint: LLMEndpoint, request: ChatRequest) -> int:
         return await self._models.get(endpoint).prompt_tokens(request)
 
-    async def _call(self, endpoint: LLMEndpoint, base_url: str, key: str, request: ChatRequest) -> ChatResult:
+    async def _call(self, endpoint: LLMEndpoint, call: PreparedCall, request: ChatRequest) -> ChatResult:
+        base_url = call.base_url
         guard = self.guard(endpoint, base_url)
         refused = guard.breaker.refusal()
         if refused:
@@ -102,22 +114,22 @@ class GuardedCalls:
                 queue_ms=(time.time() - queued_at) * 1000,
             )
         try:
-            result = await self._sent(endpoint, base_url, guard, request, deadline_at)
+            result = await self._sent(endpoint, call, guard, request, deadline_at)
         finally:
             guard.limiter.release(request.deliberation_id)
         if self._store is not None:
-            await self._store.put(key, result)
+            await self._store.put(call.key, result)
         return result.model_copy(update={"queue_ms": waited_s * 1000})
 
     async def _sent(
-        self, endpoint: LLMEndpoint, base_url: str, guard: EndpointGuard, request: ChatRequest, deadline_at: float
+        self, endpoint: LLMEndpoint, call: PreparedCall, guard: EndpointGuard, request: ChatRequest, deadline_at: float
     ) -> ChatResult:
         refused = guard.breaker.admit()  # it may have opened while this call waited
         if refused:
-            return ChatResult(error=f"{refused}: {display_url(base_url)}")
+            return ChatResult(error=f"{refused}: {call.display_url}")
         timeout_s = min(request.timeout_s, deadline_at - time.time())
         try:
-            result = await self._models.get(endpoint).complete(request.model_copy(update={"timeout_s": timeout_s}))
+            result = await self._models.get(endpoint).send(call, timeout_s)
         except BaseException:
             guard.breaker.abandon()
             raise

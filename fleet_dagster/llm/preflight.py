@@ -4,13 +4,14 @@ and one whose context is too short cuts answers silently: both are refused up fr
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import ModuleType
 
 import openai
 from pydantic import BaseModel
 
 from fleet_dagster.core.profiles import load_profile
 from fleet_dagster.core.request import DeliberationRequest, context_errors
-from fleet_dagster.llm.endpoint import LLMEndpoint
+from fleet_dagster.llm.endpoint import Api, LLMEndpoint
 from fleet_dagster.llm.settings import display_url
 
 PREFLIGHT_TIMEOUT_S = 10.0
@@ -40,18 +41,31 @@ class Preflight:
     notes: list[str] = field(default_factory=list)
 
 
-def list_served_models(base_url: str, api_key: str, timeout_s: float = PREFLIGHT_TIMEOUT_S) -> list[ServedModel]:
-    """GET {base_url}/models, each of two tries within `timeout_s`. Raises PreflightError when the server does
-    not answer with a list."""
-    client = openai.OpenAI(base_url=base_url, api_key=api_key, max_retries=1, timeout=timeout_s)
+def list_served_models(
+    base_url: str, api_key: str, timeout_s: float = PREFLIGHT_TIMEOUT_S, api: Api = "openai"
+) -> list[ServedModel]:
+    """The server's models as its protocol lists them (GET models), each of two tries within `timeout_s`. Raises
+    PreflightError when the server does not answer with a list."""
+    sdk = _sdk(api)
+    client = (sdk.Anthropic if api == "anthropic" else sdk.OpenAI)(
+        base_url=base_url, api_key=api_key, max_retries=1, timeout=timeout_s
+    )
     try:
         page = client.models.list()
-    except openai.APIError as exc:
+    except sdk.APIError as exc:
         message = f"the model server at {display_url(base_url)} did not list its models: {exc}"
         raise ServerUnavailable([("model", message)]) from None
     finally:
         client.close()
     return [ServedModel(name=m.id, max_model_len=(m.model_extra or {}).get("max_model_len")) for m in page.data]
+
+
+def _sdk(api: Api) -> ModuleType:
+    if api == "anthropic":  # imported only where a deployment speaks it
+        import anthropic
+
+        return anthropic
+    return openai
 
 
 def check_models(
@@ -66,7 +80,7 @@ def check_models(
     single_url = not endpoint.model_urls
     for role, profile_model in models_by_role.items():
         model = override or profile_model
-        url = endpoint.model_urls.get(model, endpoint.base_url)
+        url = endpoint.url_for(model)
         if url not in listings:
             listings[url] = served_at(url)
         served = {m.name: m for m in listings[url]}
@@ -102,7 +116,7 @@ def model_listing(
     def served_at(url: str) -> list[ServedModel]:
         if url not in listings:
             try:
-                listings[url] = list_served_models(url, endpoint.api_key.get_secret_value(), timeout_s())
+                listings[url] = list_served_models(url, endpoint.api_key.get_secret_value(), timeout_s(), endpoint.api)
             except ServerUnavailable as exc:
                 listings[url] = exc
         listing = listings[url]

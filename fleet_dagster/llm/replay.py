@@ -11,7 +11,7 @@ import time
 from fleet_dagster.core.budget import bounded_prompt_tokens
 from fleet_dagster.core.council import council_for, run_council
 from fleet_dagster.core.records import ChatRequest, ChatResult, CouncilResult
-from fleet_dagster.llm.call_arguments import call_arguments, response_key
+from fleet_dagster.llm.prepared_call import prepare_call
 from fleet_dagster.llm.response_store import ReplayDocument, ResponseStore
 
 NOT_STORED = "not in the response store (the call never finished, or its answer expired)"
@@ -25,7 +25,7 @@ class StoredAnswers:
         self._endpoint = document.endpoint
 
     async def complete(self, request: ChatRequest) -> ChatResult:
-        stored = await self._store.get(response_key(*call_arguments(self._endpoint, request)))
+        stored = await self._store.get(prepare_call(self._endpoint, request).key)
         return stored.model_copy(update={"replayed": True}) if stored else ChatResult(error=NOT_STORED)
 
     async def prompt_tokens(self, request: ChatRequest) -> int:

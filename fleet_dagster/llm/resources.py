@@ -31,6 +31,7 @@ class LLMResource(dg.ConfigurableResource):
             return None
         return LLMEndpoint(
             base_url=settings.base_url,
+            api=settings.api,
             api_key=settings.api_key or SecretStr("not-needed"),
             model_urls=settings.model_urls,
             model_override=settings.model_override,

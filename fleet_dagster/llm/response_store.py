@@ -1,7 +1,7 @@
 """Answers the model already gave, so that no finished call is paid for twice.
 
 A council restarted after its runner died, a re-run of a deliberation, and `fleet-dagster replay` ask for
-the same calls again: they are answered from here. Keys come from `call_arguments.response_key` (what
+the same calls again: they are answered from here. Keys come from `prepared_call.response_key` (what
 determines an answer, never a credential); values are the answer and its token counts. Each store also
 keeps every deliberation's request, which `replay` needs, and is bounded by age and size.
 

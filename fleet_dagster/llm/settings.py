@@ -14,9 +14,11 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import BaseModel, Field, SecretStr, ValidationError
 
 from fleet_dagster.core.cost import ModelPrice
+from fleet_dagster.llm.endpoint import Api
 
 LLM_ENV = {
     "base_url": "FLEET_LLM_URL",
+    "api": "FLEET_LLM_API",
     "api_key": "FLEET_LLM_API_KEY",
     "model_override": "FLEET_LLM_MODEL",
     "model_urls": "FLEET_LLM_MODEL_URLS",
@@ -38,7 +40,8 @@ class LLMSettingsError(ValueError):
 
 
 class LLMSettings(BaseModel):
-    base_url: str | None = Field(default=None, description="OpenAI-compatible endpoint; unset: the embedded model.")
+    base_url: str | None = Field(default=None, description="The model server; unset: the embedded model.")
+    api: Api = Field(default="openai", description="The protocol the server speaks.")
     api_key: SecretStr | None = None
     model_override: str | None = Field(default=None, description="One served model for every role.")
     # {"served model name": "http://vllm-<model>:8000/v1"}, as the Helm chart renders it.

@@ -23,16 +23,15 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from fleet_dagster import __version__
 from fleet_dagster.core.budget import TokenLedger, bounded_prompt_tokens
-from fleet_dagster.core.chat_model import ChatModel
 from fleet_dagster.core.council import Council, council_for, run_council
 from fleet_dagster.core.records import AgentCall, ChatRequest, ChatResult, CouncilResult
 from fleet_dagster.core.request import MAX_DEADLINE_S, DeliberationRequest
-from fleet_dagster.llm.call_arguments import call_arguments, response_key
+from fleet_dagster.llm.backends import chat_backend
 from fleet_dagster.llm.embedded import EngineSettings
 from fleet_dagster.llm.endpoint import LLMEndpoint
 from fleet_dagster.llm.guarded_calls import GuardedCalls
+from fleet_dagster.llm.prepared_call import PreparedCall, prepare_call
 from fleet_dagster.llm.response_store import replay_document
-from fleet_dagster.llm.settings import display_url
 from fleet_dagster.ray_cluster.ledger_store import forget_charges, load_charges, save_charge
 from fleet_dagster.ray_cluster.metrics import (
     record_call,
@@ -76,24 +75,20 @@ class AgentCaller:
     endpoint's bound on calls in flight."""
 
     def __init__(self, caller_count: int) -> None:
-        self._calls = GuardedCalls(self._openai_model, response_store_from_env(), share=1 / caller_count)
+        # chat_backend imports a backend's client when first called, in the Ray worker: the run processes that
+        # import this module never call a model, and the openai client costs each of them about a second.
+        self._calls = GuardedCalls(
+            chat_backend,
+            response_store_from_env(),
+            share=1 / caller_count,
+            on_result=lambda url, result: record_endpoint_call(url, result.queue_ms, result.replayed),
+        )
         self._state_export: asyncio.Task | None = None
 
-    @staticmethod
-    def _openai_model(endpoint: LLMEndpoint) -> ChatModel:
-        # Imported here, in the Ray worker: the run processes that import this module never call a
-        # model, and the openai client costs each of them about a second of start-up.
-        from fleet_dagster.llm.openai_chat import OpenAIChatModel
-
-        return OpenAIChatModel(endpoint)
-
-    async def complete(self, endpoint: LLMEndpoint, request: ChatRequest) -> ChatResult:
+    async def complete(self, endpoint: LLMEndpoint, request: ChatRequest, call: PreparedCall) -> ChatResult:
         if self._state_export is None or self._state_export.done():
             self._state_export = asyncio.create_task(self._export_endpoint_states())
-        result = await self._calls.complete(endpoint, request)
-        base_url, _ = call_arguments(endpoint, request)
-        record_endpoint_call(display_url(base_url), result.queue_ms, result.replayed)
-        return result
+        return await self._calls.complete(endpoint, request, call)
 
     async def prompt_tokens(self, endpoint: LLMEndpoint, request: ChatRequest) -> int:
         return await self._calls.prompt_tokens(endpoint, request)
@@ -115,19 +110,21 @@ class AgentCallerPool:
         self._callers = callers
         self._endpoint = endpoint
 
-    def _caller(self, request: ChatRequest) -> ActorHandle:
-        key = response_key(*call_arguments(self._endpoint, request))
-        return self._callers[int(key[:12], 16) % len(self._callers)]
+    def _caller(self, call: PreparedCall) -> ActorHandle:
+        return self._callers[int(call.key[:12], 16) % len(self._callers)]
 
     async def complete(self, request: ChatRequest) -> ChatResult:
+        call = prepare_call(self._endpoint, request)  # once: the caller sends it as it is
         try:
-            return await self._caller(request).complete.remote(self._endpoint, request)
+            return await self._caller(call).complete.remote(self._endpoint, request, call)
         except ray.exceptions.RayError as exc:
             return ChatResult(error=f"agent call lost on Ray: {type(exc).__name__}: {str(exc)[:300]}")
 
     async def prompt_tokens(self, request: ChatRequest) -> int:
         try:
-            return await self._caller(request).prompt_tokens.remote(self._endpoint, request)
+            return await self._caller(prepare_call(self._endpoint, request)).prompt_tokens.remote(
+                self._endpoint, request
+            )
         except ray.exceptions.RayError:
             return bounded_prompt_tokens(request.messages)
 

@@ -24,13 +24,17 @@ import random
 import re
 import threading
 import time
-import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from fleet_dagster.sim_llm.latency import EngineLoad
 from fleet_dagster.sim_llm.structured import instance_of
+from fleet_dagster.sim_llm.wires import AnthropicWire, OpenAIWire, Wire
+
+OPENAI, ANTHROPIC = OpenAIWire(), AnthropicWire()
+WIRES: dict[str, Wire] = {"/v1/chat/completions": OPENAI, "/v1/messages": ANTHROPIC}
 
 FAULT_ACTIONS = {"ok", "500", "429", "503", "hang", "garbage", "slow", "trickle", "nousage"}
 ANSWERED_ACTIONS = {"ok", "slow", "nousage"}
@@ -136,21 +140,24 @@ class _Handler(BaseHTTPRequestHandler):
     def _json(self, status: int, payload: dict) -> None:
         self._send(status, json.dumps(payload).encode())
 
-    def _authorized(self) -> bool:
-        """Records the Authorization header (a test checks where a key went); 401 without the key."""
+    def _authorized(self, wire: Wire) -> bool:
+        """Records the key as it came (a test checks where a key went): `Authorization: Bearer` (OpenAI) or
+        `x-api-key` (Anthropic); 401 without the key."""
         header = self.headers.get("Authorization")
+        if header is None and (key := self.headers.get("x-api-key")) is not None:
+            header = f"x-api-key {key}"
         self.server.record_authorization(header)
         expected = self.server.settings.api_key
-        if expected is None or header == f"Bearer {expected}":
+        if expected is None or header in (f"Bearer {expected}", f"x-api-key {expected}"):
             return True
-        self._json(401, {"error": {"message": "invalid API key", "type": "AuthenticationError", "code": 401}})
+        self._json(401, wire.error(401, "invalid API key"))
         return False
 
     def do_GET(self) -> None:
         path = self.path.rstrip("/")
         if path in ("/health", "/v1/health"):  # vLLM leaves its health check open
             self._json(200, {"status": "ok"})
-        elif not self._authorized():
+        elif not self._authorized(OPENAI):
             return
         elif path == "/v1/models":
             settings = self.server.settings
@@ -167,21 +174,29 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))  # all of it: the connection is kept
-        if not self._authorized():
-            return
         path = self.path.rstrip("/")
+        wire = WIRES.get(path, OPENAI)
+        if not self._authorized(wire):
+            return
         if path == "/tokenize":
             self.server.count_tokenize_request()
         if path == "/tokenize" and self.server.settings.tokenize:
             self._tokenize(json.loads(raw or b"{}"))
             return
-        if path != "/v1/chat/completions":
+        if path == "/v1/messages/count_tokens":
+            agent = self.headers.get("X-Fleet-Agent-Id", "")
+            self._json(
+                200, {"input_tokens": prompt_tokens(ANTHROPIC.neutral(json.loads(raw or b"{}"), agent)["messages"])}
+            )
+            return
+        if path not in WIRES:
             self._json(404, {"error": {"message": f"no route {self.path}"}})
             return
-        body = json.loads(raw or b"{}")
+        body = wire.neutral(json.loads(raw or b"{}"), self.headers.get("X-Fleet-Agent-Id", ""))
+        self.server.count_chat_request(path)
         self.server.entered(self.headers.get("X-Fleet-Deliberation-Id", ""), self.headers.get("traceparent"))
         try:
-            self._complete(body)
+            self._complete(body, wire)
         finally:
             self.server.left()
 
@@ -190,11 +205,11 @@ class _Handler(BaseHTTPRequestHandler):
         count = prompt_tokens(body["messages"]) if "messages" in body else text_tokens(str(body.get("prompt", "")))
         self._json(200, {"count": count, "max_model_len": self.server.settings.max_model_len, "tokens": [0] * count})
 
-    def _complete(self, body: dict) -> None:
+    def _complete(self, body: dict, wire: Wire) -> None:
         settings = self.server.settings
         if settings.only_model and body.get("model") != settings.model:
             message = f"The model `{body.get('model')}` does not exist. Valid aliases: {settings.model}"
-            self._json(404, {"error": {"message": message, "type": "NotFoundError", "code": 404}})
+            self._json(404, wire.error(404, message))
             return
         action = self.server.next_action(self.headers.get("X-Fleet-Agent-Id", ""), body.get("model", ""))
         self.server.wait_until_answering()
@@ -203,7 +218,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if action in {"500", "429", "503"}:
             time.sleep(settings.latency_s)
-            self._json(int(action), {"error": {"message": f"injected HTTP {action}", "type": "sim_fault"}})
+            self._json(int(action), wire.error(int(action), f"injected HTTP {action}"))
             return
         seed = int(body.get("seed") or settings.seed)
         told = (
@@ -218,21 +233,22 @@ class _Handler(BaseHTTPRequestHandler):
         )
         tokens = content.split(" ")
         per_token = settings.per_token_s * (SLOW_FACTOR if action == "slow" else 1.0)
+        model = body.get("model") or settings.model
+        usage = None if action == "nousage" else (prompt_tokens(body.get("messages", [])), len(tokens))
         self.server.load.acquire()
         try:
             time.sleep(settings.latency_s)
             if action == "garbage":
                 self._send(200, b"{not json")
             elif action == "trickle":
-                self._trickle(json.dumps(self._completion(body, content, len(tokens))).encode())
+                self._trickle(json.dumps(wire.answer(model, content, usage)).encode())
             elif body.get("stream"):
-                self._stream(body, tokens, per_token, action != "nousage")
+                # OpenAI's stream reports usage only when asked to; Anthropic's always does.
+                asked = wire is not OPENAI or (body.get("stream_options") or {}).get("include_usage")
+                self._stream(wire.events(model, tokens, usage if asked else None), per_token)
             else:
                 time.sleep(per_token * len(tokens))
-                answer = self._completion(body, content, len(tokens))
-                if action == "nousage":
-                    del answer["usage"]
-                self._json(200, answer)
+                self._json(200, wire.answer(model, content, usage))
             if action in ANSWERED_ACTIONS:
                 self.server.record_answer(body)
         finally:
@@ -252,60 +268,16 @@ class _Handler(BaseHTTPRequestHandler):
         except ConnectionError:  # the client gave up, as it should
             self.close_connection = True
 
-    def _usage(self, body: dict, completion_tokens: int) -> dict:
-        prompt = prompt_tokens(body.get("messages", []))
-        total = prompt + completion_tokens
-        return {"prompt_tokens": prompt, "completion_tokens": completion_tokens, "total_tokens": total}
-
-    def _completion(self, body: dict, content: str, completion_tokens: int) -> dict:
-        return {
-            "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": body.get("model") or self.server.settings.model,
-            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}],
-            "usage": self._usage(body, completion_tokens),
-        }
-
-    def _stream(self, body: dict, tokens: list[str], per_token: float, with_usage: bool) -> None:
+    def _stream(self, events: Iterator[tuple[bytes, bool]], per_token: float) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
-        chunk_id, model = f"chatcmpl-{uuid.uuid4().hex[:12]}", body.get("model") or self.server.settings.model
-
-        def event(payload: dict | str) -> None:
-            data = payload if isinstance(payload, str) else json.dumps(payload)
-            raw = f"data: {data}\n\n".encode()
-            self.wfile.write(f"{len(raw):x}\r\n".encode() + raw + b"\r\n")
+        for event, carries_token in events:
+            self.wfile.write(f"{len(event):x}\r\n".encode() + event + b"\r\n")
             self.wfile.flush()
-
-        def chunk(delta: dict, finish: str | None = None) -> dict:
-            return {
-                "id": chunk_id,
-                "object": "chat.completion.chunk",
-                "created": int(time.time()),
-                "model": model,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-            }
-
-        event(chunk({"role": "assistant", "content": ""}))
-        for index, token in enumerate(tokens):
-            event(chunk({"content": token if index == 0 else f" {token}"}))
-            time.sleep(per_token)
-        event(chunk({}, "stop"))
-        if with_usage and (body.get("stream_options") or {}).get("include_usage"):
-            event(
-                {
-                    "id": chunk_id,
-                    "object": "chat.completion.chunk",
-                    "created": int(time.time()),
-                    "model": model,
-                    "choices": [],
-                    "usage": self._usage(body, len(tokens)),
-                }
-            )
-        event("[DONE]")
+            if carries_token:
+                time.sleep(per_token)
         self.wfile.write(b"0\r\n\r\n")
 
 
@@ -327,6 +299,7 @@ class SimLLMServer(ThreadingHTTPServer):
         self._counter = 0
         self.requests_by_agent: dict[str, int] = {}
         self.authorizations: list[str | None] = []
+        self.chat_requests_by_path: dict[str, int] = {}  # /v1/chat/completions, /v1/messages
         self.tokenize_requests = 0  # answered or not (404 with tokenize=False)
         self.in_flight = 0
         self.peak_in_flight = 0  # the most chat requests it held at once, queued or decoding
@@ -384,6 +357,10 @@ class SimLLMServer(ThreadingHTTPServer):
         fields = {name: body.get(name) for name in ("model", "messages", "temperature", "max_tokens", "seed")}
         with self._lock:
             self.answered.append(json.dumps(fields, sort_keys=True))
+
+    def count_chat_request(self, path: str) -> None:
+        with self._lock:
+            self.chat_requests_by_path[path] = self.chat_requests_by_path.get(path, 0) + 1
 
     def count_tokenize_request(self) -> None:
         with self._lock:

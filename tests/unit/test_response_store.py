@@ -7,8 +7,8 @@ from pydantic import SecretStr
 
 from fleet_dagster.core.records import ChatRequest, ChatResult
 from fleet_dagster.core.request import parse_request
-from fleet_dagster.llm.call_arguments import call_arguments, response_key
 from fleet_dagster.llm.endpoint import LLMEndpoint
+from fleet_dagster.llm.prepared_call import prepare_call
 from fleet_dagster.llm.response_store import (
     ReplayDocument,
     ResponseStoreSettings,
@@ -53,7 +53,7 @@ def chat_request(**changes) -> ChatRequest:
 
 
 def key_of(request: ChatRequest, **endpoint) -> str:
-    return response_key(*call_arguments(LLMEndpoint(base_url="http://llm:8000/v1", **endpoint), request))
+    return prepare_call(LLMEndpoint(base_url="http://llm:8000/v1", **endpoint), request).key
 
 
 def test_the_key_changes_with_what_determines_the_answer_only():
@@ -75,23 +75,21 @@ def test_the_key_changes_with_what_determines_the_answer_only():
     assert key_of(chat_request(), api_key=SecretStr(SECRET)) == base
     assert key_of(chat_request(), max_tokens_cap=50) == key_of(chat_request(max_tokens=50))
     assert key_of(chat_request(), model_override="other") == key_of(chat_request(model="other"))
-    other_server = response_key(*call_arguments(LLMEndpoint(base_url="http://llm-2:8000/v1"), chat_request()))
+    other_server = prepare_call(LLMEndpoint(base_url="http://llm-2:8000/v1"), chat_request()).key
     assert other_server != base
     with_password = LLMEndpoint(base_url="http://user:pw@llm:8000/v1")
-    assert response_key(*call_arguments(with_password, chat_request())) == base  # the URL's password is no part
+    assert prepare_call(with_password, chat_request()).key == base  # the URL's password is no part
 
 
 def test_repetition_controls_go_by_the_names_the_server_knows():
-    unset = call_arguments(LLMEndpoint(base_url="http://llm:8000/v1"), chat_request())[1]
+    unset = prepare_call(LLMEndpoint(base_url="http://llm:8000/v1"), chat_request()).arguments
     assert not {"frequency_penalty", "presence_penalty", "extra_body"} & set(unset)  # the server's own defaults
     request = chat_request(frequency_penalty=0.3, presence_penalty=0.2, repetition_penalty=1.15)
-    vllm = call_arguments(LLMEndpoint(base_url="http://llm:8000/v1"), request)[1]
+    vllm = prepare_call(LLMEndpoint(base_url="http://llm:8000/v1"), request).arguments
     assert vllm["frequency_penalty"] == 0.3 and vllm["presence_penalty"] == 0.2
     assert vllm["extra_body"] == {"repetition_penalty": 1.15}
-    llama = call_arguments(
-        LLMEndpoint(base_url="http://llm:8000/v1", repetition_penalty_param="repeat_penalty"), request
-    )
-    assert llama[1]["extra_body"] == {"repeat_penalty": 1.15}
+    llama = prepare_call(LLMEndpoint(base_url="http://llm:8000/v1", repetition_penalty_param="repeat_penalty"), request)
+    assert llama.arguments["extra_body"] == {"repeat_penalty": 1.15}
 
 
 def test_answers_are_kept_failures_are_not(tmp_path: Path):
@@ -130,7 +128,7 @@ def test_the_replay_document_keeps_the_request_and_the_endpoint_without_a_creden
     stored = ReplayDocument.model_validate_json(asyncio.run(store.deliberation("d9")) or "")
     assert stored.request == request and stored.endpoint.max_tokens_cap == 64
     for call in (chat_request(), chat_request(model="other")):  # replay asks for the keys the run stored under
-        assert response_key(*call_arguments(stored.endpoint, call)) == response_key(*call_arguments(endpoint, call))
+        assert prepare_call(stored.endpoint, call).key == prepare_call(endpoint, call).key
     kept = [(tmp_path / name).read_bytes().decode("latin-1") for name in ("r.sqlite", "r.sqlite-wal")]
     assert [secret for secret in CREDENTIALS for text in kept if secret in text] == []
 

@@ -1,10 +1,12 @@
-"""What an agent call sends to the endpoint, built once: the call itself and the response store's key.
+"""An agent call as it leaves the caller, prepared once: where it goes, what it asks (in the chat-completions
+form every backend translates from) and the response store's key.
 
-Kept free of the openai client, so that a council runner can compute keys (and route by them) without it.
+Kept free of any model client, so that a council runner can compute keys (and route by them) without one.
 """
 
 import hashlib
 import json
+from dataclasses import dataclass
 
 from fleet_dagster.core.records import ChatRequest
 from fleet_dagster.llm.endpoint import LLMEndpoint
@@ -24,9 +26,23 @@ ANSWER_FIELDS = (
 )
 
 
-def call_arguments(endpoint: LLMEndpoint, request: ChatRequest) -> tuple[str, dict]:
-    """The base URL the call goes to and the arguments of `chat.completions.create`."""
-    model = endpoint.model_override or request.model
+@dataclass(frozen=True)
+class PreparedCall:
+    base_url: str
+    arguments: dict  # of `chat.completions.create`
+    key: str  # the response store's
+
+    @property
+    def model(self) -> str:
+        return self.arguments["model"]
+
+    @property
+    def display_url(self) -> str:
+        return display_url(self.base_url)
+
+
+def prepare_call(endpoint: LLMEndpoint, request: ChatRequest) -> PreparedCall:
+    model, base_url = endpoint.route(request.model)
     arguments: dict = {
         "model": model,
         "messages": request.messages,
@@ -53,7 +69,7 @@ def call_arguments(endpoint: LLMEndpoint, request: ChatRequest) -> tuple[str, di
             "type": "json_schema",
             "json_schema": {"name": f"{request.phase}", "schema": request.json_schema},
         }
-    return endpoint.model_urls.get(model, endpoint.base_url), arguments
+    return PreparedCall(base_url, arguments, response_key(base_url, arguments))
 
 
 def response_key(base_url: str, arguments: dict) -> str:
