@@ -13,7 +13,6 @@ import os
 import time
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import ray
@@ -22,8 +21,8 @@ from ray.actor import ActorHandle
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from fleet_dagster import __version__
-from fleet_dagster.core.budget import TokenLedger, bounded_prompt_tokens
-from fleet_dagster.core.council import Council, council_for, run_council
+from fleet_dagster.core.budget import bounded_prompt_tokens
+from fleet_dagster.core.council import council_for
 from fleet_dagster.core.records import AgentCall, ChatRequest, ChatResult, CouncilResult
 from fleet_dagster.core.request import MAX_DEADLINE_S, DeliberationRequest
 from fleet_dagster.llm.backends import chat_backend
@@ -32,7 +31,10 @@ from fleet_dagster.llm.endpoint import LLMEndpoint
 from fleet_dagster.llm.guarded_calls import GuardedCalls
 from fleet_dagster.llm.prepared_call import PreparedCall, prepare_call
 from fleet_dagster.llm.response_store import replay_document
+from fleet_dagster.ray_cluster.council_host import UNCOLLECTED_TTL_S, CouncilHost
+from fleet_dagster.ray_cluster.expiring import Expiring
 from fleet_dagster.ray_cluster.ledger_store import forget_charges, load_charges, save_charge
+from fleet_dagster.ray_cluster.ledgers import Ledgers
 from fleet_dagster.ray_cluster.metrics import (
     record_call,
     record_deliberation_finished,
@@ -43,7 +45,6 @@ from fleet_dagster.ray_cluster.metrics import (
 from fleet_dagster.ray_cluster.response_stores import response_store_from_env
 
 NAMESPACE = "fleet"
-UNCOLLECTED_TTL_S = 3600.0
 # Two of each: enough to survive one process's death (each is async and holds thousands of calls), few
 # enough for a laptop. Every process must agree on them: they route councils and calls.
 COUNCIL_RUNNERS = 2
@@ -176,30 +177,20 @@ async def _until_answered(ask: Callable[[], ObjectRef]) -> Any:
             await asyncio.sleep(LEDGER_RETRY_S)
 
 
-@dataclass
-class _RunningCouncil:
-    council: Council
-    task: asyncio.Task
-    run_id: str
-    published: int = 0  # how many of its calls the owning run has put on NATS (a resumed collect goes on from here)
-
-
 @ray.remote(num_cpus=0, memory=_PLACED_ACTOR_MEMORY, max_restarts=-1)
 class CouncilRunner:
-    """Runs the councils that `runner_index` gives it. Ray restarts it empty when its process dies; the
-    owner of a council it lost starts it again, and the calls that had finished are replayed from the store."""
+    """Runs the councils that `runner_index` gives it (council_host.py), keeps the token ledgers that
+    `ledger_index` gives it (ledgers.py) and counts their deliberations in metrics once. Ray restarts it empty
+    when its process dies; the owner of a council it lost starts it again, and the calls that had finished are
+    replayed from the store."""
 
     def __init__(self) -> None:
         self._callers = [agent_caller(i) for i in range(AGENT_CALLERS)]
         self._store = response_store_from_env()
-        self._councils: dict[tuple[str, str], _RunningCouncil] = {}
-        # Runs whose councils were released, and when: a step of such a run that still goes on (Ctrl-C
-        # releases while the in-process executor runs) may not start a council that nothing would release.
-        self._released_runs: dict[str, float] = {}
-        # The token budgets this runner keeps (see ledger_index), and when each was opened.
-        self._ledgers: dict[str, tuple[TokenLedger, float]] = {}
-        # (deliberation id, "started" or "finished") counted in metrics by this runner (see ledger_index), and when.
-        self._counted: dict[tuple[str, str], float] = {}
+        self._host = CouncilHost()
+        self._ledgers = Ledgers(load_charges, save_charge, forget_charges)
+        # (deliberation id, "started" or "finished") counted in metrics by this runner (see ledger_index).
+        self._counted: Expiring[tuple[str, str], None] = Expiring()
         self._peers: dict[int, ActorHandle] = {}  # the runners by index: finding one asks the GCS about every node
 
     async def start(
@@ -212,26 +203,12 @@ class CouncilRunner:
         run_id: str,
         adopt_from: str | None = None,
     ) -> str | None:
-        """Starts the council unless it runs already; returns why it was refused, or None. A retried step or
-        a resumed run (the same run) gets its running council; another run may not take it over, except the
-        run of a request whose councils were started on its arrival (`adopt_from`, their owner until then)."""
-        if run_id in self._released_runs:
-            return f"run {run_id} released its councils (it finished or was cancelled) and starts none again"
-        key = (request.deliberation_id, role)
-        existing = self._councils.get(key)
-        if existing is not None and adopt_from is not None and existing.run_id == adopt_from:
-            existing.run_id = run_id
-        if existing is not None and existing.run_id == run_id:
-            return None
-        if existing is not None and not existing.task.done():
-            return (
-                f"deliberation {request.deliberation_id} is already running in run {existing.run_id}; "
-                f"one deliberation id runs in one run at a time"
-            )
-        self._forget_uncollected()
+        """Starts the council unless it runs already; returns why it was refused, or None (see CouncilHost.claim)."""
+        claim = self._host.claim(request.deliberation_id, role, run_id, adopt_from)
+        if not claim.to_start:
+            return claim.refusal
         if self._store is not None:  # what `fleet-dagster replay` needs; the endpoint without its key
             await self._store.put_deliberation(request.deliberation_id, replay_document(request, endpoint))
-        callers = AgentCallerPool(self._callers, endpoint)
         budget = (
             None
             if request.max_total_tokens is None
@@ -242,13 +219,13 @@ class CouncilRunner:
         council = council_for(
             request,
             role,
-            callers,
+            AgentCallerPool(self._callers, endpoint),
             deadline_at=deadline_at,
             call_timeout_s=call_timeout_s,
             budget=budget,
             on_call=lambda call: record_call(call, endpoint.prices),
         )
-        self._councils[key] = _RunningCouncil(council, asyncio.create_task(run_council(council)), run_id)
+        self._host.host(request.deliberation_id, role, council, run_id)
         self._ledger_runner(request.deliberation_id).count_deliberation.remote(request.deliberation_id, STARTED)
         return None
 
@@ -258,81 +235,29 @@ class CouncilRunner:
             self._peers[index] = council_runner(index)
         return self._peers[index]
 
-    def _forget_uncollected(self) -> None:
-        """Results nobody collected (their run died) are dropped once well past their deadline."""
-        now = time.time()
-        stale = [
-            key
-            for key, entry in self._councils.items()
-            if entry.task.done() and now > entry.council.deadline_at + UNCOLLECTED_TTL_S
-        ]
-        for key in stale:
-            self._councils.pop(key)
-
-    def _of(self, deliberation_id: str, run_id: str | None = None) -> dict[str, _RunningCouncil]:
-        return {
-            role: entry
-            for (delib, role), entry in self._councils.items()
-            if delib == deliberation_id and run_id in (None, entry.run_id)
-        }
-
     async def where(self) -> ActorPlace:
         return actor_place()
 
     async def progress(self, deliberation_id: str) -> dict[str, dict]:
-        return {
-            role: {**entry.council.progress(), "finished": entry.task.done()}
-            for role, entry in self._of(deliberation_id).items()
-        }
+        return self._host.progress(deliberation_id)
 
     async def calls_since(self, deliberation_id: str, offsets: dict[str, int]) -> dict[str, list[AgentCall]]:
-        """Each council's calls from number offsets[role] on, in the order the council recorded them."""
-        return {
-            role: entry.council.calls[offsets.get(role, 0) :]
-            for role, entry in self._of(deliberation_id).items()
-            if len(entry.council.calls) > offsets.get(role, 0)
-        }
+        return self._host.calls_since(deliberation_id, offsets)
 
     async def published(self, deliberation_id: str, run_id: str) -> dict[str, int]:
-        return {role: entry.published for role, entry in self._of(deliberation_id, run_id).items()}
+        return self._host.published(deliberation_id, run_id)
 
     async def mark_published(self, deliberation_id: str, run_id: str, offsets: dict[str, int]) -> None:
-        for role, entry in self._of(deliberation_id, run_id).items():
-            entry.published = max(entry.published, offsets.get(role, 0))
+        self._host.mark_published(deliberation_id, run_id, offsets)
 
     async def result(self, deliberation_id: str, role: str) -> CouncilResult | None:
-        """Waits for the council. It stays here until `release`, so that a collect step that died while
-        waiting (its run resumed on a new pod) can ask again; a cancelled wait never cancels the council."""
-        entry = self._councils.get((deliberation_id, role))
-        if entry is None:
-            return None
-        return await asyncio.shield(entry.task)
+        return await self._host.result(deliberation_id, role)
 
     async def reserve_tokens(self, deliberation_id: str, limit: int, key: str, tokens: int) -> bool:
-        ledger = self._ledger(deliberation_id, limit)
-        granted = ledger.reserve(key, tokens)
-        if granted:  # kept before the caller knows: a charge must outlive this process
-            save_charge(deliberation_id, key, ledger.charges.get(key))
-        return granted
+        return self._ledgers.reserve(deliberation_id, limit, key, tokens)
 
     async def settle_tokens(self, deliberation_id: str, limit: int, key: str, used: int, replayed: bool) -> None:
-        ledger = self._ledger(deliberation_id, limit)
-        ledger.settle(key, used, replayed)
-        save_charge(deliberation_id, key, ledger.charges.get(key))
-
-    def _ledger(self, deliberation_id: str, limit: int) -> TokenLedger:
-        """The deliberation's ledger, as its charges were kept (this runner may be a restarted one)."""
-        if deliberation_id not in self._ledgers:
-            self._forget_stale_ledgers()
-            self._ledgers[deliberation_id] = (TokenLedger(limit, load_charges(deliberation_id)), time.time())
-        return self._ledgers[deliberation_id][0]
-
-    def _forget_stale_ledgers(self) -> None:
-        """Ledgers whose deliberation nobody released (its run died): none runs longer than MAX_DEADLINE_S."""
-        oldest = time.time() - MAX_DEADLINE_S - UNCOLLECTED_TTL_S
-        for deliberation_id in [d for d, (_, opened) in self._ledgers.items() if opened <= oldest]:
-            self._ledgers.pop(deliberation_id)
-            forget_charges(deliberation_id)
+        self._ledgers.settle(deliberation_id, limit, key, used, replayed)
 
     async def count_deliberation(self, deliberation_id: str, event: str) -> None:
         """Counts a deliberation's start (STARTED) or its end (its status) in metrics, once: each of its councils
@@ -340,9 +265,8 @@ class CouncilRunner:
         key = (deliberation_id, STARTED if event == STARTED else "finished")
         if key in self._counted:
             return
-        oldest = time.time() - MAX_DEADLINE_S - UNCOLLECTED_TTL_S
-        self._counted = {k: at for k, at in self._counted.items() if at > oldest}
-        self._counted[key] = time.time()
+        self._counted.prune()
+        self._counted.put(key, None, time.time() + MAX_DEADLINE_S + UNCOLLECTED_TTL_S)
         if event == STARTED:
             record_deliberation_started()
         else:
@@ -351,16 +275,8 @@ class CouncilRunner:
     async def release(self, deliberation_id: str, run_id: str | None = None) -> int:
         """Drops the deliberation's councils (those of `run_id` only, when given), cancelling any still running,
         and its token ledger."""
-        self._ledgers.pop(deliberation_id, None)
-        forget_charges(deliberation_id)  # kept there too, even when this runner restarted and never read them
-        keys = [(deliberation_id, role) for role in self._of(deliberation_id, run_id)]
-        for key in keys:
-            self._councils.pop(key).task.cancel()
-        if run_id is not None:
-            now = time.time()
-            self._released_runs = {r: at for r, at in self._released_runs.items() if now < at + UNCOLLECTED_TTL_S}
-            self._released_runs[run_id] = now
-        return len(keys)
+        self._ledgers.release(deliberation_id)
+        return self._host.release(deliberation_id, run_id)
 
 
 @ray.remote(num_cpus=0, max_restarts=-1)
