@@ -9,6 +9,7 @@ import dagster as dg
 import pytest
 
 from fleet_dagster.llm.settings import LLM_ENV
+from fleet_dagster.nats_bridge.local_server import LocalNatsServer
 from fleet_dagster.nats_bridge.settings import NATS_ENV
 from fleet_dagster.ray_cluster.local_head import LocalHead, ensure_local_head, stop_local_head
 from fleet_dagster.sim_llm.server import SimLLMServer, SimSettings
@@ -123,6 +124,14 @@ def deploy_nats(monkeypatch):
         monkeypatch.setenv(NATS_ENV["url"], url)
 
     return deploy
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path, deploy_nats, ray_head: LocalHead) -> Iterator[LocalNatsServer]:
+    """A JetStream server of the test's own, deployed: runs and sensors of this process publish to it."""
+    with LocalNatsServer(tmp_path / "jetstream") as server:
+        deploy_nats(server.url)
+        yield server
 
 
 @pytest.fixture

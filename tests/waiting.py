@@ -1,4 +1,5 @@
-"""Waiting on a condition, never on the clock: a test polls for what it needs and fails naming it."""
+"""Waiting on a condition, never on the clock: a test polls for what it needs and fails naming it. The suite's one
+polling helper; a condition that must also fail fast (a process that died) asserts inside itself."""
 
 import time
 from collections.abc import Callable
@@ -7,11 +8,13 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def wait_until(condition: Callable[[], T], timeout_s: float = 60.0, what: str = "the condition") -> T:
+def wait_until(
+    condition: Callable[[], T], timeout_s: float = 60.0, what: str = "the condition", poll_s: float = 0.05
+) -> T:
     """Polls `condition` until it returns something truthy, and returns that; fails after `timeout_s`."""
     deadline = time.monotonic() + timeout_s
     while not (value := condition()):
         if time.monotonic() > deadline:
             raise TimeoutError(f"{what} never came within {timeout_s:.0f} s")
-        time.sleep(0.05)
+        time.sleep(poll_s)
     return value

@@ -5,7 +5,6 @@ production), the session's Ray head and the simulated model. Stopped by PID (the
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from fleet_dagster.nats_bridge.local_server import LocalNatsServer
 from fleet_dagster.ray_cluster.local_head import stop_session
 from fleet_dagster.sim_llm.server import SimLLMServer, SimSettings
 from tests.postgres_server import LocalPostgres, dagster_storage_yaml
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -91,10 +91,7 @@ class Stack:
         share the model server and the run queue with whatever a test times."""
         self._benchmark_schedule("stop")
         try:
-            deadline = time.time() + timeout_s
-            while self._unfinished_benchmark_runs():
-                assert time.time() < deadline, "benchmark runs still going"
-                time.sleep(1)
+            wait_until(lambda: not self._unfinished_benchmark_runs(), timeout_s, "the benchmark runs' end", poll_s=1)
             yield
         finally:
             self._benchmark_schedule("start")
@@ -112,15 +109,14 @@ class Stack:
             return dagster.get_runs(filters=runs)
 
     def wait_serving(self, name: str, port: int, timeout_s: float = 120) -> None:
-        deadline = time.time() + timeout_s
-        while True:
+        def serving() -> bool:
+            assert self.processes[name].poll() is None, self.log(name)
             try:
-                if requests.get(f"http://127.0.0.1:{port}/server_info", timeout=2).ok:
-                    return
+                return requests.get(f"http://127.0.0.1:{port}/server_info", timeout=2).ok
             except requests.ConnectionError:
-                pass
-            assert time.time() < deadline and self.processes[name].poll() is None, self.log(name)
-            time.sleep(0.5)
+                return False
+
+        wait_until(serving, timeout_s, f"the {name}", poll_s=0.5)
 
 
 # The package's tests share one stack, stopped after the last of them: its daemon ticks the benchmark schedule

@@ -3,13 +3,13 @@
 import json
 import subprocess
 import sys
-import time
 
 import dagster as dg
 import pytest
 from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
 
 from tests.nats_helpers import publish_raw, stored_events
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -28,14 +28,11 @@ def runs_of_partition(dagster: dg.DagsterInstance, partition: str) -> list[dg.Da
 
 
 def wait_for(predicate, timeout_s: float, what: str, stack=None, poll_s: float = 1.0):
-    deadline = time.time() + timeout_s
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}" + (f"\n{stack.log('daemon')}" if stack else ""))
-        time.sleep(poll_s)
+    """wait_until, failing with the daemon's log when the stack is given."""
+    try:
+        return wait_until(predicate, timeout_s, what, poll_s)
+    except TimeoutError as exc:
+        raise AssertionError(f"{exc}" + (f"\n{stack.log('daemon')}" if stack else "")) from None
 
 
 def fleet_status(stack, deliberation_id: str) -> dict:

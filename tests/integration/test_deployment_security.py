@@ -7,7 +7,6 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import time
 from contextlib import closing
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from fleet_dagster.nats_bridge.local_server import LocalNatsServer
 from fleet_dagster.ray_cluster.local_head import stop_session
 from tests import nats_helpers
 from tests.helm_chart import code_location_env, generated_secret, named, render, run_pod_job
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -194,10 +194,12 @@ def test_ray_clients_with_the_rendered_env_reach_a_token_auth_cluster_and_others
         return subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
 
     try:
-        deadline = time.monotonic() + 60
-        while not port_open(f"127.0.0.1:{gcs_port}"):
-            assert head.poll() is None and time.monotonic() < deadline, "the token-auth head did not start"
-            time.sleep(0.2)
+
+        def listening() -> bool:
+            assert head.poll() is None, "the token-auth head exited"
+            return port_open(f"127.0.0.1:{gcs_port}")
+
+        wait_until(listening, 60, "the token-auth head", poll_s=0.2)
         allowed = client(token)
         assert allowed.returncode == 0 and allowed.stdout.strip().endswith("42"), allowed.stderr[-2000:]
         refused = client("not-the-token")

@@ -7,7 +7,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import jsonschema
@@ -17,6 +16,7 @@ import yaml
 
 from fleet_dagster.ray_cluster.local_head import stop_session
 from tests.helm_chart import CHART, NAMESPACE, ROOT, VALUE_FILES, containers, env_config, named, pod_templates, render
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -213,11 +213,12 @@ def test_rendered_code_location_command_loads_the_definitions(helm, tmp_path):
             str(Path(sys.executable).with_name(probe[0])),
             *[str(port) if a == str(container["ports"][0]["containerPort"]) else a for a in probe[1:]],
         ]
-        deadline = time.time() + 120
-        while subprocess.run(probe, env=env, capture_output=True).returncode != 0:
+
+        def healthy() -> bool:
             assert server.poll() is None, log.read_text()[-2000:]
-            assert time.time() < deadline, "the code server never became healthy"
-            time.sleep(1)
+            return subprocess.run(probe, env=env, capture_output=True).returncode == 0
+
+        wait_until(healthy, 120, "the code server's readiness", poll_s=1)
         listed = subprocess.run(
             [
                 str(Path(sys.executable).with_name("dagster")),

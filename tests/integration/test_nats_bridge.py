@@ -2,7 +2,6 @@
 
 import asyncio
 import json
-import time
 
 import dagster as dg
 import jsonschema
@@ -20,15 +19,9 @@ from fleet_dagster.nats_bridge.schemas import schema_documents, schema_for_subje
 from fleet_dagster.nats_bridge.settings import NATS_ENV
 from fleet_dagster.ray_cluster.resources import RayClusterResource
 from tests import nats_helpers
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def nats_server(tmp_path, deploy_nats, ray_head):
-    with LocalNatsServer(tmp_path / "jetstream") as server:
-        deploy_nats(server.url)
-        yield server
 
 
 def publish_raw(server: LocalNatsServer, payloads: list[bytes]) -> list[int]:
@@ -292,11 +285,13 @@ def test_submit_wait_prints_the_outcome(nats_server, ray_head, instance, sim_llm
 
     submitter = threading.Thread(target=submit)
     submitter.start()
-    deadline = time.time() + 60
-    while not getattr(result := evaluate(nats_server, instance, None), "run_requests", None):
-        assert time.time() < deadline, "the request never reached the stream"
-        time.sleep(0.2)
-    nats_helpers.execute_run_request(instance, result.run_requests[0])
+    run_requests = wait_until(
+        lambda: getattr(evaluate(nats_server, instance, None), "run_requests", None),
+        60,
+        "the request on the stream",
+        poll_s=0.2,
+    )
+    nats_helpers.execute_run_request(instance, run_requests[0])
     submitter.join(timeout=60)
 
     printed = outcome["result"]

@@ -27,13 +27,6 @@ from tests import nats_helpers
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def nats_server(tmp_path, deploy_nats, ray_head):
-    with LocalNatsServer(tmp_path / "jetstream") as server:
-        deploy_nats(server.url)
-        yield server
-
-
 def evaluate(server: LocalNatsServer, instance: dg.DagsterInstance, cursor: str | None):
     return nats_helpers.evaluate_request_sensor(server.url, instance, cursor)
 

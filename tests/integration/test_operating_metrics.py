@@ -16,6 +16,7 @@ from fleet_dagster.core.trace import trace_id
 from fleet_dagster.llm.settings import LLM_ENV, display_url
 from fleet_dagster.ray_cluster.local_head import LocalHead
 from tests.integration.test_deliberation_on_ray import materialization_metadata
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -31,14 +32,14 @@ Samples = dict[tuple[str, frozenset], float]
 
 def metrics_text(head: LocalHead, wait_s: float = 60) -> str:
     """The agent starts a few seconds after the head: asked too early, it refuses the connection."""
-    deadline = time.time() + wait_s
-    while True:
+
+    def served() -> str | None:
         try:
             return urllib.request.urlopen(head.metrics_url, timeout=10).read().decode()
         except OSError:
-            if time.time() > deadline:
-                raise
-            time.sleep(1)
+            return None
+
+    return wait_until(served, wait_s, "the metrics agent's answer", poll_s=1)
 
 
 def scrape(head: LocalHead, keep_as: Path | None = None) -> Samples:
@@ -122,10 +123,7 @@ def test_a_deliberations_calls_tokens_and_cost_in_the_scraped_metrics(
         )
         return after if finished >= 1 and made >= calls and queued >= calls else None
 
-    deadline = time.time() + EXPORT_WAIT_S
-    while (after := grown()) is None:
-        assert time.time() < deadline, "the metrics never showed the deliberation"
-        time.sleep(2)
+    after = wait_until(grown, EXPORT_WAIT_S, "the deliberation in the metrics", poll_s=2)
 
     def delta(name: str, **labels: str) -> float:
         return total(after, name, **labels) - total(before, name, **labels)

@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import dagster as dg
@@ -16,6 +15,7 @@ from dagster._grpc.types import ExecuteRunArgs, ResumeRunArgs
 from fleet_dagster.core.request import parse_request
 from fleet_dagster.definitions import defs
 from fleet_dagster.deliberation.run_config import run_config_for
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -55,10 +55,12 @@ def test_a_resumed_run_does_not_repeat_the_councils_calls(ray_head, instance, si
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 180
-        while not step_started(instance, run.run_id, "collect_deliberation") and time.monotonic() < deadline:
+
+        def collecting() -> bool:
             assert worker.poll() is None, "the run process ended before its collect step"
-            time.sleep(0.2)
+            return step_started(instance, run.run_id, "collect_deliberation")
+
+        wait_until(collecting, 180, "the run's collect step", poll_s=0.2)
         os.killpg(worker.pid, signal.SIGKILL)  # the run pod dies while the councils run on Ray
         worker.wait()
     finally:

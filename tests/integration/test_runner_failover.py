@@ -30,6 +30,7 @@ from fleet_dagster.ray_cluster.actors import (
 from fleet_dagster.ray_cluster.council_client import CouncilClient, CouncilResults
 from fleet_dagster.ray_cluster.ledger_store import load_charges
 from fleet_dagster.ray_cluster.local_head import ensure_local_head, ray_temp_dir, stop_local_head, stop_session
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -76,10 +77,7 @@ def two_node_cluster(fleet_home: Path, tmp_path: Path) -> Iterator[str]:
         )
     try:
         ray.init(address=head.address, namespace=NAMESPACE, log_to_driver=False)
-        deadline = time.monotonic() + 60
-        while sum(n["Alive"] for n in ray.nodes()) < 2:
-            assert time.monotonic() < deadline, (tmp_path / "second-node.log").read_text()
-            time.sleep(0.2)
+        wait_until(lambda: sum(n["Alive"] for n in ray.nodes()) >= 2, 60, "the second node", poll_s=0.2)
         # Alive is not yet schedulable: a soft placement on a node still joining lands on the head.
         for node_id in [n["NodeID"] for n in ray.nodes() if n["Alive"]]:
             pinned = NodeAffinitySchedulingStrategy(node_id=node_id, soft=False)
@@ -97,10 +95,7 @@ def kill_dev_runner_mid_review(request: DeliberationRequest, endpoint: LLMEndpoi
     assert not client.start(request, request.roles, time.time() + 120, endpoint, 30)
     runner = council_runner(runner_index(request.deliberation_id, "DEV"))
     victim = ray.get(runner.where.remote())
-    deadline = time.monotonic() + 30
-    while not client.progress().get("DEV", {}).get("phase", "").startswith("review"):
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_until(lambda: client.progress().get("DEV", {}).get("phase", "").startswith("review"), 30, "DEV's reviews")
     finished_before_kill = len(server.answered)
     os.kill(victim.pid, signal.SIGKILL)
     return KilledMidReview(client, client.results(request.roles), runner, victim, finished_before_kill)

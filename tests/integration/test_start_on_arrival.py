@@ -1,7 +1,6 @@
 """A NATS request's councils start when the sensor sees it; its run adopts them, within run concurrency limits."""
 
 import json
-import time
 from pathlib import Path
 
 import dagster as dg
@@ -9,19 +8,17 @@ import pytest
 import ray
 
 from fleet_dagster.deliberation.arrival import arrival_owner, free_run_slots
-from fleet_dagster.nats_bridge.local_server import LocalNatsServer
 from fleet_dagster.ray_cluster.actors import NAMESPACE
 from fleet_dagster.ray_cluster.council_client import CouncilClient
 from tests import nats_helpers
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def nats_url(tmp_path: Path, deploy_nats, ray_head) -> str:
-    with LocalNatsServer(tmp_path / "jetstream") as server:
-        deploy_nats(server.url)
-        yield server.url
+def nats_url(nats_server) -> str:
+    return nats_server.url
 
 
 def queued_instance(home: Path, max_concurrent_runs: int) -> dg.DagsterInstance:
@@ -52,10 +49,7 @@ def test_councils_start_on_arrival_and_the_run_adopts_them(nats_url, instance, r
     finally:
         ray.shutdown()
 
-    deadline = time.monotonic() + 20
-    while not server.answered:  # the model works before any run exists
-        assert time.monotonic() < deadline, "no call before the run"
-        time.sleep(0.05)
+    wait_until(lambda: server.answered, 20, "a model call before the run")  # the model works before any run exists
     assert instance.get_runs_count() == 0
     assert set(councils_before_the_run) == {"DEV"}
 
