@@ -304,7 +304,7 @@ def submit(task: str, roles: tuple[str, ...], wait_s: float | None, **fields) ->
     from fleet_dagster.nats_bridge.submit import submit_request
 
     request = _request_from_flags(task, roles, fields)
-    settings = NatsSettings.from_env()
+    settings = NatsSettings.deployed(os.environ)
     if settings is None:
         raise click.UsageError("NATS_URL is not set (e.g. export NATS_URL=nats://127.0.0.1:4222)")
     try:
@@ -334,7 +334,7 @@ def republish(deliberation_id: str) -> None:
     from fleet_dagster.nats_bridge.resources import publish_with_retries
     from fleet_dagster.nats_bridge.settings import NatsSettings
 
-    settings = NatsSettings.from_env()
+    settings = NatsSettings.deployed(os.environ)
     if settings is None:
         raise click.UsageError("NATS_URL is not set (e.g. export NATS_URL=nats://127.0.0.1:4222)")
     final = stored_final_event(_instance(), deliberation_id)

@@ -15,13 +15,13 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
+from fleet_dagster.core.env_settings import SettingsError
 from fleet_dagster.deliberation.archive import DeliberationArchive, archive_document
 from fleet_dagster.deliberation.keys_and_tags import DELIBERATION_ID_TAG, DELIBERATION_PARTITIONS
 from fleet_dagster.deliberation.outbox import OUTBOX_TAG, PENDING
 from fleet_dagster.deliberation.retention_policy import (
     Activity,
     RetentionSettings,
-    RetentionSettingsError,
     due_for_archive,
 )
 from fleet_dagster.deliberation.status_query import (
@@ -165,8 +165,8 @@ def _archive_one(
 @dg.op(description="Archives deliberations older than the retention age, then deletes their runs and partition.")
 def archive_old_deliberations(context: dg.OpExecutionContext, config: RetentionConfig) -> dg.Output[list[str]]:
     try:
-        settings = RetentionSettings.from_env()
-    except RetentionSettingsError as exc:
+        settings = RetentionSettings.from_environ(os.environ)
+    except SettingsError as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from None
     max_age_s = (config.max_age_days or settings.max_age_days) * 86400
     batch = config.batch or settings.batch

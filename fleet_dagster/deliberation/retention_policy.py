@@ -3,11 +3,12 @@
 Plain Python: the Dagster side (retention.py) gathers the facts and does the archiving.
 """
 
-import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import Field
+
+from fleet_dagster.core.env_settings import EnvSettings
 
 # The one default (from bench/partition_scale.py). Lookups (status, the sensor's prior use) and
 # a retention run's cost per deliberation stay flat up to 50k partitions; the asset page's partition query grows
@@ -18,28 +19,25 @@ from pydantic import BaseModel, Field, ValidationError
 DEFAULT_MAX_AGE_DAYS = 14.0
 # Per run: 70 ms a deliberation on SQLite, 135 ms on Postgres, so about a minute; hourly, 12,000 a day.
 DEFAULT_BATCH = 500
-RETENTION_ENV = {"max_age_days": "FLEET_RETENTION_DAYS", "batch": "FLEET_RETENTION_BATCH"}
 
 
-class RetentionSettingsError(ValueError):
-    """An environment variable holds something retention cannot use."""
-
-
-class RetentionSettings(BaseModel):
-    max_age_days: float = Field(default=DEFAULT_MAX_AGE_DAYS, gt=0, description="Archive what is older than this.")
-    batch: int = Field(default=DEFAULT_BATCH, ge=1, description="At most this many deliberations per run.")
+class RetentionSettings(EnvSettings):
+    max_age_days: float = Field(
+        default=DEFAULT_MAX_AGE_DAYS,
+        gt=0,
+        validation_alias="FLEET_RETENTION_DAYS",
+        description="Archive what is older than this.",
+    )
+    batch: int = Field(
+        default=DEFAULT_BATCH,
+        ge=1,
+        validation_alias="FLEET_RETENTION_BATCH",
+        description="At most this many deliberations per run.",
+    )
 
     @property
     def max_age_s(self) -> float:
         return self.max_age_days * 86400
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ) -> "RetentionSettings":
-        values = {name: environ[var] for name, var in RETENTION_ENV.items() if environ.get(var)}
-        try:
-            return cls.model_validate(values)
-        except ValidationError as exc:
-            raise RetentionSettingsError(f"retention settings in the environment: {exc}") from None
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,8 @@
 """The language model as a Dagster resource: the deployment's server (from the environment, see settings.py),
 or the embedded default; run config tunes only how calls are made."""
 
+import os
+
 import dagster as dg
 from pydantic import Field, SecretStr
 
@@ -25,8 +27,8 @@ class LLMResource(dg.ConfigurableResource):
 
     def served_endpoint(self) -> LLMEndpoint | None:
         """The deployment's server, as the environment names it now; None means the embedded model, which
-        runs on Ray (see ray_cluster). Raises LLMSettingsError for settings it cannot use."""
-        settings = LLMSettings.from_env()
+        runs on Ray (see ray_cluster). Raises SettingsError for settings it cannot use."""
+        settings = LLMSettings.from_environ(os.environ)
         if not settings.base_url:
             return None
         return LLMEndpoint(
@@ -53,8 +55,8 @@ class LLMResource(dg.ConfigurableResource):
 
     def prices(self) -> dict[str, ModelPrice]:
         """The deployment's per-model prices (FLEET_LLM_PRICES); none for the embedded model."""
-        return LLMSettings.from_env().prices
+        return LLMSettings.from_environ(os.environ).prices
 
     @property
     def description(self) -> str:
-        return LLMSettings.from_env().display_url or f"embedded {EMBEDDED_MODEL_NAME}"
+        return LLMSettings.from_environ(os.environ).display_url or f"embedded {EMBEDDED_MODEL_NAME}"

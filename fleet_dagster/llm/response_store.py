@@ -12,28 +12,22 @@ reaches NATS already, see nats_bridge/response_bucket.py), a path, or `off`.
 
 import asyncio
 import logging
-import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol, TypeVar
 
 from pydantic import BaseModel, Field
 
+from fleet_dagster.core.env_settings import EnvSettings
 from fleet_dagster.core.records import ChatResult
 from fleet_dagster.core.request import DeliberationRequest
 from fleet_dagster.llm.endpoint import LLMEndpoint
 from fleet_dagster.llm.settings import display_url
 from fleet_dagster.settings import fleet_home
 
-RESPONSE_STORE_ENV = {
-    "path": "FLEET_RESPONSE_STORE",
-    "ttl_s": "FLEET_RESPONSE_TTL_S",
-    "max_entries": "FLEET_RESPONSE_MAX_ENTRIES",
-    "max_bytes": "FLEET_RESPONSE_MAX_BYTES",
-}
 DISABLED = "off"
 IN_NATS = "nats"
 PRUNE_EVERY = 500  # puts between two prunes: a prune scans the table
@@ -44,17 +38,33 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class ResponseStoreSettings(BaseModel):
+class ResponseStoreSettings(EnvSettings):
     path: str | None = Field(
-        None, description=f"SQLite file (unset: FLEET_HOME/responses.sqlite), '{IN_NATS}' or '{DISABLED}'."
+        None,
+        validation_alias="FLEET_RESPONSE_STORE",
+        description=f"SQLite file (unset: FLEET_HOME/responses.sqlite), '{IN_NATS}' or '{DISABLED}'.",
     )
-    ttl_s: float = Field(7 * 86400.0, gt=0, description="Answers older than this are not replayed, and dropped.")
-    max_entries: int = Field(200_000, ge=1, description="SQLite: the oldest answers beyond this many are dropped.")
-    max_bytes: int = Field(1 << 30, ge=1 << 20, description="NATS: the bucket's size (full: new answers go unstored).")
+    ttl_s: float = Field(
+        7 * 86400.0,
+        gt=0,
+        validation_alias="FLEET_RESPONSE_TTL_S",
+        description="Answers older than this are not replayed, and dropped.",
+    )
+    max_entries: int = Field(
+        200_000,
+        ge=1,
+        validation_alias="FLEET_RESPONSE_MAX_ENTRIES",
+        description="SQLite: the oldest answers beyond this many are dropped.",
+    )
+    max_bytes: int = Field(
+        1 << 30,
+        ge=1 << 20,
+        validation_alias="FLEET_RESPONSE_MAX_BYTES",
+        description="NATS: the bucket's size (full: new answers go unstored).",
+    )
 
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ) -> "ResponseStoreSettings":
-        return cls.model_validate({name: environ[var] for name, var in RESPONSE_STORE_ENV.items() if environ.get(var)})
+
+RESPONSE_STORE_ENV = ResponseStoreSettings.variables()
 
 
 class ResponseStore(Protocol):

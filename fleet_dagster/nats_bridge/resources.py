@@ -3,6 +3,7 @@
 import asyncio
 import itertools
 import logging
+import os
 import time
 
 import dagster as dg
@@ -22,7 +23,7 @@ class NatsResource(dg.ConfigurableResource):
     """
 
     def settings(self) -> NatsSettings | None:
-        return NatsSettings.from_env()
+        return NatsSettings.deployed(os.environ)
 
     def publish_retry_s(self) -> float:
         settings = self.settings()

@@ -1,57 +1,44 @@
 """How to reach NATS: from the environment only (never run config), so credentials stay out of runs."""
 
-import os
 import ssl
+from collections.abc import Mapping
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import Field, SecretStr
 
+from fleet_dagster.core.env_settings import EnvSettings
 from fleet_dagster.nats_bridge.subjects import STREAM_SUBJECT_FILTERS
 
 MAX_REQUEST_BYTES = 1024 * 1024
-# Where each connection setting comes from: the environment (a Kubernetes Secret for the credentials).
-NATS_ENV = {
-    "url": "NATS_URL",
-    "token": "NATS_TOKEN",
-    "creds_file": "NATS_CREDS",
-    "tls_ca_file": "NATS_TLS_CA",
-    "stream": "FLEET_NATS_STREAM",
-    "subject_prefix": "FLEET_NATS_SUBJECT_PREFIX",
-}
 # Retention of the stream when the bridge creates it (an operator's limits on an existing stream are kept):
 # every agent call adds an event, so an unlimited stream grows forever.
-MAX_AGE_ENV, MAX_BYTES_ENV = "FLEET_NATS_MAX_AGE_S", "FLEET_NATS_MAX_BYTES"
 DEFAULT_MAX_AGE_S = 7 * 24 * 3600.0
 DEFAULT_MAX_BYTES = 1024**3
 # How long a run keeps publishing its events through a NATS outage before it leaves them to the outbox sensor.
-PUBLISH_RETRY_ENV = "FLEET_NATS_PUBLISH_RETRY_S"
 DEFAULT_PUBLISH_RETRY_S = 60.0
-
-
-def _env_float(name: str, default: float) -> float:
-    return float(os.environ.get(name) or default)
 
 
 async def _quiet(error: Exception) -> None:
     """The caller reports connection failures once; nats-py would log a traceback per attempt."""
 
 
-class NatsSettings(BaseModel):
-    url: str = Field(description="NATS_URL, e.g. nats://user:password@nats:4222")
-    token: SecretStr | None = None
-    creds_file: str | None = None
-    tls_ca_file: str | None = None
-    stream: str = "FLEET"
-    subject_prefix: str = ""
+class NatsSettings(EnvSettings):
+    """Credentials come from a Kubernetes Secret through the environment."""
+
+    url: str = Field(validation_alias="NATS_URL", description="e.g. nats://user:password@nats:4222")
+    token: SecretStr | None = Field(None, validation_alias="NATS_TOKEN")
+    creds_file: str | None = Field(None, validation_alias="NATS_CREDS")
+    tls_ca_file: str | None = Field(None, validation_alias="NATS_TLS_CA")
+    stream: str = Field("FLEET", validation_alias="FLEET_NATS_STREAM")
+    subject_prefix: str = Field("", validation_alias="FLEET_NATS_SUBJECT_PREFIX")
     connect_timeout_s: float = 2.0
-    max_age_s: float = Field(default_factory=lambda: _env_float(MAX_AGE_ENV, DEFAULT_MAX_AGE_S), gt=0)
-    max_bytes: int = Field(default_factory=lambda: int(_env_float(MAX_BYTES_ENV, DEFAULT_MAX_BYTES)), gt=0)
-    publish_retry_s: float = Field(default_factory=lambda: _env_float(PUBLISH_RETRY_ENV, DEFAULT_PUBLISH_RETRY_S), ge=0)
+    max_age_s: float = Field(DEFAULT_MAX_AGE_S, gt=0, validation_alias="FLEET_NATS_MAX_AGE_S")
+    max_bytes: int = Field(DEFAULT_MAX_BYTES, gt=0, validation_alias="FLEET_NATS_MAX_BYTES")
+    publish_retry_s: float = Field(DEFAULT_PUBLISH_RETRY_S, ge=0, validation_alias="FLEET_NATS_PUBLISH_RETRY_S")
 
     @classmethod
-    def from_env(cls) -> "NatsSettings | None":
+    def deployed(cls, environ: Mapping[str, str]) -> "NatsSettings | None":
         """None when NATS_URL is unset: the bridge is off and nothing is published."""
-        values = {name: os.environ[var] for name, var in NATS_ENV.items() if os.environ.get(var)}
-        return cls.model_validate(values) if "url" in values else None
+        return cls.from_environ(environ) if environ.get(cls.variables()["url"]) else None
 
     def subject(self, name: str) -> str:
         return f"{self.subject_prefix}{name}"
@@ -83,3 +70,6 @@ class NatsSettings(BaseModel):
         """The URL without any user:password, for logs and skip reasons."""
         scheme, _, rest = self.url.rpartition("://")
         return f"{scheme}://{rest.rsplit('@', 1)[-1]}" if scheme else rest.rsplit("@", 1)[-1]
+
+
+NATS_ENV = NatsSettings.variables()

@@ -275,7 +275,7 @@ def test_stream_retention_values_reach_the_bridge_settings(helm, monkeypatch):
     env = next(m for m in rendered if m["kind"] == "ConfigMap" and m["metadata"]["name"].endswith("-env"))["data"]
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    settings = NatsSettings.from_env()
+    settings = NatsSettings.deployed(os.environ)
     assert (settings.max_age_s, settings.max_bytes, settings.publish_retry_s) == (3600, 1024**3, 5)
 
 

@@ -134,6 +134,6 @@ def test_the_replay_document_keeps_the_request_and_the_endpoint_without_a_creden
 
 
 def test_the_environment_places_the_store(tmp_path: Path):
-    settings = ResponseStoreSettings.from_env({"FLEET_RESPONSE_STORE": str(tmp_path / "x.sqlite")})
+    settings = ResponseStoreSettings.from_environ({"FLEET_RESPONSE_STORE": str(tmp_path / "x.sqlite")})
     assert sqlite_response_store(settings).path == tmp_path / "x.sqlite"
-    assert ResponseStoreSettings.from_env({"FLEET_RESPONSE_TTL_S": "3600"}).ttl_s == 3600
+    assert ResponseStoreSettings.from_environ({"FLEET_RESPONSE_TTL_S": "3600"}).ttl_s == 3600

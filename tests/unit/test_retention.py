@@ -4,12 +4,12 @@ import json
 
 import pytest
 
+from fleet_dagster.core.env_settings import SettingsError
 from fleet_dagster.deliberation.archive import DeliberationArchive, archive_document
 from fleet_dagster.deliberation.retention_policy import (
     DEFAULT_MAX_AGE_DAYS,
     Activity,
     RetentionSettings,
-    RetentionSettingsError,
     due_for_archive,
 )
 
@@ -48,12 +48,12 @@ def test_age_counts_from_the_latest_of_materialization_and_run_end():
 
 
 def test_settings_come_from_the_environment_with_one_default():
-    assert RetentionSettings.from_env({}).max_age_days == DEFAULT_MAX_AGE_DAYS
-    settings = RetentionSettings.from_env({"FLEET_RETENTION_DAYS": "0.5", "FLEET_RETENTION_BATCH": "20"})
+    assert RetentionSettings.from_environ({}).max_age_days == DEFAULT_MAX_AGE_DAYS
+    settings = RetentionSettings.from_environ({"FLEET_RETENTION_DAYS": "0.5", "FLEET_RETENTION_BATCH": "20"})
     assert settings.max_age_s == 0.5 * DAY and settings.batch == 20
     for environ in ({"FLEET_RETENTION_DAYS": "0"}, {"FLEET_RETENTION_DAYS": "soon"}, {"FLEET_RETENTION_BATCH": "0"}):
-        with pytest.raises(RetentionSettingsError, match="retention settings"):
-            RetentionSettings.from_env(environ)
+        with pytest.raises(SettingsError, match="FLEET_RETENTION_"):
+            RetentionSettings.from_environ(environ)
 
 
 def document(deliberation_id: str = "d-1") -> dict:

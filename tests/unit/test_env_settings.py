@@ -1,0 +1,36 @@
+"""Settings from a process's environment: each field's variable declared once, read once at the edge."""
+
+import pytest
+
+from fleet_dagster.core.env_settings import SettingsError
+from fleet_dagster.llm.settings import LLM_ENV, LLMSettings
+from fleet_dagster.nats_bridge.settings import NATS_ENV, NatsSettings
+
+
+def test_each_field_reads_the_variable_it_declares_and_an_empty_one_is_unset():
+    settings = LLMSettings.from_environ(
+        {"FLEET_LLM_URL": "http://vllm:8000/v1", "FLEET_LLM_MODEL": "", "FLEET_LLM_MODEL_URLS": '{"m": "http://m/v1"}'}
+    )
+    assert settings.base_url == "http://vllm:8000/v1" and settings.model_override is None
+    assert settings.model_urls == {"m": "http://m/v1"} and LLM_ENV["model_urls"] == "FLEET_LLM_MODEL_URLS"
+    # A caller passes values by field name, never through the environment.
+    assert LLMSettings(base_url="http://other/v1", model_urls={"m": "http://m/v1"}).model_urls == {"m": "http://m/v1"}
+
+
+def test_a_field_without_a_variable_is_never_read_from_the_environment():
+    settings = NatsSettings.from_environ({"NATS_URL": "nats://n:4222", "connect_timeout_s": "99"})
+    assert settings.connect_timeout_s == 2.0 and "connect_timeout_s" not in NATS_ENV
+    assert NatsSettings.deployed({}) is None and NatsSettings.deployed({"NATS_URL": ""}) is None
+
+
+@pytest.mark.parametrize(
+    ("environ", "named"),
+    [
+        ({"FLEET_LLM_MAX_IN_FLIGHT": "0"}, "FLEET_LLM_MAX_IN_FLIGHT"),
+        ({"FLEET_LLM_PRICES": "{not json"}, "FLEET_LLM_PRICES"),
+        ({"FLEET_LLM_API": "grpc"}, "FLEET_LLM_API"),
+    ],
+)
+def test_a_bad_value_is_refused_naming_its_variable(environ, named):
+    with pytest.raises(SettingsError, match=named):
+        LLMSettings.from_environ(environ)
