@@ -1,17 +1,23 @@
+import os
+
 import dagster as dg
 
 from fleet_dagster.benchmarks.assets import benchmark_checks, benchmark_job, benchmark_results, benchmark_schedule
 from fleet_dagster.deliberation.assets import deliberation, deliberation_job
-from fleet_dagster.deliberation.retention import deliberation_retention_job, deliberation_retention_schedule
-from fleet_dagster.deliberation.sensors import deliberation_outbox, deliberation_requests
+from fleet_dagster.deliberation.retention import deliberation_retention_job, retention_schedule
+from fleet_dagster.deliberation.sensors import outbox_sensor, request_sensor
 from fleet_dagster.environment import resources_for_environment
+from fleet_dagster.fleet_settings import FleetSettings
+
+# The code location's edge: its settings are read here, once per process that loads it.
+settings = FleetSettings.from_environ(os.environ)
 
 defs = dg.Definitions(
     assets=[deliberation, benchmark_results],
     asset_checks=benchmark_checks,
     jobs=[deliberation_job, benchmark_job, deliberation_retention_job],
-    sensors=[deliberation_requests, deliberation_outbox],
-    schedules=[benchmark_schedule, deliberation_retention_schedule],
+    sensors=[request_sensor(settings.intake), outbox_sensor(settings.intake)],
+    schedules=[benchmark_schedule(settings.benchmarks), retention_schedule(settings.retention)],
     resources=resources_for_environment(),
     # Councils get their concurrency from Ray, not from a process per step (README, "Executor").
     executor=dg.in_process_executor,

@@ -9,6 +9,8 @@ from unittest import mock
 import dagster as dg
 from nats.js.api import RawStreamMsg
 
+from fleet_dagster.deliberation.intake_settings import IntakeSettings
+from fleet_dagster.deliberation.tick_budget import DEFAULT_TICK_BUDGET_S
 from fleet_dagster.nats_bridge.jetstream import ensure_stream, jetstream
 from fleet_dagster.nats_bridge.resources import NatsResource
 from fleet_dagster.nats_bridge.settings import NatsSettings
@@ -57,23 +59,27 @@ def evaluate_sensor(sensor: dg.SensorDefinition, instance: dg.DagsterInstance, c
 
 
 def evaluate_request_sensor(
-    nats_url: str, instance: dg.DagsterInstance, cursor: str | None, start_on_arrival: bool = False
+    nats_url: str,
+    instance: dg.DagsterInstance,
+    cursor: str | None,
+    start_on_arrival: bool = False,
+    tick_budget_s: float = DEFAULT_TICK_BUDGET_S,
 ):
     """One tick of the request sensor, with the deployment's NATS at nats_url, on the session's local Ray head
     (the caller's test uses the `ray_head` fixture). Councils start on arrival only when asked: most tests
     look at what the sensor decides, not at councils."""
-    from fleet_dagster.deliberation.sensors import START_ON_ARRIVAL_ENV, deliberation_requests
+    from fleet_dagster.deliberation.sensors import request_sensor
     from fleet_dagster.llm.resources import LLMResource
     from fleet_dagster.nats_bridge.settings import NATS_ENV
     from fleet_dagster.ray_cluster.resources import RayClusterResource
 
+    sensor = request_sensor(IntakeSettings(start_on_arrival=start_on_arrival, tick_budget_s=tick_budget_s))
     resources = {"nats": NatsResource(), "llm": LLMResource(), "ray_cluster": RayClusterResource()}
-    environment = {NATS_ENV["url"]: nats_url, START_ON_ARRIVAL_ENV: str(start_on_arrival).lower()}
     with (
         dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources) as context,
-        mock.patch.dict(os.environ, environment),
+        mock.patch.dict(os.environ, {NATS_ENV["url"]: nats_url}),
     ):
-        return deliberation_requests(context)
+        return sensor(context)
 
 
 def execute_run_request(

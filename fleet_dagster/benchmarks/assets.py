@@ -1,7 +1,6 @@
 """benchmark_results: a daily partition of speed and quality figures, its checks, job and schedule."""
 
 import datetime
-import os
 
 import dagster as dg
 import pandas as pd
@@ -12,6 +11,7 @@ from fleet_dagster.benchmarks.history import BENCHMARK_ASSET_KEY, current_and_pr
 from fleet_dagster.benchmarks.quality_stats import markdown_table
 from fleet_dagster.benchmarks.runner import run_suite
 from fleet_dagster.benchmarks.suites import SuiteChoice
+from fleet_dagster.core.env_settings import DefaultStatus, EnvSettings
 from fleet_dagster.llm.resources import LLMResource
 from fleet_dagster.ray_cluster.resources import RayClusterResource
 from fleet_dagster.run_pods import RUN_POD_TAGS
@@ -137,21 +137,28 @@ benchmark_job = dg.define_asset_job(
     tags=RUN_POD_TAGS,
 )
 
-BENCHMARK_CRON = os.environ.get("FLEET_BENCHMARK_CRON", "0 6 * * *")
-BENCHMARK_SUITE = os.environ.get("FLEET_BENCHMARK_SUITE", "all")
+
+class BenchmarkScheduleSettings(EnvSettings):
+    cron: str = Field("0 6 * * *", validation_alias="FLEET_BENCHMARK_CRON")
+    suite: SuiteChoice = Field("all", validation_alias="FLEET_BENCHMARK_SUITE")
+    status: DefaultStatus = Field("STOPPED", validation_alias="FLEET_BENCHMARK_SCHEDULE_STATUS")
 
 
-@dg.schedule(
-    job=benchmark_job,
-    cron_schedule=BENCHMARK_CRON,
-    default_status=dg.DefaultScheduleStatus(os.environ.get("FLEET_BENCHMARK_SCHEDULE_STATUS", "STOPPED").upper()),
-    description="Daily benchmark (FLEET_BENCHMARK_CRON, FLEET_BENCHMARK_SUITE) on the configured model backend.",
-)
-def benchmark_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-    # The day that just ended: the newest complete daily partition at the scheduled time.
-    partition = (context.scheduled_execution_time - datetime.timedelta(days=1)).strftime("%Y-%m-%d")
-    return dg.RunRequest(
-        run_key=f"benchmark-{partition}-{context.scheduled_execution_time.isoformat()}",
-        partition_key=partition,
-        run_config={"ops": {"benchmark_results": {"config": {"suite": BENCHMARK_SUITE}}}},
+def benchmark_schedule(settings: BenchmarkScheduleSettings) -> dg.ScheduleDefinition:
+    @dg.schedule(
+        name="benchmark_schedule",
+        job=benchmark_job,
+        cron_schedule=settings.cron,
+        default_status=dg.DefaultScheduleStatus(settings.status),
+        description="Daily benchmark (FLEET_BENCHMARK_CRON, FLEET_BENCHMARK_SUITE) on the configured model backend.",
     )
+    def scheduled(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+        # The day that just ended: the newest complete daily partition at the scheduled time.
+        partition = (context.scheduled_execution_time - datetime.timedelta(days=1)).strftime("%Y-%m-%d")
+        return dg.RunRequest(
+            run_key=f"benchmark-{partition}-{context.scheduled_execution_time.isoformat()}",
+            partition_key=partition,
+            run_config={"ops": {"benchmark_results": {"config": {"suite": settings.suite}}}},
+        )
+
+    return scheduled

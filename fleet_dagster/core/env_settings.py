@@ -4,9 +4,12 @@ Core reads no environment itself: the edge hands it the mapping."""
 
 import json
 from collections.abc import Mapping
-from typing import Any, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+
+# Whether a sensor or a schedule runs until someone turns it off in the UI, or waits to be turned on.
+DefaultStatus = Annotated[Literal["RUNNING", "STOPPED"], BeforeValidator(lambda value: str(value).upper())]
 
 
 class SettingsError(ValueError):

@@ -214,13 +214,11 @@ def deliberation_retention_job() -> None:
     archive_old_deliberations()
 
 
-RETENTION_CRON = os.environ.get("FLEET_RETENTION_CRON", "17 * * * *")
-
-deliberation_retention_schedule = dg.ScheduleDefinition(
-    name="deliberation_retention_schedule",
-    job=deliberation_retention_job,
-    cron_schedule=RETENTION_CRON,
-    # STOPPED unless the deployment says otherwise: deleting runs is a decision (UI toggle or env).
-    default_status=dg.DefaultScheduleStatus(os.environ.get("FLEET_RETENTION_SCHEDULE_STATUS", "STOPPED").upper()),
-    description="Hourly (FLEET_RETENTION_CRON) retention of old deliberations: see deliberation_retention_job.",
-)
+def retention_schedule(settings: RetentionSettings) -> dg.ScheduleDefinition:
+    return dg.ScheduleDefinition(
+        name="deliberation_retention_schedule",
+        job=deliberation_retention_job,
+        cron_schedule=settings.cron,
+        default_status=dg.DefaultScheduleStatus(settings.schedule_status),
+        description="Hourly (FLEET_RETENTION_CRON) retention of old deliberations: see deliberation_retention_job.",
+    )

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from pydantic import Field
 
-from fleet_dagster.core.env_settings import EnvSettings
+from fleet_dagster.core.env_settings import DefaultStatus, EnvSettings
 
 # The one default (from bench/partition_scale.py). Lookups (status, the sensor's prior use) and
 # a retention run's cost per deliberation stay flat up to 50k partitions; the asset page's partition query grows
@@ -34,6 +34,10 @@ class RetentionSettings(EnvSettings):
         validation_alias="FLEET_RETENTION_BATCH",
         description="At most this many deliberations per run.",
     )
+
+    cron: str = Field("17 * * * *", validation_alias="FLEET_RETENTION_CRON")
+    # STOPPED unless the deployment says otherwise: deleting runs is a decision (UI toggle or env).
+    schedule_status: DefaultStatus = Field("STOPPED", validation_alias="FLEET_RETENTION_SCHEDULE_STATUS")
 
     @property
     def max_age_s(self) -> float:

@@ -2,7 +2,6 @@
 
 import asyncio
 import logging
-import os
 from dataclasses import dataclass
 
 import dagster as dg
@@ -13,6 +12,7 @@ from fleet_dagster.deliberation.archive import DeliberationArchive
 from fleet_dagster.deliberation.arrival import start_on_arrival
 from fleet_dagster.deliberation.assets import deliberation_job
 from fleet_dagster.deliberation.config import unlaunchable_roles
+from fleet_dagster.deliberation.intake_settings import IntakeSettings
 from fleet_dagster.deliberation.keys_and_tags import (
     DELIBERATION_ID_TAG,
     REQUEST_DIGEST_TAG,
@@ -48,14 +48,8 @@ from fleet_dagster.nats_bridge.subjects import Subject
 from fleet_dagster.nats_bridge.triage import PriorUse, Triage, request_digest, triage
 from fleet_dagster.ray_cluster.resources import RayClusterResource
 
-BATCH = int(os.environ.get("FLEET_NATS_SENSOR_BATCH", "100"))
 OUTBOX_BATCH = 100  # runs an outbox tick looks at, oldest first
 READ_BUDGET_S = 10.0
-INTERVAL_S = int(os.environ.get("FLEET_NATS_SENSOR_INTERVAL", "5"))
-# "false": a request's councils wait for its run (see arrival.py).
-START_ON_ARRIVAL_ENV = "FLEET_NATS_START_ON_ARRIVAL"
-# STOPPED unless the deployment says otherwise: turning the bridge on is a decision (UI toggle or env).
-DEFAULT_STATUS = dg.DefaultSensorStatus(os.environ.get("FLEET_NATS_SENSOR_STATUS", "STOPPED").upper())
 
 
 def _stream_tags(seq: int, stream_created: str | None) -> dict[str, str]:
@@ -124,6 +118,7 @@ async def _read_and_triage(
     instance: dg.DagsterInstance,
     served: _ServedModels,
     budget: TickBudget,
+    batch: int,
 ) -> _Tick:
     async with jetstream(settings) as js:
         info = await ensure_stream(js, settings)
@@ -133,7 +128,7 @@ async def _read_and_triage(
             last_seq=info.state.last_seq,
         )
         after, notes = read_after(cursor, stream)
-        messages = await read_requests(js, settings, info, after, BATCH, budget.for_step_s(READ_BUDGET_S))
+        messages = await read_requests(js, settings, info, after, batch, budget.for_step_s(READ_BUDGET_S))
         outcome = triage(
             messages,
             _prior_use(instance, DeliberationArchive.from_env(), stream.created),
@@ -151,28 +146,36 @@ async def _read_and_triage(
     return _Tick(new_cursor, outcome, notes)
 
 
-@dg.sensor(
-    job=deliberation_job,
-    minimum_interval_seconds=INTERVAL_S,
-    default_status=DEFAULT_STATUS,
-    description="Starts one run per valid request on NATS subject deliberation.requested, read by stream "
-    "sequence after the cursor; rejects invalid ones on deliberation.rejected and answers a request published "
-    "again on deliberation.duplicate.",
-)
-def deliberation_requests(
-    context: dg.SensorEvaluationContext,
-    nats: NatsResource,
-    llm: LLMResource,
-    ray_cluster: RayClusterResource,  # connected by Dagster for the councils started on arrival
-):
+def request_sensor(intake: IntakeSettings) -> dg.SensorDefinition:
+    @dg.sensor(
+        name="deliberation_requests",
+        job=deliberation_job,
+        minimum_interval_seconds=intake.interval_s,
+        default_status=dg.DefaultSensorStatus(intake.status),
+        description="Starts one run per valid request on NATS subject deliberation.requested, read by stream "
+        "sequence after the cursor; rejects invalid ones on deliberation.rejected and answers a request published "
+        "again on deliberation.duplicate.",
+    )
+    def deliberation_requests(
+        context: dg.SensorEvaluationContext,
+        nats: NatsResource,
+        llm: LLMResource,
+        ray_cluster: RayClusterResource,  # connected by Dagster for the councils started on arrival
+    ):
+        return _take_requests(context, nats, llm, intake)
+
+    return deliberation_requests
+
+
+def _take_requests(context: dg.SensorEvaluationContext, nats: NatsResource, llm: LLMResource, intake: IntakeSettings):
     settings = nats.settings()
     if settings is None:
         return dg.SkipReason("NATS_URL is not set: the NATS bridge is off")
     cursor = RequestCursor.parse(context.cursor)
-    budget = TickBudget.start()
+    budget = TickBudget.start(intake.tick_budget_s)
     try:
         served = _ServedModels(llm, context.log, budget)
-        tick = asyncio.run(_read_and_triage(settings, cursor, context.instance, served, budget))
+        tick = asyncio.run(_read_and_triage(settings, cursor, context.instance, served, budget, intake.batch))
     except (nats_errors.Error, OSError, TimeoutError) as exc:  # unreachable, auth, TLS: skip, keep the cursor
         return dg.SkipReason(f"NATS unreachable at {settings.display_url}: {type(exc).__name__}: {exc}")
     for note in tick.notes:
@@ -201,8 +204,10 @@ def deliberation_requests(
     ]
     if tick.cursor == cursor:
         return dg.SkipReason(f"no new requests after stream sequence {cursor.seq}")
-    arrivals = [(seq, r, served.overrides.get(r.deliberation_id)) for seq, r in accepted]
-    _start_on_arrival(context, llm, arrivals, budget)
+    if intake.start_on_arrival:
+        _start_on_arrival(
+            context, llm, [(seq, r, served.overrides.get(r.deliberation_id)) for seq, r in accepted], budget
+        )
     return dg.SensorResult(
         run_requests=run_requests,
         dynamic_partitions_requests=[
@@ -222,7 +227,7 @@ def _start_on_arrival(
 ) -> None:
     """Best effort, in what is left of the tick: whatever fails here or waits too long, each run starts its
     own councils as it always does."""
-    if not accepted or os.environ.get(START_ON_ARRIVAL_ENV, "true").lower() == "false":
+    if not accepted:
         return
     try:  # Dagster connected this process to the cluster (`ray_cluster`), as for a step
         started = start_on_arrival(context.instance, accepted, llm, budget.left_s)
@@ -233,18 +238,27 @@ def _start_on_arrival(
         context.log.info(f"councils started on arrival, before their runs: {', '.join(started)}")
 
 
-@dg.sensor(
-    minimum_interval_seconds=INTERVAL_S,
-    default_status=DEFAULT_STATUS,
-    description="Publishes the deliberation runs' outbox (outbox.py): every event a run recorded and NATS did "
-    "not acknowledge, in order, through outages of any length; deliberation.failed or deliberation.canceled "
-    "for runs that ended without a final event.",
-)
-def deliberation_outbox(context: dg.SensorEvaluationContext, nats: NatsResource):
+def outbox_sensor(intake: IntakeSettings) -> dg.SensorDefinition:
+    @dg.sensor(
+        name="deliberation_outbox",
+        minimum_interval_seconds=intake.interval_s,
+        default_status=dg.DefaultSensorStatus(intake.status),
+        description="Publishes the deliberation runs' outbox (outbox.py): every event a run recorded and NATS did "
+        "not acknowledge, in order, through outages of any length; deliberation.failed or deliberation.canceled "
+        "for runs that ended without a final event.",
+    )
+    def deliberation_outbox(context: dg.SensorEvaluationContext, nats: NatsResource):
+        return _deliver_outbox(context, nats, intake)
+
+    return deliberation_outbox
+
+
+def _deliver_outbox(context: dg.SensorEvaluationContext, nats: NatsResource, intake: IntakeSettings):
     settings = nats.settings()
     if settings is None:
         return dg.SkipReason("NATS_URL is not set: the NATS bridge is off")
-    budget = TickBudget.start()  # Dagster's limit on an evaluation: what does not fit waits for the next tick
+    # Dagster's limit on an evaluation: what does not fit waits for the next tick.
+    budget = TickBudget.start(intake.tick_budget_s)
     try:
         delivered = asyncio.run(deliver_pending(context.instance, settings, OUTBOX_BATCH, context.log, budget.has_time))
     except (nats_errors.Error, OSError, TimeoutError) as exc:  # kept in the outbox: the next tick goes on

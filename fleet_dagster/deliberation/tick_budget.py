@@ -6,11 +6,9 @@ each step (reading the stream, asking the model server, publishing answers, star
 is left of one deadline, and the requests that do not fit wait for the next tick.
 """
 
-import os
 import time
 from dataclasses import dataclass
 
-TICK_BUDGET_ENV = "FLEET_NATS_SENSOR_BUDGET_S"
 DEFAULT_TICK_BUDGET_S = 45.0  # Dagster's 60 s, less its own work around the evaluation (resources, results)
 MAX_TICK_BUDGET_S = 55.0
 # The part of the budget kept for publishing the outcome and starting councils once requests are triaged.
@@ -25,14 +23,7 @@ class TickBudget:
     reserve_s: float
 
     @classmethod
-    def start(cls) -> "TickBudget":
-        raw = os.environ.get(TICK_BUDGET_ENV, str(DEFAULT_TICK_BUDGET_S))
-        try:
-            total_s = float(raw)
-        except ValueError:
-            total_s = -1.0
-        if not 0 < total_s <= MAX_TICK_BUDGET_S:
-            raise ValueError(f"{TICK_BUDGET_ENV} must be seconds in (0, {MAX_TICK_BUDGET_S:.0f}], not {raw!r}")
+    def start(cls, total_s: float) -> "TickBudget":
         return cls(ends_at=time.monotonic() + total_s, reserve_s=total_s * RESERVE_SHARE)
 
     def left_s(self) -> float:

@@ -6,6 +6,7 @@ import dagster as dg
 import pytest
 
 from fleet_dagster.benchmarks.assets import (
+    BenchmarkScheduleSettings,
     benchmark_schedule,
     check_accuracy,
     check_against_vote,
@@ -22,10 +23,12 @@ def test_schedule_requests_yesterdays_partition():
     context = dg.build_schedule_context(
         scheduled_execution_time=datetime.datetime(2026, 11, 29, 6, 0, tzinfo=datetime.UTC)
     )
-    run_request = benchmark_schedule(context)
+    run_request = benchmark_schedule(BenchmarkScheduleSettings.from_environ({}))(context)
     assert run_request.partition_key == "2026-11-28"
     assert run_request.run_config["ops"]["benchmark_results"]["config"]["suite"] == "all"
     assert defs.resolve_schedule_def("benchmark_schedule").cron_schedule == "0 6 * * *"
+    quality = BenchmarkScheduleSettings.from_environ({"FLEET_BENCHMARK_SUITE": "quality"})
+    assert benchmark_schedule(quality)(context).run_config["ops"]["benchmark_results"]["config"]["suite"] == "quality"
 
 
 def test_benchmark_job_materializes_rows_plots_and_checks(ray_head, instance, sim_llm_factory, deploy_llm):

@@ -15,8 +15,9 @@ from click.testing import CliRunner
 from fleet_dagster.cli.main import cli
 from fleet_dagster.core.request import parse_request
 from fleet_dagster.definitions import defs
+from fleet_dagster.deliberation.intake_settings import IntakeSettings
 from fleet_dagster.deliberation.run_config import run_config_for
-from fleet_dagster.deliberation.sensors import deliberation_outbox
+from fleet_dagster.deliberation.sensors import outbox_sensor
 from fleet_dagster.nats_bridge.local_server import LocalNatsServer
 from tests import nats_helpers
 from tests.waiting import wait_until
@@ -113,7 +114,7 @@ def test_a_final_event_nats_did_not_take_waits_in_the_outbox_and_is_published_la
     assert any("wait in the run's outbox" in message for message in said), said
 
     with nats_server:
-        nats_helpers.evaluate_sensor(deliberation_outbox, instance)
+        nats_helpers.evaluate_sensor(outbox_sensor(IntakeSettings()), instance)
         by_hand = CliRunner().invoke(cli, ["republish", "unheard"], env={"NATS_URL": nats_server.url})
         assert by_hand.exit_code == 0 and "deliberation.completed" in by_hand.output, by_hand.output
         completed = nats_helpers.stored_events(nats_server.url, "deliberation.completed")

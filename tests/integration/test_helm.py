@@ -290,7 +290,7 @@ def test_retention_values_reach_the_retention_settings_and_the_archive(helm, mon
     env = next(m for m in rendered if m["kind"] == "ConfigMap" and m["metadata"]["name"].endswith("-env"))["data"]
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    assert RetentionSettings.from_env().max_age_days == 30
+    assert RetentionSettings.from_environ(os.environ).max_age_days == 30
     assert env["FLEET_RETENTION_SCHEDULE_STATUS"] == "RUNNING"
     assert DeliberationArchive.from_env().location == "s3://fleet-archive/deliberations"
 
@@ -305,7 +305,9 @@ def test_load_values_reach_the_model_endpoint_and_the_response_store(helm, monke
         monkeypatch.setenv(name, value)
     endpoint = LLMResource().served_endpoint()
     assert endpoint is not None and endpoint.max_in_flight == 64
-    assert "FLEET_LLM_MAX_IN_FLIGHT" not in env_config(render(helm, None))  # unset: the code's default
+    from fleet_dagster.llm.settings import LLMSettings
+
+    assert LLMSettings.from_environ(env_config(render(helm, None))).max_in_flight is None  # unset: the code's default
     store = response_store_from_env()  # with the chart's NATS, every pod shares the bucket
     assert isinstance(store, NatsResponseStore) and store.ttl_s == 3600
 
@@ -459,3 +461,20 @@ def test_model_prices_reach_the_code_as_json(helm):
     # The CI value set prices each model it serves, by the name its calls send.
     env = env_config(render(helm, CHART / "ci" / "gpu-vllm-values.yaml"))
     assert set(json.loads(env["FLEET_LLM_PRICES"])) == set(json.loads(env["FLEET_LLM_MODEL_URLS"]))
+
+
+def test_the_chart_renders_every_setting_the_code_reads_and_nothing_it_does_not(helm):
+    """What the code reads (FleetSettings.variables(), each declared once as a field's alias) and what the chart
+    gives the code location and its runs (the env ConfigMap, credentials by reference), over every value file."""
+    from fleet_dagster.fleet_settings import FleetSettings
+
+    rendered: set[str] = set()
+    for values in VALUE_FILES:
+        manifests = render(helm, values)
+        rendered |= set(env_config(manifests))
+        code_location = named(manifests, "Deployment", "code-location")
+        rendered |= {e["name"] for _, c in containers(code_location) for e in c.get("env", [])}
+    read = FleetSettings.variables()
+    fleet = {name for name in rendered if name.startswith(("FLEET_", "NATS_")) or name in read}
+    assert fleet - read == set(), "rendered, never read"
+    assert read - rendered == set(), "read, never rendered"

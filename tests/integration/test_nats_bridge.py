@@ -10,8 +10,9 @@ import pytest
 from fleet_dagster.core.request import parse_request
 from fleet_dagster.core.resource_files import resources_dir
 from fleet_dagster.definitions import defs
+from fleet_dagster.deliberation.intake_settings import IntakeSettings
 from fleet_dagster.deliberation.run_config import run_config_for
-from fleet_dagster.deliberation.sensors import deliberation_requests
+from fleet_dagster.deliberation.sensors import outbox_sensor, request_sensor
 from fleet_dagster.llm.resources import LLMResource
 from fleet_dagster.nats_bridge.local_server import LocalNatsServer
 from fleet_dagster.nats_bridge.resources import NatsResource
@@ -146,7 +147,7 @@ def test_bridge_off_without_nats_url(instance, monkeypatch, ray_head):
     monkeypatch.delenv(NATS_ENV["url"], raising=False)
     resources = {"nats": NatsResource(), "llm": LLMResource(), "ray_cluster": RayClusterResource()}
     with dg.build_sensor_context(instance=instance, resources=resources) as context:
-        assert "NATS_URL is not set" in deliberation_requests(context).skip_message
+        assert "NATS_URL is not set" in request_sensor(IntakeSettings())(context).skip_message
 
 
 def test_request_to_completed_event_round_trip(nats_server, ray_head, instance):
@@ -239,7 +240,6 @@ def test_submit_and_wait_via_the_cli_publishes_a_valid_request(nats_server, monk
 
 
 def test_run_that_dies_before_collecting_is_reported_failed(nats_server, instance):
-    from fleet_dagster.deliberation.sensors import deliberation_outbox
 
     instance.add_dynamic_partitions("deliberations", ["dies-early"])
     # A resource that cannot start: the run dies before any council, so no collect step reports.
@@ -255,8 +255,9 @@ def test_run_that_dies_before_collecting_is_reported_failed(nats_server, instanc
         raise_on_error=False,
     )
     assert not outcome.success
-    nats_helpers.evaluate_sensor(deliberation_outbox, instance)
-    nats_helpers.evaluate_sensor(deliberation_outbox, instance)  # the run's outbox is delivered: nothing again
+    outbox = outbox_sensor(IntakeSettings())
+    nats_helpers.evaluate_sensor(outbox, instance)
+    nats_helpers.evaluate_sensor(outbox, instance)  # the run's outbox is delivered: nothing again
 
     failed = stored(nats_server, "deliberation.failed")
     assert len(failed) == 1

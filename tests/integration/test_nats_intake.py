@@ -15,7 +15,6 @@ from nats.js.api import StreamConfig
 from fleet_dagster.core.request import parse_request
 from fleet_dagster.core.resource_files import resources_dir
 from fleet_dagster.definitions import defs
-from fleet_dagster.deliberation.tick_budget import TICK_BUDGET_ENV
 from fleet_dagster.llm.settings import LLM_ENV
 from fleet_dagster.nats_bridge.jetstream import jetstream
 from fleet_dagster.nats_bridge.local_server import LocalNatsServer
@@ -241,12 +240,11 @@ def test_a_tick_keeps_its_time_budget_and_what_does_not_fit_waits(
     """Checking the first request against a server that never answers takes this tick's time: the requests
     after it wait for the next tick (the cursor stays before them), and each tick makes progress."""
     monkeypatch.setenv(LLM_ENV["base_url"], silent_model_server)
-    monkeypatch.setenv(TICK_BUDGET_ENV, "3")
     sequences = nats_helpers.publish_raw(nats_server.url, [body(f"patient-{i}") for i in range(3)])
 
-    first = evaluate(nats_server, instance, None)
+    first = nats_helpers.evaluate_request_sensor(nats_server.url, instance, None, tick_budget_s=3)
     assert [r.run_key for r in first.run_requests] == ["patient-0"]
     assert json.loads(first.cursor)["seq"] == sequences[0]
-    second = evaluate(nats_server, instance, first.cursor)
+    second = nats_helpers.evaluate_request_sensor(nats_server.url, instance, first.cursor, tick_budget_s=3)
     assert [r.run_key for r in second.run_requests] == ["patient-1"]
     assert json.loads(second.cursor)["seq"] == sequences[1]

@@ -11,11 +11,11 @@ from pydantic import BaseModel
 
 from fleet_dagster.core.request import parse_request
 from fleet_dagster.definitions import defs
+from fleet_dagster.deliberation.intake_settings import IntakeSettings
 from fleet_dagster.deliberation.keys_and_tags import DELIBERATION_ID_TAG
 from fleet_dagster.deliberation.outbox import DELIVERED, OUTBOX_TAG, RUN, SENSOR, UNREADABLE, RunOutbox
 from fleet_dagster.deliberation.run_config import run_config_for
-from fleet_dagster.deliberation.sensors import deliberation_outbox
-from fleet_dagster.deliberation.tick_budget import TICK_BUDGET_ENV
+from fleet_dagster.deliberation.sensors import outbox_sensor
 from fleet_dagster.nats_bridge.events import DeliberationAccepted
 from fleet_dagster.nats_bridge.local_server import LocalNatsServer
 from fleet_dagster.nats_bridge.schemas import schema_for_subject
@@ -147,21 +147,21 @@ def test_an_outbox_that_cannot_be_read_is_set_aside_and_holds_up_no_other(tmp_pa
     instance.run_storage.set_cursor_values({f"fleet/outbox/{garbled.run_id}/chunks": "1"})
     with LocalNatsServer(tmp_path / "jetstream") as nats_server:
         deploy_nats(nats_server.url)
-        nats_helpers.evaluate_sensor(deliberation_outbox, instance)
+        nats_helpers.evaluate_sensor(outbox_sensor(IntakeSettings()), instance)
         canceled = nats_helpers.stored_events(nats_server.url, "deliberation.canceled")
     assert [event["run_id"] for event in canceled] == [fine.run_id]
     assert instance.get_run_by_id(garbled.run_id).tags[OUTBOX_TAG] == UNREADABLE
     assert instance.get_run_by_id(fine.run_id).tags[OUTBOX_TAG] == DELIVERED
 
 
-def test_a_tick_out_of_time_leaves_the_next_runs_to_the_next_tick(tmp_path, instance, deploy_nats, monkeypatch):
-    monkeypatch.setenv(TICK_BUDGET_ENV, "0.001")  # spent at once: each tick gets one run through
+def test_a_tick_out_of_time_leaves_the_next_runs_to_the_next_tick(tmp_path, instance, deploy_nats):
+    spent_at_once = outbox_sensor(IntakeSettings(tick_budget_s=0.001))  # each tick gets one run through
     first, second = canceled_run(instance, "first-up"), canceled_run(instance, "next-up")
     with LocalNatsServer(tmp_path / "jetstream") as nats_server:
         deploy_nats(nats_server.url)
-        nats_helpers.evaluate_sensor(deliberation_outbox, instance)
+        nats_helpers.evaluate_sensor(spent_at_once, instance)
         after_one = [event["run_id"] for event in nats_helpers.stored_events(nats_server.url, "deliberation.canceled")]
-        nats_helpers.evaluate_sensor(deliberation_outbox, instance)
+        nats_helpers.evaluate_sensor(spent_at_once, instance)
         after_two = [event["run_id"] for event in nats_helpers.stored_events(nats_server.url, "deliberation.canceled")]
     assert after_one == [first.run_id]
     assert after_two == [first.run_id, second.run_id]

@@ -28,9 +28,10 @@ from fleet_dagster.deliberation.materialization import collected
 from fleet_dagster.deliberation.outbox import DELIVERED, OUTBOX_TAG, PENDING
 from fleet_dagster.deliberation.retention import (
     deliberation_retention_job,
-    deliberation_retention_schedule,
     deliberation_runs,
+    retention_schedule,
 )
+from fleet_dagster.deliberation.retention_policy import RetentionSettings
 from fleet_dagster.deliberation.sensors import _prior_use
 from fleet_dagster.deliberation.status_query import DELIBERATION_JOB_NAME, deliberation_status
 from fleet_dagster.nats_bridge.schemas import STATUS_DOCUMENT_SCHEMA, committed_schema
@@ -39,7 +40,9 @@ from fleet_dagster.nats_bridge.triage import triage
 pytestmark = pytest.mark.integration
 
 DAY = 86400.0
-DEFS = dg.Definitions(jobs=[deliberation_retention_job], schedules=[deliberation_retention_schedule])
+DEFS = dg.Definitions(
+    jobs=[deliberation_retention_job], schedules=[retention_schedule(RetentionSettings.from_environ({}))]
+)
 
 
 def council(role: str, agents: int = 2) -> CouncilResult:

@@ -1,8 +1,12 @@
 """Settings from a process's environment: each field's variable declared once, read once at the edge."""
 
+import re
+from pathlib import Path
+
 import pytest
 
 from fleet_dagster.core.env_settings import SettingsError
+from fleet_dagster.fleet_settings import FleetSettings
 from fleet_dagster.llm.settings import LLM_ENV, LLMSettings
 from fleet_dagster.nats_bridge.settings import NATS_ENV, NatsSettings
 
@@ -34,3 +38,8 @@ def test_a_field_without_a_variable_is_never_read_from_the_environment():
 def test_a_bad_value_is_refused_naming_its_variable(environ, named):
     with pytest.raises(SettingsError, match=named):
         LLMSettings.from_environ(environ)
+
+
+def test_every_setting_the_code_reads_is_documented():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert sorted(v for v in FleetSettings.variables() if not re.search(rf"`{v}[`=]", readme)) == []

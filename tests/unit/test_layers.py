@@ -22,7 +22,17 @@ ALLOWED = {
     "deliberation": {"core", "llm", "ray_cluster", "nats_bridge", "deliberation"},
     "benchmarks": {"core", "llm", "ray_cluster", "benchmarks"},
     "environment": {"llm", "ray_cluster", "nats_bridge"},
-    "definitions": {"core", "llm", "ray_cluster", "nats_bridge", "deliberation", "benchmarks", "environment"},
+    "fleet_settings": {"core", "llm", "nats_bridge", "deliberation", "benchmarks"},
+    "definitions": {
+        "core",
+        "llm",
+        "ray_cluster",
+        "nats_bridge",
+        "deliberation",
+        "benchmarks",
+        "environment",
+        "fleet_settings",
+    },
 }
 
 
