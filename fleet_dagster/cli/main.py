@@ -18,7 +18,7 @@ from rich.table import Table
 from fleet_dagster.benchmarks.suites import SUITE_CHOICES, SuiteChoice
 from fleet_dagster.core.request import DELIBERATION_ID_PATTERN, DeliberationRequest, RequestError, parse_request
 from fleet_dagster.core.status import DeliberationStatus
-from fleet_dagster.llm.settings import LLM_ENV
+from fleet_dagster.llm.settings import LLM_ENV, LLMSettings, chosen_llm_settings
 
 EXIT_INTERRUPTED = 130  # the shell's code for a command stopped by Ctrl-C (128 + SIGINT)
 EXIT_CODES = {
@@ -148,11 +148,11 @@ def _refuse_what_the_server_cannot_serve(request) -> None:
 
 
 def _use_llm(llm_url: str | None, llm_model: str | None) -> None:
-    """The flags become this process's environment, which the LLM resource reads (llm/settings.py): a URL
-    and a model compose, and the deployment's other settings (the key, per-model URLs) stay."""
-    for name, value in (("base_url", llm_url), ("model_override", llm_model)):
-        if value:
-            os.environ[LLM_ENV[name]] = value
+    """The flags over the environment's model settings, chosen for this process until the command ends (a URL
+    and a model compose; the deployment's other settings, the key and per-model URLs, stay)."""
+    chosen = {"base_url": llm_url, "model_override": llm_model}
+    settings = LLMSettings.from_environ(os.environ).model_copy(update={k: v for k, v in chosen.items() if v})
+    click.get_current_context().with_resource(chosen_llm_settings(settings))
 
 
 def _request_from_flags(task: str, roles: tuple[str, ...], fields: dict):

@@ -1,15 +1,13 @@
 """The language model as a Dagster resource: the deployment's server (from the environment, see settings.py),
 or the embedded default; run config tunes only how calls are made."""
 
-import os
-
 import dagster as dg
-from pydantic import Field, SecretStr
+from pydantic import Field, PrivateAttr, SecretStr
 
 from fleet_dagster.core.cost import ModelPrice
 from fleet_dagster.llm.embedded import EMBEDDED_MODEL_NAME, LLAMA_CPP_REPETITION_PENALTY, MAX_SLOTS
 from fleet_dagster.llm.endpoint import DEFAULT_MAX_IN_FLIGHT, LLMEndpoint, max_in_flight_for
-from fleet_dagster.llm.settings import LLMSettings
+from fleet_dagster.llm.settings import LLMSettings, process_llm_settings
 
 
 class LLMResource(dg.ConfigurableResource):
@@ -25,10 +23,19 @@ class LLMResource(dg.ConfigurableResource):
     )
     embedded_max_tokens: int = Field(default=256, ge=16, description="Cap on answers from the small embedded model.")
 
+    _settings: LLMSettings | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self._settings = process_llm_settings()  # a run's (or a tick's) model server, read once
+
+    def settings(self) -> LLMSettings:
+        """The model server this resource was set up with; outside a run, the process's (llm/settings.py)."""
+        return self._settings or process_llm_settings()
+
     def served_endpoint(self) -> LLMEndpoint | None:
-        """The deployment's server, as the environment names it now; None means the embedded model, which
-        runs on Ray (see ray_cluster). Raises SettingsError for settings it cannot use."""
-        settings = LLMSettings.from_environ(os.environ)
+        """The deployment's server; None means the embedded model, which runs on Ray (see ray_cluster). Raises
+        SettingsError for settings it cannot use."""
+        settings = self.settings()
         if not settings.base_url:
             return None
         return LLMEndpoint(
@@ -55,8 +62,8 @@ class LLMResource(dg.ConfigurableResource):
 
     def prices(self) -> dict[str, ModelPrice]:
         """The deployment's per-model prices (FLEET_LLM_PRICES); none for the embedded model."""
-        return LLMSettings.from_environ(os.environ).prices
+        return self.settings().prices
 
     @property
     def description(self) -> str:
-        return LLMSettings.from_environ(os.environ).display_url or f"embedded {EMBEDDED_MODEL_NAME}"
+        return self.settings().display_url or f"embedded {EMBEDDED_MODEL_NAME}"

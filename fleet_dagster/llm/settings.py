@@ -6,6 +6,9 @@ point the deployment's key at another host. The key comes from a Kubernetes Secr
 environment. Kept free of heavy imports: the CLI reads it before it loads anything else.
 """
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, field_validator
@@ -50,3 +53,20 @@ class LLMSettings(EnvSettings):
 
 
 LLM_ENV = LLMSettings.variables()
+# The model server this process's edge chose (the CLI: its flags over its environment), innermost last.
+_CHOSEN: list[LLMSettings] = []
+
+
+@contextmanager
+def chosen_llm_settings(settings: LLMSettings) -> Iterator[LLMSettings]:
+    """While it lasts, this process's model server is `settings`, whatever its environment says."""
+    _CHOSEN.append(settings)
+    try:
+        yield settings
+    finally:
+        _CHOSEN.remove(settings)
+
+
+def process_llm_settings() -> LLMSettings:
+    """The model server its edge chose for this process, else the one its environment names."""
+    return _CHOSEN[-1] if _CHOSEN else LLMSettings.from_environ(os.environ)

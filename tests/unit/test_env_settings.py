@@ -1,13 +1,16 @@
 """Settings from a process's environment: each field's variable declared once, read once at the edge."""
 
+import os
 import re
 from pathlib import Path
 
+import click
 import pytest
+from click.testing import CliRunner
 
 from fleet_dagster.core.env_settings import SettingsError
 from fleet_dagster.fleet_settings import FleetSettings
-from fleet_dagster.llm.settings import LLM_ENV, LLMSettings
+from fleet_dagster.llm.settings import LLM_ENV, LLMSettings, process_llm_settings
 from fleet_dagster.nats_bridge.settings import NATS_ENV, NatsSettings
 
 
@@ -43,3 +46,22 @@ def test_a_bad_value_is_refused_naming_its_variable(environ, named):
 def test_every_setting_the_code_reads_is_documented():
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     assert sorted(v for v in FleetSettings.variables() if not re.search(rf"`{v}[`=]", readme)) == []
+
+
+def test_the_cli_chooses_the_model_server_as_a_value_for_as_long_as_its_command(monkeypatch):
+    from fleet_dagster.cli.main import _use_llm
+
+    monkeypatch.delenv(LLM_ENV["base_url"], raising=False)
+    monkeypatch.setenv(LLM_ENV["api_key"], "the-deployments-key")
+    seen = {}
+
+    @click.command()
+    def probe() -> None:
+        _use_llm("http://flagged:8000/v1", None)
+        seen["settings"], seen["environment"] = process_llm_settings(), os.environ.get(LLM_ENV["base_url"])
+
+    assert CliRunner().invoke(probe).exit_code == 0
+    chosen = seen["settings"]
+    assert chosen.base_url == "http://flagged:8000/v1" and chosen.api_key.get_secret_value() == "the-deployments-key"
+    assert seen["environment"] is None  # a value, never written into the environment
+    assert process_llm_settings().base_url is None  # gone with the command
