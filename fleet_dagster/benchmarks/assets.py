@@ -145,14 +145,11 @@ class BenchmarkScheduleSettings(EnvSettings):
 
 
 def benchmark_schedule(settings: BenchmarkScheduleSettings) -> dg.ScheduleDefinition:
-    @dg.schedule(
-        name="benchmark_schedule",
-        job=benchmark_job,
-        cron_schedule=settings.cron,
-        default_status=dg.DefaultScheduleStatus(settings.status),
-        description="Daily benchmark (FLEET_BENCHMARK_CRON, FLEET_BENCHMARK_SUITE) on the configured model backend.",
-    )
-    def scheduled(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    description = "Daily benchmark (FLEET_BENCHMARK_CRON, FLEET_BENCHMARK_SUITE) on the configured model backend."
+
+    @dg.schedule(job=benchmark_job, cron_schedule=settings.cron, description=description,
+                 default_status=dg.DefaultScheduleStatus(settings.status))  # fmt: skip
+    def benchmark_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
         # The day that just ended: the newest complete daily partition at the scheduled time.
         partition = (context.scheduled_execution_time - datetime.timedelta(days=1)).strftime("%Y-%m-%d")
         return dg.RunRequest(
@@ -161,4 +158,4 @@ def benchmark_schedule(settings: BenchmarkScheduleSettings) -> dg.ScheduleDefini
             run_config={"ops": {"benchmark_results": {"config": {"suite": settings.suite}}}},
         )
 
-    return scheduled
+    return benchmark_schedule
