@@ -13,15 +13,17 @@ from fleet_dagster.deliberation.retention_policy import RetentionSettings
 from fleet_dagster.llm.response_store import ResponseStoreSettings
 from fleet_dagster.llm.settings import LLMSettings
 from fleet_dagster.nats_bridge.settings import NatsSettings
+from fleet_dagster.ray_cluster.cluster_settings import RayClusterSettings
 
-# Where fleet-dagster keeps state and finds its resources, and the Ray cluster: read where they are used.
-PATHS_AND_CLUSTER = ("FLEET_HOME", "DAGSTER_HOME", "FLEET_ARCHIVE_DIR", "FLEET_RESOURCES_DIR", "RAY_ADDRESS")
+# Where fleet-dagster keeps state and finds its resources: read where they are used.
+PATHS = ("FLEET_HOME", "DAGSTER_HOME", "FLEET_ARCHIVE_DIR", "FLEET_RESOURCES_DIR")
 
 
 class FleetSettings(BaseModel):
     llm: LLMSettings
     response_store: ResponseStoreSettings
     nats: NatsSettings | None  # None: the NATS bridge is off
+    ray_cluster: RayClusterSettings
     intake: IntakeSettings
     retention: RetentionSettings
     benchmarks: BenchmarkScheduleSettings
@@ -32,6 +34,7 @@ class FleetSettings(BaseModel):
             llm=LLMSettings.from_environ(environ),
             response_store=ResponseStoreSettings.from_environ(environ),
             nats=NatsSettings.deployed(environ),
+            ray_cluster=RayClusterSettings.from_environ(environ),
             intake=IntakeSettings.from_environ(environ),
             retention=RetentionSettings.from_environ(environ),
             benchmarks=BenchmarkScheduleSettings.from_environ(environ),
@@ -44,8 +47,9 @@ class FleetSettings(BaseModel):
             LLMSettings,
             ResponseStoreSettings,
             NatsSettings,
+            RayClusterSettings,
             IntakeSettings,
             RetentionSettings,
             BenchmarkScheduleSettings,
         ]
-        return {variable for group in groups for variable in group.variables().values()} | set(PATHS_AND_CLUSTER)
+        return {variable for group in groups for variable in group.variables().values()} | set(PATHS)

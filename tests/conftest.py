@@ -2,6 +2,7 @@
 
 import os
 import signal
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from fleet_dagster.ray_cluster.local_head import LocalHead, ensure_local_head, s
 from fleet_dagster.sim_llm.server import SimLLMServer, SimSettings
 from tests.helm_chart import helm_binary
 from tests.postgres_server import LocalPostgres, PostgresNotInstalled
+from tests.ray_namespaces import RAY_NAMESPACE_ENV, stop_namespace_actors
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -52,6 +54,18 @@ def ray_head(fleet_home: Path) -> Iterator[LocalHead]:
         stop_local_head(fleet_home / "ray")
 
 
+@pytest.fixture(autouse=True)
+def ray_namespace(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Each test's councils in a Ray namespace of their own (FLEET_RAY_NAMESPACE, which the run workers and CLI
+    processes it starts inherit): no runner, caller, engine or token ledger of one test is found by the next,
+    and the test's actors are stopped when it ends."""
+    namespace = f"test-{uuid.uuid4().hex[:12]}"
+    monkeypatch.setenv(RAY_NAMESPACE_ENV, namespace)
+    yield namespace
+    if "ray_head" in request.fixturenames:
+        stop_namespace_actors(request.getfixturevalue("ray_head"), namespace)
+
+
 @pytest.fixture(scope="session")
 def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPostgres]:
     """One real PostgreSQL server for the session, as production's Dagster storage runs on one; stopped by PID
@@ -68,18 +82,23 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPostgres
 
 
 @pytest.fixture
-def runner(ray_head: LocalHead):
-    """runner(deliberation_id, role="DEV"): the CouncilRunner actor that runs that council, asked directly
-    (this process connects to the session's head)."""
+def ray_connected(ray_head: LocalHead, ray_namespace: str) -> Iterator[LocalHead]:
+    """This process connected to the session's head, in the test's namespace."""
     import ray
 
-    from fleet_dagster.ray_cluster.actors import NAMESPACE, council_runner, runner_index
-
-    ray.init(address=ray_head.address, namespace=NAMESPACE, log_to_driver=False, ignore_reinit_error=True)
+    ray.init(address=ray_head.address, namespace=ray_namespace, log_to_driver=False)
     try:
-        yield lambda deliberation_id, role="DEV": council_runner(runner_index(deliberation_id, role))
+        yield ray_head
     finally:
         ray.shutdown()
+
+
+@pytest.fixture
+def runner(ray_connected: LocalHead):
+    """runner(deliberation_id, role="DEV"): the CouncilRunner actor that runs that council, asked directly."""
+    from fleet_dagster.ray_cluster.actors import council_runner, runner_index
+
+    return lambda deliberation_id, role="DEV": council_runner(runner_index(deliberation_id, role))
 
 
 @pytest.fixture

@@ -44,7 +44,6 @@ from fleet_dagster.ray_cluster.metrics import (
 )
 from fleet_dagster.ray_cluster.response_stores import response_store_from_env
 
-NAMESPACE = "fleet"
 # Two of each: enough to survive one process's death (each is async and holds thousands of calls), few
 # enough for a laptop. Every process must agree on them: they route councils and calls.
 COUNCIL_RUNNERS = 2
@@ -60,14 +59,17 @@ STARTED = "started"
 
 
 class ActorPlace(NamedTuple):
-    """Where an actor runs: its process and node (operators and failover tests ask)."""
+    """Where an actor runs: its process and node (operators and failover tests ask), and the worker id that labels
+    the metrics it records (Ray's `WorkerId`)."""
 
     pid: int
     node_id: str
+    worker_id: str
 
 
 def actor_place() -> ActorPlace:
-    return ActorPlace(os.getpid(), ray.get_runtime_context().get_node_id())
+    context = ray.get_runtime_context()
+    return ActorPlace(os.getpid(), context.get_node_id(), context.get_worker_id())
 
 
 @ray.remote(num_cpus=0, memory=_PLACED_ACTOR_MEMORY, max_restarts=-1, max_task_retries=2)
@@ -296,7 +298,9 @@ class EmbeddedLLM:
 def _detached(actor_class, name: str, *args, strategy: str | NodeAffinitySchedulingStrategy = "DEFAULT") -> ActorHandle:
     return actor_class.options(
         name=f"{name}-{_SUFFIX}",
-        namespace=NAMESPACE,
+        # The namespace this process joined (RayClusterResource, from FLEET_RAY_NAMESPACE); an actor's own is the one
+        # of the process that started it, so the runners find the callers and their peers in the same one.
+        namespace=ray.get_runtime_context().namespace,
         lifetime="detached",
         get_if_exists=True,
         scheduling_strategy=strategy,  # used when the actor is created, not when it is found

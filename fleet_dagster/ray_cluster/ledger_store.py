@@ -9,11 +9,15 @@ process, and no new table or bucket in each response store (SQLite, NATS); a cha
 
 import json
 
+import ray
 from ray.experimental import internal_kv
 
 from fleet_dagster.core.budget import Charge
 
-NAMESPACE = "fleet-token-ledger"
+
+def _kv_namespace() -> str:
+    """The store is the cluster's, not a namespace's: keys are kept apart by the runner's actor namespace."""
+    return f"{ray.get_runtime_context().namespace}-token-ledger"
 
 
 def _prefix(deliberation_id: str) -> str:
@@ -24,21 +28,22 @@ def save_charge(deliberation_id: str, key: str, charge: Charge | None) -> None:
     """The call's charge as it is now (None: it has none)."""
     name = _prefix(deliberation_id) + key
     if charge is None:
-        internal_kv._internal_kv_del(name, namespace=NAMESPACE)
+        internal_kv._internal_kv_del(name, namespace=_kv_namespace())
     else:
         value = json.dumps({"tokens": charge.tokens, "settled": charge.settled})
-        internal_kv._internal_kv_put(name, value, namespace=NAMESPACE)
+        internal_kv._internal_kv_put(name, value, namespace=_kv_namespace())
 
 
 def load_charges(deliberation_id: str) -> dict[str, Charge]:
     prefix = _prefix(deliberation_id)
     charges = {}
-    for name in internal_kv._internal_kv_list(prefix, namespace=NAMESPACE):
-        value = internal_kv._internal_kv_get(name, namespace=NAMESPACE)
+    namespace = _kv_namespace()
+    for name in internal_kv._internal_kv_list(prefix, namespace=namespace):
+        value = internal_kv._internal_kv_get(name, namespace=namespace)
         if value is not None:  # deleted since it was listed
             charges[name.decode().removeprefix(prefix)] = Charge(**json.loads(value))
     return charges
 
 
 def forget_charges(deliberation_id: str) -> None:
-    internal_kv._internal_kv_del(_prefix(deliberation_id), del_by_prefix=True, namespace=NAMESPACE)
+    internal_kv._internal_kv_del(_prefix(deliberation_id), del_by_prefix=True, namespace=_kv_namespace())

@@ -11,11 +11,9 @@ from dagster_ray.types import AnyDagsterContext
 from pydantic import PrivateAttr
 from ray._private.worker import BaseContext
 
-from fleet_dagster.ray_cluster.actors import NAMESPACE
+from fleet_dagster.ray_cluster.cluster_settings import RayClusterSettings
 from fleet_dagster.ray_cluster.local_head import ensure_local_head
 from fleet_dagster.settings import fleet_home
-
-RAY_ADDRESS_ENV = "RAY_ADDRESS"
 
 
 class RayClusterResource(RayResource):
@@ -23,6 +21,7 @@ class RayClusterResource(RayResource):
 
     RAY_ADDRESS set (e.g. ray://fleet-ray-head:10001 on KubeRay): use that cluster.
     Unset: the local head under FLEET_HOME, started by the first run and reused by all later ones.
+    FLEET_RAY_NAMESPACE: the namespace of the fleet's actors (ray_cluster/cluster_settings.py).
 
     It has no config fields on purpose, like the `nats` and `llm` resources' connection settings: a field is
     something a launch can set, and the run pod connects with the deployment's Ray token and ships the model
@@ -33,7 +32,6 @@ class RayClusterResource(RayResource):
     lifecycle: ClassVar[Lifecycle] = Lifecycle()  # type: ignore[misc]
     timeout: ClassVar[float] = 600.0  # type: ignore[misc]
     ray_init_options: ClassVar[dict[str, Any]] = {  # type: ignore[misc]
-        "namespace": NAMESPACE,
         "log_to_driver": False,
         "ignore_reinit_error": True,
     }
@@ -46,6 +44,7 @@ class RayClusterResource(RayResource):
     enable_debug_post_mortem: ClassVar[bool] = False  # type: ignore[misc]
     enable_legacy_debugger: ClassVar[bool] = False  # type: ignore[misc]
     _resolved_address: str | None = PrivateAttr(None)
+    _namespace: str | None = PrivateAttr(None)
 
     @property
     def name(self) -> str:
@@ -71,11 +70,15 @@ class RayClusterResource(RayResource):
     def connect(self, context: AnyDagsterContext) -> BaseContext:  # type: ignore[override]  # theirs is retry-wrapped
         # dagster-ray's connect also configures Ray Data, which would pull in pyarrow for nothing.
         # Read from the class: mypy's pydantic plugin mistakes the instance attribute of a ClassVar override.
-        self._context = ray.init(address=self.ray_address, **type(self).ray_init_options)
+        if ray.is_initialized() and ray.get_runtime_context().namespace != self._namespace:
+            ray.shutdown()  # a process that ran another fleet's steps (a test session) joins this one's namespace
+        self._context = ray.init(address=self.ray_address, namespace=self._namespace, **type(self).ray_init_options)
         return self._context
 
     def create(self, context: AnyDagsterContext) -> None:
-        if address := os.environ.get(RAY_ADDRESS_ENV):
+        settings = RayClusterSettings.from_environ(os.environ)
+        self._namespace = settings.namespace
+        if address := settings.address:
             self._resolved_address = address
             self._creation_verb = "Using"
         else:

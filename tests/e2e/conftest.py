@@ -19,10 +19,12 @@ from fleet_dagster.nats_bridge.local_server import LocalNatsServer
 from fleet_dagster.ray_cluster.local_head import stop_session
 from fleet_dagster.sim_llm.server import SimLLMServer, SimSettings
 from tests.postgres_server import LocalPostgres, dagster_storage_yaml
+from tests.ray_namespaces import RAY_NAMESPACE_ENV, stop_namespace_actors
 from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
+STACK_NAMESPACE = "e2e-stack"
 FINISHED = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
 
 
@@ -154,6 +156,8 @@ def stack(
             "FLEET_BENCHMARK_CRON": "* * * * *",
             "FLEET_BENCHMARK_SCHEDULE_STATUS": "RUNNING",
             "FLEET_BENCHMARK_SUITE": "speed",
+            # The stack's runs outlive any one test: their actors keep a namespace of their own.
+            RAY_NAMESPACE_ENV: STACK_NAMESPACE,
         }
         stack = Stack(home=home, env=env, webserver_port=free_port(), nats=nats, sim=sim, database_url=database_url)
         try:
@@ -163,3 +167,4 @@ def stack(
             yield stack
         finally:
             stack.stop_all()
+            stop_namespace_actors(ray_head, STACK_NAMESPACE)

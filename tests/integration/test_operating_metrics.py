@@ -2,18 +2,19 @@
 deliberation runs through Dagster and Ray, and checked against the deliberation's own calls."""
 
 import json
-import time
 import urllib.request
 from collections import Counter
 from pathlib import Path
 
 import pytest
+import ray
 from prometheus_client.parser import text_string_to_metric_families
 
 from fleet_dagster.cli.run_deliberation import execute_deliberation
 from fleet_dagster.core.request import parse_request
 from fleet_dagster.core.trace import trace_id
 from fleet_dagster.llm.settings import LLM_ENV, display_url
+from fleet_dagster.ray_cluster.actors import AGENT_CALLERS, COUNCIL_RUNNERS, agent_caller, council_runner
 from fleet_dagster.ray_cluster.local_head import LocalHead
 from tests.integration.test_deliberation_on_ray import materialization_metadata
 from tests.waiting import wait_until
@@ -22,7 +23,6 @@ pytestmark = pytest.mark.integration
 
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 # Ray exports what actors recorded about every 10 s.
-EXPORT_INTERVAL_S = 10
 EXPORT_WAIT_S = 90
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 
@@ -42,9 +42,10 @@ def metrics_text(head: LocalHead, wait_s: float = 60) -> str:
     return wait_until(served, wait_s, "the metrics agent's answer", poll_s=1)
 
 
-def scrape(head: LocalHead, keep_as: Path | None = None) -> Samples:
-    """Every fleet sample the head's metrics agent serves, by name and labels (Ray's own labels dropped);
-    `keep_as`: a file that keeps the fleet's lines as served (tests/artifacts, for a person to read)."""
+def scrape(head: LocalHead, workers: set[str], keep_as: Path | None = None) -> Samples:
+    """Every fleet sample the head's metrics agent serves that the given worker processes recorded, by name and
+    labels (Ray's own labels dropped); `keep_as`: a file that keeps the fleet's lines as served (tests/artifacts,
+    for a person to read)."""
     text = metrics_text(head)
     if keep_as is not None:
         keep_as.parent.mkdir(parents=True, exist_ok=True)
@@ -52,25 +53,11 @@ def scrape(head: LocalHead, keep_as: Path | None = None) -> Samples:
     samples: Samples = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            if sample.name.startswith("ray_fleet_"):
+            if sample.name.startswith("ray_fleet_") and sample.labels.get("WorkerId") in workers:
                 labels = {k: v for k, v in sample.labels.items() if k[0].islower() and not k.startswith("otel")}
                 key = (sample.name, frozenset(labels.items()))
                 samples[key] = samples.get(key, 0.0) + sample.value  # summed over the processes that recorded
     return samples
-
-
-def settled(head: LocalHead) -> Samples:
-    """The samples once they stay the same over an export interval: what earlier tests' deliberations recorded
-    reaches the endpoint up to an interval later, and would be counted as this test's."""
-    deadline = time.time() + EXPORT_WAIT_S
-    seen = scrape(head)
-    while True:
-        time.sleep(EXPORT_INTERVAL_S + 2)
-        now = scrape(head)
-        if now == seen:
-            return now
-        assert time.time() < deadline, "the fleet's metrics kept changing with no deliberation running"
-        seen = now
 
 
 def total(samples: Samples, name: str, **labels: str) -> float:
@@ -88,13 +75,12 @@ def by_label(samples: Samples, name: str, *keys: str) -> Counter:
 
 
 def test_a_deliberations_calls_tokens_and_cost_in_the_scraped_metrics(
-    ray_head, instance, sim_llm_factory, deploy_llm, monkeypatch
+    ray_connected, instance, sim_llm_factory, deploy_llm, monkeypatch
 ):
     server = sim_llm_factory(latency_s=0.05)
     deploy_llm(server)
     model = server.settings.model  # the one model it serves answers every role (the preflight's override)
     monkeypatch.setenv(LLM_ENV["prices"], json.dumps({model: {"prompt": 0.5, "completion": 1.5}}))
-    before = settled(ray_head)
     request = parse_request(
         {
             "task": "Design a cache for the product catalogue",
@@ -111,42 +97,39 @@ def test_a_deliberations_calls_tokens_and_cost_in_the_scraped_metrics(
     calls = metadata["agent_calls"]
     assert metadata["models"] == [model]
     assert calls == 12  # 2 roles x 2 agents x (propose, review, revise)
+    # The test's namespace has runners and callers of its own, started by this deliberation: what their processes
+    # recorded is this deliberation's and nothing else's, whatever earlier tests' actors export late.
+    actors = [council_runner(i) for i in range(COUNCIL_RUNNERS)] + [agent_caller(i) for i in range(AGENT_CALLERS)]
+    workers = {place.worker_id for place in ray.get([actor.where.remote() for actor in actors])}
 
-    def grown() -> Samples | None:
-        after = scrape(ray_head, keep_as=ARTIFACTS / "metrics-scrape.txt")
-        finished = total(after, "ray_fleet_deliberations_finished_total", status="COMPLETED") - total(
-            before, "ray_fleet_deliberations_finished_total", status="COMPLETED"
-        )
-        made = total(after, "ray_fleet_agent_calls_total") - total(before, "ray_fleet_agent_calls_total")
-        queued = total(after, "ray_fleet_queue_wait_seconds_count") - total(
-            before, "ray_fleet_queue_wait_seconds_count"
-        )
+    def exported() -> Samples | None:
+        after = scrape(ray_connected, workers, keep_as=ARTIFACTS / "metrics-scrape.txt")
+        finished = total(after, "ray_fleet_deliberations_finished_total", status="COMPLETED")
+        made = total(after, "ray_fleet_agent_calls_total")
+        queued = total(after, "ray_fleet_queue_wait_seconds_count")
         return after if finished >= 1 and made >= calls and queued >= calls else None
 
-    after = wait_until(grown, EXPORT_WAIT_S, "the deliberation in the metrics", poll_s=2)
+    after = wait_until(exported, EXPORT_WAIT_S, "the deliberation in the metrics", poll_s=2)
 
-    def delta(name: str, **labels: str) -> float:
-        return total(after, name, **labels) - total(before, name, **labels)
-
-    assert delta("ray_fleet_deliberations_started_total") == 1
-    assert delta("ray_fleet_deliberations_finished_total", status="COMPLETED") == 1
-    assert delta("ray_fleet_agent_calls_total") == calls
-    assert delta("ray_fleet_agent_calls_total", outcome="ok") == calls
-    calls_by_phase = by_label(after, "ray_fleet_agent_calls_total", "role", "phase") - by_label(
-        before, "ray_fleet_agent_calls_total", "role", "phase"
-    )
+    assert total(after, "ray_fleet_deliberations_started_total") == 1
+    assert total(after, "ray_fleet_deliberations_finished_total", status="COMPLETED") == 1
+    assert total(after, "ray_fleet_agent_calls_total") == calls
+    assert total(after, "ray_fleet_agent_calls_total", outcome="ok") == calls
+    calls_by_phase = by_label(after, "ray_fleet_agent_calls_total", "role", "phase")
     assert calls_by_phase == {(role, phase): 2 for role in ("DEV", "QA") for phase in ("propose", "review", "revise")}
-    assert delta("ray_fleet_agent_call_latency_seconds_count") == calls
-    tokens = delta("ray_fleet_prompt_tokens_total", model=model) + delta(
-        "ray_fleet_completion_tokens_total", model=model
+    assert total(after, "ray_fleet_agent_call_latency_seconds_count") == calls
+    tokens = total(after, "ray_fleet_prompt_tokens_total", model=model) + total(
+        after, "ray_fleet_completion_tokens_total", model=model
     )
     assert tokens == metadata["total_tokens"] > 0
     assert metadata["estimated_cost"] > 0
-    assert delta("ray_fleet_estimated_cost_total", model=model) == pytest.approx(metadata["estimated_cost"], rel=1e-6)
+    assert total(after, "ray_fleet_estimated_cost_total", model=model) == pytest.approx(
+        metadata["estimated_cost"], rel=1e-6
+    )
     assert metadata["cost"]["by_model"] == {model: pytest.approx(metadata["estimated_cost"])}
 
     endpoint = display_url(server.base_url)
-    assert delta("ray_fleet_queue_wait_seconds_count", endpoint=endpoint) == calls
+    assert total(after, "ray_fleet_queue_wait_seconds_count", endpoint=endpoint) == calls
     assert total(after, "ray_fleet_circuit_state", endpoint=endpoint) == 0  # closed
     assert ("ray_fleet_calls_in_flight", frozenset({("endpoint", endpoint)})) in after
 

@@ -20,7 +20,6 @@ from fleet_dagster.llm.endpoint import LLMEndpoint
 from fleet_dagster.ray_cluster.actors import (
     AGENT_CALLERS,
     COUNCIL_RUNNERS,
-    NAMESPACE,
     ActorPlace,
     agent_caller,
     council_runner,
@@ -52,7 +51,7 @@ def _node_of() -> str:
 
 
 @pytest.fixture
-def two_node_cluster(fleet_home: Path, tmp_path: Path) -> Iterator[str]:
+def two_node_cluster(fleet_home: Path, tmp_path: Path, ray_namespace: str) -> Iterator[str]:
     """A head and a second node that joins it (`ray start --address`), each in a session of its own."""
     state_dir = tmp_path / "ray"
     ray.shutdown()
@@ -76,7 +75,7 @@ def two_node_cluster(fleet_home: Path, tmp_path: Path) -> Iterator[str]:
             start_new_session=True,
         )
     try:
-        ray.init(address=head.address, namespace=NAMESPACE, log_to_driver=False)
+        ray.init(address=head.address, namespace=ray_namespace, log_to_driver=False)
         wait_until(lambda: sum(n["Alive"] for n in ray.nodes()) >= 2, 60, "the second node", poll_s=0.2)
         # Alive is not yet schedulable: a soft placement on a node still joining lands on the head.
         for node_id in [n["NodeID"] for n in ray.nodes() if n["Alive"]]:

@@ -8,7 +8,6 @@ import pytest
 import ray
 
 from fleet_dagster.deliberation.arrival import arrival_owner, free_run_slots
-from fleet_dagster.ray_cluster.actors import NAMESPACE
 from fleet_dagster.ray_cluster.council_client import CouncilClient
 from tests import nats_helpers
 from tests.waiting import wait_until
@@ -36,14 +35,16 @@ def request_body(deliberation_id: str) -> bytes:
     return json.dumps({**fields, "deliberation_id": deliberation_id}).encode()
 
 
-def test_councils_start_on_arrival_and_the_run_adopts_them(nats_url, instance, ray_head, sim_llm_factory, deploy_llm):
+def test_councils_start_on_arrival_and_the_run_adopts_them(
+    nats_url, instance, ray_head, ray_namespace, sim_llm_factory, deploy_llm
+):
     server = sim_llm_factory(latency_s=0.3)
     deploy_llm(server)
     [seq] = nats_helpers.publish_raw(nats_url, [request_body("arrival-1")])
     result = nats_helpers.evaluate_request_sensor(nats_url, instance, None, start_on_arrival=True)
     [run_request] = result.run_requests
     # The sensor's connection ended with its tick; this process asks the councils on a connection of its own.
-    ray.init(address=ray_head.address, namespace=NAMESPACE, log_to_driver=False)
+    ray.init(address=ray_head.address, namespace=ray_namespace, log_to_driver=False)
     try:
         councils_before_the_run = CouncilClient("arrival-1", arrival_owner(seq)).progress()
     finally:
@@ -63,7 +64,7 @@ def test_councils_start_on_arrival_and_the_run_adopts_them(nats_url, instance, r
 
 
 def test_no_council_starts_early_beyond_the_runs_dagster_would_start(
-    nats_url, tmp_path, ray_head, sim_llm_factory, deploy_llm
+    nats_url, tmp_path, ray_head, ray_namespace, sim_llm_factory, deploy_llm
 ):
     server = sim_llm_factory(latency_s=0.3)
     deploy_llm(server)
@@ -75,7 +76,7 @@ def test_no_council_starts_early_beyond_the_runs_dagster_would_start(
         result = nats_helpers.evaluate_request_sensor(nats_url, instance, None, start_on_arrival=True)
         assert [r.run_key for r in result.run_requests] == ["arrival-late"]
         # The sensor starts councils before its tick ends, or not at all: asked now, the runner holds none.
-        ray.init(address=ray_head.address, namespace=NAMESPACE, log_to_driver=False)
+        ray.init(address=ray_head.address, namespace=ray_namespace, log_to_driver=False)
         try:
             assert CouncilClient("arrival-late", arrival_owner(seq)).progress() == {}
         finally:

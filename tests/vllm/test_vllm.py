@@ -74,17 +74,9 @@ def test_a_nats_request_end_to_end(ray_head, instance, on_vllm, tmp_path, deploy
         assert len(nats_helpers.stored_events(nats_server.url, "agent.response.completed")) == 2
 
 
-def test_the_streaming_speed_suite_measures_time_to_first_token(ray_head, on_vllm):
+def test_the_streaming_speed_suite_measures_time_to_first_token(ray_connected, on_vllm):
     with dg.build_resources({"llm": LLMResource()}) as ready:
-        import ray
-
-        from fleet_dagster.ray_cluster.actors import NAMESPACE
-
-        ray.init(address=ray_head.address, namespace=NAMESPACE, log_to_driver=False, ignore_reinit_error=True)
-        try:
-            frame, summary = run_suite("speed", ready.llm, limit=1)
-        finally:
-            ray.shutdown()
+        frame, summary = run_suite("speed", ready.llm, limit=1)
     assert summary["failure_rate"] == 0.0, summary["call_errors"]
     assert frame["ttft_p50_ms"].notna().all() and frame["tokens_per_s"].gt(0).all()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)  # the figures, kept for the record
