@@ -75,7 +75,7 @@ def by_label(samples: Samples, name: str, *keys: str) -> Counter:
 
 
 def test_a_deliberations_calls_tokens_and_cost_in_the_scraped_metrics(
-    ray_connected, instance, sim_llm_factory, deploy_llm, monkeypatch
+    ray_head, ray_namespace, instance, sim_llm_factory, deploy_llm, monkeypatch
 ):
     server = sim_llm_factory(latency_s=0.05)
     deploy_llm(server)
@@ -99,11 +99,15 @@ def test_a_deliberations_calls_tokens_and_cost_in_the_scraped_metrics(
     assert calls == 12  # 2 roles x 2 agents x (propose, review, revise)
     # The test's namespace has runners and callers of its own, started by this deliberation: what their processes
     # recorded is this deliberation's and nothing else's, whatever earlier tests' actors export late.
-    actors = [council_runner(i) for i in range(COUNCIL_RUNNERS)] + [agent_caller(i) for i in range(AGENT_CALLERS)]
-    workers = {place.worker_id for place in ray.get([actor.where.remote() for actor in actors])}
+    ray.init(address=ray_head.address, namespace=ray_namespace, log_to_driver=False)  # the run's connection ended
+    try:
+        actors = [council_runner(i) for i in range(COUNCIL_RUNNERS)] + [agent_caller(i) for i in range(AGENT_CALLERS)]
+        workers = {place.worker_id for place in ray.get([actor.where.remote() for actor in actors])}
+    finally:
+        ray.shutdown()
 
     def exported() -> Samples | None:
-        after = scrape(ray_connected, workers, keep_as=ARTIFACTS / "metrics-scrape.txt")
+        after = scrape(ray_head, workers, keep_as=ARTIFACTS / "metrics-scrape.txt")
         finished = total(after, "ray_fleet_deliberations_finished_total", status="COMPLETED")
         made = total(after, "ray_fleet_agent_calls_total")
         queued = total(after, "ray_fleet_queue_wait_seconds_count")
