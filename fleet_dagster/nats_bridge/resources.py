@@ -7,7 +7,7 @@ import os
 import time
 
 import dagster as dg
-from pydantic import BaseModel
+from pydantic import BaseModel, PrivateAttr
 
 from fleet_dagster.nats_bridge.jetstream import ensure_stream, jetstream, publish_event
 from fleet_dagster.nats_bridge.settings import NatsSettings
@@ -22,8 +22,15 @@ class NatsResource(dg.ConfigurableResource):
     name the server could send the deployment's token to a host of its choosing.
     """
 
+    _settings: NatsSettings | None = PrivateAttr(default=None)
+    _set_up: bool = PrivateAttr(default=False)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self._settings, self._set_up = NatsSettings.deployed(os.environ), True  # a run's (or a tick's), read once
+
     def settings(self) -> NatsSettings | None:
-        return NatsSettings.deployed(os.environ)
+        """The NATS this resource was set up with (None: the bridge is off); outside a run, the process's."""
+        return self._settings if self._set_up else NatsSettings.deployed(os.environ)
 
     def publish_retry_s(self) -> float:
         settings = self.settings()

@@ -65,3 +65,45 @@ def test_the_cli_chooses_the_model_server_as_a_value_for_as_long_as_its_command(
     assert chosen.base_url == "http://flagged:8000/v1" and chosen.api_key.get_secret_value() == "the-deployments-key"
     assert seen["environment"] is None  # a value, never written into the environment
     assert process_llm_settings().base_url is None  # gone with the command
+
+
+def test_a_runs_resources_read_their_settings_once_when_set_up(monkeypatch):
+    import dagster as dg
+
+    from fleet_dagster.llm.resources import LLMResource
+    from fleet_dagster.nats_bridge.resources import NatsResource
+
+    monkeypatch.setenv(NATS_ENV["url"], "nats://first:4222")
+    monkeypatch.setenv(LLM_ENV["base_url"], "http://first:8000/v1")
+    with dg.build_resources({"nats": NatsResource(), "llm": LLMResource()}) as resources:
+        monkeypatch.setenv(NATS_ENV["url"], "nats://second:4222")
+        monkeypatch.delenv(LLM_ENV["base_url"])
+        assert resources.nats.settings().url == "nats://first:4222"
+        assert resources.llm.settings().base_url == "http://first:8000/v1"
+
+
+# Where a process reads its environment: its edges (the CLI, the code location, a run's resources and retention
+# op, an actor's start), the places that hand it to a child process, and the local paths (FLEET_HOME and its kin).
+ENVIRONMENT_READERS = {
+    "cli/main.py",
+    "definitions.py",
+    "llm/settings.py",
+    "nats_bridge/resources.py",
+    "ray_cluster/resources.py",
+    "ray_cluster/response_stores.py",
+    "deliberation/retention.py",
+    "ray_cluster/local_head.py",
+    "settings.py",
+    "core/resource_files.py",
+    "deliberation/archive.py",
+}
+
+
+def test_only_a_processs_edges_read_its_environment():
+    package = Path(__file__).resolve().parents[2] / "fleet_dagster"
+    readers = {
+        str(path.relative_to(package))
+        for path in package.rglob("*.py")
+        if re.search(r"\bos\.(environ|getenv)\b|\bgetenv\(", path.read_text())
+    }
+    assert readers <= ENVIRONMENT_READERS, sorted(readers - ENVIRONMENT_READERS)
