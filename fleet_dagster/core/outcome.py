@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pydantic import BaseModel, Field, computed_field
 
 from fleet_dagster.core.cost import Cost, ModelPrice, calls_cost
-from fleet_dagster.core.records import CouncilResult, SelectionMethod
+from fleet_dagster.core.records import CouncilResult, Phase, SelectionMethod
 from fleet_dagster.core.request import DeliberationRequest
 from fleet_dagster.core.status import DeliberationStatus, final_status
 
@@ -83,6 +83,8 @@ class DeliberationOutcome(BaseModel):
     no_winner: dict[str, str] = Field(description="Per role without a winner, why.")
     results: list[ProposalResult]
     agent_calls: int
+    # A default: the metadata of deliberations materialized before the field existed still reads as an outcome.
+    calls_by_phase: dict[Phase, int] = Field(default_factory=dict, description="Agent calls made in each phase.")
     failed_calls: int
     replayed_calls: int = Field(description="Calls answered from the response store: no call was made.")
     unparsed_reviews: int
@@ -146,6 +148,7 @@ def deliberation_outcome(
         no_winner={c.role: c.selection.rationale for c in councils if c.winner is None},
         results=proposal_results(councils),
         agent_calls=len(calls),
+        calls_by_phase=Counter(call.phase for call in calls),
         failed_calls=sum(not call.ok for call in calls),
         replayed_calls=sum(call.replayed for call in calls),
         unparsed_reviews=sum(not r.parsed for c in councils for r in c.reviews),

@@ -6,6 +6,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from fleet_dagster.core.outcome import BriefWinner, Budget, DeliberationOutcome, EarlyStop, ProposalResult
+from fleet_dagster.core.records import Phase
 from fleet_dagster.core.status import DeliberationStatus
 
 
@@ -33,6 +34,7 @@ class StatusDocument(BaseModel):
     flagged_proposals: int = 0
     estimated_cost: float | None = None
     replayed_calls: int = 0
+    calls_by_phase: dict[Phase, int] = Field(default_factory=dict)
     traceparent: str | None = None
     progress: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="While IN_PROGRESS: per role, its council's phase."
@@ -62,4 +64,5 @@ _FROM_OUTCOME = {
     "flagged_proposals",
     "estimated_cost",
     "replayed_calls",
+    "calls_by_phase",
 }

@@ -88,6 +88,7 @@ def test_the_outcome_is_built_once_from_the_councils():
     assert (outcome.expected_count, outcome.current_count) == (6, 2)
     assert set(outcome.winners) == {"DEV"} and outcome.no_winner == {"QA": "highest score 8.50"}
     assert (outcome.agent_calls, outcome.failed_calls, outcome.replayed_calls) == (3, 1, 1)
+    assert outcome.calls_by_phase == {"propose": 2, "review": 1}
     assert outcome.budget.exhausted and outcome.budget.calls_not_made == 2 and outcome.budget.max_total_tokens == 900
     assert outcome.early_stops == {"QA": EarlyStop(reason="agents agreed", calls_saved=4)} and outcome.calls_saved == 4
     assert (outcome.critical_path_s, outcome.parallel_efficiency) == (0.4, 0.5)
@@ -103,6 +104,9 @@ def test_the_outcome_comes_back_whole_from_its_metadata():
     assert model_from_metadata(DeliberationOutcome, stored) == outcome
     # An earlier release's metadata is no outcome: read as such, never as a half-filled one.
     assert model_from_metadata(DeliberationOutcome, normalize_metadata({"status": "COMPLETED"})) is None
+    # One written before calls_by_phase existed still is one.
+    earlier = {k: v for k, v in model_metadata(outcome).items() if k != "calls_by_phase"}
+    assert model_from_metadata(DeliberationOutcome, normalize_metadata(earlier)).calls_by_phase == {}
 
 
 def test_the_status_document_of_an_outcome_keeps_to_its_schema():
@@ -111,3 +115,4 @@ def test_the_status_document_of_an_outcome_keeps_to_its_schema():
     jsonschema.validate(document, committed_schema(STATUS_DOCUMENT_SCHEMA))
     assert document["winners"] == {"DEV": {"agent_id": "a1", "score": 8.5, "answer": None, "votes": None, **SAID_BY}}
     assert document["error_message"] == outcome.error_message and document["duration_ms"] == 800
+    assert document["calls_by_phase"] == {"propose": 2, "review": 1}
