@@ -13,7 +13,6 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -24,6 +23,7 @@ from psycopg2 import sql
 
 from fleet_dagster.local_ports import free_port
 from fleet_dagster.ray_cluster.local_head import stop_session
+from tests.waiting import wait_until
 
 USER = "dagster"
 DEFAULT_DATABASE = "dagster"
@@ -220,13 +220,19 @@ class LocalPostgres:
 
     def _wait_until_ready(self, timeout_s: float) -> None:
         """The port opens before recovery is done ("the database system is starting up"): wait for a session."""
-        assert self.process is not None
-        deadline = time.monotonic() + timeout_s
-        while True:
+        process = self.process
+        assert process is not None
+
+        def session() -> bool:
             try:
                 self._connect("postgres").close()
-                return
+                return True
             except psycopg2.OperationalError as error:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"PostgreSQL did not start on port {self.port}: {error}\n{self.log()}") from None
-            time.sleep(0.05)
+                if process.poll() is not None:
+                    raise RuntimeError(f"PostgreSQL exited on port {self.port}: {error}\n{self.log()}") from None
+                return False
+
+        try:
+            wait_until(session, timeout_s, f"a PostgreSQL session on port {self.port}")
+        except TimeoutError as error:
+            raise RuntimeError(f"{error}\n{self.log()}") from None

@@ -4,7 +4,6 @@ without it these tests are skipped. The server runs in a session of its own, sto
 
 import os
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ import requests
 from fleet_dagster.llm.embedded import gguf_path
 from fleet_dagster.local_ports import free_port
 from fleet_dagster.ray_cluster.local_head import stop_session
+from tests.waiting import wait_until
 
 SERVED_NAME = "smollm2"
 MAX_MODEL_LEN = 2048
@@ -63,16 +63,18 @@ def vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VLLMServer
         process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     server = VLLMServer(base_url=f"http://127.0.0.1:{port}/v1", log=log)
     try:
-        deadline = time.monotonic() + HEALTHY_WITHIN_S
-        while True:
+
+        def healthy() -> bool:
             assert process.poll() is None, f"vLLM exited with {process.returncode}:\n{server.tail()}"
             try:
-                if requests.get(f"http://127.0.0.1:{port}/health", timeout=2).ok:
-                    break
+                return requests.get(f"http://127.0.0.1:{port}/health", timeout=2).ok
             except requests.ConnectionError:
-                pass
-            assert time.monotonic() < deadline, f"vLLM not healthy within {HEALTHY_WITHIN_S} s:\n{server.tail()}"
-            time.sleep(2)
+                return False
+
+        try:
+            wait_until(healthy, HEALTHY_WITHIN_S, "vLLM's health", poll_s=2)
+        except TimeoutError as error:
+            raise AssertionError(f"{error}:\n{server.tail()}") from None
         yield server
     finally:
         stop_session(process.pid, grace_s=20)
