@@ -13,7 +13,8 @@ import ray
 from click.testing import CliRunner
 from rich.console import Console
 
-from fleet_dagster.cli.main import _print_summary, cli
+from fleet_dagster.cli.console import print_summary
+from fleet_dagster.cli.main import cli
 from fleet_dagster.cli.progress import DeliberationProgress
 from tests.cli_helpers import fleet_dagster
 from tests.waiting import wait_until
@@ -127,7 +128,7 @@ def test_server_text_is_printed_as_text_not_markup(capsys, monkeypatch):
         "winners": {"DEV[x]": {"agent_id": "agent-[red]dev[/red]-001", "score": 7.5}},
         "run_id": "run-[/]",
     }
-    _print_summary(document, "/tmp/home")
+    print_summary(document, "/tmp/home")
     out = capsys.readouterr().out
     assert HOSTILE in out and "d-[1]" in out and "run-[/]" in out
     assert "DEV[x]" in out and "agent-[red]dev[/red]-001" in out

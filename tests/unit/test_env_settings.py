@@ -49,7 +49,7 @@ def test_every_setting_the_code_reads_is_documented():
 
 
 def test_the_cli_chooses_the_model_server_as_a_value_for_as_long_as_its_command(monkeypatch):
-    from fleet_dagster.cli.main import _use_llm
+    from fleet_dagster.cli.options import use_llm
 
     monkeypatch.delenv(LLM_ENV["base_url"], raising=False)
     monkeypatch.setenv(LLM_ENV["api_key"], "the-deployments-key")
@@ -57,7 +57,7 @@ def test_the_cli_chooses_the_model_server_as_a_value_for_as_long_as_its_command(
 
     @click.command()
     def probe() -> None:
-        _use_llm("http://flagged:8000/v1", None)
+        use_llm("http://flagged:8000/v1", None)
         seen["settings"], seen["environment"] = process_llm_settings(), os.environ.get(LLM_ENV["base_url"])
 
     assert CliRunner().invoke(probe).exit_code == 0
@@ -85,7 +85,7 @@ def test_a_runs_resources_read_their_settings_once_when_set_up(monkeypatch):
 # Where a process reads its environment: its edges (the CLI, the code location, a run's resources and retention
 # op, an actor's start), the places that hand it to a child process, and the local paths (FLEET_HOME and its kin).
 ENVIRONMENT_READERS = {
-    "cli/main.py",
+    "cli/options.py",
     "definitions.py",
     "llm/settings.py",
     "nats_bridge/resources.py",

@@ -3,7 +3,8 @@
 import click
 import pytest
 
-from fleet_dagster.cli.main import deliberate, submit
+from fleet_dagster.cli.deliberate import deliberate
+from fleet_dagster.cli.nats_commands import submit
 from fleet_dagster.core.request import DeliberationRequest
 from fleet_dagster.deliberation.config import DeliberationConfig
 
