@@ -44,7 +44,7 @@ def main() -> None:
 
     from fleet_dagster.cli.run_deliberation import execute_deliberation
     from fleet_dagster.llm.resources import LLMResource
-    from fleet_dagster.ray_cluster.actors import NAMESPACE
+    from fleet_dagster.ray_cluster.cluster_settings import DEFAULT_NAMESPACE
     from fleet_dagster.ray_cluster.deliberate import deliberate_on_ray
     from fleet_dagster.ray_cluster.local_head import ensure_local_head, stop_local_head
     from fleet_dagster.ray_cluster.model_endpoint import model_endpoint
@@ -56,7 +56,7 @@ def main() -> None:
     instance = dg.DagsterInstance.get()
     try:
         execute_deliberation(instance, request("warmup"), quiet=True)  # starts the engine and the actors
-        ray.init(address=head.address, namespace=NAMESPACE, log_to_driver=False)
+        ray.init(address=head.address, namespace=DEFAULT_NAMESPACE, log_to_driver=False)
         endpoint = model_endpoint(LLMResource())
 
         probe = request("same")

@@ -38,14 +38,14 @@ def main() -> None:
 
     from fleet_dagster.core.request import parse_request
     from fleet_dagster.llm.endpoint import LLMEndpoint, max_in_flight_for
-    from fleet_dagster.ray_cluster.actors import NAMESPACE
+    from fleet_dagster.ray_cluster.cluster_settings import DEFAULT_NAMESPACE
     from fleet_dagster.ray_cluster.council_client import CouncilClient
     from fleet_dagster.ray_cluster.local_head import ensure_local_head, stop_local_head
     from fleet_dagster.sim_llm.server import SimLLMServer, SimSettings
 
     state_dir = Path(os.environ["FLEET_HOME"]) / "ray"
     head = ensure_local_head(state_dir)
-    ray.init(address=head.address, namespace=NAMESPACE, log_to_driver=False)
+    ray.init(address=head.address, namespace=DEFAULT_NAMESPACE, log_to_driver=False)
     roles = ["DEV", "QA", "ARCHITECT", "DEVOPS", "DATA"][: args.roles]
     settings = SimSettings(
         latency_s=args.latency, per_token_s=args.per_token, capacity=args.capacity, output_tokens=args.output_tokens
