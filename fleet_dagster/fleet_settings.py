@@ -1,13 +1,15 @@
-"""Every setting a fleet process reads from its environment, in one object read once at the process's edge (the
-code location's definitions, the CLI). The chart renders each variable; tests/integration/test_helm.py checks
-that what it renders and what the code reads are the same set."""
+"""The fleet's settings, each group declared once (its fields' aliases name the variables) and read at a process's
+edge: the code location reads `FleetSettings` when it loads; a run's or a tick's resources read theirs when they are
+set up; an actor reads its store's when it starts; the CLI reads what its command needs. `FleetSettings.variables()`
+is every variable of every group: the chart renders each one (tests/integration/test_helm.py checks both ways)."""
 
 from collections.abc import Mapping
 
 from pydantic import BaseModel
 
-from fleet_dagster.benchmarks.assets import BenchmarkScheduleSettings
+from fleet_dagster.benchmarks.schedule_settings import BenchmarkScheduleSettings
 from fleet_dagster.core.env_settings import EnvSettings
+from fleet_dagster.deliberation.archive import ARCHIVE_ENV
 from fleet_dagster.deliberation.intake_settings import IntakeSettings
 from fleet_dagster.deliberation.retention_policy import RetentionSettings
 from fleet_dagster.llm.response_store import ResponseStoreSettings
@@ -16,14 +18,13 @@ from fleet_dagster.nats_bridge.settings import NatsSettings
 from fleet_dagster.ray_cluster.cluster_settings import RayClusterSettings
 
 # Where fleet-dagster keeps state and finds its resources: read where they are used.
-PATHS = ("FLEET_HOME", "DAGSTER_HOME", "FLEET_ARCHIVE_DIR", "FLEET_RESOURCES_DIR")
+PATHS = ("FLEET_HOME", "DAGSTER_HOME", ARCHIVE_ENV, "FLEET_RESOURCES_DIR")
 
 
 class FleetSettings(BaseModel):
-    llm: LLMSettings
-    response_store: ResponseStoreSettings
-    nats: NatsSettings | None  # None: the NATS bridge is off
-    ray_cluster: RayClusterSettings
+    """What the code location builds its sensors and schedules from. The model server, NATS, Ray and the response
+    store are read by the resources of each run or tick when they are set up (and by an actor when it starts)."""
+
     intake: IntakeSettings
     retention: RetentionSettings
     benchmarks: BenchmarkScheduleSettings
@@ -31,10 +32,6 @@ class FleetSettings(BaseModel):
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> "FleetSettings":
         return cls(
-            llm=LLMSettings.from_environ(environ),
-            response_store=ResponseStoreSettings.from_environ(environ),
-            nats=NatsSettings.deployed(environ),
-            ray_cluster=RayClusterSettings.from_environ(environ),
             intake=IntakeSettings.from_environ(environ),
             retention=RetentionSettings.from_environ(environ),
             benchmarks=BenchmarkScheduleSettings.from_environ(environ),

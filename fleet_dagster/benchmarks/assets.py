@@ -10,8 +10,8 @@ from fleet_dagster.benchmarks import regression
 from fleet_dagster.benchmarks.history import BENCHMARK_ASSET_KEY, current_and_previous, summaries_by_partition
 from fleet_dagster.benchmarks.quality_stats import markdown_table
 from fleet_dagster.benchmarks.runner import run_suite
+from fleet_dagster.benchmarks.schedule_settings import BenchmarkScheduleSettings
 from fleet_dagster.benchmarks.suites import SuiteChoice
-from fleet_dagster.core.env_settings import DefaultStatus, EnvSettings
 from fleet_dagster.llm.resources import LLMResource
 from fleet_dagster.ray_cluster.resources import RayClusterResource
 from fleet_dagster.run_pods import RUN_POD_TAGS
@@ -136,12 +136,6 @@ benchmark_job = dg.define_asset_job(
     executor_def=dg.in_process_executor,
     tags=RUN_POD_TAGS,
 )
-
-
-class BenchmarkScheduleSettings(EnvSettings):
-    cron: str = Field("0 6 * * *", validation_alias="FLEET_BENCHMARK_CRON")
-    suite: SuiteChoice = Field("all", validation_alias="FLEET_BENCHMARK_SUITE")
-    status: DefaultStatus = Field("STOPPED", validation_alias="FLEET_BENCHMARK_SCHEDULE_STATUS")
 
 
 def benchmark_schedule(settings: BenchmarkScheduleSettings) -> dg.ScheduleDefinition:

@@ -6,7 +6,6 @@ import dagster as dg
 import pytest
 
 from fleet_dagster.benchmarks.assets import (
-    BenchmarkScheduleSettings,
     benchmark_schedule,
     check_accuracy,
     check_against_vote,
@@ -14,6 +13,7 @@ from fleet_dagster.benchmarks.assets import (
     check_latency,
 )
 from fleet_dagster.benchmarks.history import BENCHMARK_ASSET_KEY
+from fleet_dagster.benchmarks.schedule_settings import BenchmarkScheduleSettings
 from fleet_dagster.definitions import defs
 
 pytestmark = pytest.mark.integration
