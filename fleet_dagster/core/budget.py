@@ -11,6 +11,7 @@ reservation its lost predecessor held is the one its call settles.
 """
 
 import math
+import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,11 +28,16 @@ TEMPLATE_TOKENS_PER_MESSAGE = 8
 TEMPLATE_TOKENS = 32
 
 
+# Runs of ASCII letters and spaces: a tokenizer starts a new token where a run starts (after a digit, say).
+_LETTER_RUN = re.compile(r"[A-Za-z\t-\r\x1c-\x1f ]+")  # what str.isalpha() or str.isspace() take in ASCII
+
+
 def bounded_text_tokens(text: str) -> int:
     """A conservative token count of a text, for when no tokenizer answers."""
-    letters = sum(1 for c in text if c.isascii() and (c.isalpha() or c.isspace()))
+    runs = [len(run) for run in _LETTER_RUN.findall(text)]
+    letters = sum(runs)
     marks = sum(1 for c in text if c.isascii()) - letters
-    return math.ceil(letters / LETTERS_PER_TOKEN) + marks + len(text.encode()) - letters - marks
+    return sum(math.ceil(run / LETTERS_PER_TOKEN) for run in runs) + marks + len(text.encode()) - letters - marks
 
 
 def bounded_prompt_tokens(messages: list[dict[str, str]]) -> int:
