@@ -74,7 +74,7 @@ def method_rows(
     read, not rerun)."""
     row = task_row(task, outcome)
     if task.expected is None or not councils:
-        return [{**row, "method": task.mode, "tokens": sum(c.tokens for council in councils for c in council.calls)}]
+        return [{**row, "method": task.mode, "tokens": outcome.total_tokens}]
     council = councils[0]
     proposals = {p.agent_id: p for p in council.proposals}
     if task.mode == "single":

@@ -12,7 +12,7 @@ from fleet_dagster.core.resource_files import resources_dir
 Suite = Literal["speed", "quality"]
 SuiteChoice = Literal[Suite, "all"]  # "all": every suite, one after another
 SUITES: tuple[str, ...] = get_args(Suite)
-SUITE_CHOICES: tuple[str, ...] = (*SUITES, "all")
+SUITE_CHOICES: tuple[str, ...] = get_args(SuiteChoice)
 ANSWER_INSTRUCTION = "Work it out step by step, then end with a line 'Answer: <number>'."
 
 

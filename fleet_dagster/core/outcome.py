@@ -121,6 +121,15 @@ class DeliberationOutcome(BaseModel):
         return "; ".join(error for error in [*self.errors, self.call_errors] if error) or None
 
     @property
+    def brief_winners(self) -> dict[str, BriefWinner]:
+        """What the status document and the final event say of the winners."""
+        return {role: winner.brief() for role, winner in self.winners.items()}
+
+    @property
+    def duration_ms(self) -> int:
+        return round(self.wall_time_s * 1000)
+
+    @property
     def successful_calls(self) -> int:
         return self.agent_calls - self.failed_calls
 

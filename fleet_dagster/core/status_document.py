@@ -46,9 +46,9 @@ def outcome_status(outcome: DeliberationOutcome, run_id: str | None, traceparent
     return StatusDocument(
         **outcome.model_dump(include=_FROM_OUTCOME),
         run_id=run_id,
-        winners={role: winner.brief() for role, winner in outcome.winners.items()},
+        winners=outcome.brief_winners,
         error_message=outcome.error_message,
-        duration_ms=round(outcome.wall_time_s * 1000),
+        duration_ms=outcome.duration_ms,
         traceparent=outcome.traceparent or traceparent,
     )
 

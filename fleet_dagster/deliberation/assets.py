@@ -27,7 +27,8 @@ from fleet_dagster.deliberation.keys_and_tags import (
     TRACEPARENT_TAG,
     deliberation_partitions,
 )
-from fleet_dagster.deliberation.materialization import collected, model_metadata
+from fleet_dagster.deliberation.materialization import collected
+from fleet_dagster.deliberation.metadata_models import model_metadata
 from fleet_dagster.deliberation.outbox import OUTBOX_TAG, PENDING, RUN, RunOutbox
 from fleet_dagster.llm.preflight import PreflightError, preflight
 from fleet_dagster.llm.resources import LLMResource

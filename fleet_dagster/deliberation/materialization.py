@@ -2,33 +2,16 @@
 (numbers and text as they are, for the UI to plot and show; the rest as JSON), read back by status, retention
 and the outbox, plus the tables the asset page shows and the final event."""
 
-from collections.abc import Mapping
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple
 
 import dagster as dg
 import pandas as pd
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from fleet_dagster.core.outcome import DeliberationOutcome
+from fleet_dagster.deliberation.metadata_models import model_metadata
 from fleet_dagster.deliberation.tables import proposals_frame, winners_markdown, winning_proposals_markdown
 from fleet_dagster.nats_bridge.event_builders import FINAL_EVENT_METADATA_KEY, final_event, stored_event
-
-Model = TypeVar("Model", bound=BaseModel)
-
-
-def model_metadata(model: BaseModel) -> dict[str, Any]:
-    return {
-        name: dg.MetadataValue.json(value) if isinstance(value, dict | list) else value
-        for name, value in model.model_dump(mode="json").items()
-    }
-
-
-def model_from_metadata(model_type: type[Model], metadata: Mapping[str, dg.MetadataValue]) -> Model | None:
-    """None when the metadata is not such a model's (written by an earlier release)."""
-    try:
-        return model_type.model_validate({name: entry.value for name, entry in metadata.items()})
-    except ValidationError:
-        return None
 
 
 class Collected(NamedTuple):

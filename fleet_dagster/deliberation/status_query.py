@@ -10,7 +10,7 @@ from fleet_dagster.core.status import DeliberationStatus
 from fleet_dagster.core.status_document import DeliberationProgress, StatusDocument, outcome_status
 from fleet_dagster.deliberation.archive import DeliberationArchive
 from fleet_dagster.deliberation.keys_and_tags import DELIBERATION_ASSET_KEY, DELIBERATION_ID_TAG, TRACEPARENT_TAG
-from fleet_dagster.deliberation.materialization import model_from_metadata
+from fleet_dagster.deliberation.metadata_models import model_from_metadata
 
 PARTITION_TAG = "dagster/partition"
 DELIBERATION_JOB_NAME = "deliberation_job"  # assets.py's; importing it would load the asset's dependencies here

@@ -13,9 +13,6 @@ from fleet_dagster.core.records import ChatRequest, ChatResult
 from fleet_dagster.llm import sdk_calls
 from fleet_dagster.llm.prepared_call import PreparedCall, prepare_call
 
-# Counting takes the API milliseconds; longer means it is busy, and the bound answers instead.
-COUNT_TOKENS_TIMEOUT_S = 5.0
-
 
 def messages_arguments(call: PreparedCall) -> dict:
     """The arguments of `messages.create` for a prepared call."""
@@ -43,7 +40,7 @@ class AnthropicMessagesModel(sdk_calls.SdkBackend):
     async def prompt_tokens(self, request: ChatRequest) -> int:
         call = prepare_call(self.endpoint, request)
         arguments = messages_arguments(call)
-        client = self._client(call.base_url).with_options(timeout=COUNT_TOKENS_TIMEOUT_S, max_retries=0)
+        client = self._client(call.base_url).with_options(timeout=sdk_calls.COUNT_TOKENS_TIMEOUT_S, max_retries=0)
         try:
             counted = await client.messages.count_tokens(
                 model=arguments["model"], messages=arguments["messages"], **_system(arguments)

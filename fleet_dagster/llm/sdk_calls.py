@@ -13,6 +13,9 @@ from fleet_dagster.core.records import ChatRequest, ChatResult
 from fleet_dagster.llm.endpoint import LLMEndpoint
 from fleet_dagster.llm.prepared_call import PreparedCall, prepare_call
 
+# Counting a prompt's tokens takes a server milliseconds; longer means it is busy, and the bound answers instead.
+COUNT_TOKENS_TIMEOUT_S = 5.0
+
 
 class SdkBackend:
     sdk: ModuleType  # the client's module: its error classes

@@ -11,10 +11,9 @@ from collections.abc import Callable
 import openai
 
 from fleet_dagster.core.budget import bounded_prompt_tokens, bounded_text_tokens
+from fleet_dagster.llm.sdk_calls import COUNT_TOKENS_TIMEOUT_S
 
 TOKENIZE_PATH = "/tokenize"
-# Counting takes the server milliseconds; longer means it is busy, and the bound answers instead.
-TOKENIZE_TIMEOUT_S = 5.0
 # What says a server cannot count for us: no route, no such method, a body it does not take.
 NO_TOKENIZER_STATUSES = {400, 404, 405, 422, 501}
 
@@ -42,7 +41,7 @@ class Tokenizer:
     async def _count(self, base_url: str, body: dict) -> int | None:
         if base_url in self._absent:
             return None
-        client = self._client_for(base_url).with_options(timeout=TOKENIZE_TIMEOUT_S, max_retries=0)
+        client = self._client_for(base_url).with_options(timeout=COUNT_TOKENS_TIMEOUT_S, max_retries=0)
         try:
             answer = await client.post(server_root(base_url) + TOKENIZE_PATH, cast_to=object, body=body)
         except openai.APIStatusError as exc:

@@ -76,11 +76,11 @@ def final_event(outcome: DeliberationOutcome, run_id: str) -> tuple[str, BaseMod
     common = {
         "deliberation_id": outcome.deliberation_id,
         "run_id": run_id,
-        "winners": {role: winner.brief() for role, winner in outcome.winners.items()},
+        "winners": outcome.brief_winners,
         "total_agents": outcome.expected_count,
         "successful_responses": outcome.successful_calls,
         "failed_responses": outcome.failed_calls,
-        "duration_ms": round(outcome.wall_time_s * 1000),
+        "duration_ms": outcome.duration_ms,
         "completed_at": datetime.now(UTC).isoformat(),
         "traceparent": outcome.traceparent,
     }

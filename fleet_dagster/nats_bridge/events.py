@@ -4,12 +4,12 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from fleet_dagster.core.outcome import BriefWinner
+from fleet_dagster.core.outcome import BriefWinner, DeliberationOutcome
 from fleet_dagster.core.records import Phase
 from fleet_dagster.core.status import DeliberationStatus
 from fleet_dagster.nats_bridge.subjects import Subject
 
-WINNERS_DESCRIPTION = "Per role that has one, its winner."
+WINNERS_DESCRIPTION = DeliberationOutcome.model_fields["winners"].description
 
 
 class FieldError(BaseModel):

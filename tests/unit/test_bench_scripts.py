@@ -23,7 +23,6 @@ def test_what_a_bench_script_imports_exists(script: Path):
     missing = [
         f"{module}.{name}"
         for module, name in package_imports(script)
-        if not hasattr(importlib.import_module(module), name)
-        and importlib.util.find_spec(f"{module}.{name}") is None
+        if not hasattr(importlib.import_module(module), name) and importlib.util.find_spec(f"{module}.{name}") is None
     ]
     assert missing == []

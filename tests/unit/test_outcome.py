@@ -16,7 +16,7 @@ from fleet_dagster.core.records import AgentCall, CouncilResult, Proposal, Selec
 from fleet_dagster.core.request import parse_request
 from fleet_dagster.core.status import DeliberationStatus
 from fleet_dagster.core.status_document import outcome_status
-from fleet_dagster.deliberation.materialization import model_from_metadata, model_metadata
+from fleet_dagster.deliberation.metadata_models import model_from_metadata, model_metadata
 from fleet_dagster.nats_bridge.schemas import STATUS_DOCUMENT_SCHEMA, committed_schema
 
 FELL_BACK = {"fallback_reason": "no proposal states a final answer"}
