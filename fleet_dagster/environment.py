@@ -12,7 +12,7 @@ def resources_for_environment() -> dict[str, dg.ConfigurableResource]:
     """Embedded default unless the environment names a cluster (RAY_ADDRESS), an endpoint (FLEET_LLM_URL)
     or a NATS server (NATS_URL)."""
     return {
-        # NATS, Ray and the model server are read from the environment when a run needs them, never from run config.
+        # NATS, Ray and the model server are read from the environment when a run sets them up, never from run config.
         "nats": NatsResource(),
         "ray_cluster": RayClusterResource(),
         "llm": LLMResource(),

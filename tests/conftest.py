@@ -2,6 +2,7 @@
 
 import os
 import signal
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -64,6 +65,8 @@ def ray_namespace(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
     yield namespace
     if "ray_head" in request.fixturenames:
         stop_namespace_actors(request.getfixturevalue("ray_head"), namespace)
+    elif (ray := sys.modules.get("ray")) is not None and ray.is_initialized():
+        ray.shutdown()  # whatever connected, the next test connects to its own namespace
 
 
 @pytest.fixture(scope="session")

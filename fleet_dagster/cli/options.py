@@ -76,7 +76,10 @@ def llm_options(command):
         help="Serve every role with this model (a name the server serves).",
     )(command)
     return click.option(
-        "--llm-url", envvar=LLM_ENV["base_url"], default=None, help="OpenAI-compatible endpoint; default: embedded."
+        "--llm-url",
+        envvar=LLM_ENV["base_url"],
+        default=None,
+        help="The model server (its protocol: FLEET_LLM_API); default: embedded.",
     )(command)
 
 

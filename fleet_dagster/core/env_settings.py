@@ -1,6 +1,7 @@
 """Settings read from a process's environment. Each field names its variable once (its alias); a process reads its
 settings once, at its edge (the CLI, the code location, a run's resources, an actor's start), and passes them down.
-Core reads no environment itself: the edge hands it the mapping."""
+Core reads no setting from the environment itself (the edge hands it the mapping); only where its resource files
+are (FLEET_RESOURCES_DIR, a path) is looked up where it is used."""
 
 import json
 from collections.abc import Mapping

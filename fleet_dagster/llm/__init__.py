@@ -1,1 +1,2 @@
-"""Language-model adapters: any OpenAI-compatible endpoint, or the embedded small model."""
+"""Language-model adapters: an OpenAI-compatible or an Anthropic messages endpoint (backends.py), or the embedded
+small model."""

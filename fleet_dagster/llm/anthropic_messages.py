@@ -43,7 +43,7 @@ class AnthropicMessagesModel(sdk_calls.SdkBackend):
         client = self._client(call.base_url).with_options(timeout=sdk_calls.COUNT_TOKENS_TIMEOUT_S, max_retries=0)
         try:
             counted = await client.messages.count_tokens(
-                model=arguments["model"], messages=arguments["messages"], **_system(arguments)
+                **{name: arguments[name] for name in ("model", "messages", "system") if name in arguments}
             )
         except anthropic.APIError:
             return bounded_prompt_tokens(call.arguments["messages"])
@@ -74,7 +74,3 @@ class AnthropicMessagesModel(sdk_calls.SdkBackend):
                     completion_tokens = event.usage.output_tokens
         result = sdk_calls.answered("".join(parts), prompt_tokens, completion_tokens, model)
         return result.model_copy(update={"first_token_ms": first_token_ms})
-
-
-def _system(arguments: dict) -> dict:
-    return {"system": arguments["system"]} if "system" in arguments else {}

@@ -98,18 +98,17 @@ class GuardedCalls:
         return await self._models.get(endpoint).prompt_tokens(request)
 
     async def _call(self, endpoint: LLMEndpoint, call: PreparedCall, request: ChatRequest) -> ChatResult:
-        base_url = call.base_url
-        guard = self.guard(endpoint, base_url)
+        guard = self.guard(endpoint, call.base_url)
         refused = guard.breaker.refusal()
         if refused:
-            return ChatResult(error=f"{refused}: {display_url(base_url)}")
+            return ChatResult(error=f"{refused}: {call.display_url}")
         deadline_at = request.deadline_at or time.time() + request.timeout_s
         queued_at = time.time()
         try:
             waited_s = await guard.limiter.acquire(request.deliberation_id, deadline_at - time.time() - MIN_CALL_S)
         except TimeoutError:
             return ChatResult(
-                error=f"deadline reached while waiting for a slot at {display_url(base_url)} "
+                error=f"deadline reached while waiting for a slot at {call.display_url} "
                 f"({guard.limiter.limit} calls in flight from this caller, {guard.limiter.waiting} waiting)",
                 queue_ms=(time.time() - queued_at) * 1000,
             )

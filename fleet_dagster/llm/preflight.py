@@ -4,13 +4,12 @@ and one whose context is too short cuts answers silently: both are refused up fr
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import ModuleType
 
-import openai
 from pydantic import BaseModel
 
 from fleet_dagster.core.profiles import load_profile
 from fleet_dagster.core.request import DeliberationRequest, context_errors
+from fleet_dagster.llm.backends import sdk_client
 from fleet_dagster.llm.endpoint import Api, LLMEndpoint
 from fleet_dagster.llm.settings import display_url
 
@@ -46,10 +45,8 @@ def list_served_models(
 ) -> list[ServedModel]:
     """The server's models as its protocol lists them (GET models), each of two tries within `timeout_s`. Raises
     PreflightError when the server does not answer with a list."""
-    sdk = _sdk(api)
-    client = (sdk.Anthropic if api == "anthropic" else sdk.OpenAI)(
-        base_url=base_url, api_key=api_key, max_retries=1, timeout=timeout_s
-    )
+    sdk, client_class = sdk_client(api)
+    client = client_class(base_url=base_url, api_key=api_key, max_retries=1, timeout=timeout_s)
     try:
         page = client.models.list()
     except sdk.APIError as exc:
@@ -58,14 +55,6 @@ def list_served_models(
     finally:
         client.close()
     return [ServedModel(name=m.id, max_model_len=(m.model_extra or {}).get("max_model_len")) for m in page.data]
-
-
-def _sdk(api: Api) -> ModuleType:
-    if api == "anthropic":  # imported only where a deployment speaks it
-        import anthropic
-
-        return anthropic
-    return openai
 
 
 def check_models(

@@ -1,4 +1,5 @@
-"""A deployment's model server: read from the environment when a run needs it, never from run config.
+"""A deployment's model server: read from the environment once, when a run's (or a tick's) resources are set up,
+or chosen by the CLI for as long as its command (`chosen_llm_settings`); never from run config.
 
 Run config replaces a resource's whole configuration, so settings kept there were lost whenever a launch
 set any other field (a URL given on the command line dropped the deployment's model), and a launch could

@@ -99,7 +99,8 @@ class DeliberationCanceled(DeliberationEvent):
     completed_at: str = Field(description="When the deliberation's outbox found the run canceled.")
 
 
-# subject (without prefix) -> model; also the list of JSON Schemas in resources/schemas/
+# subject (without prefix) -> model; with the request's and the status document's, the JSON Schemas in
+# resources/schemas/ (schemas.py)
 EVENT_SUBJECTS: dict[Subject, type[BaseModel]] = {
     Subject.ACCEPTED: DeliberationAccepted,
     Subject.REJECTED: DeliberationRejected,

@@ -24,14 +24,14 @@ from fleet_dagster import __version__
 from fleet_dagster.core.budget import bounded_prompt_tokens
 from fleet_dagster.core.council import council_for
 from fleet_dagster.core.records import AgentCall, ChatRequest, ChatResult, CouncilResult
-from fleet_dagster.core.request import MAX_DEADLINE_S, DeliberationRequest
+from fleet_dagster.core.request import DeliberationRequest
 from fleet_dagster.llm.backends import chat_backend
 from fleet_dagster.llm.embedded import EngineSettings
 from fleet_dagster.llm.endpoint import LLMEndpoint
 from fleet_dagster.llm.guarded_calls import GuardedCalls
 from fleet_dagster.llm.prepared_call import PreparedCall, prepare_call
 from fleet_dagster.llm.response_store import replay_document
-from fleet_dagster.ray_cluster.council_host import UNCOLLECTED_TTL_S, CouncilHost
+from fleet_dagster.ray_cluster.council_host import UNRELEASED_TTL_S, CouncilHost
 from fleet_dagster.ray_cluster.expiring import Expiring
 from fleet_dagster.ray_cluster.ledger_store import forget_charges, load_charges, save_charge
 from fleet_dagster.ray_cluster.ledgers import Ledgers
@@ -268,7 +268,7 @@ class CouncilRunner:
         if key in self._counted:
             return
         self._counted.prune()
-        self._counted.put(key, None, time.time() + MAX_DEADLINE_S + UNCOLLECTED_TTL_S)
+        self._counted.put(key, None, time.time() + UNRELEASED_TTL_S)
         if event == STARTED:
             record_deliberation_started()
         else:

@@ -8,9 +8,13 @@ from dataclasses import dataclass
 
 from fleet_dagster.core.council import Council, run_council
 from fleet_dagster.core.records import AgentCall, CouncilResult
+from fleet_dagster.core.request import MAX_DEADLINE_S
 from fleet_dagster.ray_cluster.expiring import Expiring
 
 UNCOLLECTED_TTL_S = 3600.0
+# What a runner keeps of a deliberation nobody released (its run died) goes this long after it started: no
+# deliberation runs longer than MAX_DEADLINE_S, and its result waits UNCOLLECTED_TTL_S more.
+UNRELEASED_TTL_S = MAX_DEADLINE_S + UNCOLLECTED_TTL_S
 
 
 @dataclass

@@ -6,8 +6,7 @@ import time
 from collections.abc import Callable
 
 from fleet_dagster.core.budget import Charge, TokenLedger
-from fleet_dagster.core.request import MAX_DEADLINE_S
-from fleet_dagster.ray_cluster.council_host import UNCOLLECTED_TTL_S
+from fleet_dagster.ray_cluster.council_host import UNRELEASED_TTL_S
 from fleet_dagster.ray_cluster.expiring import Expiring
 
 
@@ -21,7 +20,6 @@ class Ledgers:
     ) -> None:
         self._load, self._save, self._forget = load, save, forget
         self._clock = clock
-        # A ledger whose deliberation nobody released (its run died): none runs longer than MAX_DEADLINE_S.
         self._ledgers: Expiring[str, TokenLedger] = Expiring(on_expire=lambda d, _: forget(d), clock=clock)
 
     def reserve(self, deliberation_id: str, limit: int, key: str, tokens: int) -> bool:
@@ -45,5 +43,5 @@ class Ledgers:
         if ledger is None:
             self._ledgers.prune()
             ledger = TokenLedger(limit, self._load(deliberation_id))
-            self._ledgers.put(deliberation_id, ledger, self._clock() + MAX_DEADLINE_S + UNCOLLECTED_TTL_S)
+            self._ledgers.put(deliberation_id, ledger, self._clock() + UNRELEASED_TTL_S)
         return ledger

@@ -70,8 +70,6 @@ class RayClusterResource(RayResource):
     def connect(self, context: AnyDagsterContext) -> BaseContext:  # type: ignore[override]  # theirs is retry-wrapped
         # dagster-ray's connect also configures Ray Data, which would pull in pyarrow for nothing.
         # Read from the class: mypy's pydantic plugin mistakes the instance attribute of a ClassVar override.
-        if ray.is_initialized() and ray.get_runtime_context().namespace != self._namespace:
-            ray.shutdown()  # a process that ran another fleet's steps (a test session) joins this one's namespace
         self._context = ray.init(address=self.ray_address, namespace=self._namespace, **type(self).ray_init_options)
         return self._context
 

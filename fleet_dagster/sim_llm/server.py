@@ -1,4 +1,5 @@
-"""An OpenAI-compatible chat server that behaves like a vLLM server under load, without a GPU.
+"""A chat server that behaves like a vLLM server under load, without a GPU: OpenAI's chat completions, and
+Anthropic's messages (`/v1/messages`, `/v1/messages/count_tokens`; sim_llm/wires.py shapes each protocol).
 
 - Latency: time to first token (`latency_s`) plus `per_token_s` per generated token; at most
   `capacity` sequences at once, the rest wait in a queue (continuous batching in miniature).
@@ -7,7 +8,7 @@
   A `response_format` JSON Schema gets JSON that fits it, as guided decoding gives.
 - Told answers: per agent, the texts of its successive answers that are not JSON (proposals, revisions),
   cycling (`answers`), so that a test decides what a council proposes: loops, echoes, final answers.
-- Streaming (`"stream": true`) as server-sent events, with `usage` when asked.
+- Streaming (`"stream": true`) as server-sent events, with `usage` when asked (always, on the messages wire).
 - Tokens: `POST /tokenize` as vLLM serves it (`{"messages": [...]}` with the chat template, or `{"prompt": ...}`),
   and `usage` counts prompts the same way: a word is a token, each digit one more, and the template adds
   tokens per message (`tokenize=False`: a server without the route, as behind a gateway).
