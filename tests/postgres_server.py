@@ -232,7 +232,4 @@ class LocalPostgres:
                     raise RuntimeError(f"PostgreSQL exited on port {self.port}: {error}\n{self.log()}") from None
                 return False
 
-        try:
-            wait_until(session, timeout_s, f"a PostgreSQL session on port {self.port}")
-        except TimeoutError as error:
-            raise RuntimeError(f"{error}\n{self.log()}") from None
+        wait_until(session, timeout_s, f"a PostgreSQL session on port {self.port}", detail=self.log)

@@ -166,5 +166,7 @@ def stack(
             stack.wait_serving("webserver", stack.webserver_port)
             yield stack
         finally:
-            stack.stop_all()
-            stop_namespace_actors(ray_head, STACK_NAMESPACE)
+            try:
+                stack.stop_all()
+            finally:
+                stop_namespace_actors(ray_head, STACK_NAMESPACE)

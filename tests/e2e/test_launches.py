@@ -29,10 +29,7 @@ def runs_of_partition(dagster: dg.DagsterInstance, partition: str) -> list[dg.Da
 
 def wait_for(predicate, timeout_s: float, what: str, stack=None, poll_s: float = 1.0):
     """wait_until, failing with the daemon's log when the stack is given."""
-    try:
-        return wait_until(predicate, timeout_s, what, poll_s)
-    except TimeoutError as exc:
-        raise AssertionError(f"{exc}" + (f"\n{stack.log('daemon')}" if stack else "")) from None
+    return wait_until(predicate, timeout_s, what, poll_s, detail=(lambda: stack.log("daemon")) if stack else None)
 
 
 def fleet_status(stack, deliberation_id: str) -> dict:

@@ -18,6 +18,7 @@ from fleet_dagster.llm.preflight import check_models, model_listing
 from fleet_dagster.llm.tokenizer import server_root
 from fleet_dagster.ray_cluster.deliberate import deliberate_on_ray
 from fleet_dagster.sim_llm.server import prompt_tokens
+from tests.integration.test_sim_llm import request as sim_request
 
 pytestmark = pytest.mark.integration
 
@@ -25,21 +26,9 @@ KEY = "sk-ant-test"
 MESSAGES = [{"role": "system", "content": "You are a DEV."}, {"role": "user", "content": "Design a cache for 3 users"}]
 
 
-def request(agent: str = "agent-dev-001", **fields) -> ChatRequest:
-    values = {
-        "deliberation_id": "d",
-        "agent_id": agent,
-        "role": "DEV",
-        "phase": "propose",
-        "round": 0,
-        "model": "sim-model",
-        "messages": MESSAGES,
-        "temperature": 0.7,
-        "max_tokens": 64,
-        "seed": 1,
-        "timeout_s": 5,
-    }
-    return ChatRequest.model_validate(values | fields)
+def request(agent: str = "agent-dev-001") -> ChatRequest:
+    """With a system prompt: the messages wire carries it apart from the messages."""
+    return sim_request(agent_id=agent, messages=MESSAGES, temperature=0.7)
 
 
 def anthropic_endpoint(server, **fields) -> LLMEndpoint:
@@ -86,7 +75,7 @@ def test_anthropic_errors_are_results_and_server_faults_trip_the_circuit(sim_llm
     assert asyncio.run(wrong_key.complete(request())).error == "HTTP 401: invalid API key"
 
 
-def test_guarded_calls_prepare_a_call_once_and_send_it_through_the_endpoints_backend(sim_llm_factory):
+def test_guarded_calls_send_a_call_through_the_endpoints_backend(sim_llm_factory):
     server = sim_llm_factory(latency_s=0.01, output_tokens=5, api_key=KEY)
     seen: list[str] = []
     calls = GuardedCalls(chat_backend, store=None, on_result=lambda url, result: seen.append(url))
@@ -105,7 +94,7 @@ def test_preflight_lists_an_anthropic_servers_models(sim_llm_factory):
         check_models(unserved, {"DEV": "sim-model"}, model_listing(unserved))
 
 
-def test_a_deliberation_on_ray_through_an_anthropic_endpoint(runner, sim_llm_factory):
+def test_a_deliberation_on_ray_through_an_anthropic_endpoint(ray_connected, sim_llm_factory):
     """The whole path: the council runner's pool prepares each call, the agent caller picks the endpoint's
     backend, and every call of the deliberation speaks messages to the server."""
     server = sim_llm_factory(latency_s=0.02, output_tokens=30, api_key=KEY)

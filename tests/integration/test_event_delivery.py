@@ -18,7 +18,6 @@ from fleet_dagster.definitions import defs
 from fleet_dagster.deliberation.intake_settings import IntakeSettings
 from fleet_dagster.deliberation.run_config import run_config_for
 from fleet_dagster.deliberation.sensors import outbox_sensor
-from fleet_dagster.nats_bridge.local_server import LocalNatsServer
 from tests import nats_helpers
 from tests.waiting import wait_until
 
@@ -45,12 +44,10 @@ def agent_events(url: str) -> Counter:
 
 
 def test_no_event_is_lost_or_doubled_when_nats_is_down_during_plan_and_collect(
-    tmp_path, ray_head, instance, sim_llm_factory, deploy_llm, deploy_nats
+    nats_server, instance, sim_llm_factory, deploy_llm
 ):
     server = sim_llm_factory(latency_s=2.0)  # the councils (3 calls in a row) outlast both outages
     deploy_llm(server)
-    nats_server = LocalNatsServer(tmp_path / "jetstream").start()
-    deploy_nats(nats_server.url)
     nats_helpers.publish_raw(nats_server.url, [])  # the stream exists; then NATS goes away
     nats_server.stop()
 
@@ -97,84 +94,76 @@ def test_no_event_is_lost_or_doubled_when_nats_is_down_during_plan_and_collect(
         assert min(stored_at) >= back["at"], "the collect step's events waited for NATS to come back"
     finally:
         chaos.join()
-        nats_server.stop()
 
 
 def test_a_final_event_nats_did_not_take_waits_in_the_outbox_and_is_published_later(
-    tmp_path, ray_head, instance, dagster_home, sim_llm_factory, monkeypatch, deploy_llm, deploy_nats
+    nats_server, instance, dagster_home, sim_llm_factory, monkeypatch, deploy_llm
 ):
     monkeypatch.setenv("FLEET_NATS_PUBLISH_RETRY_S", "1")
     server = sim_llm_factory(latency_s=0.05)
     deploy_llm(server)
-    nats_server = LocalNatsServer(tmp_path / "jetstream")
-    deploy_nats(nats_server.url)
+    nats_server.stop()  # down for the whole run
     outcome = run_deliberation(instance, "unheard", rounds=0)
     assert outcome.success  # the deliberation is done; its events' delivery is the outbox's business
     said = [record.user_message for record in instance.all_logs(outcome.run_id) if record.level >= logging.WARNING]
     assert any("wait in the run's outbox" in message for message in said), said
 
-    with nats_server:
-        nats_helpers.evaluate_sensor(outbox_sensor(IntakeSettings()), instance)
-        by_hand = CliRunner().invoke(cli, ["republish", "unheard"], env={"NATS_URL": nats_server.url})
-        assert by_hand.exit_code == 0 and "deliberation.completed" in by_hand.output, by_hand.output
-        completed = nats_helpers.stored_events(nats_server.url, "deliberation.completed")
+    nats_server.start()
+    nats_helpers.evaluate_sensor(outbox_sensor(IntakeSettings()), instance)
+    by_hand = CliRunner().invoke(cli, ["republish", "unheard"], env={"NATS_URL": nats_server.url})
+    assert by_hand.exit_code == 0 and "deliberation.completed" in by_hand.output, by_hand.output
+    completed = nats_helpers.stored_events(nats_server.url, "deliberation.completed")
     assert [(e["deliberation_id"], e["status"], e["run_id"]) for e in completed] == [
         ("unheard", "COMPLETED", outcome.run_id)
     ]
 
 
-def test_a_second_run_of_a_deliberation_id_publishes_its_own_events(
-    tmp_path, ray_head, instance, sim_llm_factory, deploy_llm, deploy_nats
-):
+def test_a_second_run_of_a_deliberation_id_publishes_its_own_events(nats_server, instance, sim_llm_factory, deploy_llm):
     server = sim_llm_factory(latency_s=0.05)
     deploy_llm(server)
-    with LocalNatsServer(tmp_path / "jetstream") as nats_server:
-        deploy_nats(nats_server.url)
-        first = run_deliberation(instance, "again", rounds=0)
-        second = run_deliberation(instance, "again", rounds=0)
-        assert first.success and second.success
-        calls = agent_events(nats_server.url)
-        completed = nats_helpers.stored_events(nats_server.url, "deliberation.completed")
+    first = run_deliberation(instance, "again", rounds=0)
+    second = run_deliberation(instance, "again", rounds=0)
+    assert first.success and second.success
+    calls = agent_events(nats_server.url)
+    completed = nats_helpers.stored_events(nats_server.url, "deliberation.completed")
     assert sum(calls.values()) == 4 and set(calls.values()) == {2}  # each run's 2 proposals
     assert {e["run_id"] for e in completed} == {first.run_id, second.run_id}
 
 
 def test_a_running_deliberation_id_is_not_taken_over_by_a_second_run(
-    tmp_path, ray_head, instance, dagster_home, sim_llm_factory, deploy_llm, deploy_nats
+    nats_server, instance, dagster_home, sim_llm_factory, deploy_llm
 ):
     server = sim_llm_factory()
     server.hold()  # the first run's councils stay in progress until the second launch has been answered
     deploy_llm(server)
-    with LocalNatsServer(tmp_path / "jetstream") as nats_server:
-        deploy_nats(nats_server.url)
-        outcomes = {}
-        first = threading.Thread(target=lambda: outcomes.update(first=run_deliberation(instance, "once")))
-        first.start()
-        wait_until(lambda: server.requests_by_agent, 120, "the first run's first call")
-        try:
-            # A second launch of the same id, as a user would make it from another shell.
-            second = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "fleet_dagster.cli",
-                    "deliberate",
-                    "Design a cache",
-                    "--role",
-                    "DEV",
-                    "--id",
-                    "once",
-                    "--llm-url",
-                    server.base_url,
-                ],
-                capture_output=True,
-                text=True,
-                timeout=300,
-                env={**os.environ, "DAGSTER_HOME": str(dagster_home)},
-            )
-        finally:
-            server.let_go()
-        first.join(timeout=180)
+    outcomes = {}
+    first = threading.Thread(target=lambda: outcomes.update(first=run_deliberation(instance, "once")))
+    first.start()
+    wait_until(lambda: server.requests_by_agent, 120, "the first run's first call")
+    try:
+        # A second launch of the same id, as a user would make it from another shell.
+        second = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "fleet_dagster.cli",
+                "deliberate",
+                "Design a cache",
+                "--role",
+                "DEV",
+                "--id",
+                "once",
+                "--llm-url",
+                server.base_url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, "DAGSTER_HOME": str(dagster_home)},
+        )
+    finally:
+        server.let_go()
+    first.join(timeout=180)
 
     assert second.returncode == 1, second.stderr
     assert "already running in run" in second.stdout.replace("\n", "")

@@ -102,18 +102,14 @@ def test_a_used_id_is_rejected_even_across_ticks(nats_server, instance):
     assert "already used" in stored(nats_server, "deliberation.rejected")[0]["errors"][0]["message"]
 
 
-def test_nats_down_skips_and_nothing_is_lost(tmp_path, instance, ray_head):
-    server = LocalNatsServer(tmp_path / "jetstream").start()
-    try:
-        publish_raw(server, [request_body(i, deliberation_id=f"kept-{i}") for i in range(5)])
-        server.stop()
-        skipped = evaluate(server, instance, "0")
-        assert isinstance(skipped, dg.SkipReason) and "unreachable" in skipped.skip_message
-        server.start()  # same port, same file-backed store
-        caught_up = evaluate(server, instance, "0")
-        assert sorted(r.run_key for r in caught_up.run_requests) == [f"kept-{i}" for i in range(5)]
-    finally:
-        server.stop()
+def test_nats_down_skips_and_nothing_is_lost(nats_server, instance):
+    publish_raw(nats_server, [request_body(i, deliberation_id=f"kept-{i}") for i in range(5)])
+    nats_server.stop()
+    skipped = evaluate(nats_server, instance, "0")
+    assert isinstance(skipped, dg.SkipReason) and "unreachable" in skipped.skip_message
+    nats_server.start()  # same port, same file-backed store
+    caught_up = evaluate(nats_server, instance, "0")
+    assert sorted(r.run_key for r in caught_up.run_requests) == [f"kept-{i}" for i in range(5)]
 
 
 def test_a_request_the_model_server_cannot_serve_is_rejected(nats_server, instance, sim_llm_factory, deploy_llm):

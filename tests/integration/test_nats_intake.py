@@ -5,7 +5,6 @@ import json
 import shutil
 import socket
 import threading
-import time
 
 import dagster as dg
 import jsonschema
@@ -22,6 +21,7 @@ from fleet_dagster.nats_bridge.schemas import schema_for_subject
 from fleet_dagster.nats_bridge.settings import NatsSettings
 from fleet_dagster.nats_bridge.submit import submit_request
 from tests import nats_helpers
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -172,8 +172,11 @@ def test_submit_wait_follows_the_run_its_request_joined(nats_server, instance):
     settings = NatsSettings(url=nats_server.url)
     waiter = threading.Thread(target=lambda: waited.update(outcome=asyncio.run(submit_request(settings, request, 30))))
     waiter.start()
-    while len(nats_helpers.stored_events(nats_server.url, "deliberation.requested")) < 2:
-        time.sleep(0.05)
+    wait_until(
+        lambda: len(nats_helpers.stored_events(nats_server.url, "deliberation.requested")) >= 2,
+        30,
+        "the submitted request and its retry",
+    )
     conflicting = {**event, "stream_seq": 999, "errors": [{"field": "deliberation_id", "message": "taken"}]}
     nats_helpers.publish_raw(nats_server.url, [json.dumps(conflicting).encode()], "deliberation.rejected")
     evaluate(nats_server, instance, None)  # the retry is answered as a duplicate of the first request

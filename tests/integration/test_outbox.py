@@ -70,28 +70,23 @@ def canceled_run(instance: dg.DagsterInstance, deliberation_id: str) -> dg.Dagst
 
 
 def test_every_event_arrives_once_after_an_outage_longer_than_every_retry(
-    tmp_path, ray_head, instance, dagster_home, sim_llm_factory, monkeypatch, deploy_llm, deploy_nats
+    nats_server, instance, dagster_home, sim_llm_factory, monkeypatch, deploy_llm
 ):
     monkeypatch.setenv("FLEET_NATS_PUBLISH_RETRY_S", "1")  # minutes in production: the outage outlasts them
     deploy_llm(sim_llm_factory(latency_s=0.05))
-    nats_server = LocalNatsServer(tmp_path / "jetstream").start()
-    deploy_nats(nats_server.url)
     nats_helpers.publish_raw(nats_server.url, [])  # the stream exists; then NATS goes away
     nats_server.stop()
     cursors: dict[str, str | None] = {}
-    try:
-        tick_delivery_sensors(dagster_home, cursors)  # the daemon ran before the outage
-        outcome = run_deliberation(instance, "patient")
-        called_off = canceled_run(instance, "called-off")
-        for _ in range(2):  # NATS still down; the daemon restarts between ticks
-            tick_delivery_sensors(dagster_home, cursors)
-        nats_server.start()
-        for _ in range(2):  # a second tick after delivery publishes nothing again
-            tick_delivery_sensors(dagster_home, cursors)
-        arrived = nats_helpers.stored_msg_ids(nats_server.url)
-        canceled = nats_helpers.stored_events(nats_server.url, "deliberation.canceled")
-    finally:
-        nats_server.stop()
+    tick_delivery_sensors(dagster_home, cursors)  # the daemon ran before the outage
+    outcome = run_deliberation(instance, "patient")
+    called_off = canceled_run(instance, "called-off")
+    for _ in range(2):  # NATS still down; the daemon restarts between ticks
+        tick_delivery_sensors(dagster_home, cursors)
+    nats_server.start()
+    for _ in range(2):  # a second tick after delivery publishes nothing again
+        tick_delivery_sensors(dagster_home, cursors)
+    arrived = nats_helpers.stored_msg_ids(nats_server.url)
+    canceled = nats_helpers.stored_events(nats_server.url, "deliberation.canceled")
 
     run_id = outcome.run_id
     agents = [key for key in arrived if key[0] == "agent.response.completed"]

@@ -42,6 +42,8 @@ def test_two_namespaces_share_no_runner_and_no_token_ledger(ray_head, ray_namesp
 
             wait_until(restarted, 60, "the runner's restart", poll_s=0.5)
             assert not ray.get(runner.reserve_tokens.remote("shared-id", 100, "one-more", 30), timeout=60)
+            # Its own 80 were read back, not the other namespace's too: 20 more still fit.
+            assert ray.get(runner.reserve_tokens.remote("shared-id", 100, "fits", 20), timeout=60)
         finally:
             ray.shutdown()
     finally:

@@ -23,20 +23,21 @@ def chat(server, model="sim-model", **kwargs):
 
 
 def request(model: str = "sim-model", **fields) -> ChatRequest:
-    return ChatRequest(
-        deliberation_id="d",
-        agent_id="agent-dev-001",
-        role="DEV",
-        phase="propose",
-        round=0,
-        model=model,
-        messages=[{"role": "user", "content": "Design a cache"}],
-        temperature=0.5,
-        max_tokens=64,
-        seed=1,
-        timeout_s=5,
-        **fields,
-    )
+    """An agent's call to the simulated server; any field may be given instead."""
+    values = {
+        "deliberation_id": "d",
+        "agent_id": "agent-dev-001",
+        "role": "DEV",
+        "phase": "propose",
+        "round": 0,
+        "model": model,
+        "messages": [{"role": "user", "content": "Design a cache"}],
+        "temperature": 0.5,
+        "max_tokens": 64,
+        "seed": 1,
+        "timeout_s": 5,
+    }
+    return ChatRequest.model_validate(values | fields)
 
 
 def test_models_health_and_deterministic_text_of_the_requested_length(sim_llm_factory):

@@ -21,6 +21,7 @@ from fleet_dagster.nats_bridge.local_server import LocalNatsServer
 from fleet_dagster.nats_bridge.response_bucket import NatsResponseStore
 from fleet_dagster.nats_bridge.settings import NatsSettings
 from fleet_dagster.ray_cluster.response_stores import response_store_from_env
+from tests.clock import Clock
 from tests.integration.test_endpoint_guards import chat_request, guarded
 
 pytestmark = pytest.mark.integration
@@ -55,14 +56,6 @@ def test_a_locked_sqlite_store_returns_the_answer_unstored(sim_llm_factory, excl
     assert "response store" in caplog.text and "database is locked" in caplog.text
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.mark.parametrize("where", ["a directory", "under a file"])
 def test_a_sqlite_store_that_cannot_open_returns_the_answer_and_opens_once_it_can(
     sim_llm_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str, caplog
@@ -77,7 +70,7 @@ def test_a_sqlite_store_that_cannot_open_returns_the_answer_and_opens_once_it_ca
         path = blocker / "responses.sqlite"
     monkeypatch.setenv(RESPONSE_STORE_ENV["path"], str(path))
     assert isinstance(response_store_from_env(), SqliteResponseStore)  # what an agent caller does as it starts
-    clock = Clock()
+    clock = Clock(now=time.time())
     store = SqliteResponseStore(path, ttl_s=3600, max_entries=100, clock=clock)
     first = answer(store, server.base_url, 2)
     assert first.ok and not first.replayed and len(server.answered) == 1

@@ -1,14 +1,7 @@
 """The circuit breaker's states, on a clock the test moves."""
 
 from fleet_dagster.llm.circuit import CircuitBreaker
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.clock import Clock
 
 
 def opened(clock: Clock, cooldown_s: float = 5) -> CircuitBreaker:
@@ -19,7 +12,7 @@ def opened(clock: Clock, cooldown_s: float = 5) -> CircuitBreaker:
 
 
 def test_opens_after_faults_in_a_row_and_fails_fast_until_the_cooldown():
-    clock = Clock()
+    clock = Clock(now=100.0)
     breaker = CircuitBreaker(threshold=3, cooldown_s=10, clock=clock)
     for _ in range(2):
         assert breaker.admit() is None
@@ -34,7 +27,7 @@ def test_opens_after_faults_in_a_row_and_fails_fast_until_the_cooldown():
 
 
 def test_a_success_resets_the_count():
-    breaker = CircuitBreaker(threshold=2, cooldown_s=10, clock=Clock())
+    breaker = CircuitBreaker(threshold=2, cooldown_s=10, clock=Clock(now=100.0))
     breaker.record(True)
     breaker.record(False)
     breaker.record(True)
@@ -42,7 +35,7 @@ def test_a_success_resets_the_count():
 
 
 def test_after_the_cooldown_one_probe_goes_and_decides():
-    clock = Clock()
+    clock = Clock(now=100.0)
     breaker = opened(clock)
     clock.now += 5
     assert breaker.admit() is None and breaker.state == "half-open"
@@ -56,7 +49,7 @@ def test_after_the_cooldown_one_probe_goes_and_decides():
 
 
 def test_an_abandoned_probe_leaves_the_next_call_to_probe():
-    clock = Clock()
+    clock = Clock(now=100.0)
     breaker = opened(clock)
     clock.now += 5
     assert breaker.admit() is None
@@ -65,7 +58,7 @@ def test_an_abandoned_probe_leaves_the_next_call_to_probe():
 
 
 def test_refusal_does_not_claim_the_probe():
-    clock = Clock()
+    clock = Clock(now=100.0)
     breaker = opened(clock)
     clock.now += 6
     assert breaker.refusal() is None and breaker.state == "open"

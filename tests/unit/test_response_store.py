@@ -16,6 +16,7 @@ from fleet_dagster.llm.response_store import (
     replay_document,
     sqlite_response_store,
 )
+from tests.clock import Clock
 
 SECRET = "sk-do-not-store-me"
 # An endpoint with a credential in every place one can be: the key, and user:password in each URL.
@@ -25,14 +26,6 @@ CREDENTIALED_ENDPOINT = {
     "api_key": SecretStr(SECRET),
     "model_urls": {"m": "http://fleet:models-password@vllm-m:8000/v1"},
 }
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def chat_request(**changes) -> ChatRequest:

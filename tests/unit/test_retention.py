@@ -52,7 +52,7 @@ def test_settings_come_from_the_environment_with_one_default():
     settings = RetentionSettings.from_environ({"FLEET_RETENTION_DAYS": "0.5", "FLEET_RETENTION_BATCH": "20"})
     assert settings.max_age_s == 0.5 * DAY and settings.batch == 20
     for environ in ({"FLEET_RETENTION_DAYS": "0"}, {"FLEET_RETENTION_DAYS": "soon"}, {"FLEET_RETENTION_BATCH": "0"}):
-        with pytest.raises(SettingsError, match="FLEET_RETENTION_"):
+        with pytest.raises(SettingsError, match=next(iter(environ))):
             RetentionSettings.from_environ(environ)
 
 

@@ -8,15 +8,8 @@ from fleet_dagster.core.request import MAX_DEADLINE_S
 from fleet_dagster.ray_cluster.council_host import UNCOLLECTED_TTL_S, CouncilHost
 from fleet_dagster.ray_cluster.expiring import Expiring
 from fleet_dagster.ray_cluster.ledgers import Ledgers
+from tests.clock import Clock
 from tests.unit.test_council import ScriptedModel, make
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_entries_expire_at_their_own_time_unless_kept():

@@ -71,10 +71,7 @@ def vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VLLMServer
             except requests.ConnectionError:
                 return False
 
-        try:
-            wait_until(healthy, HEALTHY_WITHIN_S, "vLLM's health", poll_s=2)
-        except TimeoutError as error:
-            raise AssertionError(f"{error}:\n{server.tail()}") from None
+        wait_until(healthy, HEALTHY_WITHIN_S, "vLLM's health", poll_s=2, detail=server.tail)
         yield server
     finally:
         stop_session(process.pid, grace_s=20)

@@ -13,7 +13,6 @@ from fleet_dagster.cli.run_deliberation import execute_deliberation
 from fleet_dagster.core.request import parse_request
 from fleet_dagster.llm.resources import LLMResource
 from fleet_dagster.llm.settings import LLM_ENV
-from fleet_dagster.nats_bridge.local_server import LocalNatsServer
 from tests import nats_helpers
 from tests.cli_helpers import fleet_dagster
 from tests.helm_chart import named, render
@@ -55,23 +54,21 @@ def test_deliberations_complete_with_every_review_parsed(ray_head, instance, on_
         assert all(w["decided_by"] == "architect" and w["rationale"] for w in winners.values()), winners
 
 
-def test_a_nats_request_end_to_end(ray_head, instance, on_vllm, tmp_path, deploy_nats):
-    with LocalNatsServer(tmp_path / "jetstream") as nats_server:
-        deploy_nats(nats_server.url)
-        body = {
-            "task": "Design a cache",
-            "roles": ["DEV"],
-            "agents_per_role": 2,
-            "rounds": 0,
-            "deliberation_id": "vllm-nats",
-        }
-        nats_helpers.publish_raw(nats_server.url, [json.dumps(body).encode()])
-        run_request = nats_helpers.evaluate_request_sensor(nats_server.url, instance, None).run_requests[0]
-        outcome = nats_helpers.execute_run_request(instance, run_request)
-        assert outcome.success
-        completed = nats_helpers.stored_events(nats_server.url, "deliberation.completed")
-        assert [e["deliberation_id"] for e in completed] == ["vllm-nats"] and completed[0]["status"] == "COMPLETED"
-        assert len(nats_helpers.stored_events(nats_server.url, "agent.response.completed")) == 2
+def test_a_nats_request_end_to_end(nats_server, instance, on_vllm):
+    body = {
+        "task": "Design a cache",
+        "roles": ["DEV"],
+        "agents_per_role": 2,
+        "rounds": 0,
+        "deliberation_id": "vllm-nats",
+    }
+    nats_helpers.publish_raw(nats_server.url, [json.dumps(body).encode()])
+    run_request = nats_helpers.evaluate_request_sensor(nats_server.url, instance, None).run_requests[0]
+    outcome = nats_helpers.execute_run_request(instance, run_request)
+    assert outcome.success
+    completed = nats_helpers.stored_events(nats_server.url, "deliberation.completed")
+    assert [e["deliberation_id"] for e in completed] == ["vllm-nats"] and completed[0]["status"] == "COMPLETED"
+    assert len(nats_helpers.stored_events(nats_server.url, "agent.response.completed")) == 2
 
 
 def test_the_streaming_speed_suite_measures_time_to_first_token(ray_connected, on_vllm):
