@@ -8,7 +8,7 @@ from typing import Literal, get_args, get_origin
 import click
 
 from fleet_dagster.cli.console import stderr_console
-from fleet_dagster.core.request import DeliberationRequest, RequestError, parse_request
+from fleet_dagster.core.request import MAX_TESTS_CHARS, DeliberationRequest, RequestError, parse_request
 from fleet_dagster.llm.settings import LLM_ENV, LLMSettings, chosen_llm_settings
 from fleet_dagster.nats_bridge.settings import NatsSettings
 
@@ -44,6 +44,27 @@ def _request_option(flag: str, name: str, *, repeatable: bool = False) -> Callab
     )
 
 
+def _read_tests(ctx: click.Context, param: click.Parameter, path: str | None) -> str:
+    """The tests file's text, or the request's default; read as UTF-8, its size checked by the request."""
+    if path is None:
+        return DeliberationRequest.model_fields["tests"].get_default()
+    try:
+        with open(path, encoding="utf-8") as tests:
+            return tests.read(MAX_TESTS_CHARS + 1)  # one more than the request takes: it says the file is too long
+    except (OSError, UnicodeDecodeError) as exc:
+        raise click.BadParameter(f"cannot read {path}: {exc}", param=param) from None
+
+
+_tests_file_option = click.option(
+    "--tests",
+    "tests",
+    type=click.Path(dir_okay=False),
+    default=None,
+    callback=_read_tests,
+    help=f"A file holding the request's tests. {DeliberationRequest.model_fields['tests'].description}",
+)
+
+
 def request_options(command):
     """The flags that describe a deliberation request, shared by `deliberate` and `submit`."""
     options = [
@@ -60,6 +81,13 @@ def request_options(command):
         _request_option("--top-k", "select_top_k"),
         _request_option("--max-total-tokens", "max_total_tokens"),
         _request_option("--replay-answers", "replay_answers"),
+        _request_option("--entry-point", "entry_point"),
+        _request_option("--language", "language"),
+        _request_option("--module", "module"),
+        _tests_file_option,
+        _request_option("--test-timeout", "test_timeout_s"),
+        _request_option("--test-memory", "test_memory_mb"),
+        _request_option("--test-output", "test_output_bytes"),
         _request_option("--traceparent", "traceparent"),
     ]
     for option in reversed(options):

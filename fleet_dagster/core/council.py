@@ -8,6 +8,8 @@ from collections.abc import Callable
 from fleet_dagster.core.answers import final_answer
 from fleet_dagster.core.budget import TokenBudget, call_key
 from fleet_dagster.core.chat_model import ChatModel
+from fleet_dagster.core.code_work import CodeWork
+from fleet_dagster.core.execution import CodeRunner, ExecutionResult
 from fleet_dagster.core.profiles import RoleProfile, load_profile
 from fleet_dagster.core.prompts import chat_messages
 from fleet_dagster.core.records import (
@@ -69,6 +71,7 @@ class Council:
         architect: RoleProfile | None = None,
         budget: TokenBudget | None = None,
         on_call: Callable[[AgentCall], None] | None = None,
+        code_runner: CodeRunner | None = None,
         clock: Callable[[], float] = time.time,
     ):
         self.request = request
@@ -81,6 +84,7 @@ class Council:
         self.budget = budget
         self.on_call = on_call  # sees each call once recorded (the Ray adapter counts it in metrics)
         self.clock = clock
+        self.code = CodeWork(request, profile, code_runner, deadline_at=deadline_at, clock=clock)
         self.agent_ids = [agent_id(self.role, i) for i in range(request.agents_per_role)]
         self.proposals: dict[str, Proposal] = {
             aid: Proposal(
@@ -132,8 +136,10 @@ class Council:
         temperature: float | None = None,
         max_tokens: int | None = None,
         model: str | None = None,
+        run_solution: bool = False,
     ) -> ChatResult:
-        """Makes the call if the token budget lets it (see core/budget.py) and records it."""
+        """Makes the call if the token budget lets it (see core/budget.py) and records it; `run_solution`: its
+        answer's solution is run against the request's tests first, and the run recorded with the call."""
         request = self._chat_request(
             aid, phase, round_, messages, json_schema, temperature, max_tokens or self.profile.max_tokens, model
         )
@@ -147,7 +153,8 @@ class Council:
                 limit = self.request.max_total_tokens
                 return ChatResult(error=f"not made: it could pass the deliberation's budget of {limit} tokens")
             result = budgeted
-        self._record(aid, phase, round_, target, result, request.traceparent if request else None)
+        execution = await self.code.run_answer(result.content or "") if run_solution and result.ok else None
+        self._record(aid, phase, round_, target, result, request.traceparent if request else None, execution)
         return result
 
     async def _budgeted(self, request: ChatRequest, target: str | None) -> ChatResult | None:
@@ -205,7 +212,14 @@ class Council:
         )
 
     def _record(
-        self, aid: str, phase: Phase, round_: int, target: str | None, result: ChatResult, traceparent: str | None
+        self,
+        aid: str,
+        phase: Phase,
+        round_: int,
+        target: str | None,
+        result: ChatResult,
+        traceparent: str | None,
+        execution: ExecutionResult | None = None,
     ) -> None:
         tokens = result.prompt_tokens + result.completion_tokens
         call = AgentCall(
@@ -224,15 +238,20 @@ class Council:
             queue_ms=result.queue_ms,
             replayed=result.replayed,
             traceparent=traceparent,
+            execution=execution,
         )
         self.calls.append(call)
         if self.on_call is not None:
             self.on_call(call)
         # Read again after the await: the agent's other calls (its reviews in "all" mode) may have added theirs.
         current = self.proposals[aid]
-        self.proposals[aid] = current.model_copy(
-            update={"tokens": current.tokens + tokens, "latency_ms": current.latency_ms + result.latency_ms}
-        )
+        update: dict[str, object] = {
+            "tokens": current.tokens + tokens,
+            "latency_ms": current.latency_ms + result.latency_ms,
+        }
+        if execution is not None:  # the run of the version this call wrote
+            update["execution"] = execution
+        self.proposals[aid] = current.model_copy(update=update)
         self.phase_done += 1
 
     def _messages(self, template: str, **values) -> list[dict[str, str]]:
@@ -284,8 +303,11 @@ class Council:
         self._start_phase("propose", len(self.agent_ids))
 
         async def propose(aid: str) -> None:
-            messages = self._messages("propose", role=self.role, agent_id=aid, rubric=self.request.rubric)
-            result = await self._call(aid, "propose", 0, messages)
+            if self.code.writes:
+                messages = self.code.propose_messages()
+            else:
+                messages = self._messages("propose", role=self.role, agent_id=aid, rubric=self.request.rubric)
+            result = await self._call(aid, "propose", 0, messages, run_solution=self.code.runs_solutions)
             update = {"content": result.content} if result.ok else {"error": f"propose: {result.error}"}
             self.proposals[aid] = self.proposals[aid].model_copy(update=update)
 
@@ -322,13 +344,13 @@ class Council:
 
         async def revise(aid: str) -> bool:
             received = [r for r in reviews if r.author == aid]
-            messages = self._messages(
-                "revise",
-                proposal=self.proposals[aid].content,
-                reviews=received,
-                round=round_,
-            )
-            result = await self._call(aid, "revise", round_, messages)
+            if self.code.writes:
+                messages = self.code.revise_messages(self.proposals[aid], received, round_)
+            else:
+                messages = self._messages(
+                    "revise", proposal=self.proposals[aid].content, reviews=received, round=round_
+                )
+            result = await self._call(aid, "revise", round_, messages, run_solution=self.code.runs_solutions)
             if result.ok and (result.content or "").strip():
                 self.proposals[aid] = self.proposals[aid].model_copy(
                     update={"content": result.content, "round": round_}
@@ -439,6 +461,7 @@ def council_for(
     call_timeout_s: float,
     budget: TokenBudget | None = None,
     on_call: Callable[[AgentCall], None] | None = None,
+    code_runner: CodeRunner | None = None,
 ) -> Council:
     """The role's council, with its profile and, when the request lets the architect pick, the architect's.
     `budget`: the deliberation's, shared with its other councils, when the request sets max_total_tokens."""
@@ -452,6 +475,7 @@ def council_for(
         architect=architect,
         budget=budget,
         on_call=on_call,
+        code_runner=code_runner,
     )
 
 

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from pydantic import BaseModel, Field, computed_field
 
 from fleet_dagster.core.cost import Cost, ModelPrice, calls_cost
+from fleet_dagster.core.execution import ExecutionResult
+from fleet_dagster.core.pass_matrix import PassMatrix
 from fleet_dagster.core.records import CouncilResult, Phase, SelectionMethod
 from fleet_dagster.core.request import DeliberationRequest
 from fleet_dagster.core.status import DeliberationStatus, final_status
@@ -55,6 +57,12 @@ class ProposalResult(BaseModel):
     temperature: float
     seed: int
     content: str | None
+    # A code task's solution run against the request's tests (defaults: outcomes from before code tasks).
+    tests_verdict: str | None = Field(None, description="passed, failed, errored, timeout, limit or unavailable.")
+    tests_passed: int | None = None
+    tests_total: int | None = None
+    first_failure: str | None = Field(None, description="The first failing test's output, bounded.")
+    tests_ms: float | None = Field(None, description="How long the run took.")
 
 
 class Budget(BaseModel):
@@ -105,6 +113,12 @@ class DeliberationOutcome(BaseModel):
     errors: list[str] = Field(description="What the councils reported.")
     call_errors: str | None = Field(description="Why calls failed, in a line.")
     traceparent: str | None
+    executions: dict[str, int] = Field(
+        default_factory=dict, description="Code runs in the sandbox (a code task), by verdict."
+    )
+    pass_matrix: PassMatrix | None = Field(
+        None, description="A code task: every solution run against every test set the councils wrote."
+    )
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -140,7 +154,11 @@ class DeliberationOutcome(BaseModel):
 
 
 def deliberation_outcome(
-    request: DeliberationRequest, councils: list[CouncilResult], wall_ms: float, prices: Mapping[str, ModelPrice]
+    request: DeliberationRequest,
+    councils: list[CouncilResult],
+    wall_ms: float,
+    prices: Mapping[str, ModelPrice],
+    pass_matrix: PassMatrix | None = None,
 ) -> DeliberationOutcome:
     calls = [call for council in councils for call in council.calls]
     critical_ms = critical_path_ms(councils)
@@ -185,6 +203,11 @@ def deliberation_outcome(
         errors=[c.error for c in councils if c.error],
         call_errors=failed_calls_summary(councils),
         traceparent=request.traceparent,
+        executions=Counter(
+            [call.execution.verdict for call in calls if call.execution]
+            + [cell.verdict for cell in (pass_matrix.cells if pass_matrix else [])]
+        ),
+        pass_matrix=pass_matrix,
     )
 
 
@@ -216,12 +239,26 @@ def proposal_results(councils: list[CouncilResult]) -> list[ProposalResult]:
                 ProposalResult.model_validate(
                     {
                         **proposal.model_dump(include=set(ProposalResult.model_fields)),
+                        **tests_fields(proposal.execution),
                         "reviews_received": len(received),
                         "reviews_unparsed": sum(not r.parsed for r in received),
                     }
                 )
             )
     return results
+
+
+def tests_fields(run: ExecutionResult | None) -> dict:
+    """A solution's run against the request's tests, as the proposals table and the agent events carry it."""
+    if run is None:
+        return {}
+    return {
+        "tests_verdict": run.verdict,
+        "tests_passed": run.passed,
+        "tests_total": run.total,
+        "first_failure": run.first_failure,
+        "tests_ms": round(run.duration_ms, 1),
+    }
 
 
 def percentile(values: list[float], share: float) -> float | None:

@@ -6,6 +6,7 @@ a small yaml file read once per council.
 """
 
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError
@@ -13,6 +14,8 @@ from pydantic import BaseModel, Field, ValidationError
 from fleet_dagster.core.resource_files import resources_dir
 
 DEFAULT_CONTEXT_TOKENS = 8192
+# What a role writes for a code task: the solution, run against the tests, or tests, run against every solution.
+CodeWork = Literal["solution", "tests"]
 
 
 class ProfileError(ValueError):
@@ -23,6 +26,17 @@ class RoleProfile(BaseModel):
     role: str
     system_prompt: str
     model: str = Field(description="Model name on the OpenAI-compatible endpoint that serves this role.")
+    # A code task asks each role for code of one kind, or for text as any other task.
+    code_work: CodeWork | None = Field(
+        None,
+        description="What this role writes for a code task: the solution (run against the tests), tests (run "
+        "against every solution), or nothing of its own (unset: it deliberates in text).",
+    )
+    code_system_prompt: str | None = Field(
+        None,
+        description="The system prompt for a code task, when the role writes code: short, as small models "
+        "code worse under a long role prompt (default: system_prompt).",
+    )
     temperature: float = Field(0.7, ge=0.0, le=2.0)
     temperature_spread: float = Field(
         0.3, ge=0.0, le=1.0, description="Agents' temperatures are spread over +/- this around `temperature`."

@@ -4,11 +4,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from fleet_dagster.core.execution import ExecutionResult
+
 Phase = Literal["propose", "review", "revise", "select"]
 # Who reviews whom: ring, each agent the next one's proposal; all, every other one's.
 ReviewMode = Literal["ring", "all"]
-# How a council's winner is chosen: best score, the architect among the top k, or the most frequent final answer.
-SelectionMethod = Literal["score", "architect", "vote"]
+# How a council's winner is chosen: best score, the architect among the top k, the most frequent final answer, or
+# (a code task) by running the solutions against the tests the councils wrote (core/cross_execution.py).
+SelectionMethod = Literal["score", "architect", "vote", "execution"]
 
 
 # Less time than this left before the deadline: a call is not worth sending. A council makes none; a caller waits
@@ -82,6 +85,8 @@ class AgentCall(BaseModel):
     queue_ms: float = 0.0
     replayed: bool = False
     traceparent: str | None = None
+    # A code task's solution in this call's answer, run against the request's tests.
+    execution: ExecutionResult | None = None
 
 
 class Review(BaseModel):
@@ -120,6 +125,8 @@ class Proposal(BaseModel):
     peer_score: float | None = None
     coverage: float | None = None
     checks: float | None = None
+    # A code task's solution run against the request's tests, after its last version (propose or revise).
+    execution: ExecutionResult | None = None
     score: float | None = None
     addressed: list[str] = Field(default_factory=list)
     missed: list[str] = Field(default_factory=list)

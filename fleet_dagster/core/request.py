@@ -9,10 +9,22 @@ import math
 import re
 import uuid
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from fleet_dagster.core.execution import (
+    DEFAULT_TEST_MEMORY_MB,
+    DEFAULT_TEST_OUTPUT_BYTES,
+    DEFAULT_TEST_TIMEOUT_S,
+    MAX_TEST_MEMORY_MB,
+    MAX_TEST_OUTPUT_BYTES,
+    MAX_TEST_TIMEOUT_S,
+    MIN_TEST_MEMORY_MB,
+    MIN_TEST_OUTPUT_BYTES,
+    ExecutionLimits,
+    Language,
+)
 from fleet_dagster.core.profiles import ProfileError, RoleProfile, available_roles, load_profile
 from fleet_dagster.core.prompts import render
 from fleet_dagster.core.records import ReviewMode, SelectionMethod
@@ -41,6 +53,11 @@ MAX_TOTAL_TOKENS = 100_000_000
 # Metadata is carried along, not used: stored in the run's config and in events, a few labels at most.
 MAX_METADATA_BYTES = 16 * 1024
 MAX_METADATA_DEPTH = 8
+
+# Tests are a file of test functions, shown to the agents and run against every solution: a few hundred lines.
+MAX_TESTS_CHARS = 20_000
+# An entry point or module is a Python name that the tests import.
+IDENTIFIER_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 
 # Prompt size estimate: English and code average about 4 characters a token, so 3 leaves room for the
 # chat template; any other character counts as a token (CJK text is about that).
@@ -118,7 +135,8 @@ class DeliberationRequest(BaseModel):
         "score",
         description="How each role's winner is chosen: the best score; the architect among the top k; or vote, "
         "the final answer most proposals give (a last 'Answer: ...' line or a JSON 'answer' field), ties and "
-        "the pick among its proposals by score.",
+        "the pick among its proposals by score; or execution (a code task), the solution whose tests agree most "
+        "with the other solutions' (dual execution agreement) and the test set that best separates the solutions.",
     )
     select_top_k: int = Field(
         3, ge=2, le=MAX_TOP_K, strict=True, description=f"Finalists the architect chooses among (2..{MAX_TOP_K})."
@@ -139,6 +157,50 @@ class DeliberationRequest(BaseModel):
         description="Answer a call made before with the same prompt and settings (by an earlier run of this id, or "
         "a council restarted after its runner died) from the response store, without asking the model; false: "
         "every call asks the model (its answer is still stored).",
+    )
+
+    # A code task: its solution is run against tests in a sandbox (core/execution.py).
+    entry_point: str | None = Field(
+        None,
+        pattern=IDENTIFIER_PATTERN,
+        description="The function the solution defines and the tests call; set, the request is a code task: "
+        "solutions are run against tests in a sandbox (default: none, a text task).",
+    )
+    language: Language = Field("python", description="The language of a code task's solution and tests.")
+    module: str = Field(
+        "solution",
+        pattern=IDENTIFIER_PATTERN,
+        description="The module a code task's tests import the entry point from (`from solution import f`).",
+    )
+    tests: str = Field(
+        "",
+        max_length=MAX_TESTS_CHARS,
+        description=f"A code task's tests (test_* functions with plain asserts, pytest style; at most "
+        f"{MAX_TESTS_CHARS:,} characters): shown to the agents, run against every solution, and they decide "
+        "before any test a council wrote.",
+    )
+    test_timeout_s: float = Field(
+        DEFAULT_TEST_TIMEOUT_S,
+        gt=0,
+        le=MAX_TEST_TIMEOUT_S,
+        strict=True,
+        description=f"Wall time of one test run, in seconds (at most {MAX_TEST_TIMEOUT_S:.0f}); its CPU time "
+        "is bounded alike.",
+    )
+    test_memory_mb: int = Field(
+        DEFAULT_TEST_MEMORY_MB,
+        ge=MIN_TEST_MEMORY_MB,
+        le=MAX_TEST_MEMORY_MB,
+        strict=True,
+        description=f"Memory of one test run, in MB ({MIN_TEST_MEMORY_MB}..{MAX_TEST_MEMORY_MB}).",
+    )
+    test_output_bytes: int = Field(
+        DEFAULT_TEST_OUTPUT_BYTES,
+        ge=MIN_TEST_OUTPUT_BYTES,
+        le=MAX_TEST_OUTPUT_BYTES,
+        strict=True,
+        description=f"Output one test run may write, in bytes ({MIN_TEST_OUTPUT_BYTES:,}..{MAX_TEST_OUTPUT_BYTES:,}); "
+        "past it the run is stopped.",
     )
 
     traceparent: str | None = Field(
@@ -186,6 +248,14 @@ class DeliberationRequest(BaseModel):
             raise ValueError(f"metadata is {size} bytes as JSON; at most {MAX_METADATA_BYTES} bytes")
         return metadata
 
+    @model_validator(mode="after")
+    def tests_need_an_entry_point(self) -> Self:
+        if self.tests.strip() and self.entry_point is None:
+            raise ValueError("tests need an entry_point: the function they test")
+        if self.selection == "execution" and self.entry_point is None:
+            raise ValueError("selection 'execution' needs a code task: set entry_point (and tests, or a QA role)")
+        return self
+
     @field_validator("traceparent")
     @classmethod
     def traceparent_is_w3c(cls, traceparent: str | None) -> str | None:
@@ -201,6 +271,16 @@ class DeliberationRequest(BaseModel):
     @property
     def expected_count(self) -> int:
         return len(self.roles) * self.agents_per_role
+
+    @property
+    def is_code_task(self) -> bool:
+        return self.entry_point is not None
+
+    @property
+    def test_limits(self) -> ExecutionLimits:
+        return ExecutionLimits(
+            wall_s=self.test_timeout_s, memory_mb=self.test_memory_mb, output_bytes=self.test_output_bytes
+        )
 
 
 def agent_id(role: str, index: int) -> str:
@@ -230,7 +310,9 @@ def largest_call_tokens(request: DeliberationRequest, profile: RoleProfile) -> i
         reviewer_id=last_agent,
         criteria=profile.rubric,
     )
-    text_tokens = estimated_tokens(profile.system_prompt + review_prompt + request.rubric)
+    # The tests are shown in a code task's prompts; the larger system prompt of the two a profile has, too.
+    system_prompt = max(profile.system_prompt, profile.code_system_prompt or "", key=len)
+    text_tokens = estimated_tokens(system_prompt + review_prompt + request.rubric + request.tests)
     return text_tokens + 2 * profile.max_tokens  # the proposal under review, and the answer
 
 
@@ -241,6 +323,7 @@ def context_errors(
     A role's context is its profile's, or what the server says its model holds when that is less."""
     sizes = {
         "task": len(request.task),
+        "tests": len(request.tests),
         "requirements": sum(len(r) for r in request.requirements),
         "rubric": len(request.rubric),
     }

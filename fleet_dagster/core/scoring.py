@@ -11,7 +11,9 @@ from fleet_dagster.core.answers import final_answer
 from fleet_dagster.core.form import form_flags, own_words
 from fleet_dagster.core.records import CheckResult, Proposal, Review
 
-WEIGHTS = {"peer": 0.5, "coverage": 0.35, "checks": 0.15}
+# A code task's solutions are also run against its tests: the share passed outweighs all the rest together
+# (3 of 4), and selection.rank puts a solution that passes every test before any that does not.
+WEIGHTS = {"peer": 0.5, "coverage": 0.35, "checks": 0.15, "execution": 3.0}
 _STOPWORDS = frozenset(
     [
         "the",
@@ -179,7 +181,7 @@ CHECK_PLUGINS: dict[str, Callable[[str], str | None]] = {
 }
 
 
-def _fenced_blocks(text: str) -> Iterator[tuple[str, str]]:
+def fenced_blocks(text: str) -> Iterator[tuple[str, str]]:
     """(language, code) of each fenced block: the text between an odd and the next even fence, whose first line
     names the language. A split stays linear where a regex over hostile text would backtrack."""
     for block in text.split("```")[1::2]:
@@ -215,7 +217,7 @@ def _check_block(language: str, code: str) -> CheckResult:
 
 def run_checks(text: str) -> list[CheckResult]:
     """A check result for each of the first MAX_CHECKED_BLOCKS fenced blocks in a language with a plugin."""
-    checkable = ((language, code) for language, code in _fenced_blocks(text) if language in CHECK_PLUGINS)
+    checkable = ((language, code) for language, code in fenced_blocks(text) if language in CHECK_PLUGINS)
     return [_check_block(language, code) for language, code in itertools.islice(checkable, MAX_CHECKED_BLOCKS)]
 
 
@@ -238,6 +240,7 @@ def score_proposal(proposal: Proposal, reviews: list[Review], items: list[str], 
         "peer": None if (p := peer_score(reviews)) is None else p / 10,
         "coverage": len(addressed) / len(items) if items else None,
         "checks": sum(c.passed for c in checks) / len(checks) if checks else None,
+        "execution": None if proposal.execution is None else proposal.execution.pass_rate,
     }
     present = {name: value for name, value in components.items() if value is not None}
     total_weight = sum(WEIGHTS[name] for name in present)

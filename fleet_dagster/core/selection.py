@@ -9,27 +9,47 @@ from fleet_dagster.core.json_text import extract_json_object
 from fleet_dagster.core.records import Proposal, Selection, SelectionMethod
 
 
+def passes_its_tests(proposal: Proposal) -> bool:
+    return proposal.execution is not None and proposal.execution.verdict == "passed"
+
+
 def rank(proposals: list[Proposal]) -> list[Proposal]:
-    """Scored proposals best first, form before merit: every unflagged proposal before any flagged one; then
-    the higher score, peer score, coverage, and agent id."""
+    """Scored proposals best first: a solution that passes every test before any that does not (code tasks);
+    then form before merit: every unflagged proposal before any flagged one; then the higher score, peer
+    score, coverage, and agent id."""
     scored = [p for p in proposals if p.score is not None]
     return sorted(
-        scored, key=lambda p: (bool(p.flags), -(p.score or 0), -(p.peer_score or 0), -(p.coverage or 0), p.agent_id)
+        scored,
+        key=lambda p: (
+            not passes_its_tests(p),
+            bool(p.flags),
+            -(p.score or 0),
+            -(p.peer_score or 0),
+            -(p.coverage or 0),
+            p.agent_id,
+        ),
     )
 
 
 def eligible(proposals: list[Proposal]) -> list[Proposal]:
-    """The scored proposals that may win, best first: the unflagged ones, or all when every one is flagged."""
+    """The scored proposals that may win, best first: those that pass every test and the unflagged ones, or all
+    when every one is flagged (a code's form flags never set aside a solution that its tests pass)."""
     ranked = rank(proposals)
-    return [p for p in ranked if not p.flags] or ranked
+    return [p for p in ranked if passes_its_tests(p) or not p.flags] or ranked
 
 
 def form_note(proposals: list[Proposal], winner: Proposal) -> str:
     """What the form flags did to the selection, for its rationale."""
-    flagged = [p for p in proposals if p.flags and p.score is not None]
-    if winner.flags:
+    flagged = [p for p in proposals if p.flags and p.score is not None and not passes_its_tests(p)]
+    if winner.flags and not passes_its_tests(winner):
         return f"; every proposal is flagged, this one for {winner.flags[0]}"
     return f"; {len(flagged)} flagged proposal{'' if len(flagged) == 1 else 's'} set aside" if flagged else ""
+
+
+def tests_note(winner: Proposal) -> str:
+    """What the tests said of a code task's winner, for its rationale."""
+    run = winner.execution
+    return "" if run is None else f"{run.verdict}: {run.passed} of {run.total} tests passed; "
 
 
 def fell_back(selection: Selection, reason: str) -> Selection:
@@ -42,7 +62,7 @@ def select_by_score(proposals: list[Proposal]) -> Selection:
     if not ranked:
         return Selection(winner=None, method="score", rationale="no proposal could be scored")
     best = ranked[0]
-    rationale = f"highest score {best.score:.2f}{form_note(proposals, best)}"
+    rationale = f"{tests_note(best)}highest score {best.score:.2f}{form_note(proposals, best)}"
     return Selection(winner=best.agent_id, method="score", rationale=rationale)
 
 

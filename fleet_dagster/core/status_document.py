@@ -6,6 +6,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from fleet_dagster.core.outcome import BriefWinner, Budget, DeliberationOutcome, EarlyStop, ProposalResult
+from fleet_dagster.core.pass_matrix import PassMatrix
 from fleet_dagster.core.records import Phase
 from fleet_dagster.core.status import DeliberationStatus
 
@@ -35,6 +36,8 @@ class StatusDocument(BaseModel):
     estimated_cost: float | None = None
     replayed_calls: int = 0
     calls_by_phase: dict[Phase, int] = Field(default_factory=dict)
+    executions: dict[str, int] = Field(default_factory=dict, description="Code runs in the sandbox, by verdict.")
+    pass_matrix: PassMatrix | None = None
     traceparent: str | None = None
     progress: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="While IN_PROGRESS: per role, its council's phase."
@@ -65,4 +68,6 @@ _FROM_OUTCOME = {
     "estimated_cost",
     "replayed_calls",
     "calls_by_phase",
+    "executions",
+    "pass_matrix",
 }

@@ -36,6 +36,7 @@ from fleet_dagster.nats_bridge.event_builders import accepted_event
 from fleet_dagster.nats_bridge.resources import NatsResource
 from fleet_dagster.ray_cluster.council_client import CouncilClient, CouncilRunnerUnavailable, LostCouncil
 from fleet_dagster.ray_cluster.resources import RayClusterResource
+from fleet_dagster.ray_cluster.sandbox_runs import cross_executed
 from fleet_dagster.run_pods import RUN_POD_TAGS
 
 POLL_INTERVAL_S = 0.5
@@ -231,10 +232,12 @@ def collect_deliberation(
         context.log.warning(f"councils not all reachable before collecting: {exc}")
         client = CouncilClient(request.deliberation_id, context.run_id)
     stream = AgentResponseStream(nats, client, RunOutbox(context.instance, context.run_id, RUN), context.log)
-    councils = _gather_councils(context, client, plans, stream)
+    councils, pass_matrix = cross_executed(
+        request, _gather_councils(context, client, plans, stream), plans[0].deadline_at
+    )
 
     wall_ms = (time.time() - plans[0].started_at) * 1000
-    outcome = deliberation_outcome(request, councils, wall_ms, llm.prices())
+    outcome = deliberation_outcome(request, councils, wall_ms, llm.prices(), pass_matrix)
     frame, metadata, final = collected(outcome, context.run_id)
     yield dg.Output(frame, metadata=metadata)
     # What the polls did not publish, then the final event, through NATS outages up to the retry bound.

@@ -11,6 +11,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
+from fleet_dagster.core.execution import Language
 from fleet_dagster.core.profiles import available_roles
 from fleet_dagster.core.records import ReviewMode, SelectionMethod
 from fleet_dagster.core.request import DeliberationRequest, parse_request
@@ -54,6 +55,13 @@ class DeliberationConfig(dg.Config):
     max_total_tokens: int | None = _as_in_request("max_total_tokens")
     replay_answers: bool = _as_in_request("replay_answers")
     traceparent: str | None = _as_in_request("traceparent")
+    entry_point: str | None = _as_in_request("entry_point")
+    language: Language = _as_in_request("language")
+    module: str = _as_in_request("module")
+    tests: str = _as_in_request("tests")
+    test_timeout_s: float = _as_in_request("test_timeout_s")
+    test_memory_mb: int = _as_in_request("test_memory_mb")
+    test_output_bytes: int = _as_in_request("test_output_bytes")
 
     def to_request(self, deliberation_id: str) -> DeliberationRequest:
         """Raises fleet_dagster.core.request.RequestError naming every bad field."""

@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel
 
-from fleet_dagster.core.outcome import DeliberationOutcome
+from fleet_dagster.core.outcome import DeliberationOutcome, tests_fields
 from fleet_dagster.core.records import AgentCall
 from fleet_dagster.core.request import DeliberationRequest
 from fleet_dagster.core.status import DeliberationStatus
@@ -65,6 +65,7 @@ def agent_response_events(
             tokens=call.tokens,
             error=call.error,
             traceparent=call.traceparent,
+            **tests_fields(call.execution),
         )
         subject = Subject.AGENT_COMPLETED if call.ok else Subject.AGENT_FAILED
         call_name = f"{call.agent_id}-{call.phase}-{call.round}-{call.target_agent_id or ''}"

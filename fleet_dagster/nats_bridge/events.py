@@ -66,6 +66,12 @@ class AgentResponse(DeliberationEvent):
     error: str | None = None
     queue_ms: float = 0.0  # waiting for a slot at the model server (its bound on calls in flight), before the call
     replayed: bool = False  # answered from the response store, no call made
+    # A code task: the solution in this answer run against the request's tests.
+    tests_verdict: str | None = None
+    tests_passed: int | None = None
+    tests_total: int | None = None
+    first_failure: str | None = None
+    tests_ms: float | None = None
 
 
 class DeliberationCompleted(DeliberationEvent):

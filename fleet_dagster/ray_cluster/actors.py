@@ -43,6 +43,7 @@ from fleet_dagster.ray_cluster.metrics import (
     record_endpoint_states,
 )
 from fleet_dagster.ray_cluster.response_stores import response_store_from_env
+from fleet_dagster.ray_cluster.sandbox_runs import SandboxRuns
 
 # Two of each: enough to survive one process's death (each is async and holds thousands of calls), few
 # enough for a laptop. Every process must agree on them: they route councils and calls.
@@ -189,6 +190,7 @@ class CouncilRunner:
     def __init__(self) -> None:
         self._callers = [agent_caller(i) for i in range(AGENT_CALLERS)]
         self._store = response_store_from_env()
+        self._sandbox = SandboxRuns()  # a code task's solutions run on the sandbox nodes, never here
         self._host = CouncilHost()
         self._ledgers = Ledgers(load_charges, save_charge, forget_charges)
         # (deliberation id, "started" or "finished") counted in metrics by this runner (see ledger_index).
@@ -226,6 +228,7 @@ class CouncilRunner:
             call_timeout_s=call_timeout_s,
             budget=budget,
             on_call=lambda call: record_call(call, endpoint.prices),
+            code_runner=self._sandbox,
         )
         self._host.host(request.deliberation_id, role, council, run_id)
         self._ledger_runner(request.deliberation_id).count_deliberation.remote(request.deliberation_id, STARTED)

@@ -5,6 +5,10 @@ from pydantic import Field
 from fleet_dagster.core.env_settings import EnvSettings
 
 DEFAULT_NAMESPACE = "fleet"
+# The Ray resource of the nodes that run model-written code (ray_cluster/sandbox_runs.py): the chart's sandbox
+# worker group offers it, as many as runs at once; a machine's local head, SANDBOX_SLOTS (runs are CPU work).
+SANDBOX_RESOURCE = "sandbox"
+SANDBOX_SLOTS = 2
 
 
 class RayClusterSettings(EnvSettings):

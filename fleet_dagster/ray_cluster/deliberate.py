@@ -7,6 +7,7 @@ from fleet_dagster.core.records import CouncilResult
 from fleet_dagster.core.request import DeliberationRequest
 from fleet_dagster.llm.endpoint import LLMEndpoint
 from fleet_dagster.ray_cluster.council_client import CouncilClient
+from fleet_dagster.ray_cluster.sandbox_runs import cross_executed
 
 
 def deliberate_on_ray(
@@ -18,4 +19,5 @@ def deliberate_on_ray(
     refusals = client.start(request, request.roles, deadline_at, endpoint, call_timeout_s)
     if refusals:
         raise RuntimeError(refusals[0])
-    return client.collect(request.roles)
+    councils, _ = cross_executed(request, client.collect(request.roles), deadline_at)
+    return councils

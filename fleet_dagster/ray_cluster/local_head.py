@@ -20,6 +20,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from fleet_dagster.local_ports import free_port, port_open
+from fleet_dagster.ray_cluster.cluster_settings import SANDBOX_RESOURCE, SANDBOX_SLOTS
 
 STATE_FILE = "ray-head.json"
 
@@ -83,6 +84,8 @@ def ensure_local_head(state_dir: Path, num_cpus: int | None = None, timeout_s: f
             "--disable-usage-stats",
             f"--temp-dir={tmp_dir}",
             f"--metrics-export-port={metrics_port}",
+            # Model-written code runs only where this resource is (ray_cluster/sandbox_runs.py), here in bubblewrap.
+            f"--resources={json.dumps({SANDBOX_RESOURCE: SANDBOX_SLOTS})}",
         ]
         if num_cpus is not None:
             command.append(f"--num-cpus={num_cpus}")

@@ -58,6 +58,17 @@ class _FleetMetrics:
         self.completion_tokens = metrics.Counter(
             "fleet_completion_tokens", description="Completion tokens of calls made.", tag_keys=("model",)
         )
+        self.executions = metrics.Counter(
+            "fleet_executions",
+            description="Code runs in the sandbox (a code task's solutions against tests), by verdict.",
+            tag_keys=("verdict",),
+        )
+        self.execution_seconds = metrics.Histogram(
+            "fleet_execution_seconds",
+            description="Code run duration in the sandbox, started to verdict.",
+            boundaries=LATENCY_BOUNDARIES_S,
+            tag_keys=("verdict",),
+        )
         self.estimated_cost = metrics.Counter(
             "fleet_estimated_cost",
             description="Estimated cost of calls made, at the deployment's per-model prices.",
@@ -134,6 +145,13 @@ def record_call(call: AgentCall, prices: Mapping[str, ModelPrice]) -> None:
         recorded.completion_tokens.inc(call.completion_tokens, tags={"model": model})
     if (price := prices.get(call.model)) is not None and call.tokens:
         recorded.estimated_cost.inc(call_cost(price, prompt_tokens, call.completion_tokens), tags={"model": model})
+
+
+def record_execution(verdict: str, duration_ms: float) -> None:
+    """A code run in the sandbox, once it has its verdict."""
+    recorded = fleet_metrics()
+    recorded.executions.inc(1.0, tags={"verdict": verdict})
+    recorded.execution_seconds.observe(duration_ms / 1000, tags={"verdict": verdict})
 
 
 def record_endpoint_call(endpoint: str, queue_ms: float, replayed: bool) -> None:

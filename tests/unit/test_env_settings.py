@@ -91,6 +91,7 @@ ENVIRONMENT_READERS = {
     "nats_bridge/resources.py",
     "ray_cluster/resources.py",
     "ray_cluster/response_stores.py",
+    "ray_cluster/sandbox_runs.py",  # a sandbox task's start: the sandbox node's settings
     "deliberation/retention.py",
     "ray_cluster/local_head.py",
     "settings.py",

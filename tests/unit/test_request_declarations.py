@@ -34,5 +34,7 @@ def test_every_request_field_is_in_the_launchpad_config_with_its_default_and_des
 def test_every_request_field_has_a_flag_with_the_request_default(command: click.Command):
     params = {param.name: param for param in command.params}
     assert set(params) >= CLI_FIELDS, f"no flag for {sorted(CLI_FIELDS - set(params))}"
-    for name in CLI_FIELDS - {"task", "roles", "requirements", "deliberation_id"}:
+    for name in CLI_FIELDS - {"task", "roles", "requirements", "deliberation_id", "tests"}:
         assert params[name].default == request_default(name), name
+    # --tests names a file; without one, the request's default
+    assert command.make_context(command.name, ["a task"]).params["tests"] == request_default("tests")

@@ -1,0 +1,70 @@
+"""What a council does differently for a code task: the prompts of a role that writes code, and the runs of
+its solutions against the request's tests (after each version: propose, then every revision)."""
+
+from collections.abc import Callable
+
+from fleet_dagster.core.code_task import no_code, run_of, written_solution
+from fleet_dagster.core.execution import CodeRunner, ExecutionResult
+from fleet_dagster.core.profiles import RoleProfile
+from fleet_dagster.core.prompts import chat_messages
+from fleet_dagster.core.records import MIN_CALL_S, Proposal, Review
+from fleet_dagster.core.request import DeliberationRequest
+
+
+class CodeWork:
+    def __init__(
+        self,
+        request: DeliberationRequest,
+        profile: RoleProfile,
+        runner: CodeRunner | None,
+        *,
+        deadline_at: float,
+        clock: Callable[[], float],
+    ) -> None:
+        self.request = request
+        self.profile = profile
+        self.runner = runner
+        self.deadline_at = deadline_at
+        self.clock = clock
+        # What this council writes: a solution, tests, or (a text task, or a role that writes no code) text.
+        self.writes = profile.code_work if request.is_code_task else None
+
+    @property
+    def runs_solutions(self) -> bool:
+        """Whether this council's proposals are run against the request's tests."""
+        return self.writes == "solution" and bool(self.request.tests.strip())
+
+    def _code_messages(self, template: str, **values) -> list[dict[str, str]]:
+        request = self.request
+        return chat_messages(
+            self.profile.code_system_prompt or self.profile.system_prompt,
+            template,
+            task=request.task,
+            requirements=request.requirements,
+            language=request.language,
+            entry_point=request.entry_point,
+            module=request.module,
+            **values,
+        )
+
+    def propose_messages(self) -> list[dict[str, str]]:
+        if self.writes == "solution":
+            return self._code_messages("propose_solution", tests=self.request.tests)
+        return self._code_messages("propose_tests")
+
+    def revise_messages(self, proposal: Proposal, reviews: list[Review], round_: int) -> list[dict[str, str]]:
+        """The revision of code sees its run against the tests (execution feedback) next to the reviews."""
+        return self._code_messages(
+            "revise_code", proposal=proposal.content, reviews=reviews, round=round_, execution=proposal.execution
+        )
+
+    async def run_answer(self, answer: str) -> ExecutionResult:
+        """The solution in an answer run against the request's tests; what cannot run says why in its result."""
+        code = written_solution(answer, self.request.entry_point or "", self.request.language)
+        if code is None:
+            return no_code(f"no {self.request.language} code defines {self.request.entry_point}")
+        remaining = self.deadline_at - self.clock()
+        if self.runner is None or remaining < MIN_CALL_S:
+            reason = "no sandbox runs code here" if self.runner is None else "the deadline left no time to run it"
+            return ExecutionResult(verdict="unavailable", reason=reason)
+        return await self.runner.run(run_of(self.request, code, self.request.tests, wall_s=remaining))
