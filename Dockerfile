@@ -2,6 +2,14 @@
 # ray version pinned in pyproject.toml, so head, workers and clients speak the same protocol.
 FROM rayproject/ray:2.60.0-py311
 
+# The sandbox worker group runs model-written code in bubblewrap, under the system's own Python in /usr (the
+# sandbox binds /usr read-only and nothing of the image's Python environment): both from the distribution.
+USER root
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends bubblewrap python3-minimal \
+ && rm -rf /var/lib/apt/lists/*
+USER 1000
+
 WORKDIR /opt/fleet-dagster
 COPY --chown=ray:users pyproject.toml README.md ./
 COPY --chown=ray:users fleet_dagster ./fleet_dagster

@@ -11,7 +11,7 @@ TASK ?= Design a rate limiter for the public REST API
 override TASK := $(value TASK)
 export FLEET_HOME DAGSTER_HOME TASK
 
-.PHONY: install browser postgres deliberate test test-vllm lint dev down bench clean
+.PHONY: install browser postgres sandbox deliberate test test-vllm lint dev down bench clean
 
 install: $(STAMP)
 
@@ -34,6 +34,11 @@ browser:
 postgres:
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null)
 
+# Code tasks run model-written code in Debian's bubblewrap (fleet_dagster/sandbox; tests/sandbox runs it for
+# real). Missing, every run is "unavailable" (code never runs unsandboxed) and those tests fail, never skip.
+sandbox:
+	command -v bwrap >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null)
+
 deliberate: $(STAMP)
 	$(BIN)/fleet-dagster deliberate "$$TASK" --role DEV --role QA --agents 3 --rounds 1
 
@@ -48,7 +53,7 @@ $(CHECKOV_STAMP):
 	$(CHECKOV_VENV)/bin/pip install --quiet "checkov==3.3.30"
 	touch $(CHECKOV_STAMP)
 
-test: $(STAMP) browser postgres $(CHECKOV_STAMP)
+test: $(STAMP) browser postgres sandbox $(CHECKOV_STAMP)
 	$(BIN)/ruff check fleet_dagster tests bench
 	$(BIN)/mypy fleet_dagster
 	FLEET_CHECKOV=$(CHECKOV_VENV)/bin/checkov $(BIN)/pytest

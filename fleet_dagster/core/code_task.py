@@ -7,8 +7,10 @@ leave out the fences); otherwise it has no code, and its run is an error that sa
 """
 
 import re
+from collections.abc import Callable
 
-from fleet_dagster.core.execution import ExecutionJob, ExecutionResult, Language
+from fleet_dagster.core.execution import CodeRunner, ExecutionJob, ExecutionResult, Language
+from fleet_dagster.core.records import MIN_CALL_S
 from fleet_dagster.core.request import DeliberationRequest
 from fleet_dagster.core.scoring import fenced_blocks
 
@@ -49,6 +51,24 @@ def null_solution(entry_point: str, language: Language = "python") -> str:
 def no_code(what: str) -> ExecutionResult:
     """The run of an answer with no code to run: an error, and no sandbox was asked."""
     return ExecutionResult(verdict="errored", reason=f"no code: {what}", first_failure=f"no code: {what}")
+
+
+async def run_before_deadline(
+    runner: CodeRunner | None,
+    request: DeliberationRequest,
+    solution: str,
+    tests: str,
+    *,
+    deadline_at: float,
+    clock: Callable[[], float],
+) -> ExecutionResult:
+    """The run, its wall time cut to what is left before the deliberation's deadline; unavailable, saying why,
+    without a sandbox or without time left."""
+    remaining = deadline_at - clock()
+    if runner is None or remaining < MIN_CALL_S:
+        reason = "no sandbox runs code here" if runner is None else "the deadline left no time to run it"
+        return ExecutionResult(verdict="unavailable", reason=reason)
+    return await runner.run(run_of(request, solution, tests, wall_s=remaining))
 
 
 def run_of(request: DeliberationRequest, solution: str, tests: str, wall_s: float | None = None) -> ExecutionJob:

@@ -3,11 +3,11 @@ its solutions against the request's tests (after each version: propose, then eve
 
 from collections.abc import Callable
 
-from fleet_dagster.core.code_task import no_code, run_of, written_solution
+from fleet_dagster.core.code_task import no_code, run_before_deadline, written_solution
 from fleet_dagster.core.execution import CodeRunner, ExecutionResult
 from fleet_dagster.core.profiles import RoleProfile
 from fleet_dagster.core.prompts import chat_messages
-from fleet_dagster.core.records import MIN_CALL_S, Proposal, Review
+from fleet_dagster.core.records import Proposal, Review
 from fleet_dagster.core.request import DeliberationRequest
 
 
@@ -63,8 +63,6 @@ class CodeWork:
         code = written_solution(answer, self.request.entry_point or "", self.request.language)
         if code is None:
             return no_code(f"no {self.request.language} code defines {self.request.entry_point}")
-        remaining = self.deadline_at - self.clock()
-        if self.runner is None or remaining < MIN_CALL_S:
-            reason = "no sandbox runs code here" if self.runner is None else "the deadline left no time to run it"
-            return ExecutionResult(verdict="unavailable", reason=reason)
-        return await self.runner.run(run_of(self.request, code, self.request.tests, wall_s=remaining))
+        return await run_before_deadline(
+            self.runner, self.request, code, self.request.tests, deadline_at=self.deadline_at, clock=self.clock
+        )

@@ -3,13 +3,13 @@ matrix), and, when the request asks for selection by execution, the winners chos
 says how)."""
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
-from fleet_dagster.core.code_task import no_code, null_solution, run_of, written_solution, written_tests
+from fleet_dagster.core.code_task import no_code, null_solution, run_before_deadline, written_solution, written_tests
 from fleet_dagster.core.execution import CodeRunner, ExecutionResult
 from fleet_dagster.core.pass_matrix import MatrixCell, PassMatrix, best_separating, most_agreed, separation
 from fleet_dagster.core.profiles import CodeWork, ProfileError, load_profile
-from fleet_dagster.core.records import MIN_CALL_S, CouncilResult, Proposal, Selection
+from fleet_dagster.core.records import CouncilResult, Proposal, Selection
 from fleet_dagster.core.request import DeliberationRequest
 from fleet_dagster.core.selection import fell_back, rank, select_by_score
 
@@ -25,33 +25,20 @@ def _ranked_with_content(council: CouncilResult) -> list[Proposal]:
     return [p for p in rank(council.proposals) if p.content is not None]
 
 
-class _Runs:
-    """Runs jobs on the runner, each within what is left before the deliberation's deadline."""
-
-    def __init__(self, request: DeliberationRequest, runner: CodeRunner | None, deadline_at: float, clock):
-        self.request, self.runner, self.deadline_at, self.clock = request, runner, deadline_at, clock
-
-    async def run(self, solution: str, tests: str) -> ExecutionResult:
-        remaining = self.deadline_at - self.clock()
-        if self.runner is None or remaining < MIN_CALL_S:
-            reason = "no sandbox runs code here" if self.runner is None else "the deadline left no time to run it"
-            return ExecutionResult(verdict="unavailable", reason=reason)
-        return await self.runner.run(run_of(self.request, solution, tests, wall_s=remaining))
-
-
 async def pass_matrix(
     request: DeliberationRequest,
     solutions: list[Proposal],
     test_sets: list[Proposal],
-    runs: _Runs,
+    run: Callable[[str, str], Awaitable[ExecutionResult]],
 ) -> PassMatrix:
+    """`run(solution, tests)` runs one pair before the deliberation's deadline."""
     entry_point, language = request.entry_point or "", request.language
     solution_codes = {p.agent_id: written_solution(p.content or "", entry_point, language) for p in solutions}
     test_codes = {p.agent_id: written_tests(p.content or "", language) for p in test_sets}
     matrix = PassMatrix(solutions=[p.agent_id for p in solutions], test_sets=[p.agent_id for p in test_sets])
     matrix.unusable = {t: f"no {language} code defines a test_ function" for t, code in test_codes.items() if not code}
     runnable = {t: code for t, code in test_codes.items() if code}
-    null_runs = await asyncio.gather(*(runs.run(null_solution(entry_point, language), c) for c in runnable.values()))
+    null_runs = await asyncio.gather(*(run(null_solution(entry_point, language), c) for c in runnable.values()))
     for tests, null_run in zip(runnable, null_runs, strict=True):
         if null_run.verdict == "passed":
             matrix.vacuous.append(tests)
@@ -60,7 +47,7 @@ async def pass_matrix(
 
     async def cell(solution: str, tests: str) -> MatrixCell:
         code = solution_codes[solution]
-        result = await runs.run(code, runnable[tests]) if code else no_code(f"no code defines {entry_point}")
+        result = await run(code, runnable[tests]) if code else no_code(f"no code defines {entry_point}")
         return MatrixCell.of(solution, tests, result)
 
     pairs = [(s, t) for s in matrix.solutions for t in matrix.deciding_sets]  # a vacuous set decides nothing
@@ -119,7 +106,11 @@ async def cross_execute(
     test_sets = [p for c in councils if writes[c.role] == "tests" for p in _ranked_with_content(c)]
     matrix = None
     if solutions and test_sets:
-        matrix = await pass_matrix(request, solutions, test_sets, _Runs(request, runner, deadline_at, clock))
+
+        def run(solution: str, tests: str) -> Awaitable[ExecutionResult]:
+            return run_before_deadline(runner, request, solution, tests, deadline_at=deadline_at, clock=clock)
+
+        matrix = await pass_matrix(request, solutions, test_sets, run)
     if request.selection != "execution":
         return councils, matrix
     chosen: dict[str, CouncilResult] = {}

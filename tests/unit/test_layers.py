@@ -2,7 +2,8 @@
 
 `nats_bridge` is transport and contract (it knows the core's records, not Dagster assets or Ray; Ray's
 actors use it for the cluster's response store), and
-`benchmarks` sits beside `deliberation`. Function-level imports count: hiding an import in a function
+`benchmarks` sits beside `deliberation`. `sandbox` is an adapter beside `llm` (it runs model-written code; core says
+what to run), which the cluster's sandbox nodes use. Function-level imports count: hiding an import in a function
 does not change which way a dependency runs.
 """
 
@@ -17,8 +18,9 @@ ALLOWED = {
     "core": {"core"},
     "sim_llm": {"sim_llm"},
     "llm": {"core", "llm"},
-    "ray_cluster": {"core", "llm", "nats_bridge", "ray_cluster"},
+    "ray_cluster": {"core", "llm", "nats_bridge", "sandbox", "ray_cluster"},
     "nats_bridge": {"core", "nats_bridge"},
+    "sandbox": {"core", "sandbox"},
     "deliberation": {"core", "llm", "ray_cluster", "nats_bridge", "deliberation"},
     "benchmarks": {"core", "llm", "ray_cluster", "benchmarks"},
     "environment": {"llm", "ray_cluster", "nats_bridge"},

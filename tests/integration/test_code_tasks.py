@@ -1,0 +1,125 @@
+"""Code tasks through each entry point (the CLI, the launchpad's run config, a NATS request), on the session's
+Ray head, whose sandbox slots run the code in bubblewrap, with the simulated server told what each agent writes."""
+
+import json
+import os
+
+import dagster as dg
+import jsonschema
+import pytest
+
+from fleet_dagster.nats_bridge.schemas import schema_for_subject
+from tests import nats_helpers
+from tests.cli_helpers import fleet_dagster
+from tests.integration.test_deliberation_on_ray import materialization_metadata
+
+pytestmark = pytest.mark.integration
+
+TASK = "Write add(a, b): return the sum of a and b."
+TESTS = (
+    "from solution import add\n\n\ndef test_small():\n    assert add(1, 2) == 3\n\n\n"
+    "def test_negative():\n    assert add(-2, 5) == 3\n"
+)
+WRONG = "Here:\n```python\ndef add(a, b):\n    return a - b\n```"
+RIGHT = "```python\ndef add(a, b):\n    return a + b\n```"
+RIGHT_TOO = "```python\ndef add(a, b):\n    total = a\n    total += b\n    return total\n```"
+HOSTILE = "```python\nimport os\nos.system('touch /tmp/pwned-by-a-proposal')\ndef add(a, b):\n    return a + b\n```"
+QA_TESTS = (
+    "```python\nfrom solution import add\n\ndef test_sum():\n    assert add(2, 3) == 5\n\n"
+    "def test_zero():\n    assert add(0, 4) == 4\n```"
+)
+QA_VACUOUS = "```python\nfrom solution import add\n\ndef test_anything():\n    assert True\n```"
+ANSWERS = {
+    "agent-dev-001": [WRONG],
+    "agent-dev-002": [RIGHT],
+    "agent-dev-003": [RIGHT_TOO],
+    "agent-qa-001": [QA_VACUOUS],
+    "agent-qa-002": [QA_TESTS],
+    "agent-qa-003": ["I would test it with a few sums."],
+}
+
+
+def test_the_cli_runs_a_code_deliberation_against_tests_from_a_file(ray_head, dagster_home, sim_llm_factory, tmp_path):
+    server = sim_llm_factory(latency_s=0.02, answers=ANSWERS)
+    tests_file = tmp_path / "test_add.py"
+    tests_file.write_text(TESTS)
+    env = {**os.environ, "DAGSTER_HOME": str(dagster_home)}
+    args = [TASK, "--role", "DEV", "--role", "QA", "--agents", "3", "--rounds", "0", "--id", "code-cli"]
+    code = ["--entry-point", "add", "--tests", str(tests_file), "--selection", "execution"]
+    done = fleet_dagster("deliberate", *args, *code, "--llm-url", server.base_url, "--json", env=env)
+
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)
+    jsonschema.validate(document, schema_for_subject("status"))
+    rows = {row["agent_id"]: row for row in document["results"]}
+    assert (rows["agent-dev-001"]["tests_verdict"], rows["agent-dev-001"]["tests_passed"]) == ("failed", 0)
+    assert "assert" in rows["agent-dev-001"]["first_failure"]
+    assert {rows[a]["tests_verdict"] for a in ("agent-dev-002", "agent-dev-003")} == {"passed"}
+    assert rows["agent-qa-001"]["tests_verdict"] is None  # tests are run against the solutions, in the matrix
+    dev, qa = document["winners"]["DEV"], document["winners"]["QA"]
+    assert dev["agent_id"] in {"agent-dev-002", "agent-dev-003"} and dev["decided_by"] == "execution"
+    assert qa["agent_id"] == "agent-qa-002" and qa["decided_by"] == "execution"
+    matrix = document["pass_matrix"]
+    assert matrix["vacuous"] == ["agent-qa-001"] and list(matrix["unusable"]) == ["agent-qa-003"]
+    assert {(c["solution"], c["verdict"]) for c in matrix["cells"]} == {
+        ("agent-dev-001", "failed"),
+        ("agent-dev-002", "passed"),
+        ("agent-dev-003", "passed"),
+    }
+    assert document["executions"]["passed"] == 4 and document["executions"]["failed"] == 2
+
+
+def test_the_launchpad_config_runs_a_code_task_and_a_hostile_solution_harms_nothing(
+    ray_head, instance, sim_llm_factory, deploy_llm
+):
+    """The run config the launchpad submits; a solution that runs a shell command does it inside the sandbox,
+    where the host's /tmp is not."""
+    deploy_llm(sim_llm_factory(latency_s=0.02, answers={"agent-dev-001": [HOSTILE], "agent-dev-002": [WRONG]}))
+    config = {
+        "task": TASK,
+        "roles": ["DEV"],
+        "agents_per_role": 2,
+        "rounds": 0,
+        "entry_point": "add",
+        "tests": TESTS,
+        "test_timeout_s": 5.0,
+    }
+    run_request = dg.RunRequest(
+        run_key="code-launchpad",
+        partition_key="code-launchpad",
+        run_config={"ops": {"deliberation": {"config": config}}},
+    )
+    assert nats_helpers.execute_run_request(instance, run_request).success
+    assert not os.path.exists("/tmp/pwned-by-a-proposal")
+    metadata = materialization_metadata(instance, "code-launchpad")
+    assert metadata["winners"]["DEV"]["agent_id"] == "agent-dev-001"  # it passes; what it did stayed in there
+    assert "passed: 2 of 2 tests passed" in metadata["winners"]["DEV"]["rationale"]
+    assert metadata["executions"] == {"passed": 1, "failed": 1}
+
+
+def test_a_nats_request_with_tests_publishes_each_run_with_its_agent_event(
+    ray_head, instance, nats_server, sim_llm_factory, deploy_llm
+):
+    deploy_llm(sim_llm_factory(latency_s=0.02, answers={"agent-dev-001": [RIGHT], "agent-dev-002": [WRONG]}))
+    request = {
+        "task": TASK,
+        "roles": ["DEV"],
+        "agents_per_role": 2,
+        "rounds": 1,
+        "entry_point": "add",
+        "tests": TESTS,
+        "deliberation_id": "code-nats",
+    }
+    nats_helpers.publish_raw(nats_server.url, [json.dumps(request).encode()])
+    tick = nats_helpers.evaluate_request_sensor(nats_server.url, instance, None)
+    (run_request,) = tick.run_requests
+    assert nats_helpers.execute_run_request(instance, run_request).success  # the fixture deployed its NATS
+
+    events = nats_helpers.stored_events(nats_server.url, "agent.response.completed")
+    runs = {(e["agent_id"], e["phase"]): e for e in events if e["phase"] in ("propose", "revise")}
+    assert runs[("agent-dev-001", "propose")]["tests_verdict"] == "passed"
+    assert runs[("agent-dev-002", "propose")]["tests_verdict"] == "failed"
+    assert runs[("agent-dev-002", "propose")]["tests_total"] == 2
+    assert ("agent-dev-002", "revise") in runs  # a revision is run again
+    for event in events:
+        jsonschema.validate(event, schema_for_subject("agent.response.completed"))
