@@ -7,7 +7,8 @@ reads its configuration, the run's secret included, from CONFIG_FD and closes it
 way of ordinary prints, limits itself (memory, CPU time, processes, file size, core dumps, open files; soft and
 hard alike, so model code cannot raise them again) and writes STARTED to RESULT_FD: the runner's proof that
 the sandbox started. Then it compiles the solution (/work/<module>.py) and the test file, runs them as modules
-<module> and test_<module>, calls the test file's test_* functions in definition order, and writes one
+<module> and test_<module>, calls the test file's test_* functions in definition order (pytest is not in the
+sandbox: a stand-in `pytest` module gives raises, approx, fail and mark.parametrize), and writes one
 document to RESULT_FD: the secret, a newline, and JSON ({"setup_error": ..., "tests": [...], "not_run": n}).
 It then exits at once (os._exit): no atexit hook, finalizer or thread of the model's runs after its report.
 
@@ -26,6 +27,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import resource
 import sys
 import traceback
@@ -101,9 +103,10 @@ def _limit(limits: dict) -> None:
 def _run(config: dict) -> dict:
     """The report of the run. Both files are compiled before either runs; what the harness uses once model code
     has run (its own functions, exec, AssertionError) is bound here, before."""
-    describe, run_code, assertion_error, unsupported = _describe, exec, AssertionError, _UNSUPPORTED
+    describe, run_code, assertion_error, unsupported, cases_of = _describe, exec, AssertionError, _UNSUPPORTED, _cases
     limit, max_tests, max_name = config["max_message_chars"], config["max_tests"], config["max_name_chars"]
     sys.path.insert(0, SCRATCH)
+    sys.modules["pytest"] = _pytest_stand_in()  # before model code: what it does to this name changes nothing
     stage = "solution"
     try:
         solution, solution_code = _prepare(config["module"])
@@ -121,11 +124,12 @@ def _run(config: dict) -> dict:
         for name, test in list(tests.__dict__.items())
         if isinstance(name, str) and name.startswith("test_") and isinstance(test, types.FunctionType)
     ]
+    cases = [case for name, test in found for case in cases_of(name, test)]
     outcomes = []
-    for name, test in found[:max_tests]:
+    for name, test, arguments in cases[:max_tests]:
         outcome, message = "passed", None
         try:
-            returned = test()
+            returned = test(**arguments)
             if isinstance(returned, unsupported):
                 returned.close()
                 raise TypeError("async and generator tests are not supported: a test is a plain function")
@@ -134,7 +138,79 @@ def _run(config: dict) -> dict:
         except BaseException as exc:  # noqa: BLE001 - whatever a test raises (SystemExit too) is its error
             outcome, message = "errored", describe(exc, limit)
         outcomes.append({"name": name[:max_name], "outcome": outcome, "message": message})
-    return {"setup_error": None, "tests": outcomes, "not_run": max(0, len(found) - max_tests)}
+    return {"setup_error": None, "tests": outcomes, "not_run": max(0, len(cases) - max_tests)}
+
+
+def _cases(name: str, test: types.FunctionType) -> list[tuple[str, types.FunctionType, dict]]:
+    """A test function's calls: one, or one per parameter set of its @pytest.mark.parametrize (name[i])."""
+    parametrized = test.__dict__.get(PARAMETRIZE)
+    if not isinstance(parametrized, tuple):
+        return [(name, test, {})]
+    names, values = parametrized
+    return [(f"{name}[{index}]", test, dict(zip(names, case, strict=False))) for index, case in enumerate(values)]
+
+
+PARAMETRIZE = "__fleet_parametrize__"
+
+
+def _pytest_stand_in() -> types.ModuleType:
+    """What test files most often take from pytest, which is not in the sandbox: raises, approx, fail and
+    mark.parametrize (a plain name list and values). Anything else of pytest's is missing: its test errors."""
+    pytest = types.ModuleType("pytest")
+
+    class RaisesContext:
+        def __init__(self, expected, match=None) -> None:
+            self.expected, self.match, self.value = expected, match, None
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, kind, exc, tb) -> bool:
+            if kind is None:
+                raise AssertionError(f"DID NOT RAISE {self.expected!r}")
+            if not issubclass(kind, self.expected):
+                return False
+            if self.match is not None and not re.search(self.match, str(exc)):
+                raise AssertionError(f"{str(exc)!r} does not match {self.match!r}")
+            self.value = exc
+            return True
+
+    def raises(expected, *args, match=None, **kwargs):
+        if not args:
+            return RaisesContext(expected, match)
+        with RaisesContext(expected, match) as context:
+            args[0](*args[1:], **kwargs)
+        return context
+
+    class approx:
+        def __init__(self, expected, rel=1e-6, abs=1e-12) -> None:
+            self.expected, self.rel, self.abs = expected, rel, abs
+
+        def __eq__(self, other) -> bool:
+            if isinstance(self.expected, list | tuple):
+                return len(other) == len(self.expected) and all(
+                    approx(e, self.rel, self.abs) == o for e, o in zip(self.expected, other, strict=False)
+                )
+            return math.isclose(other, self.expected, rel_tol=self.rel, abs_tol=self.abs)
+
+        def __repr__(self) -> str:
+            return f"approx({self.expected!r})"
+
+    def fail(reason: str = "") -> None:
+        raise AssertionError(reason)
+
+    def parametrize(names, values):
+        listed = [n.strip() for n in names.split(",")] if isinstance(names, str) else list(names)
+
+        def mark(test):
+            cases = [tuple(v) if len(listed) > 1 else (v,) for v in values]
+            test.__dict__[PARAMETRIZE] = (listed, cases)
+            return test
+
+        return mark
+
+    pytest.__dict__.update(raises=raises, approx=approx, fail=fail, mark=types.SimpleNamespace(parametrize=parametrize))
+    return pytest
 
 
 def _prepare(name: str) -> tuple[types.ModuleType, types.CodeType]:

@@ -61,4 +61,4 @@ def test_references_pass_and_memorized_answers_fail_the_hidden_tests(served: boo
         assert (shown.verdict, shown.total) == ("passed", 1), (task.name, shown)
         assert hidden.verdict == "passed" and 3 <= hidden.total <= 5, (task.name, hidden)
         assert memorized_shown.verdict == "passed", (task.name, memorized_shown)
-        assert memorized_hidden.verdict == "failed", (task.name, memorized_hidden)
+        assert memorized_hidden.verdict in ("failed", "errored"), (task.name, memorized_hidden)

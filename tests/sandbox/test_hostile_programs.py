@@ -121,6 +121,38 @@ def test_a_test_file_without_tests_errors():
     assert (result.verdict, result.reason) == ("errored", "no test_* functions")
 
 
+PYTEST_STYLE_TESTS = """
+import pytest
+from solution import divide
+
+def test_raises():
+    with pytest.raises(ZeroDivisionError, match="division"):
+        divide(1, 0)
+
+def test_approx():
+    assert divide(1, 3) == pytest.approx(0.3333333)
+
+@pytest.mark.parametrize("a, b, expected", [(6, 3, 2), (9, 3, 3), (1, 1, 5)])
+def test_many(a, b, expected):
+    assert divide(a, b) == expected
+"""
+
+
+def test_what_tests_most_often_take_from_pytest_is_there():
+    """pytest is not in the sandbox: raises, approx, fail and mark.parametrize are the harness's stand-ins."""
+    result = run(PYTEST_STYLE_TESTS, "def divide(a, b):\n    return a / b\n")
+    assert [(t.name, t.outcome) for t in result.tests] == [
+        ("test_raises", "passed"),
+        ("test_approx", "passed"),
+        ("test_many[0]", "passed"),
+        ("test_many[1]", "passed"),
+        ("test_many[2]", "failed"),  # 1 / 1 is not 5
+    ]
+    assert result.verdict == "failed"
+    never_raises = run(PYTEST_STYLE_TESTS, "def divide(a, b):\n    return 0\n")
+    assert "DID NOT RAISE" in (never_raises.tests[0].message or "")
+
+
 def test_an_exception_in_a_test_errors_and_a_failed_one_fails():
     tests = "def test_fails():\n    assert 1 == 2\n\ndef test_raises():\n    {}['missing']\n"
     result = run(tests)
