@@ -1,17 +1,25 @@
 """Code tasks through each entry point (the CLI, the launchpad's run config, a NATS request), on the session's
 Ray head, whose sandbox slots run the code in bubblewrap, with the simulated server told what each agent writes."""
 
+import asyncio
 import json
 import os
+import time
+from collections import Counter
 
 import dagster as dg
 import jsonschema
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
+from fleet_dagster.core.execution import ExecutionJob
 from fleet_dagster.nats_bridge.schemas import schema_for_subject
+from fleet_dagster.ray_cluster.sandbox_runs import SandboxRuns
 from tests import nats_helpers
 from tests.cli_helpers import fleet_dagster
 from tests.integration.test_deliberation_on_ray import materialization_metadata
+from tests.integration.test_operating_metrics import metrics_text
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -21,7 +29,8 @@ TESTS = (
     "def test_negative():\n    assert add(-2, 5) == 3\n"
 )
 WRONG = "Here:\n```python\ndef add(a, b):\n    return a - b\n```"
-RIGHT = "```python\ndef add(a, b):\n    return a + b\n```"
+RIGHT_CODE = "def add(a, b):\n    return a + b\n"
+RIGHT = f"```python\n{RIGHT_CODE}```"
 RIGHT_TOO = "```python\ndef add(a, b):\n    total = a\n    total += b\n    return total\n```"
 HOSTILE = "```python\nimport os\nos.system('touch /tmp/pwned-by-a-proposal')\ndef add(a, b):\n    return a + b\n```"
 QA_TESTS = (
@@ -67,6 +76,8 @@ def test_the_cli_runs_a_code_deliberation_against_tests_from_a_file(ray_head, da
         ("agent-dev-003", "passed"),
     }
     assert document["executions"]["passed"] == 4 and document["executions"]["failed"] == 2
+    status = fleet_dagster("status", "code-cli", "--json", env=env)  # read back from the asset's metadata
+    assert json.loads(status.stdout) == document
 
 
 def test_the_launchpad_config_runs_a_code_task_and_a_hostile_solution_harms_nothing(
@@ -123,3 +134,36 @@ def test_a_nats_request_with_tests_publishes_each_run_with_its_agent_event(
     assert ("agent-dev-002", "revise") in runs  # a revision is run again
     for event in events:
         jsonschema.validate(event, schema_for_subject("agent.response.completed"))
+
+
+def test_runs_are_counted_in_the_scraped_metrics_by_verdict(ray_connected):
+    """Runs on the head's sandbox slots, counted where they ran: by verdict, with their durations."""
+
+    def fleet_runs() -> Counter:
+        samples = metrics_text(ray_connected)
+        counts: Counter = Counter()
+        for family in text_string_to_metric_families(samples):
+            for sample in family.samples:
+                if sample.name == "ray_fleet_executions_total":
+                    counts[sample.labels["verdict"]] += sample.value
+                elif sample.name == "ray_fleet_execution_seconds_count":
+                    counts["observed"] += sample.value
+        return counts
+
+    def settled() -> tuple[Counter] | None:  # earlier tests' runs may still be on their way (exported every ~10 s)
+        first = fleet_runs()
+        time.sleep(12)
+        return (first,) if fleet_runs() == first else None
+
+    (before,) = wait_until(settled, 120, "metrics that stopped changing", poll_s=0)
+    runs = SandboxRuns()
+    wrong = "def add(a, b):\n    return a - b\n"
+    jobs = [ExecutionJob(module="solution", solution=code, tests=TESTS) for code in (RIGHT_CODE, RIGHT_CODE, wrong)]
+
+    async def run_all() -> list:
+        return await asyncio.wait_for(asyncio.gather(*(runs.run(job) for job in jobs)), 120)
+
+    verdicts = asyncio.run(run_all())
+    assert sorted(result.verdict for result in verdicts) == ["failed", "passed", "passed"]
+    expected = before + Counter({"passed": 2, "failed": 1, "observed": 3})
+    wait_until(lambda: fleet_runs() == expected or None, 90, "the runs in the metrics", poll_s=2)
