@@ -16,6 +16,7 @@ from fleet_dagster.llm.response_store import ResponseStoreSettings
 from fleet_dagster.llm.settings import LLMSettings
 from fleet_dagster.nats_bridge.settings import NatsSettings
 from fleet_dagster.ray_cluster.cluster_settings import RayClusterSettings
+from fleet_dagster.sandbox.settings import SandboxSettings
 
 # Where fleet-dagster keeps state and finds its resources: read where they are used.
 PATHS = ("FLEET_HOME", "DAGSTER_HOME", ARCHIVE_ENV, "FLEET_RESOURCES_DIR")
@@ -48,5 +49,6 @@ class FleetSettings(BaseModel):
             IntakeSettings,
             RetentionSettings,
             BenchmarkScheduleSettings,
+            SandboxSettings,
         ]
         return {variable for group in groups for variable in group.variables().values()} | set(PATHS)

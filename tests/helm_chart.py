@@ -72,6 +72,31 @@ def pod_templates(manifest: dict) -> list[dict]:
     return templates
 
 
+def ray_groups(rendered: list[dict]) -> list[dict]:
+    """Every Ray node group of the release (the RayCluster's and the RayService's cluster's), with the labels its
+    pods carry once KubeRay creates them: the template's and KubeRay's own (ray.io/cluster, ray.io/node-type,
+    ray.io/group, ray.io/is-ray-node), which NetworkPolicies may select by. KubeRay names a RayService's cluster
+    <rayservice>-raycluster-<random suffix>."""
+    groups = []
+    for manifest in rendered:
+        if manifest["kind"] not in ("RayCluster", "RayService"):
+            continue
+        spec = manifest["spec"].get("rayClusterConfig", manifest["spec"])
+        name = manifest["metadata"]["name"]
+        cluster = name if manifest["kind"] == "RayCluster" else f"{name}-raycluster-x7k2p"
+        for group, node_type in [(spec["headGroupSpec"], "head"), *((g, "worker") for g in spec["workerGroupSpecs"])]:
+            group_name = group.get("groupName", "headgroup")
+            kuberay = {"ray.io/cluster": cluster, "ray.io/node-type": node_type, "ray.io/group": group_name}
+            labels = {**group["template"]["metadata"]["labels"], **kuberay, "ray.io/is-ray-node": "yes"}
+            groups.append({**group, "cluster": cluster, "node_type": node_type, "labels": labels})
+    return groups
+
+
+def sandbox_group(rendered: list[dict]) -> dict:
+    [group] = [g for g in ray_groups(rendered) if g.get("groupName") == "sandbox-workers"]
+    return group
+
+
 def containers(manifest: dict) -> list[tuple[dict, dict]]:
     return [(t["spec"], c) for t in pod_templates(manifest) for c in t["spec"]["containers"]]
 

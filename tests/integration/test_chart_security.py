@@ -14,16 +14,20 @@ import yaml
 from tests.helm_chart import (
     CHART,
     INSTANCE_YAML,
+    NAMESPACE,
     ROOT,
     VALUE_FILES,
     code_location_env,
     containers,
+    env_config,
     generated_secret,
     named,
     pod_templates,
+    ray_groups,
     render,
     render_text,
     run_pod_job,
+    sandbox_group,
 )
 
 pytestmark = pytest.mark.integration
@@ -156,6 +160,191 @@ def test_a_url_with_credentials_is_refused_by_the_schema(helm, setting, message)
         [helm, "template", "fleet", str(CHART), *backend, "--set", setting], capture_output=True, text=True
     )
     assert done.returncode != 0 and message in done.stderr and "s3cret" not in done.stdout, done.stderr
+
+
+def sandbox_pod(template: dict) -> dict:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "sandbox", **template["metadata"]}, **template}
+
+
+@pytest.mark.parametrize("values", VALUE_FILES, ids=lambda v: v.name if v else "defaults")
+def test_the_sandbox_pods_get_no_credential_no_token_and_no_endpoint(helm, values):
+    """Model-written code runs on the sandbox workers: nothing there that it could use if it left bubblewrap. No
+    Secret in any form (env, envFrom, volume), no service-account token, no Service addresses, not the fleet's env
+    ConfigMap and none of its endpoints; read-only root, no privilege escalation, no capability. (KubeRay adds
+    the Ray token itself, as to every Ray pod: the node must join the cluster.)"""
+    rendered = render(helm, values)
+    group = sandbox_group(rendered)
+    pod = group["template"]["spec"]
+    assert group["labels"]["app.kubernetes.io/component"] == "sandbox"
+    assert pod["automountServiceAccountToken"] is False and pod["enableServiceLinks"] is False
+    assert "serviceAccountName" not in pod
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    [container] = pod["containers"]
+    context = container["securityContext"]
+    assert (context["readOnlyRootFilesystem"], context["allowPrivilegeEscalation"]) == (True, False)
+    assert context["capabilities"] == {"drop": ["ALL"]} and not context.get("privileged")
+    assert "envFrom" not in container
+    for variable in container["env"]:
+        assert set(variable) == {"name", "value"}, variable  # a literal: no secretKeyRef, configMapKeyRef, fieldRef
+        assert variable["name"] not in (*CREDENTIALS, "NATS_CREDS") and "://" not in variable["value"], variable
+    assert pod["volumes"] == [{"name": "scratch", "emptyDir": {"sizeLimit": "1Gi"}}]
+    assert container["volumeMounts"] == [{"name": "scratch", "mountPath": "/tmp"}]
+    endpoints = [v for k, v in env_config(rendered).items() if "://" in v and k != "FLEET_LLM_MODEL_URLS"]
+    endpoints += json.loads(env_config(rendered)["FLEET_LLM_MODEL_URLS"]).values()
+    assert endpoints and not [e for e in endpoints if e in json.dumps(group["template"])]
+    # A council's worker gets the credentials (fleet.secretEnv): the check above would see them.
+    cpu = next(g for g in ray_groups(rendered) if g.get("groupName") == "cpu-workers")["template"]["spec"]
+    assert {"FLEET_LLM_API_KEY", "NATS_TOKEN", "NATS_CREDS"} & {e["name"] for e in cpu["containers"][0]["env"]}
+    kubernetes_validate.validate(sandbox_pod(group["template"]), "1.33", strict=True)
+
+
+def settings(*sandbox_values: str) -> list[str]:
+    """`--set ray.sandboxWorkers.<value>` for each."""
+    return [arg for value in sandbox_values for arg in ("--set", f"ray.sandboxWorkers.{value}")]
+
+
+def test_the_sandbox_runs_under_the_runtime_class_and_profiles_the_values_name(helm):
+    default = sandbox_group(render(helm, None))["template"]
+    assert "runtimeClassName" not in default["spec"]
+    context = default["spec"]["containers"][0]["securityContext"]
+    assert context["seccompProfile"] == {"type": "RuntimeDefault"} and "appArmorProfile" not in context
+
+    gvisor = sandbox_group(render(helm, None, *settings(
+        "runtimeClassName=gvisor", "seccompProfile.type=Unconfined", "appArmorProfile.type=Unconfined"
+    )))["template"]  # fmt: skip
+    assert gvisor["spec"]["runtimeClassName"] == "gvisor"
+    context = gvisor["spec"]["containers"][0]["securityContext"]
+    assert context["seccompProfile"] == {"type": "Unconfined"} and context["appArmorProfile"] == {"type": "Unconfined"}
+
+    # Under runc, profiles of one's own that allow what bubblewrap needs (user namespaces, mount).
+    runc = sandbox_group(render(helm, None, *settings(
+        "seccompProfile.type=Localhost", "seccompProfile.localhostProfile=profiles/bwrap.json",
+        "appArmorProfile.type=Localhost", "appArmorProfile.localhostProfile=bwrap",
+    )))["template"]  # fmt: skip
+    assert "runtimeClassName" not in runc["spec"]
+    context = runc["spec"]["containers"][0]["securityContext"]
+    assert context["seccompProfile"] == {"type": "Localhost", "localhostProfile": "profiles/bwrap.json"}
+    assert context["appArmorProfile"] == {"type": "Localhost", "localhostProfile": "bwrap"}
+    for template in (default, gvisor, runc):
+        kubernetes_validate.validate(sandbox_pod(template), "1.33", strict=True)
+
+
+RELEASE_NAMESPACE = {"kubernetes.io/metadata.name": NAMESPACE}
+DNS_POD = ({"k8s-app": "kube-dns"}, {"kubernetes.io/metadata.name": "kube-system"})
+# Ray's entry points that run code or answer with the model: Ray Client, Serve, the dashboard (Jobs API), the
+# dashboard agent; and the metrics port.
+RAY_ENTRY_PORTS = {10001, 8000, 8265, 52365, 8080}
+
+
+def selected(peer: dict, labels: dict, namespace: dict) -> bool:
+    """Does a NetworkPolicy peer (matchLabels only) select a pod with these labels in a namespace with these?"""
+    assert "ipBlock" not in peer and all(set(s) == {"matchLabels"} for s in peer.values()), peer
+    if "namespaceSelector" in peer:
+        in_namespace = peer["namespaceSelector"]["matchLabels"].items() <= namespace.items()
+    else:
+        in_namespace = namespace == RELEASE_NAMESPACE
+    return in_namespace and peer.get("podSelector", {}).get("matchLabels", {}).items() <= labels.items()
+
+
+def port_numbers(rule: dict) -> set[int]:
+    return {n for p in rule["ports"] for n in range(p["port"], p.get("endPort", p["port"]) + 1)}
+
+
+@pytest.mark.parametrize("values", VALUE_FILES, ids=lambda v: v.name if v else "defaults")
+def test_the_sandbox_workers_reach_only_ray_ports_of_the_fleets_ray_pods_and_dns(helm, values):
+    """The sandbox NetworkPolicy over every pod of the release (Ray pods with the labels KubeRay gives them, run
+    pods with their container context's) and the cluster DNS: only the fleet cluster's Ray pods reach the sandbox
+    pods; these reach GCS on the head alone, Ray's own ports (raylet, object manager, workers) on the fleet
+    cluster's Ray pods, which every node binds, and DNS; never a Ray entry point, the model servers, NATS, a run
+    pod, the code location, the RayService's cluster or another sandbox pod. The Ray policy admits them on Ray's
+    own ports alone."""
+    rendered = render(helm, values)
+    groups = ray_groups(rendered)
+    fleet_cluster = named(rendered, "RayCluster", "-ray")["metadata"]["name"]
+    location_env = {e["name"]: e.get("value") for e in code_location_env(rendered)}
+    run_pod_labels = json.loads(location_env["DAGSTER_CONTAINER_CONTEXT"])["k8s"]["labels"]
+    pods = {f"{g['cluster']}/{g.get('groupName', 'head')}": g["labels"] for g in groups}
+    others = [m for m in rendered if m["kind"] not in ("RayCluster", "RayService")]
+    pods |= {m["metadata"]["name"]: t["metadata"]["labels"] for m in others for t in pod_templates(m)}
+    pods["run-pod"] = run_pod_labels
+    fleet_ray = {f"{fleet_cluster}/{g}" for g in ("head", "gpu-workers", "cpu-workers")}
+    head = {f"{fleet_cluster}/head"}
+    sandbox = {f"{fleet_cluster}/sandbox-workers"}
+
+    policy = named(rendered, "NetworkPolicy", "-sandbox")["spec"]
+    target = policy["podSelector"]["matchLabels"]
+    assert {name for name, labels in pods.items() if target.items() <= labels.items()} == sandbox
+    assert sorted(policy["policyTypes"]) == ["Egress", "Ingress"]
+
+    def reached(rule: dict, key: str) -> set[str]:
+        return {name for peer in rule[key] for name, pod in pods.items() if selected(peer, pod, RELEASE_NAMESPACE)}
+
+    for rule in policy["ingress"]:
+        if "ports" in rule:  # Prometheus, when a monitor is on: the metrics port, from its namespace only
+            assert [p["port"] for p in rule["ports"]] == [8080] and reached(rule, "from") == set()
+        else:
+            assert reached(rule, "from") == fleet_ray
+
+    rules = policy["egress"]
+    assert all(rule.get("to") and rule.get("ports") for rule in rules)  # no rule opens a peer or a port wholesale
+    dns = [r for r in rules if any(selected(peer, *DNS_POD) for peer in r["to"])]
+    assert [(r["to"], sorted((p["port"], p["protocol"]) for p in r["ports"])) for r in dns] == [
+        (
+            [{"namespaceSelector": {"matchLabels": DNS_POD[1]}, "podSelector": {"matchLabels": DNS_POD[0]}}],
+            [(53, "TCP"), (53, "UDP")],
+        )
+    ]
+    reach: dict[str, set[int]] = {}
+    for rule in rules:
+        if rule not in dns:
+            for name in reached(rule, "to"):
+                reach.setdefault(name, set()).update(port_numbers(rule))
+    node_ports = {8076, 8077, *range(10002, 20000)}
+    assert set(reach) == fleet_ray  # no model server, NATS, run pod, code location, RayService pod or sandbox
+    assert reach[f"{fleet_cluster}/head"] == {6379} | node_ports
+    assert all(reach[name] == node_ports for name in fleet_ray - head)
+    assert not [name for name, ports in reach.items() if ports & RAY_ENTRY_PORTS]
+    for group in groups:  # where every Ray node listens: the ports named above
+        start = group["rayStartParams"]
+        assert {int(start["node-manager-port"]), int(start["object-manager-port"])} == {8076, 8077}
+        assert range(int(start["min-worker-port"]), int(start["max-worker-port"]) + 1) == range(10002, 20000)
+
+    # The Ray policy's side: the sandbox pods in on Ray's own ports (GCS among them), never an entry point.
+    ray_policy = named(rendered, "NetworkPolicy", "-ray")["spec"]
+    [sandbox_labels] = [pods[name] for name in sandbox]
+    admitting = [
+        r for r in ray_policy["ingress"] if any(selected(p, sandbox_labels, RELEASE_NAMESPACE) for p in r["from"])
+    ]
+    assert admitting and all("ports" in rule for rule in admitting)
+    assert set().union(*(port_numbers(rule) for rule in admitting)) == {6379} | node_ports
+
+
+def install_notes(helm: str, *settings: str) -> str:
+    """The notes `helm install` prints (a client-side dry run: no cluster), whitespace made single spaces."""
+    command = [helm, "install", "fleet", str(CHART), "--namespace", NAMESPACE, "--dry-run=client"]
+    done = subprocess.run([*command, *settings], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return " ".join(done.stdout.split("\nNOTES:\n", 1)[1].split())
+
+
+RUNC_WARNING = (
+    "WARNING: model-written code runs in runc containers guarded only by bubblewrap; "
+    "set ray.sandboxWorkers.runtimeClassName to gVisor or Kata"
+)
+SECCOMP_NOTE = 'every execution then reports the verdict "unavailable"'
+
+
+def test_the_install_notes_warn_while_the_sandbox_runs_under_runc(helm):
+    default = install_notes(helm)
+    assert RUNC_WARNING in default and SECCOMP_NOTE in default
+    gvisor = ("--set", "ray.sandboxWorkers.runtimeClassName=gvisor")
+    assert RUNC_WARNING not in install_notes(helm, *gvisor) and SECCOMP_NOTE in install_notes(helm, *gvisor)
+    unconfined = install_notes(helm, *gvisor, "--set", "ray.sandboxWorkers.seccompProfile.type=Unconfined")
+    assert RUNC_WARNING not in unconfined and SECCOMP_NOTE not in unconfined
+    for setting in ("ray.sandboxWorkers.enabled=false", "ray.externalAddress=ray://ray-head:10001"):
+        assert "sandbox" not in install_notes(helm, "--set", setting), setting
+    assert "WARNING: networkPolicy.enabled is false" in install_notes(helm, "--set", "networkPolicy.enabled=false")
 
 
 def resource_name(resource: str) -> str:

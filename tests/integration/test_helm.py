@@ -15,7 +15,19 @@ import pytest
 import yaml
 
 from fleet_dagster.ray_cluster.local_head import stop_session
-from tests.helm_chart import CHART, NAMESPACE, ROOT, VALUE_FILES, containers, env_config, named, pod_templates, render
+from tests.helm_chart import (
+    CHART,
+    NAMESPACE,
+    ROOT,
+    VALUE_FILES,
+    containers,
+    env_config,
+    named,
+    pod_templates,
+    ray_groups,
+    render,
+    sandbox_group,
+)
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -177,6 +189,13 @@ def test_external_nats_renders_no_statefulset(helm):
         ("metrics.podMonitor.enable=true", "additional properties 'enable' not allowed"),
         ("retention.scheduleStatus=RUNNING", "retention/archiveDir"),  # the pods' FLEET_HOME is scratch space
         ("retention.days=0", "exclusiveMinimum"),
+        # No syscall filter at all only where gVisor or Kata filter syscalls themselves.
+        ("ray.sandboxWorkers.seccompProfile.type=Unconfined", "/ray/sandboxWorkers/runtimeClassName"),
+        ("ray.sandboxWorkers.appArmorProfile.type=Unconfined", "/ray/sandboxWorkers/runtimeClassName"),
+        ("ray.sandboxWorkers.seccompProfile.type=Localhost", "missing property 'localhostProfile'"),
+        ("ray.sandboxWorkers.slots=0", "'/ray/sandboxWorkers/slots': minimum"),
+        ("ray.sandboxWorkers.runtimeClassName=gVisor", "does not match pattern"),
+        ("ray.sandboxWorkers.scratchSizeLimit=1GB", "does not match pattern"),
     ],
 )
 def test_bad_values_are_rejected_by_the_schema(helm, setting, message):
@@ -346,9 +365,10 @@ def test_the_monitors_scrape_the_metrics_port_of_every_ray_pod(helm):
         *("--set", "metrics.podMonitor.enabled=true", "--set", "metrics.labels.release=kube-prometheus-stack"),
     )
     nodes = ray_nodes(rendered)
-    assert len(nodes) == 6  # a head and two worker groups, twice
+    assert len(nodes) == 7  # a head and two worker groups, twice, and the fleet cluster's sandbox workers
     templates = [template for manifest in rendered for template in pod_templates(manifest)]
-    ray_templates = [template for _, template in nodes]
+    # The monitors select every Ray node, the sandbox workers too: the code runs are counted where they run.
+    ray_templates = [t for _, t in nodes]
     for params, template in nodes:  # Ray serves its metrics where the container declares them
         ports = {p["name"]: p["containerPort"] for c in template["spec"]["containers"] for p in c.get("ports", [])}
         assert ports["metrics"] == int(params["metrics-export-port"]) == 8080
@@ -474,7 +494,52 @@ def test_the_chart_renders_every_setting_the_code_reads_and_nothing_it_does_not(
         rendered |= set(env_config(manifests))
         code_location = named(manifests, "Deployment", "code-location")
         rendered |= {e["name"] for _, c in containers(code_location) for e in c.get("env", [])}
+        # The sandbox workers' own environment (fleet.sandboxEnv): what the code reads where it runs code.
+        rendered |= {e["name"] for c in sandbox_group(manifests)["template"]["spec"]["containers"] for e in c["env"]}
     read = FleetSettings.variables()
     fleet = {name for name in rendered if name.startswith(("FLEET_", "NATS_")) or name in read}
     assert fleet - read == set(), "rendered, never read"
     assert read - rendered == set(), "read, never rendered"
+
+
+def kuberay_start_argument(name: str, value: str) -> str:
+    """What `ray start` gets for a rayStartParam: KubeRay writes ` --name=value` into the container's command,
+    which bash runs (`bash -lc`), so the value's quotes and backslashes are the shell's to undo."""
+    done = subprocess.run(["bash", "-c", f"printf '%s\\n' --{name}={value}"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    [argument] = done.stdout.splitlines()  # one word: the quoting keeps a JSON with spaces together
+    return argument.removeprefix(f"--{name}=")
+
+
+@pytest.mark.parametrize("slots", [4, 1])
+def test_only_the_sandbox_workers_offer_the_sandbox_resource_and_they_offer_no_cpu(helm, slots):
+    """The sandbox group as Ray's own KubeRay autoscaler reads the rendered RayCluster (its parser), and as `ray
+    start` gets it through KubeRay's shell: the resource the code's executions ask for, on that group alone,
+    `slots` of it a pod; no CPU there, so no council actor or plain task is ever scheduled on it."""
+    from ray.autoscaler._private.kuberay.autoscaling_config import _derive_autoscaling_config_from_ray_cr
+
+    from fleet_dagster.ray_cluster.cluster_settings import SANDBOX_RESOURCE
+
+    rendered = render(helm, None, "--set", f"ray.sandboxWorkers.slots={slots}")
+    cluster = named(rendered, "RayCluster", "-ray")
+    node_types = _derive_autoscaling_config_from_ray_cr(cluster)["available_node_types"]
+    offering = {name: node["resources"] for name, node in node_types.items() if SANDBOX_RESOURCE in node["resources"]}
+    assert list(offering) == ["sandbox-workers"]
+    assert offering["sandbox-workers"][SANDBOX_RESOURCE] == slots and offering["sandbox-workers"]["CPU"] == 0
+    group = sandbox_group(rendered)
+    assert (node_types["sandbox-workers"]["min_workers"], node_types["sandbox-workers"]["max_workers"]) == (1, 4)
+    assert json.loads(kuberay_start_argument("resources", group["rayStartParams"]["resources"])) == {
+        SANDBOX_RESOURCE: slots
+    }
+    assert kuberay_start_argument("num-cpus", group["rayStartParams"]["num-cpus"]) == "0"
+
+    # Not in the RayService's cluster (it serves the model, never fleet code); none when turned off or when
+    # the Ray cluster is managed elsewhere.
+    served = render(helm, CHART / "ci" / "rayservice-values.yaml")
+    assert [g["cluster"] for g in ray_groups(served) if g.get("groupName") == "sandbox-workers"] == [
+        named(served, "RayCluster", "-ray")["metadata"]["name"]
+    ]
+    for setting in ("ray.sandboxWorkers.enabled=false", "ray.externalAddress=ray://ray-head:10001"):
+        elsewhere = render(helm, None, "--set", setting)
+        assert not [g for g in ray_groups(elsewhere) if g.get("groupName") == "sandbox-workers"], setting
+        assert not [m for m in elsewhere if m["metadata"]["name"].endswith("-sandbox")], setting

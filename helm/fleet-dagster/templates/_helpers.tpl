@@ -231,6 +231,54 @@ settings, the credentials by reference, the role files, and the label the Networ
 - {name: tmp, mountPath: /tmp}
 {{- end -}}
 
+{{/* Ray's ports between nodes. GCS is the head's; the raylet (node manager), the object manager and the
+range that workers and drivers bind are every node's, set here on every node (Ray picks the first two at
+random otherwise; the range is its default, named so that Ray and the policy cannot drift apart) so that a
+NetworkPolicy can name them: the sandbox workers reach the other Ray pods on these and on nothing else (not
+Ray Client 10001, the dashboard 8265, Serve 8000 nor the agents' 52365). */}}
+{{- define "fleet.rayPorts" -}}
+{gcs: 6379, objectManager: 8076, nodeManager: 8077, minWorker: 10002, maxWorker: 19999}
+{{- end -}}
+
+{{/* rayStartParams binding a node's ports where fleet.rayPorts says. */}}
+{{- define "fleet.rayNodePorts" -}}
+{{- $ports := include "fleet.rayPorts" . | fromYaml -}}
+node-manager-port: {{ $ports.nodeManager | quote }}
+object-manager-port: {{ $ports.objectManager | quote }}
+min-worker-port: {{ $ports.minWorker | quote }}
+max-worker-port: {{ $ports.maxWorker | quote }}
+{{- end -}}
+
+{{/* NetworkPolicy ports: every node's Ray ports (fleet.rayPorts), GCS apart (the head's alone). */}}
+{{- define "fleet.rayNodePolicyPorts" -}}
+{{- $ports := include "fleet.rayPorts" . | fromYaml -}}
+- {port: {{ $ports.nodeManager }}, protocol: TCP}
+- {port: {{ $ports.objectManager }}, protocol: TCP}
+- {port: {{ $ports.minWorker }}, endPort: {{ $ports.maxWorker }}, protocol: TCP}
+{{- end -}}
+
+{{/* The Ray custom resource that only the sandbox workers offer: code executions ask for one unit each. */}}
+{{- define "fleet.sandboxResource" -}}
+sandbox
+{{- end -}}
+
+{{/* Are the sandbox workers rendered? They join the fleet's own RayCluster only (fleet.rayClusterSpec leaves
+them out of the RayService's cluster, which serves the model and never runs fleet code). */}}
+{{- define "fleet.sandboxWorkers" -}}
+{{- if and .Values.ray.enabled (not .Values.ray.externalAddress) .Values.ray.sandboxWorkers.enabled }}true{{ end -}}
+{{- end -}}
+
+{{/* The sandbox workers' whole environment (with what KubeRay adds for Ray itself): no credential, no
+endpoint, not the fleet's env ConfigMap. Model-written code must learn nothing it could use from here. */}}
+{{- define "fleet.sandboxEnv" -}}
+# The root filesystem is read-only: anything the fleet writes goes under the scratch volume at /tmp.
+- {name: FLEET_HOME, value: /tmp/fleet}
+# The sandbox's own settings (fleet_dagster/sandbox/settings.py): the image's distribution Python and bubblewrap.
+- {name: FLEET_SANDBOX_PYTHON, value: {{ .Values.ray.sandboxWorkers.python | quote }}}
+- {name: FLEET_SANDBOX_BWRAP, value: {{ .Values.ray.sandboxWorkers.bwrap | quote }}}
+- {name: FLEET_SANDBOX_UID, value: {{ .Values.ray.sandboxWorkers.uid | quote }}}
+{{- end -}}
+
 {{/* The KubeRay cluster spec, shared by the RayCluster and the RayService's cluster. */}}
 {{- define "fleet.rayClusterSpec" -}}
 {{- $root := .root -}}
@@ -246,10 +294,12 @@ headGroupSpec:
     num-cpus: "0"
     dashboard-host: {{ .dashboardHost }}
     metrics-export-port: {{ $root.Values.metrics.port | quote }}
+    {{- include "fleet.rayNodePorts" $root | nindent 4 }}
   template:
     metadata:
       labels: {{- include "fleet.selector" $root | nindent 8 }}
         app.kubernetes.io/component: ray
+        fleet-dagster/ray-metrics: "true"  # what the metrics monitors select: every Ray node
     spec:
       # The head keeps its service account token: the in-tree autoscaler calls the Kubernetes API.
       securityContext: {{- include "fleet.podSecurityContext" nil | nindent 8 }}
@@ -279,10 +329,12 @@ workerGroupSpecs:
     rayStartParams:
       num-gpus: {{ $values.gpuWorkers.gpus | quote }}
       metrics-export-port: {{ $root.Values.metrics.port | quote }}
+      {{- include "fleet.rayNodePorts" $root | nindent 6 }}
     template:
       metadata:
         labels: {{- include "fleet.selector" $root | nindent 10 }}
           app.kubernetes.io/component: ray
+          fleet-dagster/ray-metrics: "true"  # what the metrics monitors select: every Ray node
       spec:
         automountServiceAccountToken: false
         securityContext: {{- include "fleet.podSecurityContext" nil | nindent 10 }}
@@ -318,10 +370,12 @@ workerGroupSpecs:
     maxReplicas: {{ $values.cpuWorkers.maxReplicas }}
     rayStartParams:
       metrics-export-port: {{ $root.Values.metrics.port | quote }}
+      {{- include "fleet.rayNodePorts" $root | nindent 6 }}
     template:
       metadata:
         labels: {{- include "fleet.selector" $root | nindent 10 }}
           app.kubernetes.io/component: ray
+          fleet-dagster/ray-metrics: "true"  # what the metrics monitors select: every Ray node
       spec:
         automountServiceAccountToken: false
         securityContext: {{- include "fleet.podSecurityContext" nil | nindent 10 }}
@@ -339,4 +393,65 @@ workerGroupSpecs:
             securityContext: {{- include "fleet.rayContainerSecurityContext" $root | nindent 14 }}
             volumeMounts: {{- include "fleet.resourcesMounts" $root | nindent 14 }}
         volumes: {{- include "fleet.resourcesVolume" $root | nindent 10 }}
+  {{- /* Base name of the including template: the RayCluster's file, not the RayService's (fleet.sandboxWorkers). */}}
+  {{- if and (include "fleet.sandboxWorkers" $root) (eq (base $root.Template.Name) "raycluster.yaml") }}
+  {{- $sandbox := $values.sandboxWorkers }}
+  # Model-written code runs here and on no other pod: each execution is a Ray task asking for one unit of
+  # the sandbox resource, which only this group offers, and runs inside bubblewrap in the pod. These pods
+  # get no credential, no service account token, no endpoint; their NetworkPolicy lets them reach the
+  # other Ray pods' Ray ports and DNS, nothing else.
+  - groupName: sandbox-workers
+    replicas: {{ $sandbox.replicas }}
+    minReplicas: {{ $sandbox.minReplicas }}
+    maxReplicas: {{ $sandbox.maxReplicas }}
+    rayStartParams:
+      # No CPU for Ray to hand out, as on the head: council actors and plain tasks (which ask for CPU)
+      # never land here, and the slots alone bound the executions at once.
+      num-cpus: "0"
+      # KubeRay's quoting, which the autoscaler parses too: '"{\"sandbox\": 4}"'.
+      resources: {{ dict (include "fleet.sandboxResource" $root) (int $sandbox.slots) | toJson | printf "%q" | squote }}
+      metrics-export-port: {{ $root.Values.metrics.port | quote }}
+      {{- include "fleet.rayNodePorts" $root | nindent 6 }}
+    template:
+      metadata:
+        labels: {{- include "fleet.selector" $root | nindent 10 }}
+          app.kubernetes.io/component: sandbox
+          fleet-dagster/ray-metrics: "true"  # what the metrics monitors select: every Ray node
+      spec:
+        automountServiceAccountToken: false
+        # No Service's address in the environment either (Kubernetes' service links).
+        enableServiceLinks: false
+        {{- with $sandbox.runtimeClassName }}
+        runtimeClassName: {{ . }}
+        {{- end }}
+        securityContext: {{- include "fleet.podSecurityContext" nil | nindent 10 }}
+        {{- with $sandbox.nodeSelector }}
+        nodeSelector: {{- toYaml . | nindent 10 }}
+        {{- end }}
+        {{- with $sandbox.tolerations }}
+        tolerations: {{- toYaml . | nindent 10 }}
+        {{- end }}
+        containers:
+          - name: ray-worker
+            image: {{ .image }}
+            ports:
+              - {name: metrics, containerPort: {{ $root.Values.metrics.port }}}
+            env: {{- include "fleet.sandboxEnv" $root | nindent 14 }}
+            resources: {{- toYaml $sandbox.resources | nindent 14 }}
+            # Read-only root (Ray writes only under /tmp); bubblewrap creates its user namespace without
+            # privileges, which the seccomp and AppArmor profiles below must allow (values.yaml).
+            securityContext:
+              {{- include "fleet.containerSecurityContext" $root | nindent 14 }}
+              seccompProfile: {{- toYaml $sandbox.seccompProfile | nindent 16 }}
+              {{- with $sandbox.appArmorProfile }}
+              appArmorProfile: {{- toYaml . | nindent 16 }}
+              {{- end }}
+            volumeMounts:
+              - {name: scratch, mountPath: /tmp}
+        volumes:
+          # Ray's session files, logs and object spill (a run's own files are on tmpfs in its sandbox):
+          # bounded, the pod is evicted past it.
+          - name: scratch
+            emptyDir: {sizeLimit: {{ $sandbox.scratchSizeLimit }}}
+  {{- end }}
 {{- end -}}
