@@ -74,16 +74,21 @@ def stderr_console() -> Console:
         return Console(stderr=True)
 
 
-def winners_table(winners: dict[str, dict]) -> Table:
-    """With an answer column when a winner was chosen by vote: its answer and its share of the votes."""
+def winners_table(winners: dict[str, dict], results: list[dict] | None = None) -> Table:
+    """With an answer column when a winner was chosen by vote (its answer and its share of the votes), and a tests
+    column when a winner's code was run against the request's tests (its verdict, tests passed of the total)."""
     voted = any(winner.get("votes") for winner in winners.values())
-    table = Table("role", "winner", "score", *(["answer (votes)"] if voted else []))
+    runs = {(r["role"], r["agent_id"]): r for r in results or [] if r.get("tests_verdict")}
+    table = Table("role", "winner", "score", *(["answer (votes)"] if voted else []), *(["tests"] if runs else []))
     for role, winner in winners.items():
         row = [escape(role), escape(str(winner["agent_id"])), f"{winner['score']:.2f}"]
         if voted:
             votes = winner.get("votes") or {}
             answer = winner.get("answer")
             row.append(f"{escape(str(answer))} ({votes.get(answer, 0)} of {sum(votes.values())})" if votes else "")
+        if runs:
+            run = runs.get((role, winner["agent_id"]))
+            row.append(f"{run['tests_verdict']} {run['tests_passed']}/{run['tests_total']}" if run else "")
         table.add_row(*row)
     return table
 
@@ -99,7 +104,7 @@ def print_summary(document: dict, dagster_home: str) -> None:
     )
     if document["error_message"]:
         console.print(f"[red]{escape(document['error_message'])}[/]")
-    console.print(winners_table(document["winners"]))
+    console.print(winners_table(document["winners"], document.get("results")))
     console.print(
         f"Result: asset [bold]deliberation[/], partition {deliberation_id}, run {run_id}\n"
         f"  stored in {escape(dagster_home)}/storage/deliberation/{deliberation_id}\n"

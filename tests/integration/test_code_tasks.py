@@ -4,6 +4,7 @@ Ray head, whose sandbox slots run the code in bubblewrap, with the simulated ser
 import asyncio
 import json
 import os
+import re
 import time
 from collections import Counter
 
@@ -12,6 +13,7 @@ import jsonschema
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from fleet_dagster.cli.console import print_summary
 from fleet_dagster.core.execution import ExecutionJob
 from fleet_dagster.nats_bridge.schemas import schema_for_subject
 from fleet_dagster.ray_cluster.sandbox_runs import SandboxRuns
@@ -48,7 +50,9 @@ ANSWERS = {
 }
 
 
-def test_the_cli_runs_a_code_deliberation_against_tests_from_a_file(ray_head, dagster_home, sim_llm_factory, tmp_path):
+def test_the_cli_runs_a_code_deliberation_against_tests_from_a_file(
+    ray_head, dagster_home, sim_llm_factory, tmp_path, capsys, monkeypatch
+):
     server = sim_llm_factory(latency_s=0.02, answers=ANSWERS)
     tests_file = tmp_path / "test_add.py"
     tests_file.write_text(TESTS)
@@ -78,6 +82,9 @@ def test_the_cli_runs_a_code_deliberation_against_tests_from_a_file(ray_head, da
     assert document["executions"]["passed"] == 4 and document["executions"]["failed"] == 2
     status = fleet_dagster("status", "code-cli", "--json", env=env)  # read back from the asset's metadata
     assert json.loads(status.stdout) == document
+    monkeypatch.setenv("COLUMNS", "200")
+    print_summary(document, str(dagster_home))  # what `deliberate` prints without --json
+    assert re.search(r"DEV .*agent-dev-00[23] .* passed 2/2", capsys.readouterr().out)
 
 
 def test_the_launchpad_config_runs_a_code_task_and_a_hostile_solution_harms_nothing(
