@@ -286,7 +286,11 @@ class Council:
         self.phase = "done"
 
     def _agreement(self) -> str | None:
-        """Why another round would change nothing: every proposal states the same final answer."""
+        """Why another round would change nothing: every proposal states the same final answer, or (a code task)
+        every solution passes every test of the request."""
+        runs = [self.proposals[aid].execution for aid in self._active()]
+        if self.code.runs_solutions and runs and all(run is not None and run.verdict == "passed" for run in runs):
+            return "every solution passes the request's tests"
         answers = {final_answer(self.proposals[aid].content) for aid in self._active()}
         if len(self._active()) >= 2 and len(answers) == 1 and None not in answers:
             return f"the agents agree on the final answer {answers.pop()!r}"

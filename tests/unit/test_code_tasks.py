@@ -112,6 +112,28 @@ def test_a_solution_is_run_after_propose_and_each_revision_and_revisions_see_the
     assert {(r.tests_verdict, r.tests_passed, r.tests_total) for r in outcome.results} == {("passed", 2, 2)}
 
 
+def test_a_council_whose_solutions_all_pass_skips_its_remaining_rounds():
+    class Model:
+        async def complete(self, request: ChatRequest) -> ChatResult:
+            return ChatResult(content=GOOD, latency_ms=1)
+
+        async def prompt_tokens(self, request: ChatRequest) -> int:
+            return 10
+
+    request = code_request(tests=TESTS, rounds=2)
+    council = Council(
+        request,
+        load_profile("DEV"),
+        Model(),
+        deadline_at=time.time() + 60,
+        call_timeout_s=5,
+        code_runner=MarkerRunner(),
+    )
+    result = asyncio.run(run_council(council))
+    assert result.early_stop == "every solution passes the request's tests: rounds 1-2 skipped"
+    assert [c.phase for c in result.calls] == ["propose"] * 3 and result.calls_saved == 2 * (3 + 3)
+
+
 def test_a_council_without_a_sandbox_says_so_and_a_text_role_runs_nothing():
     class Model:
         async def complete(self, request: ChatRequest) -> ChatResult:
