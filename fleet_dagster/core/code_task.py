@@ -3,7 +3,9 @@
 The rule (documented in the README, "Code tasks"): an answer's code is its first fenced block in the task's
 language (or with no language named) that defines what it must: the entry point for a solution, a `test_`
 function for tests. An answer with no such block counts whole when it defines it itself (small models often
-leave out the fences); otherwise it has no code, and its run is an error that says so, without a sandbox.
+leave out the fences); otherwise it has no code, and its run is an error that says so, without a sandbox. A
+solution's lines that import its own module are dropped: small models copy the tests' `from solution import f`
+into the solution, which then cannot import itself half-made.
 """
 
 import re
@@ -16,6 +18,8 @@ from fleet_dagster.core.scoring import fenced_blocks
 
 # What a fence may name for each language: its own name, common short forms, or nothing.
 FENCE_NAMES: dict[Language, frozenset[str]] = {"python": frozenset({"python", "py", "python3", ""})}
+# How a module imports a module (`{module}`) at its top level, per language.
+_IMPORTS: dict[Language, str] = {"python": r"^(?:from\s+{module}\s+import\b|import\s+{module}\s*$).*$"}
 # How a module defines a name at its top level, per language.
 _DEFINES: dict[Language, str] = {"python": r"^(?:async\s+def|def|class)\s+{name}\b|^{name}\s*(?::[^=\n]*)?="}
 TEST_PREFIX = "test_"
@@ -33,9 +37,14 @@ def _code_defining(answer: str, name: str, language: Language) -> str | None:
     return answer if _defines(answer, name, language) else None
 
 
-def written_solution(answer: str, entry_point: str, language: Language = "python") -> str | None:
-    """The solution in an answer, by the rule above: the code that defines `entry_point`."""
-    return _code_defining(answer, entry_point, language)
+def written_solution(
+    answer: str, entry_point: str, language: Language = "python", module: str = "solution"
+) -> str | None:
+    """The solution in an answer, by the rule above: the code that defines `entry_point`, without its imports of
+    its own `module`."""
+    code = _code_defining(answer, entry_point, language)
+    own_imports = _IMPORTS[language].format(module=re.escape(module))
+    return None if code is None else re.sub(own_imports, "", code, flags=re.MULTILINE)
 
 
 def written_tests(answer: str, language: Language = "python") -> str | None:

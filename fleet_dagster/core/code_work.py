@@ -49,7 +49,9 @@ class CodeWork:
 
     def propose_messages(self) -> list[dict[str, str]]:
         if self.writes == "solution":
-            return self._code_messages("propose_solution", tests=self.request.tests)
+            # Not the tests, nor how they import it: shown them, the embedded model copies them instead of
+            # writing the function (README, "Code tasks"). Its revisions see how its code fared against them.
+            return self._code_messages("propose_solution")
         return self._code_messages("propose_tests")
 
     def revise_messages(self, proposal: Proposal, reviews: list[Review], round_: int) -> list[dict[str, str]]:
@@ -60,7 +62,8 @@ class CodeWork:
 
     async def run_answer(self, answer: str) -> ExecutionResult:
         """The solution in an answer run against the request's tests; what cannot run says why in its result."""
-        code = written_solution(answer, self.request.entry_point or "", self.request.language)
+        request = self.request
+        code = written_solution(answer, request.entry_point or "", request.language, request.module)
         if code is None:
             return no_code(f"no {self.request.language} code defines {self.request.entry_point}")
         return await run_before_deadline(

@@ -33,7 +33,9 @@ async def pass_matrix(
 ) -> PassMatrix:
     """`run(solution, tests)` runs one pair before the deliberation's deadline."""
     entry_point, language = request.entry_point or "", request.language
-    solution_codes = {p.agent_id: written_solution(p.content or "", entry_point, language) for p in solutions}
+    solution_codes = {
+        p.agent_id: written_solution(p.content or "", entry_point, language, request.module) for p in solutions
+    }
     test_codes = {p.agent_id: written_tests(p.content or "", language) for p in test_sets}
     matrix = PassMatrix(solutions=[p.agent_id for p in solutions], test_sets=[p.agent_id for p in test_sets])
     matrix.unusable = {t: f"no {language} code defines a test_ function" for t, code in test_codes.items() if not code}

@@ -54,7 +54,7 @@ MAX_TOTAL_TOKENS = 100_000_000
 MAX_METADATA_BYTES = 16 * 1024
 MAX_METADATA_DEPTH = 8
 
-# Tests are a file of test functions, shown to the agents and run against every solution: a few hundred lines.
+# Tests are a file of test functions, run against every solution: a few hundred lines.
 MAX_TESTS_CHARS = 20_000
 # An entry point or module is a Python name that the tests import.
 IDENTIFIER_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
@@ -176,8 +176,8 @@ class DeliberationRequest(BaseModel):
         "",
         max_length=MAX_TESTS_CHARS,
         description=f"A code task's tests (test_* functions with plain asserts, pytest style; at most "
-        f"{MAX_TESTS_CHARS:,} characters): shown to the agents, run against every solution, and they decide "
-        "before any test a council wrote.",
+        f"{MAX_TESTS_CHARS:,} characters): every solution is run against them after each version, a revision "
+        "sees how it fared, and they decide before any test a council wrote.",
     )
     test_timeout_s: float = Field(
         DEFAULT_TEST_TIMEOUT_S,

@@ -38,6 +38,7 @@ from fleet_dagster.core.execution import (
     TestOutcomeKind,
     Verdict,
 )
+from fleet_dagster.core.profiles import CodeWork
 from fleet_dagster.sandbox.harness import STARTED, cpu_seconds
 
 MAX_NAME_CHARS = 200
@@ -65,7 +66,7 @@ class ReportedTest(_Reported):
 
 
 class SetupError(_Reported):
-    stage: Literal["solution", "tests"]
+    stage: CodeWork  # the file that would not load: the solution's or the tests'
     error: Annotated[str, _bounded(100)]  # the exception's type
     message: Annotated[str, _bounded(MAX_FAILURE_CHARS)]
 

@@ -78,6 +78,16 @@ def test_an_answers_code_is_its_first_block_that_defines_what_it_must():
     assert "return None" in null_solution("add")
 
 
+def test_a_solution_that_imports_itself_as_the_tests_do_loses_that_line():
+    """Shown tests, small models copy their `from solution import add` into the solution, which then cannot import
+    (the module imports itself half-made): the rule drops the solution's imports of its own module."""
+    copied = "```python\nfrom solution import add\nimport solution\n\ndef add(a, b):\n    return a + b\n```"
+    assert written_solution(copied, "add") == "\n\ndef add(a, b):\n    return a + b\n"
+    assert written_solution(copied.replace("solution", "adder"), "add", module="adder").startswith("\n\ndef add")
+    kept = "```python\nfrom solutions_lib import helper\n\ndef add(a, b):\n    return a + b\n```"
+    assert written_solution(kept, "add").startswith("from solutions_lib import helper")
+
+
 def test_a_solution_is_run_after_propose_and_each_revision_and_revisions_see_the_failure():
     class Model:
         def __init__(self) -> None:

@@ -24,7 +24,7 @@ ALLOWED = {
     "deliberation": {"core", "llm", "ray_cluster", "nats_bridge", "deliberation"},
     "benchmarks": {"core", "llm", "ray_cluster", "benchmarks"},
     "environment": {"llm", "ray_cluster", "nats_bridge"},
-    "fleet_settings": {"core", "llm", "ray_cluster", "nats_bridge", "deliberation", "benchmarks"},
+    "fleet_settings": {"core", "llm", "ray_cluster", "nats_bridge", "deliberation", "benchmarks", "sandbox"},
     "definitions": {
         "core",
         "llm",
