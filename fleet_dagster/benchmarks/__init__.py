@@ -1,1 +1,1 @@
-"""Scheduled benchmarks: speed and quality suites, the benchmark_results asset, its checks and schedule."""
+"""Scheduled benchmarks: speed, quality and code suites, the benchmark_results asset, its checks and schedule."""

@@ -1,4 +1,4 @@
-"""benchmark_results: a daily partition of speed and quality figures, its checks, job and schedule."""
+"""benchmark_results: a daily partition of speed, quality and code figures, its checks, job and schedule."""
 
 import datetime
 
@@ -27,7 +27,8 @@ class BenchmarkConfig(dg.Config):
 @dg.asset(
     key=BENCHMARK_ASSET_KEY,
     partitions_def=daily_partitions,
-    description="Speed and quality of deliberations on the configured model, one partition per day.",
+    description="Speed and quality of deliberations and of code by each method on the configured model, one "
+    "partition per day.",
 )
 def benchmark_results(
     context: dg.AssetExecutionContext, config: BenchmarkConfig, ray_cluster: RayClusterResource, llm: LLMResource
@@ -53,6 +54,8 @@ def benchmark_results(
             "accuracy_single": summary["accuracy_single"],
             "accuracy_deliberation": summary["accuracy_deliberation"],
             "accuracy_vote": summary["accuracy_vote"],
+            "accuracy_code_single": summary["accuracy_code_single"],
+            "accuracy_code_execution": summary["accuracy_code_execution"],
             "backend": llm.description,
             "results": dg.MetadataValue.md(frame.to_markdown(index=False)),
             "latency_trend": dg.MetadataValue.md(plots.latency_trend(history)),
@@ -63,6 +66,16 @@ def benchmark_results(
                     "accuracy_vs_tokens": dg.MetadataValue.md(plots.accuracy_vs_tokens(summary["methods"])),
                 }
                 if summary["methods"]
+                else {}
+            ),
+            **(
+                {
+                    "code": dg.MetadataValue.md(markdown_table(summary["code_methods"])),
+                    "code_accuracy_vs_tokens": dg.MetadataValue.md(
+                        plots.accuracy_vs_tokens(summary["code_methods"], "Code")
+                    ),
+                }
+                if summary["code_methods"]
                 else {}
             ),
         },
@@ -93,6 +106,11 @@ def check_against_vote(instance: dg.DagsterInstance) -> dg.AssetCheckResult:
     return _result(regression.deliberation_vs_majority_vote(current or {}), partition)
 
 
+def check_execution(instance: dg.DagsterInstance) -> dg.AssetCheckResult:
+    current, _, partition = current_and_previous(instance)
+    return _result(regression.execution_vs_single(current or {}), partition)
+
+
 def check_failures(instance: dg.DagsterInstance) -> dg.AssetCheckResult:
     current, _, partition = current_and_previous(instance)
     return _result(regression.failure_rate(current or {}), partition)
@@ -117,6 +135,15 @@ def deliberation_not_worse_than_majority_vote(context: dg.AssetCheckExecutionCon
     return check_against_vote(context.instance)
 
 
+@dg.asset_check(
+    asset=BENCHMARK_ASSET_KEY,
+    description="Code suite: the solution chosen by execution against QA-written tests passes the hidden tests "
+    "more often than one agent's.",
+)
+def execution_better_than_single(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    return check_execution(context.instance)
+
+
 @dg.asset_check(asset=BENCHMARK_ASSET_KEY, description="At most 5% of agent calls failed.")
 def failure_rate_at_most_5_percent(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
     return check_failures(context.instance)
@@ -126,6 +153,7 @@ benchmark_checks = [
     latency_within_trailing_median,
     deliberation_not_worse_than_single,
     deliberation_not_worse_than_majority_vote,
+    execution_better_than_single,
     failure_rate_at_most_5_percent,
 ]
 

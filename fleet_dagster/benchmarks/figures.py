@@ -2,11 +2,12 @@
 
 import statistics
 from collections import Counter
+from collections.abc import Callable, Hashable
 from typing import Any
 
 from fleet_dagster.benchmarks.grading import extract_answer
 from fleet_dagster.benchmarks.quality_stats import method_table
-from fleet_dagster.benchmarks.suites import BenchmarkTask
+from fleet_dagster.benchmarks.suites import EXECUTION_METHOD, BenchmarkTask
 from fleet_dagster.core.outcome import DeliberationOutcome, percentile
 from fleet_dagster.core.records import AgentCall, CouncilResult, Proposal
 from fleet_dagster.core.selection import rank, select_by_score
@@ -54,11 +55,14 @@ def _graded(row: dict[str, Any], method: str, winner: Proposal | None, calls: li
     }
 
 
-def majority(samples: list[Proposal]) -> Proposal | None:
-    """Self-consistency as Wang et al. 2022 read it: the answer most samples give, graded the way every method
-    is (`extract_answer`); a tie goes to the answer of the better-ranked sample, which is returned."""
+def majority(
+    samples: list[Proposal], read: Callable[[str | None], Hashable | None] = extract_answer
+) -> Proposal | None:
+    """Self-consistency as Wang et al. 2022 read it: the answer most samples give, read the way every method is
+    graded (`extract_answer`, or for code the normalized solution); a tie goes to the answer of the better-ranked
+    sample, which is returned. A sample with no answer (None) is no vote; with none, the best-ranked wins."""
     ranked = rank(samples)
-    answers = [extract_answer(p.content) for p in ranked]
+    answers = [read(p.content) for p in ranked]
     counts = Counter(a for a in answers if a is not None)
     if not counts:
         return ranked[0] if ranked else None
@@ -99,9 +103,12 @@ def _largest_vote(methods: list[str]) -> str | None:
 
 
 def summary(rows: list[dict[str, Any]], call_latencies_ms: list[float]) -> dict[str, Any]:
-    """Run-level figures the asset checks compare across partitions; `methods`: the quality table."""
+    """Run-level figures the asset checks compare across partitions; `methods`: the quality table,
+    `code_methods`: the code suite's."""
     table = method_table([r for r in rows if r["suite"] == "quality"])
     by_method = {entry["method"]: entry for entry in table}
+    code_table = method_table([r for r in rows if r["suite"] == "code"])
+    by_code_method = {entry["method"]: entry for entry in code_table}
     vote = by_method.get(_largest_vote(list(by_method)) or "", {})
     deliberation, single = by_method.get("deliberation", {}), by_method.get("single", {})
     calls = sum(r["calls"] for r in rows)
@@ -118,5 +125,8 @@ def summary(rows: list[dict[str, Any]], call_latencies_ms: list[float]) -> dict[
         "tasks_vote": vote.get("tasks"),
         "vote_method": vote.get("method"),
         "methods": table,
+        "accuracy_code_single": by_code_method.get("single", {}).get("accuracy"),
+        "accuracy_code_execution": by_code_method.get(EXECUTION_METHOD, {}).get("accuracy"),
+        "code_methods": code_table,
         "median_wall_s": statistics.median(r["wall_s"] for r in rows) if rows else None,
     }

@@ -38,14 +38,20 @@ def latency_trend(history: list[tuple[str, dict]]) -> str:
 
 
 def accuracy_trend(history: list[tuple[str, dict]]) -> str:
-    series = {"accuracy_single": "single agent", "accuracy_deliberation": "deliberation"}
-    figure = _trend(history, series, "accuracy", "Quality suite: single agent vs deliberation")
+    series = {
+        "accuracy_single": "quality: single agent",
+        "accuracy_deliberation": "quality: deliberation",
+        "accuracy_code_single": "code: single agent",
+        "accuracy_code_execution": "code: selection by execution",
+    }
+    figure = _trend(history, series, "accuracy", "Single agent vs deliberation (quality) and execution (code)")
     figure.axes[0].set_ylim(-0.05, 1.05)
     return _markdown_png(figure, "accuracy trend")
 
 
-def accuracy_vs_tokens(table: list[dict]) -> str:
-    """table: quality_stats.method_table rows. The question it answers: what does each point of accuracy cost?"""
+def accuracy_vs_tokens(table: list[dict], suite: str = "Quality") -> str:
+    """table: quality_stats.method_table rows of one suite. The question it answers: what does each point of
+    accuracy cost?"""
     figure, axis = plt.subplots(figsize=(7, 4))
     placed: dict[tuple, int] = {}
     for row in table:
@@ -59,5 +65,5 @@ def accuracy_vs_tokens(table: list[dict]) -> str:
     axis.set_xlabel("tokens per task (prompt + completion)")
     axis.set_ylabel("accuracy (95 % Wilson interval)")
     axis.set_ylim(-0.05, 1.05)
-    axis.set_title("Quality suite: accuracy against cost, per method")
+    axis.set_title(f"{suite} suite: accuracy against cost, per method")
     return _markdown_png(figure, "accuracy vs tokens")

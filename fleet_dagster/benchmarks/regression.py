@@ -50,6 +50,18 @@ def deliberation_accuracy(current: dict[str, Any]) -> Verdict:
     return Verdict(True, f"deliberation accuracy {deliberation:.2%} >= single-agent {single:.2%}", figures)
 
 
+def execution_vs_single(current: dict[str, Any]) -> Verdict:
+    """Is running the code worth it? On the code suite, the winner chosen by running the solutions against the
+    request's tests must pass the hidden tests more often than one agent's solution."""
+    single, execution = current.get("accuracy_code_single"), current.get("accuracy_code_execution")
+    figures = {"accuracy_code_single": single, "accuracy_code_execution": execution}
+    if single is None or execution is None:
+        return Verdict(True, "the code suite did not run in this partition", figures)
+    if execution <= single:
+        return Verdict(False, f"selection by execution {execution:.2%} is not above single-agent {single:.2%}", figures)
+    return Verdict(True, f"selection by execution {execution:.2%} > single-agent {single:.2%}", figures)
+
+
 def failure_rate(current: dict[str, Any]) -> Verdict:
     rate = current.get("failure_rate")
     figures = {"failure_rate": rate, "limit": MAX_FAILURE_RATE}

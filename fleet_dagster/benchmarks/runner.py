@@ -1,5 +1,6 @@
 """Runs a suite's tasks one after another (each deliberation is concurrent inside) and tabulates them."""
 
+import asyncio
 import time
 import uuid
 from collections.abc import Callable
@@ -7,13 +8,36 @@ from typing import Any
 
 import pandas as pd
 
+from fleet_dagster.benchmarks.code_figures import code_row, code_winner
 from fleet_dagster.benchmarks.figures import method_rows, ok_latencies, summary
 from fleet_dagster.benchmarks.suites import BenchmarkTask, SuiteChoice, suite_tasks
-from fleet_dagster.core.outcome import deliberation_outcome, failed_calls_summary
-from fleet_dagster.core.request import parse_request
+from fleet_dagster.core.code_task import no_code, run_of, written_solution
+from fleet_dagster.core.execution import ExecutionResult
+from fleet_dagster.core.outcome import DeliberationOutcome, deliberation_outcome, failed_calls_summary
+from fleet_dagster.core.records import CouncilResult
+from fleet_dagster.core.request import DeliberationRequest, parse_request
 from fleet_dagster.llm.resources import LLMResource
 from fleet_dagster.ray_cluster.deliberate import deliberate_on_ray
 from fleet_dagster.ray_cluster.model_endpoint import checked_model_endpoint
+from fleet_dagster.ray_cluster.sandbox_runs import SandboxRuns
+
+
+def hidden_run(task: BenchmarkTask, request: DeliberationRequest, councils: list[CouncilResult]) -> ExecutionResult:
+    """The method's winning solution run against the task's hidden tests on a sandbox node, as every run of model
+    code is: never in this process."""
+    winner = code_winner(task, councils)
+    code = written_solution(winner.content or "", task.entry_point or "") if winner else None
+    if code is None:
+        return no_code(f"the winner defines no {task.entry_point}")
+    return asyncio.run(SandboxRuns().run(run_of(request, code, task.hidden_tests)))
+
+
+def task_rows(
+    task: BenchmarkTask, request: DeliberationRequest, outcome: DeliberationOutcome, councils: list[CouncilResult]
+) -> list[dict[str, Any]]:
+    if task.entry_point is None:
+        return method_rows(task, outcome, councils)
+    return [code_row(task, outcome, hidden_run(task, request, councils))]
 
 
 def run_suite(
@@ -24,7 +48,8 @@ def run_suite(
     on_task: Callable[[BenchmarkTask, dict[str, Any]], None] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Returns one row per task and method, and the run's summary (pooled call latencies, failure rate, the
-    quality table). A served model (--llm-url) gets the quality questions meant for real models."""
+    quality and code tables). A served model (--llm-url) gets the quality questions and code tasks meant for real
+    models."""
     tasks = suite_tasks(suite, served_model=llm.served_endpoint() is not None)[:limit]
     # The model of each role decided once, as for any deliberation (raises PreflightError when not served).
     endpoint, notes = checked_model_endpoint(llm, sorted({role for task in tasks for role in task.roles}))
@@ -39,6 +64,8 @@ def run_suite(
                 "requirements": task.requirements,
                 "selection": task.selection,
                 "deliberation_id": f"bench-{task.name}-{uuid.uuid4().hex[:8]}",
+                # A code task: the hidden tests stay here, only the tests the method shows go out.
+                **({"entry_point": task.entry_point, "tests": task.tests} if task.entry_point else {}),
             }
         )
         # Streaming measures the time to first token.
@@ -47,11 +74,11 @@ def run_suite(
         started = time.perf_counter()
         councils = deliberate_on_ray(request, task_endpoint, llm.call_timeout_s)
         outcome = deliberation_outcome(request, councils, (time.perf_counter() - started) * 1000, llm.prices())
-        task_rows = method_rows(task, outcome, councils)
+        measured = task_rows(task, request, outcome, councils)
         latencies += ok_latencies(councils)
         all_councils += councils
-        rows += task_rows
+        rows += measured
         if on_task is not None:
-            on_task(task, task_rows[0])
+            on_task(task, measured[0])
     figures = {**summary(rows, latencies), "call_errors": failed_calls_summary(all_councils), "model_notes": notes}
     return pd.DataFrame(rows), figures

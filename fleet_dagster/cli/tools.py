@@ -50,8 +50,9 @@ def bench(
 
     # Plain text, never wrapped to a terminal's width: the tables are read and kept.
     click.echo(frame.drop(columns=["suite"]).to_markdown(index=False))
-    if summary["methods"]:
-        click.echo(markdown_table(summary["methods"]))
+    for table in (summary["methods"], summary["code_methods"]):
+        if table:
+            click.echo(markdown_table(table))
     click.echo(json.dumps(summary, indent=2))
     if csv_path is not None:
         frame.to_csv(csv_path, index=False)

@@ -409,7 +409,10 @@ class Council:
         last_round = max((r.round for r in self.reviews), default=None)
         final_reviews = [r for r in self.reviews if r.round == last_round]
         items = coverage_items(self.request.task, self.request.requirements, self.request.rubric)
-        sources = [self.profile.system_prompt, self.request.task, *self.request.requirements, self.request.rubric]
+        # Code restates its spec (the signature, the names): a role writing code is judged by its code (the checks,
+        # the tests), and copying the prompt is no echo there.
+        prompt = [self.profile.system_prompt, self.request.task, *self.request.requirements, self.request.rubric]
+        sources = [] if self.code.writes else prompt
         return [
             score_proposal(p, [r for r in final_reviews if r.author == p.agent_id], items, sources)
             for p in self.proposals.values()

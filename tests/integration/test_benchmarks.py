@@ -63,6 +63,7 @@ def test_benchmark_job_materializes_rows_plots_and_checks(ray_head, instance, si
         "latency_within_trailing_median",
         "deliberation_not_worse_than_single",
         "deliberation_not_worse_than_majority_vote",
+        "execution_better_than_single",
         "failure_rate_at_most_5_percent",
     }
     assert checks["failure_rate_at_most_5_percent"] and checks["latency_within_trailing_median"]

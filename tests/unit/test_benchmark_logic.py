@@ -17,7 +17,7 @@ def test_suites_load():
     assert all(t.agents == 1 and t.rounds == 0 and t.expected is not None for t in singles)
     votes = [t for t in quality if t.mode == "vote"]
     assert all(t.agents == 9 and t.rounds == 0 and t.selection == "vote" for t in votes)
-    assert len(suite_tasks("all")) == len(speed_tasks()) + len(quality)
+    assert len(suite_tasks("all")) == len(speed_tasks()) + len(quality) + len(suite_tasks("code"))
     # A served model gets Du et al.'s arithmetic; the embedded one the calibrated questions.
     assert "*" in quality_tasks(served_model=True)[0].task and quality_tasks()[0].name.startswith("add-")
     with pytest.raises(ValueError, match="unknown suite"):

@@ -165,6 +165,35 @@ def test_a_council_without_a_sandbox_says_so_and_a_text_role_runs_nothing():
     assert all(p.execution is None for p in asyncio.run(run_council(architect)).proposals) and not runner.jobs
 
 
+def test_code_that_restates_its_signature_is_no_echo():
+    """The code benchmark found a short right answer flagged as an echo of its spec (the signature is in both), so
+    that a wordy wrong one won by score: a role writing code is judged by its code, not by the prose rules' echo."""
+
+    class Model:
+        async def complete(self, request: ChatRequest) -> ChatResult:
+            return ChatResult(content="```python\ndef minus_19(x):\n    return x - 19\n```", latency_ms=1)
+
+        async def prompt_tokens(self, request: ChatRequest) -> int:
+            return 10
+
+    request = parse_request(
+        {
+            "task": "def minus_19(x): return x minus 19",
+            "roles": ["DEV"],
+            "agents_per_role": 1,
+            "rounds": 0,
+            "entry_point": "minus_19",
+        }
+    )
+    council = Council(request, load_profile("DEV"), Model(), deadline_at=time.time() + 60, call_timeout_s=5)
+    (written,) = asyncio.run(run_council(council)).proposals
+    assert written.flags == []
+    text = parse_request({"task": "def minus_19(x): return x minus 19", "roles": ["DEV"], "agents_per_role": 1})
+    echoed = Council(text, load_profile("DEV"), Model(), deadline_at=time.time() + 60, call_timeout_s=5)
+    (prose,) = asyncio.run(run_council(echoed)).proposals
+    assert prose.flags and prose.flags[0].startswith("echo:")  # a text task's rules stay as they were
+
+
 def proposal(agent: str, score: float, verdict: str | None = None, flags: list[str] | None = None) -> Proposal:
     run = None if verdict is None else ExecutionResult(verdict=verdict, tests=[])
     return Proposal(

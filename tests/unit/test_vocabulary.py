@@ -2,9 +2,11 @@
 review modes, selections, suites, statuses) in one Literal or enum, every selection but the architect's registered."""
 
 import ast
+import json
 from pathlib import Path
 from typing import get_args
 
+from fleet_dagster.benchmarks.suites import SUITE_CHOICES
 from fleet_dagster.core.records import SelectionMethod
 from fleet_dagster.core.selection import SELECT_FROM_PROPOSALS
 from fleet_dagster.nats_bridge.subjects import Subject
@@ -50,3 +52,9 @@ def test_no_closed_set_of_names_is_declared_twice():
 def test_every_selection_is_registered_or_is_the_architects_phase():
     # The architect's is a phase of its council; execution is chosen across councils (core/cross_execution.py).
     assert set(get_args(SelectionMethod)) == set(SELECT_FROM_PROPOSALS) | {"architect", "execution"}
+
+
+def test_the_charts_benchmark_suites_are_the_codes():
+    """The chart's schema lists the suites the schedule may run (a static file): the code's, no fewer or more."""
+    schema = json.loads((Path(__file__).resolve().parents[2] / "helm/fleet-dagster/values.schema.json").read_text())
+    assert schema["properties"]["benchmarks"]["properties"]["suite"]["enum"] == list(SUITE_CHOICES)
