@@ -144,23 +144,30 @@ def test_a_nats_request_with_tests_publishes_each_run_with_its_agent_event(
 
 
 def test_runs_are_counted_in_the_scraped_metrics_by_verdict(ray_connected):
-    """Runs on the head's sandbox slots, counted where they ran: by verdict, with their durations."""
+    """Runs on the head's sandbox slots, counted where they ran: by verdict, with their durations. Counted as what
+    each worker's series gained: a series of a worker Ray has since stopped may leave the scrape."""
 
-    def fleet_runs() -> Counter:
-        samples = metrics_text(ray_connected)
-        counts: Counter = Counter()
-        for family in text_string_to_metric_families(samples):
+    def series() -> dict[tuple[str, str], float]:
+        found = {}
+        for family in text_string_to_metric_families(metrics_text(ray_connected)):
             for sample in family.samples:
                 if sample.name == "ray_fleet_executions_total":
-                    counts[sample.labels["verdict"]] += sample.value
+                    found[(sample.labels["WorkerId"], sample.labels["verdict"])] = sample.value
                 elif sample.name == "ray_fleet_execution_seconds_count":
-                    counts["observed"] += sample.value
-        return counts
+                    key = (sample.labels["WorkerId"], "observed")
+                    found[key] = found.get(key, 0.0) + sample.value  # one series per verdict
+        return found
 
-    def settled() -> tuple[Counter] | None:  # earlier tests' runs may still be on their way (exported every ~10 s)
-        first = fleet_runs()
+    def settled() -> tuple[dict] | None:  # earlier tests' runs may still be on their way (exported every ~10 s)
+        first = series()
         time.sleep(12)
-        return (first,) if fleet_runs() == first else None
+        return (first,) if series() == first else None
+
+    def gained() -> Counter:
+        counts: Counter = Counter()
+        for (worker, label), value in series().items():
+            counts[label] += max(0.0, value - before.get((worker, label), 0.0))
+        return +counts  # only what grew
 
     (before,) = wait_until(settled, 120, "metrics that stopped changing", poll_s=0)
     runs = SandboxRuns()
@@ -172,5 +179,5 @@ def test_runs_are_counted_in_the_scraped_metrics_by_verdict(ray_connected):
 
     verdicts = asyncio.run(run_all())
     assert sorted(result.verdict for result in verdicts) == ["failed", "passed", "passed"]
-    expected = before + Counter({"passed": 2, "failed": 1, "observed": 3})
-    wait_until(lambda: fleet_runs() == expected or None, 90, "the runs in the metrics", poll_s=2)
+    expected = Counter({"passed": 2, "failed": 1, "observed": 3})
+    wait_until(lambda: gained() == expected or None, 90, "the runs in the metrics", poll_s=2)

@@ -185,7 +185,14 @@ def test_a_released_run_cannot_start_its_councils_again(runner, sim_llm_factory)
 
 
 def test_deadline_gives_timeout_with_what_finished(ray_head, instance, sim_llm_factory, deploy_llm):
-    server = sim_llm_factory(latency_s=1.5)
+    """Each agent proposes, then its review hangs past the deadline. Not a race of latencies against the deadline:
+    the time the run takes to start its councils (actors starting on 2 busy cores) once took all of a 4 s one."""
+    hangs_after_proposing = ["ok", "hang"]
+    server = sim_llm_factory(
+        latency_s=0.05,
+        hang_s=12.0,
+        faults={"agent-dev-001": hangs_after_proposing, "agent-dev-002": hangs_after_proposing},
+    )
     deploy_llm(server)
     request = parse_request(
         {
@@ -193,7 +200,7 @@ def test_deadline_gives_timeout_with_what_finished(ray_head, instance, sim_llm_f
             "roles": ["DEV"],
             "agents_per_role": 2,
             "rounds": 1,
-            "deadline_s": 4,
+            "deadline_s": 8,
             "deliberation_id": "short-deadline",
         }
     )
