@@ -77,6 +77,8 @@ def request_options(command):
         _request_option("--deadline", "deadline_s"),
         _request_option("--id", "deliberation_id"),
         _request_option("--review-mode", "review_mode"),
+        _request_option("--agent-model", "agent_models", repeatable=True),
+        _request_option("--cross-model-reviews", "cross_model_reviews"),
         _request_option("--selection", "selection"),
         _request_option("--top-k", "select_top_k"),
         _request_option("--max-total-tokens", "max_total_tokens"),
@@ -136,7 +138,8 @@ def use_llm(llm_url: str | None, llm_model: str | None) -> None:
 
 
 def request_from_flags(task: str, roles: tuple[str, ...], fields: dict):
-    data = {"task": task, **fields, "requirements": list(fields["requirements"])}
+    # Repeatable flags come as tuples; the request holds lists.
+    data = {"task": task, **{name: list(v) if isinstance(v, tuple) else v for name, v in fields.items()}}
     if roles:
         data["roles"] = list(roles)
     try:

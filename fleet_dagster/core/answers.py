@@ -42,3 +42,35 @@ def final_answer(text: str | None) -> str | None:
     if data is not None and isinstance(data.get("answer"), str | int | float) and not isinstance(data["answer"], bool):
         return normalize_answer(str(data["answer"]))
     return None
+
+
+# A confidence line: "Confidence: 0.8", "confidence = 80%", "**Confidence:** 0.9."; matched line by line, as answers.
+_CONFIDENCE_LINE = re.compile(r"[ \t>*_#-]*confidence[ \t*_]*[:=][ \t*_]*(\d{1,3}(?:\.\d+)?)[ \t]*(%?)", re.IGNORECASE)
+# ReConcile (Chen et al. 2024) recalibrates what a model says of its confidence before it weighs a vote: models
+# state 0.9 and above for most answers, right or wrong. Its steps: at least this stated confidence weighs this much.
+CALIBRATION_STEPS = ((1.0, 1.0), (0.9, 0.8), (0.8, 0.5), (0.6, 0.3), (0.0, 0.1))
+
+
+def stated_confidence(text: str | None) -> float | None:
+    """The confidence on the last `Confidence:` line (0..1, or a percentage), else a JSON object's "confidence"
+    field; None when absent or out of range (a confidence of 7 says nothing one could weigh)."""
+    if not text:
+        return None
+    tail = text[-MAX_ANSWER_TEXT_CHARS:]
+    stated = [m for m in map(_CONFIDENCE_LINE.match, tail.splitlines()) if m]
+    if stated:
+        number, percent = float(stated[-1].group(1)), stated[-1].group(2)
+        value = number / 100 if percent or number > 1 else number
+    else:
+        data = extract_json_object(tail)
+        field = data.get("confidence") if data is not None else None
+        if not isinstance(field, int | float) or isinstance(field, bool):
+            return None
+        value = float(field)
+    return value if 0.0 <= value <= 1.0 else None
+
+
+def calibrated_confidence(confidence: float | None) -> float:
+    """The weight of a vote stated with this confidence (CALIBRATION_STEPS); no stated confidence weighs least."""
+    stated = 0.0 if confidence is None else confidence
+    return next(weight for floor, weight in CALIBRATION_STEPS if stated >= floor)

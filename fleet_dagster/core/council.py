@@ -5,6 +5,7 @@ import time
 import zlib
 from collections.abc import Callable
 
+from fleet_dagster.core.agent_mix import council_agents
 from fleet_dagster.core.answers import final_answer
 from fleet_dagster.core.budget import TokenBudget, call_key
 from fleet_dagster.core.chat_model import ChatModel
@@ -38,14 +39,6 @@ from fleet_dagster.core.selection import (
     select_by_score,
 )
 from fleet_dagster.core.trace import child_traceparent
-
-
-def agent_temperature(profile: RoleProfile, index: int, agents: int) -> float:
-    """Temperatures spread evenly over [t - spread, t + spread] so that agents explore differently."""
-    if agents == 1:
-        return profile.temperature
-    offset = profile.temperature_spread * (2 * index / (agents - 1) - 1)
-    return round(min(2.0, max(0.0, profile.temperature + offset)), 3)
 
 
 def agent_seed(deliberation_id: str, role: str, index: int) -> int:
@@ -86,13 +79,15 @@ class Council:
         self.clock = clock
         self.code = CodeWork(request, profile, code_runner, deadline_at=deadline_at, clock=clock)
         self.agent_ids = [agent_id(self.role, i) for i in range(request.agents_per_role)]
+        self.agents = {spec.agent_id: spec for spec in council_agents(profile, self.agent_ids, request.agent_models)}
         self.proposals: dict[str, Proposal] = {
             aid: Proposal(
                 role=self.role,
                 agent_id=aid,
                 round=0,
-                temperature=agent_temperature(profile, i, request.agents_per_role),
+                temperature=self.agents[aid].temperature,
                 seed=agent_seed(request.deliberation_id, self.role, i),
+                model=self.agents[aid].model,
             )
             for i, aid in enumerate(self.agent_ids)
         }
@@ -196,7 +191,7 @@ class Council:
             role=self.role,
             phase=phase,
             round=round_,
-            model=model or self.profile.model,
+            model=model or self.agents[aid].model,
             messages=messages,
             temperature=proposal.temperature if temperature is None else temperature,
             max_tokens=max_tokens,
@@ -254,10 +249,11 @@ class Council:
         self.proposals[aid] = current.model_copy(update=update)
         self.phase_done += 1
 
-    def _messages(self, template: str, **values) -> list[dict[str, str]]:
-        """Every phase's prompt sees the role's system prompt, the task and its requirements."""
+    def _messages(self, aid: str, template: str, **values) -> list[dict[str, str]]:
+        """Every phase's prompt sees the agent's system prompt (its kind's, else the role's), the task and its
+        requirements."""
         return chat_messages(
-            self.profile.system_prompt,
+            self.agents[aid].system_prompt,
             template,
             task=self.request.task,
             requirements=self.request.requirements,
@@ -299,7 +295,7 @@ class Council:
     def _stop_early(self, reason: str, from_round: int) -> None:
         """Skips rounds from_round.. to the last, counting the reviews and revisions each would have made."""
         active = self._active()
-        per_round = len(review_assignments(active, self.request.review_mode, seed=0)) + len(active)
+        per_round = len(self._review_pairs(active, seed=0)) + len(active)
         self.early_stop = f"{reason}: rounds {from_round}-{self.request.rounds} skipped"
         self.calls_saved = per_round * (self.request.rounds - from_round + 1)
 
@@ -310,20 +306,33 @@ class Council:
             if self.code.writes:
                 messages = self.code.propose_messages()
             else:
-                messages = self._messages("propose", role=self.role, agent_id=aid, rubric=self.request.rubric)
+                messages = self._messages(
+                    aid,
+                    "propose",
+                    role=self.role,
+                    agent_id=aid,
+                    rubric=self.request.rubric,
+                    ask_confidence=self.request.selection == "weighted-vote",
+                )
             result = await self._call(aid, "propose", 0, messages, run_solution=self.code.runs_solutions)
             update = {"content": result.content} if result.ok else {"error": f"propose: {result.error}"}
             self.proposals[aid] = self.proposals[aid].model_copy(update=update)
 
         await asyncio.gather(*(propose(aid) for aid in self.agent_ids))
 
+    def _review_pairs(self, authors: list[str], seed: int) -> list[tuple[str, str]]:
+        """Who reviews whom; between agents of different models only, when the request says so."""
+        models = {aid: self.agents[aid].model for aid in authors} if self.request.cross_model_reviews else None
+        return review_assignments(authors, self.request.review_mode, seed=seed, models=models)
+
     async def _review(self, round_: int) -> list[Review]:
-        pairs = review_assignments(self._active(), self.request.review_mode, seed=self.judging_seed + round_)
+        pairs = self._review_pairs(self._active(), seed=self.judging_seed + round_)
         self._start_phase(f"review r{round_}", len(pairs))
         schema = review_json_schema(self.profile.rubric, self.profile.max_tokens)
 
         async def review(reviewer: str, author: str) -> Review | None:
             messages = self._messages(
+                reviewer,
                 "review",
                 proposal=redact_ids(self.proposals[author].content or "", self.agent_ids),
                 reviewer_id=reviewer,
@@ -352,7 +361,7 @@ class Council:
                 messages = self.code.revise_messages(self.proposals[aid], received, round_)
             else:
                 messages = self._messages(
-                    "revise", proposal=self.proposals[aid].content, reviews=received, round=round_
+                    aid, "revise", proposal=self.proposals[aid].content, reviews=received, round=round_
                 )
             result = await self._call(aid, "revise", round_, messages, run_solution=self.code.runs_solutions)
             if result.ok and (result.content or "").strip():

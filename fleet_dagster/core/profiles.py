@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from fleet_dagster.core.resource_files import resources_dir
 
@@ -20,6 +20,31 @@ CodeWork = Literal["solution", "tests"]
 
 class ProfileError(ValueError):
     """A role profile that cannot be read or is not a valid profile."""
+
+
+# A served model's name as a request or profile may give it: vLLM serves Hugging Face ids ("org/name"), gateways
+# add tags ("name:tag", "name@version").
+MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:/@+-]{0,127}$"
+# Kinds of agent in one council: each is a model (and its settings) some of the council's agents use.
+MAX_AGENT_KINDS = 16
+
+
+class AgentKind(BaseModel):
+    """Agents of one kind in a council: a model, and what they use instead of the role's settings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(pattern=MODEL_NAME_PATTERN, description="A model the deployment serves.")
+    temperature: float | None = Field(
+        None, ge=0.0, le=2.0, description="Every agent of this kind samples at it (default: the role's spread)."
+    )
+    system_prompt: str | None = Field(
+        None,
+        min_length=1,
+        description="A variant of the role's system prompt for text tasks (default: the role's; a code task "
+        "uses the role's code_system_prompt).",
+    )
+    weight: int = Field(1, ge=1, le=16, description="Its share of the council's agents, against the other kinds'.")
 
 
 class RoleProfile(BaseModel):
@@ -36,6 +61,12 @@ class RoleProfile(BaseModel):
         None,
         description="The system prompt for a code task, when the role writes code: short, as small models "
         "code worse under a long role prompt (default: system_prompt).",
+    )
+    agents: list[AgentKind] = Field(
+        default_factory=list,
+        max_length=MAX_AGENT_KINDS,
+        description="The kinds of agent a council of this role mixes (core/agent_mix.py says how); none: every "
+        "agent uses `model`.",
     )
     temperature: float = Field(0.7, ge=0.0, le=2.0)
     temperature_spread: float = Field(

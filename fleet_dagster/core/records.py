@@ -9,9 +9,10 @@ from fleet_dagster.core.execution import ExecutionResult
 Phase = Literal["propose", "review", "revise", "select"]
 # Who reviews whom: ring, each agent the next one's proposal; all, every other one's.
 ReviewMode = Literal["ring", "all"]
-# How a council's winner is chosen: best score, the architect among the top k, the most frequent final answer, or
+# How a council's winner is chosen: best score, the architect among the top k, the most frequent final answer (each
+# vote counted once, or weighted by its calibrated confidence), or
 # (a code task) by running the solutions against the tests the councils wrote (core/cross_execution.py).
-SelectionMethod = Literal["score", "architect", "vote", "execution"]
+SelectionMethod = Literal["score", "architect", "vote", "weighted-vote", "execution"]
 
 
 # Less time than this left before the deadline: a call is not worth sending. A council makes none; a caller waits
@@ -120,6 +121,7 @@ class Proposal(BaseModel):
     error: str | None = None
     temperature: float
     seed: int
+    model: str = ""  # the model its agent calls (core/agent_mix.py)
     tokens: int = 0
     latency_ms: float = 0.0
     peer_score: float | None = None
@@ -134,6 +136,7 @@ class Proposal(BaseModel):
     # Degenerate text ("empty: ...", "loop: ...", "echo: ..."): never the winner while an unflagged one exists.
     flags: list[str] = Field(default_factory=list)
     answer: str | None = None  # its final answer (an `Answer:` line or JSON field), normalized; what votes count
+    confidence: float | None = None  # how sure its agent says it is of that answer, 0..1 (a `Confidence:` line)
     is_winner: bool = False
 
 
@@ -146,6 +149,8 @@ class Selection(BaseModel):
     fallback_reason: str | None = None
     # By vote: each final answer's count among the proposals that could win, and the answer that won.
     votes: dict[str, int] = Field(default_factory=dict)
+    # By weighted vote: each final answer's summed calibrated confidence.
+    weighted_votes: dict[str, float] = Field(default_factory=dict)
     answer: str | None = None
     # The architect's finalists in the (shuffled) order it saw them, labelled A, B, ... in that order.
     candidate_order: list[str] = Field(default_factory=list)

@@ -25,7 +25,7 @@ from fleet_dagster.core.execution import (
     ExecutionLimits,
     Language,
 )
-from fleet_dagster.core.profiles import ProfileError, RoleProfile, available_roles, load_profile
+from fleet_dagster.core.profiles import MODEL_NAME_PATTERN, ProfileError, RoleProfile, available_roles, load_profile
 from fleet_dagster.core.prompts import render
 from fleet_dagster.core.records import ReviewMode, SelectionMethod
 from fleet_dagster.core.trace import traceparent_problem
@@ -133,10 +133,24 @@ class DeliberationRequest(BaseModel):
     )
     selection: SelectionMethod = Field(
         "score",
-        description="How each role's winner is chosen: the best score; the architect among the top k; or vote, "
-        "the final answer most proposals give (a last 'Answer: ...' line or a JSON 'answer' field), ties and "
-        "the pick among its proposals by score; or execution (a code task), the solution whose tests agree most "
-        "with the other solutions' (dual execution agreement) and the test set that best separates the solutions.",
+        description="How each role's winner is chosen: the best score; the architect among the top k; vote, the "
+        "final answer most proposals give (a last 'Answer: ...' line or a JSON 'answer' field), ties and the pick "
+        "among its proposals by score; weighted-vote, as vote with each vote weighted by its proposal's stated "
+        "confidence (a 'Confidence: ...' line), calibrated as ReConcile does; or execution (a code task), the "
+        "solution whose tests agree most with the other solutions' (dual execution agreement) and the test set that "
+        "best separates the solutions.",
+    )
+    agent_models: list[Annotated[str, Field(pattern=MODEL_NAME_PATTERN)]] = Field(
+        default_factory=list,
+        max_length=MAX_AGENTS_PER_ROLE,
+        description="Models the agents of every council take in turn (agent i the i-th, cycling): a mixed council, "
+        "within the models the deployment serves (default: each role profile's agents).",
+    )
+    cross_model_reviews: bool = Field(
+        False,
+        strict=True,
+        description="Reviews only between agents of different models: no model judges its own model's proposals "
+        "(an agent whose peers all share its model reviews none).",
     )
     select_top_k: int = Field(
         3, ge=2, le=MAX_TOP_K, strict=True, description=f"Finalists the architect chooses among (2..{MAX_TOP_K})."

@@ -17,14 +17,25 @@ REVIEW_LIST_ITEMS = 3
 REVIEW_ITEM_CHARS = 200
 
 
-def review_assignments(agent_ids: list[str], mode: ReviewMode, *, seed: int) -> list[tuple[str, str]]:
+def review_assignments(
+    agent_ids: list[str], mode: ReviewMode, *, seed: int, models: dict[str, str] | None = None
+) -> list[tuple[str, str]]:
     """(reviewer, author) pairs; nobody reviews itself. Ring: agent i reviews agent i+1; all: everyone reviews
-    every peer, in an order shuffled by `seed` (the order in which reviews reach each author's revision)."""
+    every peer, in an order shuffled by `seed` (the order in which reviews reach each author's revision).
+    `models` (agent -> model): only agents of different models review each other; in a ring, an agent reviews the
+    next one along it of another model, and one whose peers all share its model reviews none."""
     if len(agent_ids) < 2:
         return []
+
+    def may_review(reviewer: str, author: str) -> bool:
+        return reviewer != author and (models is None or models[reviewer] != models[author])
+
     if mode == "ring":
-        return [(agent_ids[i], agent_ids[(i + 1) % len(agent_ids)]) for i in range(len(agent_ids))]
-    pairs = [(reviewer, author) for reviewer in agent_ids for author in agent_ids if reviewer != author]
+        count = len(agent_ids)
+        following = ([agent_ids[(i + step) % count] for step in range(1, count)] for i in range(count))
+        nexts = [next((a for a in after if may_review(agent_ids[i], a)), None) for i, after in enumerate(following)]
+        return [(reviewer, author) for reviewer, author in zip(agent_ids, nexts, strict=True) if author is not None]
+    pairs = [(reviewer, author) for reviewer in agent_ids for author in agent_ids if may_review(reviewer, author)]
     random.Random(seed).shuffle(pairs)
     return pairs
 

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 
 import yaml
 
-from fleet_dagster.core.answers import final_answer
+from fleet_dagster.core.answers import final_answer, stated_confidence
 from fleet_dagster.core.form import form_flags, own_words
 from fleet_dagster.core.records import CheckResult, Proposal, Review
 
@@ -256,5 +256,6 @@ def score_proposal(proposal: Proposal, reviews: list[Review], items: list[str], 
             "check_results": checks,
             "flags": form_flags(proposal.content, sources),
             "answer": final_answer(proposal.content),
+            "confidence": stated_confidence(proposal.content),
         }
     )

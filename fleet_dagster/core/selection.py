@@ -5,6 +5,7 @@ import string
 from collections import Counter
 from collections.abc import Callable
 
+from fleet_dagster.core.answers import calibrated_confidence
 from fleet_dagster.core.json_text import extract_json_object
 from fleet_dagster.core.records import Proposal, Selection, SelectionMethod
 
@@ -66,24 +67,58 @@ def select_by_score(proposals: list[Proposal]) -> Selection:
     return Selection(winner=best.agent_id, method="score", rationale=rationale)
 
 
-def select_by_vote(proposals: list[Proposal]) -> Selection:
-    """The most frequent final answer among the proposals that may win (see `eligible`); ties go to the answer
-    whose best proposal scores higher, and that proposal wins. By score when no proposal states an answer."""
-    answered = [(p, p.answer) for p in eligible(proposals) if p.answer is not None]
+def _vote(proposals: list[Proposal], weight: Callable[[Proposal], float]) -> tuple[dict[str, float], Proposal] | None:
+    """Each final answer's votes among the proposals that may win (see `eligible`), a proposal's vote weighing
+    `weight(proposal)`; and the winner: the best proposal of the answer with most, a tie going to the answer whose
+    best proposal ranks higher. None when no proposal states an answer."""
+    answered = [p for p in eligible(proposals) if p.answer is not None]
     if not answered:
-        return fell_back(select_by_score(proposals), "no proposal states a final answer")
-    votes = Counter(answer for _, answer in answered)
+        return None
+    votes: dict[str, float] = {}
     best_of: dict[str, tuple[int, Proposal]] = {}
-    for rank_index, (p, answer) in enumerate(answered):  # best first: an answer's first proposal is its best
-        best_of.setdefault(answer, (rank_index, p))
+    for rank_index, p in enumerate(answered):  # best first: an answer's first proposal is its best
+        votes[p.answer or ""] = votes.get(p.answer or "", 0.0) + weight(p)
+        best_of.setdefault(p.answer or "", (rank_index, p))
     answer = min(votes, key=lambda a: (-votes[a], best_of[a][0]))
-    winner = best_of[answer][1]
+    return votes, best_of[answer][1]
+
+
+def select_by_vote(proposals: list[Proposal]) -> Selection:
+    """The most frequent final answer; by score when no proposal states an answer (see `_vote`)."""
+    voted = _vote(proposals, lambda _: 1.0)
+    if voted is None:
+        return fell_back(select_by_score(proposals), "no proposal states a final answer")
+    votes, winner = voted
+    answer = winner.answer or ""
     rationale = (
-        f"{votes[answer]} of {len(answered)} final answers are {answer!r}; its best proposal scores "
+        f"{votes[answer]:.0f} of {sum(votes.values()):.0f} final answers are {answer!r}; its best proposal scores "
+        f"{winner.score:.2f}{form_note(proposals, winner)}"
+    )
+    counts = {a: round(v) for a, v in sorted(votes.items(), key=lambda item: -item[1])}
+    return Selection(winner=winner.agent_id, method="vote", rationale=rationale, votes=counts, answer=answer)
+
+
+def select_by_weighted_vote(proposals: list[Proposal]) -> Selection:
+    """The final answer with the most calibrated confidence behind it (ReConcile): each proposal's vote weighs its
+    stated confidence, recalibrated (core/answers.py); by score when no proposal states an answer."""
+    voted = _vote(proposals, lambda p: calibrated_confidence(p.confidence))
+    if voted is None:
+        return fell_back(select_by_score(proposals), "no proposal states a final answer")
+    weights, winner = voted
+    answer = winner.answer or ""
+    counts = Counter(p.answer for p in eligible(proposals) if p.answer is not None)
+    rationale = (
+        f"{answer!r} weighs {weights[answer]:.2f} of {sum(weights.values()):.2f} (calibrated confidences of "
+        f"{counts[answer]} of {counts.total()} final answers); its best proposal scores "
         f"{winner.score:.2f}{form_note(proposals, winner)}"
     )
     return Selection(
-        winner=winner.agent_id, method="vote", rationale=rationale, votes=dict(votes.most_common()), answer=answer
+        winner=winner.agent_id,
+        method="weighted-vote",
+        rationale=rationale,
+        votes=dict(counts.most_common()),
+        weighted_votes={a: round(w, 4) for a, w in sorted(weights.items(), key=lambda item: -item[1])},
+        answer=answer,
     )
 
 
@@ -92,6 +127,7 @@ def select_by_vote(proposals: list[Proposal]) -> Selection:
 SELECT_FROM_PROPOSALS: dict[SelectionMethod, Callable[[list[Proposal]], Selection]] = {
     "score": select_by_score,
     "vote": select_by_vote,
+    "weighted-vote": select_by_weighted_vote,
 }
 
 # The architect names a winner and says why in a few sentences: the longest answer its schema admits,

@@ -50,6 +50,8 @@ class DeliberationConfig(dg.Config):
     metadata: dict[str, Any] = _as_in_request("metadata")
     deadline_s: float = _as_in_request("deadline_s")
     review_mode: ReviewMode = _as_in_request("review_mode")
+    agent_models: list[str] = _as_in_request("agent_models")
+    cross_model_reviews: bool = _as_in_request("cross_model_reviews")
     selection: SelectionMethod = _as_in_request("selection")
     select_top_k: int = _as_in_request("select_top_k")
     max_total_tokens: int | None = _as_in_request("max_total_tokens")

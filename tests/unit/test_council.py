@@ -6,8 +6,9 @@ import threading
 import time
 
 from fleet_dagster.core import council as council_module
+from fleet_dagster.core.agent_mix import agent_temperature
 from fleet_dagster.core.budget import LocalTokenBudget, TokenLedger, bounded_prompt_tokens
-from fleet_dagster.core.council import Council, agent_seed, agent_temperature, run_council
+from fleet_dagster.core.council import Council, agent_seed, run_council
 from fleet_dagster.core.profiles import load_profile
 from fleet_dagster.core.records import ChatRequest, ChatResult
 from fleet_dagster.core.request import parse_request

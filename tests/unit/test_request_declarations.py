@@ -34,7 +34,11 @@ def test_every_request_field_is_in_the_launchpad_config_with_its_default_and_des
 def test_every_request_field_has_a_flag_with_the_request_default(command: click.Command):
     params = {param.name: param for param in command.params}
     assert set(params) >= CLI_FIELDS, f"no flag for {sorted(CLI_FIELDS - set(params))}"
-    for name in CLI_FIELDS - {"task", "roles", "requirements", "deliberation_id", "tests"}:
+    repeatable = {name for name, param in params.items() if getattr(param, "multiple", False)}
+    for name in CLI_FIELDS - {"task", "deliberation_id", "tests"} - repeatable:
         assert params[name].default == request_default(name), name
+    given = command.make_context(command.name, ["a task"]).params
+    for name in repeatable - {"roles"}:  # no role given: the request's default roles
+        assert list(given[name]) == request_default(name), name
     # --tests names a file; without one, the request's default
     assert command.make_context(command.name, ["a task"]).params["tests"] == request_default("tests")
