@@ -149,6 +149,8 @@ class Council:
                 return ChatResult(error=f"not made: it could pass the deliberation's budget of {limit} tokens")
             result = budgeted
         execution = await self.code.run_answer(result.content or "") if run_solution and result.ok else None
+        if request is not None and not result.model:  # unanswered: the model it was sent to
+            result = result.model_copy(update={"model": request.model})
         self._record(aid, phase, round_, target, result, request.traceparent if request else None, execution)
         return result
 

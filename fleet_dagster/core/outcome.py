@@ -41,6 +41,8 @@ class ProposalResult(BaseModel):
 
     role: str
     agent_id: str
+    # Defaults: outcomes from before mixed councils.
+    model: str = Field("", description="The model its agent called.")
     round: int
     is_winner: bool
     score: float | None
@@ -48,6 +50,7 @@ class ProposalResult(BaseModel):
     coverage: float | None
     checks: float | None
     answer: str | None
+    confidence: float | None = Field(None, description="How sure its agent said it is of its answer, 0..1.")
     flags: list[str]
     tokens: int
     latency_ms: float

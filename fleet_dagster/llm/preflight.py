@@ -2,13 +2,14 @@
 that model's context? A server asked for a model it does not serve answers every call with HTTP 404,
 and one whose context is too short cuts answers silently: both are refused up front, saying why."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel
 
+from fleet_dagster.core.agent_mix import council_models
 from fleet_dagster.core.profiles import load_profile
-from fleet_dagster.core.request import DeliberationRequest, context_errors
+from fleet_dagster.core.request import MAX_AGENTS_PER_ROLE, DeliberationRequest, context_errors
 from fleet_dagster.llm.backends import sdk_client
 from fleet_dagster.llm.endpoint import Api, LLMEndpoint
 from fleet_dagster.llm.settings import display_url
@@ -36,7 +37,7 @@ class ServerUnavailable(PreflightError):
 @dataclass(frozen=True)
 class Preflight:
     model_override: str | None  # the endpoint's, or the one model served when the profiles' are not
-    context_tokens: dict[str, int] = field(default_factory=dict)  # role -> the served model's context
+    context_tokens: dict[str, int] = field(default_factory=dict)  # role -> the least its served models hold
     notes: list[str] = field(default_factory=list)
 
 
@@ -58,37 +59,55 @@ def list_served_models(
 
 
 def check_models(
-    endpoint: LLMEndpoint, models_by_role: dict[str, str], served_at: Callable[[str], list[ServedModel]]
+    endpoint: LLMEndpoint,
+    models_by_role: dict[str, list[str]],
+    served_at: Callable[[str], list[ServedModel]],
+    named: Collection[str] = (),
 ) -> Preflight:
-    """Which model serves each role, with the server's listing injected (pure otherwise)."""
+    """Which model serves each of a role's agents, with the server's listing injected (pure otherwise). `named`:
+    the models a request chose (agent_models), which must be served as named: the one-model fallback stands in
+    for a profile's model, never for a request's choice."""
     listings: dict[str, list[ServedModel]] = {}
     override = endpoint.model_override
     notes: list[str] = []
     errors: list[tuple[str, str]] = []
     context: dict[str, int] = {}
     single_url = not endpoint.model_urls
-    for role, profile_model in models_by_role.items():
-        model = override or profile_model
-        url = endpoint.url_for(model)
-        if url not in listings:
-            listings[url] = served_at(url)
-        served = {m.name: m for m in listings[url]}
-        if model not in served and override is None and single_url and len(served) == 1:
-            override = model = next(iter(served))
-            notes.append(
-                f"every role uses {model}, the one model served at {display_url(url)} "
-                f"(the profiles ask for {', '.join(sorted(set(models_by_role.values())))})"
-            )
-        if model not in served:
-            errors.append(
-                (
-                    "roles",
-                    f"role {role}: model {model!r} is not served at {display_url(url)}; "
-                    f"served: {', '.join(sorted(served)) or 'none'}",
+    profile_models = sorted({m for models in models_by_role.values() for m in models if m not in named})
+    for role, models in models_by_role.items():
+        for asked in models:
+            chosen = asked in named
+            model = asked if chosen else (override or asked)
+            url = endpoint.url_for(model)
+            if url not in listings:
+                listings[url] = served_at(url)
+            served = {m.name: m for m in listings[url]}
+            if model not in served and not chosen and override is None and single_url and len(served) == 1:
+                override = model = next(iter(served))
+                notes.append(
+                    f"every role uses {model}, the one model served at {display_url(url)} "
+                    f"(the profiles ask for {', '.join(profile_models)})"
                 )
+            if model not in served:
+                field, whose = ("agent_models", "agent_models") if chosen else ("roles", f"role {role}")
+                errors.append(
+                    (
+                        field,
+                        f"{whose}: model {model!r} is not served at {display_url(url)}; "
+                        f"served: {', '.join(sorted(served)) or 'none'}",
+                    )
+                )
+            elif (max_model_len := served[model].max_model_len) is not None:
+                context[role] = min(max_model_len, context.get(role, max_model_len))
+    if override is not None and (others := sorted(set(named) - {override})):
+        # Every call would go to the override (LLMEndpoint.route): a mix the deployment cannot give is refused.
+        errors.append(
+            (
+                "agent_models",
+                f"agent_models: the deployment serves every agent with {override}; it cannot mix in "
+                f"{', '.join(others)}",
             )
-        elif (max_model_len := served[model].max_model_len) is not None:
-            context[role] = max_model_len
+        )
     if errors:
         raise PreflightError(errors)
     return Preflight(model_override=override, context_tokens=context, notes=notes)
@@ -116,14 +135,18 @@ def model_listing(
     return served_at
 
 
-def _profile_models(roles: list[str]) -> dict[str, str]:
-    return {role: load_profile(role).model for role in roles}
+def council_models_by_role(roles: list[str], agents: int, agent_models: list[str]) -> dict[str, list[str]]:
+    return {role: council_models(load_profile(role), agents, agent_models) for role in roles}
 
 
-def served_roles_endpoint(endpoint: LLMEndpoint, roles: list[str]) -> tuple[LLMEndpoint, list[str]]:
+def served_roles_endpoint(
+    endpoint: LLMEndpoint, roles: list[str], agents: int = MAX_AGENTS_PER_ROLE, agent_models: list[str] | None = None
+) -> tuple[LLMEndpoint, list[str]]:
     """The endpoint that serves these roles' calls (the one served model when none of the profiles' is),
-    and what was decided. Raises PreflightError when a role's model is not served."""
-    checked = check_models(endpoint, _profile_models(roles), model_listing(endpoint))
+    and what was decided: for councils of up to `agents` agents, of `agent_models` when given. Raises
+    PreflightError when a model is not served."""
+    models = council_models_by_role(roles, agents, agent_models or [])
+    checked = check_models(endpoint, models, model_listing(endpoint), named=agent_models or ())
     return endpoint.model_copy(update={"model_override": checked.model_override}), checked.notes
 
 
@@ -132,8 +155,9 @@ def preflight(
     request: DeliberationRequest,
     served_at: Callable[[str], list[ServedModel]] | None = None,
 ) -> Preflight:
-    """Every role's model is served, and the request's largest call fits the served context."""
-    checked = check_models(endpoint, _profile_models(request.roles), served_at or model_listing(endpoint))
+    """Every model the request's agents will call is served, and its largest call fits the served context."""
+    models = council_models_by_role(request.roles, request.agents_per_role, request.agent_models)
+    checked = check_models(endpoint, models, served_at or model_listing(endpoint), named=request.agent_models)
     if errors := context_errors(request, checked.context_tokens):
         raise PreflightError(errors)
     return checked

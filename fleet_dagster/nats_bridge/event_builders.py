@@ -59,6 +59,7 @@ def agent_response_events(
             phase=call.phase,
             round=call.round,
             target_agent_id=call.target_agent_id,
+            model=call.model,
             duration_ms=round(call.latency_ms, 1),
             queue_ms=round(call.queue_ms, 1),
             replayed=call.replayed,

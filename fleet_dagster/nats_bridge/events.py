@@ -61,6 +61,7 @@ class AgentResponse(DeliberationEvent):
     phase: Phase
     round: int
     target_agent_id: str | None = None
+    model: str = ""  # the model that answered (as its server names it), else the one called
     duration_ms: float
     tokens: int
     error: str | None = None

@@ -87,11 +87,11 @@ def test_guarded_calls_send_a_call_through_the_endpoints_backend(sim_llm_factory
 def test_preflight_lists_an_anthropic_servers_models(sim_llm_factory):
     server = sim_llm_factory(latency_s=0.01, api_key=KEY)
     endpoint = anthropic_endpoint(server)
-    checked = check_models(endpoint, {"DEV": "sim-model"}, model_listing(endpoint))
+    checked = check_models(endpoint, {"DEV": ["sim-model"]}, model_listing(endpoint))
     assert checked.model_override is None and not checked.notes
     unserved = endpoint.model_copy(update={"model_override": "claude-x"})
     with pytest.raises(ValueError, match="model 'claude-x' is not served"):
-        check_models(unserved, {"DEV": "sim-model"}, model_listing(unserved))
+        check_models(unserved, {"DEV": ["sim-model"]}, model_listing(unserved))
 
 
 def test_a_deliberation_on_ray_through_an_anthropic_endpoint(ray_connected, sim_llm_factory):

@@ -23,13 +23,13 @@ def listing(*names: str, context: int | None = None):
 
 def test_the_profiles_models_when_they_are_served():
     checked = check_models(
-        LLMEndpoint(base_url=URL), {"DEV": "big", "QA": "small"}, listing("big", "small", context=4096)
+        LLMEndpoint(base_url=URL), {"DEV": ["big"], "QA": ["small"]}, listing("big", "small", context=4096)
     )
     assert checked.model_override is None and checked.context_tokens == {"DEV": 4096, "QA": 4096}
 
 
 def test_the_one_served_model_serves_every_role_and_says_so():
-    checked = check_models(LLMEndpoint(base_url=URL), {"DEV": "big", "QA": "small"}, listing("smollm2"))
+    checked = check_models(LLMEndpoint(base_url=URL), {"DEV": ["big"], "QA": ["small"]}, listing("smollm2"))
     assert checked.model_override == "smollm2"
     assert checked.notes == [
         "every role uses smollm2, the one model served at http://vllm:8000/v1 (the profiles ask for big, small)"
@@ -38,14 +38,14 @@ def test_the_one_served_model_serves_every_role_and_says_so():
 
 def test_a_model_not_served_is_refused_naming_what_is_served():
     with pytest.raises(PreflightError) as caught:
-        check_models(LLMEndpoint(base_url=URL), {"DEV": "big"}, listing("a", "b"))
+        check_models(LLMEndpoint(base_url=URL), {"DEV": ["big"]}, listing("a", "b"))
     assert str(caught.value) == "role DEV: model 'big' is not served at http://vllm:8000/v1; served: a, b"
 
 
 def test_an_override_is_never_replaced():
     endpoint = LLMEndpoint(base_url="http://user:secret@vllm:8000/v1", model_override="wanted")
     with pytest.raises(PreflightError) as caught:
-        check_models(endpoint, {"DEV": "big"}, listing("smollm2"))
+        check_models(endpoint, {"DEV": ["big"]}, listing("smollm2"))
     message = str(caught.value)
     assert "'wanted' is not served" in message and "secret" not in message
 
@@ -58,7 +58,7 @@ def test_per_model_urls_are_asked_each_for_its_own_model():
         return [ServedModel(name="big" if "big" in url else "small")]
 
     endpoint = LLMEndpoint(base_url=URL, model_urls={"big": "http://vllm-big/v1", "small": "http://vllm-small/v1"})
-    check_models(endpoint, {"DEV": "big", "QA": "small", "DATA": "big"}, served_at)
+    check_models(endpoint, {"DEV": ["big"], "QA": ["small"], "DATA": ["big"]}, served_at)
     assert asked == ["http://vllm-big/v1", "http://vllm-small/v1"]
 
 
@@ -83,3 +83,25 @@ def test_a_server_that_does_not_answer_is_asked_once_per_listing(monkeypatch):
         with pytest.raises(ServerUnavailable) as caught:
             served_at(endpoint.base_url)
     assert asked == [endpoint.base_url] and "did not list its models" in str(caught.value)
+
+
+def test_every_model_of_a_mixed_council_is_checked_and_the_context_is_the_least():
+    served_at = lambda url: [ServedModel(name="a", max_model_len=4096), ServedModel(name="b", max_model_len=2048)]  # noqa: E731
+    checked = check_models(LLMEndpoint(base_url=URL), {"DEV": ["a", "b"]}, served_at, named=["a", "b"])
+    assert checked.model_override is None and checked.context_tokens == {"DEV": 2048}
+
+
+def test_a_model_the_request_names_is_never_stood_in_for_by_the_one_served_model():
+    request = parse_request({"task": "t", "roles": ["DEV"], "agent_models": ["smollm2", "no-such-model"]})
+    with pytest.raises(PreflightError) as caught:
+        preflight(LLMEndpoint(base_url=URL), request, served_at=listing("smollm2"))
+    assert caught.value.errors == [
+        ("agent_models", "agent_models: model 'no-such-model' is not served at http://vllm:8000/v1; served: smollm2")
+    ]
+
+
+def test_a_mix_is_refused_where_the_deployment_serves_every_agent_with_one_model():
+    request = parse_request({"task": "t", "roles": ["DEV"], "agent_models": ["a", "b"]})
+    with pytest.raises(PreflightError) as caught:
+        preflight(LLMEndpoint(base_url=URL, model_override="a"), request, served_at=listing("a", "b"))
+    assert str(caught.value) == "agent_models: the deployment serves every agent with a; it cannot mix in b"
