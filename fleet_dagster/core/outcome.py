@@ -26,6 +26,10 @@ class BriefWinner(BaseModel):
     fallback_reason: str | None = Field(None, description="Why the asked selection did not decide.")
     answer: str | None = Field(None, description="By vote: the winning final answer.")
     votes: dict[str, int] | None = Field(None, description="By vote: each final answer's count.")
+    weighted_votes: dict[str, float] | None = Field(
+        None, description="By weighted vote: each final answer's summed calibrated confidence."
+    )
+    model: str = Field("", description="The model the winner's agent called.")
 
 
 class Winner(BriefWinner):
@@ -226,7 +230,13 @@ def winners(councils: list[CouncilResult]) -> dict[str, Winner]:
             fallback_reason=c.selection.fallback_reason,
             rationale=c.selection.rationale,
             flags=c.winner.flags,
-            **({"answer": c.selection.answer, "votes": c.selection.votes} if c.selection.method == "vote" else {}),
+            model=c.winner.model,
+            **(
+                {"answer": c.selection.answer, "votes": c.selection.votes}
+                if c.selection.method in ("vote", "weighted-vote")
+                else {}
+            ),
+            **({"weighted_votes": c.selection.weighted_votes} if c.selection.method == "weighted-vote" else {}),
         )
         for c in councils
         if c.winner is not None

@@ -113,6 +113,7 @@ def test_the_status_document_of_an_outcome_keeps_to_its_schema():
     outcome = outcome_of_two_councils()
     document = outcome_status(outcome, run_id="r1", traceparent=None).model_dump(mode="json")
     jsonschema.validate(document, committed_schema(STATUS_DOCUMENT_SCHEMA))
-    assert document["winners"] == {"DEV": {"agent_id": "a1", "score": 8.5, "answer": None, "votes": None, **SAID_BY}}
+    no_votes = {"answer": None, "votes": None, "weighted_votes": None}
+    assert document["winners"] == {"DEV": {"agent_id": "a1", "score": 8.5, "model": "", **no_votes, **SAID_BY}}
     assert document["error_message"] == outcome.error_message and document["duration_ms"] == 800
     assert document["calls_by_phase"] == {"propose": 2, "review": 1}
