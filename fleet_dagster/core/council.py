@@ -262,6 +262,11 @@ class Council:
             **values,
         )
 
+    @property
+    def asks_confidence(self) -> bool:
+        """A weighted vote weighs each answer by the confidence its agent states: its proposals are asked for one."""
+        return self.request.selection == "weighted-vote"
+
     def _start_phase(self, name: str, total: int) -> None:
         self.phase, self.phase_total, self.phase_done = name, total, 0
 
@@ -314,7 +319,7 @@ class Council:
                     role=self.role,
                     agent_id=aid,
                     rubric=self.request.rubric,
-                    ask_confidence=self.request.selection == "weighted-vote",
+                    ask_confidence=self.asks_confidence,
                 )
             result = await self._call(aid, "propose", 0, messages, run_solution=self.code.runs_solutions)
             update = {"content": result.content} if result.ok else {"error": f"propose: {result.error}"}
@@ -363,7 +368,12 @@ class Council:
                 messages = self.code.revise_messages(self.proposals[aid], received, round_)
             else:
                 messages = self._messages(
-                    aid, "revise", proposal=self.proposals[aid].content, reviews=received, round=round_
+                    aid,
+                    "revise",
+                    proposal=self.proposals[aid].content,
+                    reviews=received,
+                    round=round_,
+                    ask_confidence=self.asks_confidence,
                 )
             result = await self._call(aid, "revise", round_, messages, run_solution=self.code.runs_solutions)
             if result.ok and (result.content or "").strip():
@@ -422,7 +432,8 @@ class Council:
         items = coverage_items(self.request.task, self.request.requirements, self.request.rubric)
         # Code restates its spec (the signature, the names): a role writing code is judged by its code (the checks,
         # the tests), and copying the prompt is no echo there.
-        prompt = [self.profile.system_prompt, self.request.task, *self.request.requirements, self.request.rubric]
+        system_prompts = dict.fromkeys(spec.system_prompt for spec in self.agents.values())
+        prompt = [*system_prompts, self.request.task, *self.request.requirements, self.request.rubric]
         sources = [] if self.code.writes else prompt
         return [
             score_proposal(p, [r for r in final_reviews if r.author == p.agent_id], items, sources)

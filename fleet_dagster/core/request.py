@@ -324,8 +324,9 @@ def largest_call_tokens(request: DeliberationRequest, profile: RoleProfile) -> i
         reviewer_id=last_agent,
         criteria=profile.rubric,
     )
-    # The tests are shown in a code task's prompts; the larger system prompt of the two a profile has, too.
-    system_prompt = max(profile.system_prompt, profile.code_system_prompt or "", key=len)
+    # The tests are shown in a code task's prompts; the largest system prompt a profile has (its kinds'), too.
+    variants = [kind.system_prompt or "" for kind in profile.agents]
+    system_prompt = max(profile.system_prompt, profile.code_system_prompt or "", *variants, key=len)
     text_tokens = estimated_tokens(system_prompt + review_prompt + request.rubric + request.tests)
     return text_tokens + 2 * profile.max_tokens  # the proposal under review, and the answer
 

@@ -84,12 +84,13 @@ def test_a_ring_of_cross_model_reviews_skips_to_the_next_other_model():
 
 def test_weighted_vote_lets_the_sure_minority_win_and_asks_for_confidence():
     model = ModelPerName({"a": "Answer: 41\nConfidence: 0.5", "b": "Answer: 42\nConfidence: 1.0"})
-    result = asyncio.run(run_council(council(model, agent_models=["a", "b"], rounds=0, selection="weighted-vote")))
+    result = asyncio.run(run_council(council(model, agent_models=["a", "b"], rounds=1, selection="weighted-vote")))
     selection = result.selection
     assert selection.method == "weighted-vote" and selection.answer == "42" and selection.winner == "agent-dev-002"
     assert selection.votes == {"41": 2, "42": 1} and selection.weighted_votes == {"42": 1.0, "41": 0.2}
     assert [p.confidence for p in result.proposals] == [0.5, 1.0, 0.5]
-    assert all("Confidence:" in r.messages[-1]["content"] for r in model.requests if r.phase == "propose")
+    written = [r for r in model.requests if r.phase in ("propose", "revise")]
+    assert len(written) == 6 and all("Confidence:" in r.messages[-1]["content"] for r in written)
     plain = asyncio.run(run_council(council(model, agent_models=["a", "b"], rounds=0, selection="vote")))
     assert plain.selection.answer == "41"  # counted once each, the majority wins
     assert not any("Confidence:" in r.messages[-1]["content"] for r in model.requests[-3:])
