@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel
 
+from fleet_dagster.benchmarks.ab_settings import ABScheduleSettings
 from fleet_dagster.benchmarks.schedule_settings import BenchmarkScheduleSettings
 from fleet_dagster.core.env_settings import EnvSettings
 from fleet_dagster.deliberation.archive import ARCHIVE_ENV
@@ -29,6 +30,7 @@ class FleetSettings(BaseModel):
     intake: IntakeSettings
     retention: RetentionSettings
     benchmarks: BenchmarkScheduleSettings
+    ab_test: ABScheduleSettings
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> "FleetSettings":
@@ -36,6 +38,7 @@ class FleetSettings(BaseModel):
             intake=IntakeSettings.from_environ(environ),
             retention=RetentionSettings.from_environ(environ),
             benchmarks=BenchmarkScheduleSettings.from_environ(environ),
+            ab_test=ABScheduleSettings.from_environ(environ),
         )
 
     @staticmethod
@@ -49,6 +52,7 @@ class FleetSettings(BaseModel):
             IntakeSettings,
             RetentionSettings,
             BenchmarkScheduleSettings,
+            ABScheduleSettings,
             SandboxSettings,
         ]
         return {variable for group in groups for variable in group.variables().values()} | set(PATHS)

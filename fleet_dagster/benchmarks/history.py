@@ -1,4 +1,4 @@
-"""Earlier benchmark summaries, read back from the Dagster instance (one per partition, latest wins)."""
+"""Earlier benchmark (and A/B test) summaries, read back from the Dagster instance (one per partition, latest wins)."""
 
 from typing import Any
 
@@ -8,9 +8,12 @@ BENCHMARK_ASSET_KEY = dg.AssetKey("benchmark_results")
 HISTORY_LIMIT = 200
 
 
-def summaries_by_partition(instance: dg.DagsterInstance) -> list[tuple[str, dict[str, Any], int]]:
-    """(partition, summary, storage id) for each materialized partition, oldest partition first."""
-    records = instance.fetch_materializations(BENCHMARK_ASSET_KEY, limit=HISTORY_LIMIT, ascending=False).records
+def summaries_by_partition(
+    instance: dg.DagsterInstance, asset_key: dg.AssetKey = BENCHMARK_ASSET_KEY
+) -> list[tuple[str, dict[str, Any], int]]:
+    """(partition, summary, storage id) for each materialized partition of a daily benchmark asset, oldest
+    partition first."""
+    records = instance.fetch_materializations(asset_key, limit=HISTORY_LIMIT, ascending=False).records
     latest: dict[str, tuple[dict[str, Any], int]] = {}
     for record in records:
         materialization = record.asset_materialization

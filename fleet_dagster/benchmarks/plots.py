@@ -9,7 +9,7 @@ matplotlib.use("Agg")  # headless: run workers and CI have no display
 import matplotlib.pyplot as plt
 
 
-def _markdown_png(figure: plt.Figure, title: str) -> str:
+def markdown_png(figure: plt.Figure, title: str) -> str:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
     plt.close(figure)
@@ -34,7 +34,7 @@ def latency_trend(history: list[tuple[str, dict]]) -> str:
     """history: (partition, summary) oldest first, the current partition last."""
     series = {"latency_p50_ms": "p50", "latency_p95_ms": "p95"}
     figure = _trend(history, series, "agent call latency (ms)", "Latency by partition")
-    return _markdown_png(figure, "latency trend")
+    return markdown_png(figure, "latency trend")
 
 
 def accuracy_trend(history: list[tuple[str, dict]]) -> str:
@@ -46,7 +46,7 @@ def accuracy_trend(history: list[tuple[str, dict]]) -> str:
     }
     figure = _trend(history, series, "accuracy", "Single agent vs deliberation (quality) and execution (code)")
     figure.axes[0].set_ylim(-0.05, 1.05)
-    return _markdown_png(figure, "accuracy trend")
+    return markdown_png(figure, "accuracy trend")
 
 
 def accuracy_vs_tokens(table: list[dict], suite: str = "Quality") -> str:
@@ -66,4 +66,4 @@ def accuracy_vs_tokens(table: list[dict], suite: str = "Quality") -> str:
     axis.set_ylabel("accuracy (95 % Wilson interval)")
     axis.set_ylim(-0.05, 1.05)
     axis.set_title(f"{suite} suite: accuracy against cost, per method")
-    return _markdown_png(figure, "accuracy vs tokens")
+    return markdown_png(figure, "accuracy vs tokens")

@@ -8,7 +8,7 @@ import yaml
 from pydantic import BaseModel, Field
 
 from fleet_dagster.benchmarks.code_tasks import CodeTask, generated_code_tasks, served_code_tasks
-from fleet_dagster.benchmarks.quality_tasks import calibrated_questions, du_arithmetic_questions
+from fleet_dagster.benchmarks.quality_tasks import Question, calibrated_questions, du_arithmetic_questions
 from fleet_dagster.core.records import SelectionMethod
 from fleet_dagster.core.resource_files import resources_dir
 
@@ -47,6 +47,8 @@ class BenchmarkTask(BaseModel):
     rounds: int
     max_tokens: int
     selection: SelectionMethod = "score"
+    # The models the agents take in turn (the request's agent_models); none: each role's own.
+    agent_models: list[str] = Field(default_factory=list)
     requirements: list[str] = Field(default_factory=list)
     expected: int | None = None
     # A code task: the function, the tests shown to the agents (the request's tests; none for a method that
@@ -79,11 +81,18 @@ def speed_tasks() -> list[BenchmarkTask]:
     ]
 
 
-def quality_tasks(served_model: bool = False) -> list[BenchmarkTask]:
-    """Each question three times: one agent, a vote of `vote_samples` samples, a deliberation (whose winner is
-    read both by score and by vote). The embedded model gets the calibrated questions, a served one Du et al.'s."""
+def quality_questions(served_model: bool = False, count: int | None = None) -> list[Question]:
+    """The embedded model gets the calibrated questions, a served one Du et al.'s; `count` of them (default: the
+    suite's), the first ones the same whatever the count."""
     data = _load("quality")
     make_questions = du_arithmetic_questions if served_model else calibrated_questions
+    return make_questions(data["seed"], data["count"] if count is None else count)
+
+
+def quality_tasks(served_model: bool = False, count: int | None = None) -> list[BenchmarkTask]:
+    """Each question three times: one agent, a vote of `vote_samples` samples, a deliberation (whose winner is
+    read both by score and by vote)."""
+    data = _load("quality")
     shapes = (
         ("single", 1, 0, "score"),
         ("vote", data["vote_samples"], 0, "vote"),
@@ -102,7 +111,7 @@ def quality_tasks(served_model: bool = False) -> list[BenchmarkTask]:
             selection=selection,
             expected=question.answer,
         )
-        for question in make_questions(data["seed"], data["count"])
+        for question in quality_questions(served_model, count)
         for mode, agents, rounds, selection in shapes
     ]
 
@@ -138,19 +147,19 @@ def _code_method_tasks(code: CodeTask, data: dict) -> list[BenchmarkTask]:
     ]
 
 
-def code_task_set(served_model: bool = False) -> list[CodeTask]:
-    """The code suite's tasks: the generated tiny functions for the embedded model, code_served.yaml's for a
-    served one."""
+def code_task_set(served_model: bool = False, count: int | None = None) -> list[CodeTask]:
+    """The code suite's tasks: the generated tiny functions for the embedded model, `count` of them (default: the
+    suite's); code_served.yaml's for a served one, at most `count`."""
     if served_model:
-        return served_code_tasks(_load("code_served")["tasks"])
+        return served_code_tasks(_load("code_served")["tasks"])[:count]
     data = _load("code")
-    return generated_code_tasks(data["seed"], data["count"])
+    return generated_code_tasks(data["seed"], data["count"] if count is None else count)
 
 
-def code_suite_tasks(served_model: bool = False) -> list[BenchmarkTask]:
+def code_suite_tasks(served_model: bool = False, count: int | None = None) -> list[BenchmarkTask]:
     """Each code task once per method (CodeMethod), graded by its hidden tests."""
     data = _load("code")
-    return [task for code in code_task_set(served_model) for task in _code_method_tasks(code, data)]
+    return [task for code in code_task_set(served_model, count) for task in _code_method_tasks(code, data)]
 
 
 # Each suite's tasks, for a served model or the embedded one: "all" runs them in the order of Suite.

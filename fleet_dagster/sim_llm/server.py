@@ -6,6 +6,9 @@ Anthropic's messages (`/v1/messages`, `/v1/messages/count_tokens`; sim_llm/wires
 - Text: deterministic for a given seed; it echoes the prompt's words (so that coverage and review
   loops see a relevant answer), padded to `output_tokens` tokens when set, never over `max_tokens`.
   A `response_format` JSON Schema gets JSON that fits it, as guided decoding gives.
+- Keyed answers: a prompt holding a question of `answer_key` is answered with a final 'Answer:' line, right
+  with the asked model's probability (`model_accuracy`), drawn once per (model, question, seed): models of
+  known accuracy, for A/B tests of the benchmark suites.
 - Told answers: per agent, the texts of its successive answers that are not JSON (proposals, revisions),
   cycling (`answers`), so that a test decides what a council proposes: loops, echoes, final answers.
 - Streaming (`"stream": true`) as server-sent events, with `usage` when asked (always, on the messages wire).
@@ -80,7 +83,9 @@ class SimSettings:
     trickle_byte_s: float = 0.05
     seed: int = 0
     model: str = "sim-model"
-    # As vLLM: only `model` is served (any other name gets HTTP 404), and its context is max_model_len.
+    models: list[str] = field(default_factory=list)  # served beside `model`, listed by /v1/models
+    # As vLLM: only the served names (`model`, `models`) answer (any other gets HTTP 404), their context
+    # max_model_len.
     only_model: bool = False
     max_model_len: int = 8192
     # As vLLM with --api-key: every /v1 route answers 401 without `Authorization: Bearer <api_key>`.
@@ -88,8 +93,40 @@ class SimSettings:
     tokenize: bool = True  # serves POST /tokenize, as vLLM does
     faults: dict[str, list[str]] = field(default_factory=dict)
     answers: dict[str, list[str]] = field(default_factory=dict)
+    # Question text -> its correct answer; a model of model_accuracy answers a prompt holding a question right
+    # with that probability (a model not named there answers as usual).
+    answer_key: dict[str, str] = field(default_factory=dict)
+    model_accuracy: dict[str, float] = field(default_factory=dict)
     run_faults: FaultRates = field(default_factory=FaultRates)
     model_faults: dict[str, FaultRates] = field(default_factory=dict)
+
+
+def served_models(settings: SimSettings) -> list[str]:
+    return [settings.model, *settings.models]
+
+
+def wrong_answer(correct: str) -> str:
+    try:
+        return str(int(correct) + 1)
+    except ValueError:
+        return f"not {correct}"
+
+
+def keyed_answer(settings: SimSettings, model: str, messages: list[dict[str, str]]) -> str | None:
+    """The final answer line to a question of the answer key that the prompt holds (the longest such, so that a
+    question inside another's text is not taken for it): right with the model's accuracy. The draw is seeded by
+    (model, question, seed) alone, so every call of a run, and every run, answers that question alike."""
+    accuracy = settings.model_accuracy.get(model)
+    if accuracy is None:
+        return None
+    prompt = "\n".join(str(m.get("content", "")) for m in messages)
+    question = max((q for q in settings.answer_key if q in prompt), key=len, default=None)
+    if question is None:
+        return None
+    correct = settings.answer_key[question]
+    # A string seed is hashed with SHA-512: the same in every process, unlike hash().
+    right = random.Random(f"{model}\0{question}\0{settings.seed}").random() < accuracy
+    return f"Answer: {correct if right else wrong_answer(correct)}"
 
 
 def _words(prompt: str) -> list[str]:
@@ -162,14 +199,17 @@ class _Handler(BaseHTTPRequestHandler):
             return
         elif path == "/v1/models":
             settings = self.server.settings
-            model = {
-                "id": settings.model,
-                "object": "model",
-                "created": 0,
-                "owned_by": "fleet-sim",
-                "max_model_len": settings.max_model_len,
-            }
-            self._json(200, {"object": "list", "data": [model]})
+            models = [
+                {
+                    "id": name,
+                    "object": "model",
+                    "created": 0,
+                    "owned_by": "fleet-sim",
+                    "max_model_len": settings.max_model_len,
+                }
+                for name in served_models(settings)
+            ]
+            self._json(200, {"object": "list", "data": models})
         else:
             self._json(404, {"error": {"message": f"no route {self.path}"}})
 
@@ -208,8 +248,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _complete(self, body: dict, wire: Wire) -> None:
         settings = self.server.settings
-        if settings.only_model and body.get("model") != settings.model:
-            message = f"The model `{body.get('model')}` does not exist. Valid aliases: {settings.model}"
+        if settings.only_model and body.get("model") not in served_models(settings):
+            names = ", ".join(served_models(settings))
+            message = f"The model `{body.get('model')}` does not exist. Valid aliases: {names}"
             self._json(404, wire.error(404, message))
             return
         action = self.server.next_action(self.headers.get("X-Fleet-Agent-Id", ""), body.get("model", ""))
@@ -222,20 +263,21 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(int(action), wire.error(int(action), f"injected HTTP {action}"))
             return
         seed = int(body.get("seed") or settings.seed)
-        told = (
-            None if body.get("response_format") else self.server.told_answer(self.headers.get("X-Fleet-Agent-Id", ""))
-        )
+        model = body.get("model") or settings.model
+        messages = body.get("messages", [])
+        free_text = not body.get("response_format")
+        told = self.server.told_answer(self.headers.get("X-Fleet-Agent-Id", "")) if free_text else None
+        keyed = keyed_answer(settings, model, messages) if free_text and not told else None
+        # A keyed answer's line ends the text, within max_tokens.
+        max_tokens = int(body.get("max_tokens") or 512) - (text_tokens(keyed) if keyed else 0)
         content = told or generate(
-            body.get("messages", []),
-            body.get("response_format"),
-            seed,
-            int(body.get("max_tokens") or 512),
-            settings.output_tokens,
+            messages, body.get("response_format"), seed, max(max_tokens, 1), settings.output_tokens
         )
+        if keyed:
+            content = f"{content}\n{keyed}"
         tokens = content.split(" ")
         per_token = settings.per_token_s * (SLOW_FACTOR if action == "slow" else 1.0)
-        model = body.get("model") or settings.model
-        usage = None if action == "nousage" else (prompt_tokens(body.get("messages", [])), len(tokens))
+        usage = None if action == "nousage" else (prompt_tokens(messages), len(tokens))
         self.server.load.acquire()
         try:
             time.sleep(settings.latency_s)
