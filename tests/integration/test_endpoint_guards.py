@@ -128,3 +128,29 @@ def test_the_same_call_is_sent_once_and_answered_again_from_the_store(sim_llm_fa
     replayed = asyncio.run(guarded(store).complete(endpoint, chat_request("same", 1, agent_id="agent-qa-009")))
     assert replayed.replayed and replayed.content == first.content and len(server.answered) == 1
     assert replayed.completion_tokens == first.completion_tokens
+
+
+def test_each_models_server_has_its_own_bound_and_circuit(sim_llm_factory):
+    """A mixed council's models on servers of their own (model_urls): one server down opens its circuit only, and
+    the other's calls keep their own bound on calls in flight."""
+    up = sim_llm_factory(latency_s=0.2, model="up-model")
+    down = sim_llm_factory(latency_s=0.01, model="down-model")
+    down_url = down.base_url
+    down.__exit__(None, None, None)  # connections refused
+    endpoint = LLMEndpoint(
+        base_url=up.base_url, model_urls={"down-model": down_url}, max_in_flight=2, max_retries=0, circuit_failures=2
+    )
+    calls = guarded()
+
+    async def scenario():
+        failed = [await calls.complete(endpoint, chat_request("mix", i, model="down-model")) for i in range(3)]
+        answered = await asyncio.gather(
+            *(calls.complete(endpoint, chat_request("mix", 10 + i, model="up-model")) for i in range(6))
+        )
+        return failed, answered
+
+    failed, answered = asyncio.run(scenario())
+    assert "circuit open" in (failed[2].error or "") and all(not r.ok for r in failed)
+    assert all(r.ok for r in answered) and up.peak_in_flight == 2
+    states = calls.endpoint_states()
+    assert (states[down_url].circuit, states[up.base_url].circuit) == ("open", "closed")
