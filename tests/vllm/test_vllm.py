@@ -2,6 +2,7 @@
 
 import json
 import os
+from collections import Counter
 from pathlib import Path
 
 import dagster as dg
@@ -10,13 +11,14 @@ import requests
 
 from fleet_dagster.benchmarks.runner import run_suite
 from fleet_dagster.cli.run_deliberation import execute_deliberation
-from fleet_dagster.core.request import parse_request
+from fleet_dagster.core.request import agent_id, parse_request
+from fleet_dagster.llm.preflight import PreflightError, preflight
 from fleet_dagster.llm.resources import LLMResource
 from fleet_dagster.llm.settings import LLM_ENV
 from tests import nats_helpers
 from tests.cli_helpers import fleet_dagster
 from tests.helm_chart import named, render
-from tests.vllm.conftest import API_KEY, API_KEY_ENV, MAX_MODEL_LEN, SERVED_NAME
+from tests.vllm.conftest import API_KEY, API_KEY_ENV, MAX_MODEL_LEN, SECOND_NAME, SERVED_NAME
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 
@@ -29,7 +31,15 @@ def on_vllm(vllm_server, monkeypatch):
     monkeypatch.setenv(LLM_ENV["base_url"], vllm_server.base_url)
     monkeypatch.setenv(LLM_ENV["api_key"], API_KEY)
     monkeypatch.delenv(LLM_ENV["model_override"], raising=False)
+    monkeypatch.delenv(LLM_ENV["model_urls"], raising=False)
     return vllm_server
+
+
+@pytest.fixture
+def on_two_vllm_servers(vllm_servers, on_vllm, monkeypatch):
+    """The deployment routes by model name: each served model's calls go to its own server."""
+    monkeypatch.setenv(LLM_ENV["model_urls"], json.dumps({server.name: server.base_url for server in vllm_servers}))
+    return vllm_servers
 
 
 def deliberate(instance, deliberation_id: str, **fields) -> dict:
@@ -69,6 +79,46 @@ def test_a_nats_request_end_to_end(nats_server, instance, on_vllm):
     completed = nats_helpers.stored_events(nats_server.url, "deliberation.completed")
     assert [e["deliberation_id"] for e in completed] == ["vllm-nats"] and completed[0]["status"] == "COMPLETED"
     assert len(nats_helpers.stored_events(nats_server.url, "agent.response.completed")) == 2
+
+
+def test_a_mixed_council_calls_each_agents_model_on_its_own_server(nats_server, instance, on_two_vllm_servers):
+    """Agent i calls agent_models[i]: each agent's call is answered by its model's server, which names itself in the
+    answer and counts the call in its own /metrics. No rounds: a round's reviews and revisions take the same route
+    (tests/unit/test_mixed_councils.py), and one round took 127 s here against 51 s without."""
+    first, second = on_two_vllm_servers
+    assert (first.name, second.name) == (SERVED_NAME, SECOND_NAME)
+    finished_before = {server.name: server.requests_finished() for server in on_two_vllm_servers}
+    document = deliberate(instance, "vllm-mixed", agent_models=[first.name, second.name], rounds=0)
+    assert document["status"] == "COMPLETED", document["error_message"]
+
+    expected = {agent_id("DEV", 0): first.name, agent_id("DEV", 1): second.name}
+    assert {row["agent_id"]: row["model"] for row in document["results"]} == expected  # Proposal.model
+    calls = nats_helpers.stored_events(nats_server.url, "agent.response.completed")  # AgentCall.model, as answered
+    assert not nats_helpers.stored_events(nats_server.url, "agent.response.failed")
+    assert {(call["agent_id"], call["model"]) for call in calls} == set(expected.items()), calls
+    assert sorted(call["agent_id"] for call in calls) == sorted(expected), calls  # one proposal each
+    calls_per_model = Counter(call["model"] for call in calls)
+    for server in on_two_vllm_servers:
+        finished = server.requests_finished() - finished_before[server.name]
+        assert finished >= calls_per_model[server.name] > 0, (server.name, finished, calls_per_model)
+
+
+def test_preflight_refuses_an_agent_model_no_server_serves(on_two_vllm_servers):
+    """A model no server serves is asked of base_url (no model_urls entry names it), which lists what it serves."""
+    first, second = on_two_vllm_servers
+    fields = {"task": "Design a cache", "roles": ["DEV"], "agents_per_role": 2, "deliberation_id": "vllm-unserved"}
+    endpoint = LLMResource().served_endpoint()
+    assert endpoint.model_urls == {first.name: first.base_url, second.name: second.base_url}
+    served = preflight(endpoint, parse_request({**fields, "agent_models": [first.name, second.name]}))
+    assert served.model_override is None and served.context_tokens == {"DEV": MAX_MODEL_LEN}
+    with pytest.raises(PreflightError) as refused:
+        preflight(endpoint, parse_request({**fields, "agent_models": [first.name, "no-such-model"]}))
+    assert refused.value.errors == [
+        (
+            "agent_models",
+            f"agent_models: model 'no-such-model' is not served at {first.base_url}; served: {first.name}",
+        )
+    ]
 
 
 def test_the_streaming_speed_suite_measures_time_to_first_token(ray_connected, on_vllm):
