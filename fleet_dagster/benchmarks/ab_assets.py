@@ -1,6 +1,5 @@
 """ab_test_results: a daily A/B test of two arms on the quality or code suite, its check, job and schedule."""
 
-import datetime
 from typing import Any
 
 import dagster as dg
@@ -10,11 +9,10 @@ from pydantic import Field
 from fleet_dagster.benchmarks.ab_runner import run_ab
 from fleet_dagster.benchmarks.ab_settings import ABScheduleSettings
 from fleet_dagster.benchmarks.ab_test import ABSuite, Arm, ab_markdown
-from fleet_dagster.benchmarks.assets import daily_partitions
+from fleet_dagster.benchmarks.assets import daily_job, daily_partitions, day_that_ended
 from fleet_dagster.benchmarks.history import summaries_by_partition
 from fleet_dagster.llm.resources import LLMResource
 from fleet_dagster.ray_cluster.resources import RayClusterResource
-from fleet_dagster.run_pods import RUN_POD_TAGS
 
 AB_ASSET_KEY = dg.AssetKey("ab_test_results")
 
@@ -126,13 +124,7 @@ def ab_test_sound(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult
 
 ab_test_checks = [ab_test_sound]
 
-ab_test_job = dg.define_asset_job(
-    "ab_test_job",
-    selection=dg.AssetSelection.assets(ab_test_results) | dg.AssetSelection.checks(*ab_test_checks),
-    partitions_def=daily_partitions,
-    executor_def=dg.in_process_executor,
-    tags=RUN_POD_TAGS,
-)
+ab_test_job = daily_job("ab_test_job", ab_test_results, ab_test_checks)
 
 
 def ab_test_schedule(settings: ABScheduleSettings) -> dg.ScheduleDefinition:
@@ -141,8 +133,7 @@ def ab_test_schedule(settings: ABScheduleSettings) -> dg.ScheduleDefinition:
     @dg.schedule(job=ab_test_job, cron_schedule=settings.cron, description=description,
                  default_status=dg.DefaultScheduleStatus(settings.status))  # fmt: skip
     def ab_test_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-        # The day that just ended: the newest complete daily partition at the scheduled time.
-        partition = (context.scheduled_execution_time - datetime.timedelta(days=1)).strftime("%Y-%m-%d")
+        partition = day_that_ended(context)
         config = {"suite": settings.suite, "arm_a": settings.arm_a, "arm_b": settings.arm_b,
                   "max_tasks": settings.max_tasks}  # fmt: skip
         return dg.RunRequest(

@@ -137,7 +137,7 @@ def deliberation_not_worse_than_majority_vote(context: dg.AssetCheckExecutionCon
 
 @dg.asset_check(
     asset=BENCHMARK_ASSET_KEY,
-    description="Code suite: the solution chosen by execution against QA-written tests passes the hidden tests "
+    description="Code suite: the solution chosen by execution against the request's tests passes the hidden tests "
     "more often than one agent's.",
 )
 def execution_better_than_single(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
@@ -157,13 +157,27 @@ benchmark_checks = [
     failure_rate_at_most_5_percent,
 ]
 
-benchmark_job = dg.define_asset_job(
-    "benchmark_job",
-    selection=dg.AssetSelection.assets(benchmark_results) | dg.AssetSelection.checks(*benchmark_checks),
-    partitions_def=daily_partitions,
-    executor_def=dg.in_process_executor,
-    tags=RUN_POD_TAGS,
-)
+
+def daily_job(
+    name: str, asset: dg.AssetsDefinition, checks: list[dg.AssetChecksDefinition]
+) -> "dg.UnresolvedAssetJobDefinition":  # exported for type checkers only
+    """A job of one daily-partitioned benchmark asset and its checks, in one process: its councils get their
+    concurrency from Ray, and its run pod is shaped for a Ray client (RUN_POD_TAGS)."""
+    return dg.define_asset_job(
+        name,
+        selection=dg.AssetSelection.assets(asset) | dg.AssetSelection.checks(*checks),
+        partitions_def=daily_partitions,
+        executor_def=dg.in_process_executor,
+        tags=RUN_POD_TAGS,
+    )
+
+
+def day_that_ended(context: dg.ScheduleEvaluationContext) -> str:
+    """The newest complete daily partition at the scheduled time."""
+    return (context.scheduled_execution_time - datetime.timedelta(days=1)).strftime("%Y-%m-%d")
+
+
+benchmark_job = daily_job("benchmark_job", benchmark_results, benchmark_checks)
 
 
 def benchmark_schedule(settings: BenchmarkScheduleSettings) -> dg.ScheduleDefinition:
@@ -172,8 +186,7 @@ def benchmark_schedule(settings: BenchmarkScheduleSettings) -> dg.ScheduleDefini
     @dg.schedule(job=benchmark_job, cron_schedule=settings.cron, description=description,
                  default_status=dg.DefaultScheduleStatus(settings.status))  # fmt: skip
     def benchmark_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-        # The day that just ended: the newest complete daily partition at the scheduled time.
-        partition = (context.scheduled_execution_time - datetime.timedelta(days=1)).strftime("%Y-%m-%d")
+        partition = day_that_ended(context)
         return dg.RunRequest(
             run_key=f"benchmark-{partition}-{context.scheduled_execution_time.isoformat()}",
             partition_key=partition,

@@ -4,6 +4,7 @@ import random
 import string
 from collections import Counter
 from collections.abc import Callable
+from typing import NamedTuple
 
 from fleet_dagster.core.answers import calibrated_confidence
 from fleet_dagster.core.json_text import extract_json_object
@@ -67,46 +68,54 @@ def select_by_score(proposals: list[Proposal]) -> Selection:
     return Selection(winner=best.agent_id, method="score", rationale=rationale)
 
 
-def _vote(proposals: list[Proposal], weight: Callable[[Proposal], float]) -> tuple[dict[str, float], Proposal] | None:
-    """Each final answer's votes among the proposals that may win (see `eligible`), a proposal's vote weighing
-    `weight(proposal)`; and the winner: the best proposal of the answer with most, a tie going to the answer whose
-    best proposal ranks higher. None when no proposal states an answer."""
-    answered = [p for p in eligible(proposals) if p.answer is not None]
+class Tally(NamedTuple):
+    """A vote among the proposals that may win: each final answer's count and summed weight, and the winner."""
+
+    counts: Counter[str]
+    weights: dict[str, float]
+    winner: Proposal
+    answer: str
+
+
+def _vote(proposals: list[Proposal], weight: Callable[[Proposal], float]) -> Tally | None:
+    """The final answers of the proposals that may win (see `eligible`), each proposal's vote weighing
+    `weight(proposal)`; the winner is the best proposal of the answer with the most weight, a tie going to the
+    answer whose best proposal ranks higher. None when no proposal states an answer."""
+    answered = [(p, p.answer) for p in eligible(proposals) if p.answer is not None]
     if not answered:
         return None
-    votes: dict[str, float] = {}
+    counts: Counter[str] = Counter()
+    weights: dict[str, float] = {}
     best_of: dict[str, tuple[int, Proposal]] = {}
-    for rank_index, p in enumerate(answered):  # best first: an answer's first proposal is its best
-        votes[p.answer or ""] = votes.get(p.answer or "", 0.0) + weight(p)
-        best_of.setdefault(p.answer or "", (rank_index, p))
-    answer = min(votes, key=lambda a: (-votes[a], best_of[a][0]))
-    return votes, best_of[answer][1]
+    for rank_index, (p, answer) in enumerate(answered):  # best first: an answer's first proposal is its best
+        counts[answer] += 1
+        weights[answer] = weights.get(answer, 0.0) + weight(p)
+        best_of.setdefault(answer, (rank_index, p))
+    answer = min(weights, key=lambda a: (-weights[a], best_of[a][0]))
+    return Tally(counts, weights, best_of[answer][1], answer)
 
 
 def select_by_vote(proposals: list[Proposal]) -> Selection:
     """The most frequent final answer; by score when no proposal states an answer (see `_vote`)."""
-    voted = _vote(proposals, lambda _: 1.0)
-    if voted is None:
+    tally = _vote(proposals, lambda _: 1.0)
+    if tally is None:
         return fell_back(select_by_score(proposals), "no proposal states a final answer")
-    votes, winner = voted
-    answer = winner.answer or ""
+    winner, answer = tally.winner, tally.answer
     rationale = (
-        f"{votes[answer]:.0f} of {sum(votes.values()):.0f} final answers are {answer!r}; its best proposal scores "
+        f"{tally.counts[answer]} of {tally.counts.total()} final answers are {answer!r}; its best proposal scores "
         f"{winner.score:.2f}{form_note(proposals, winner)}"
     )
-    counts = {a: round(v) for a, v in sorted(votes.items(), key=lambda item: -item[1])}
-    return Selection(winner=winner.agent_id, method="vote", rationale=rationale, votes=counts, answer=answer)
+    votes = dict(tally.counts.most_common())
+    return Selection(winner=winner.agent_id, method="vote", rationale=rationale, votes=votes, answer=answer)
 
 
 def select_by_weighted_vote(proposals: list[Proposal]) -> Selection:
     """The final answer with the most calibrated confidence behind it (ReConcile): each proposal's vote weighs its
     stated confidence, recalibrated (core/answers.py); by score when no proposal states an answer."""
-    voted = _vote(proposals, lambda p: calibrated_confidence(p.confidence))
-    if voted is None:
+    tally = _vote(proposals, lambda p: calibrated_confidence(p.confidence))
+    if tally is None:
         return fell_back(select_by_score(proposals), "no proposal states a final answer")
-    weights, winner = voted
-    answer = winner.answer or ""
-    counts = Counter(p.answer for p in eligible(proposals) if p.answer is not None)
+    winner, answer, counts, weights = tally.winner, tally.answer, tally.counts, tally.weights
     rationale = (
         f"{answer!r} weighs {weights[answer]:.2f} of {sum(weights.values()):.2f} (calibrated confidences of "
         f"{counts[answer]} of {counts.total()} final answers); its best proposal scores "
