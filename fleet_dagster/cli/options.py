@@ -81,6 +81,7 @@ def request_options(command):
         _request_option("--cross-model-reviews", "cross_model_reviews"),
         _request_option("--selection", "selection"),
         _request_option("--top-k", "select_top_k"),
+        _request_option("--priority", "priority"),
         _request_option("--max-total-tokens", "max_total_tokens"),
         _request_option("--replay-answers", "replay_answers"),
         _request_option("--entry-point", "entry_point"),

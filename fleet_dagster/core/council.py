@@ -5,6 +5,7 @@ import time
 import zlib
 from collections.abc import Callable
 
+from fleet_dagster.core.admission import PRIORITY_RANK
 from fleet_dagster.core.agent_mix import council_agents
 from fleet_dagster.core.answers import final_answer
 from fleet_dagster.core.budget import TokenBudget, call_key
@@ -206,6 +207,7 @@ class Council:
             deadline_at=self.deadline_at,
             traceparent=child_traceparent(self.request.traceparent) if self.request.traceparent else None,
             replay=self.request.replay_answers,
+            priority=PRIORITY_RANK[self.request.priority],
         )
 
     def _record(

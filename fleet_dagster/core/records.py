@@ -42,6 +42,7 @@ class ChatRequest(BaseModel):
     deadline_at: float | None = None
     traceparent: str | None = None  # this call's span in the deliberation's trace (see core/trace.py)
     replay: bool = True  # an answer stored before may answer it (the request's replay_answers)
+    priority: int = 0  # its deliberation's rank (core/admission.py): the higher, the earlier it gets a slot
 
 
 class ChatResult(BaseModel):

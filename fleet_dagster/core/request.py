@@ -13,6 +13,7 @@ from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from fleet_dagster.core.admission import Priority
 from fleet_dagster.core.execution import (
     DEFAULT_TEST_MEMORY_MB,
     DEFAULT_TEST_OUTPUT_BYTES,
@@ -151,6 +152,11 @@ class DeliberationRequest(BaseModel):
         strict=True,
         description="Reviews only between agents of different models: no model judges its own model's proposals "
         "(an agent whose peers all share its model reviews none).",
+    )
+    priority: Priority = Field(
+        "normal",
+        description="Which waiting deliberation the fleet admits first (low, normal, high; then first come), and "
+        "whose calls a busy model server takes first; its run's place in Dagster's run queue too.",
     )
     select_top_k: int = Field(
         3, ge=2, le=MAX_TOP_K, strict=True, description=f"Finalists the architect chooses among (2..{MAX_TOP_K})."

@@ -1,34 +1,40 @@
 """Councils that start when their NATS request arrives, not when Dagster starts its run.
 
 The request sensor sees a request a second or two after it is published; Dagster starts its run many
-seconds later (the queued-run daemon, then a run worker process: 14 s at p50 for 8 requests at once on
-2 cores), while the model sits idle. So the sensor starts the councils at once, owned by the request
-(`arrival_owner`), and the run adopts them when its plan step starts them: starting is idempotent by id
-and role, so nothing runs twice, and the run's own steps start whatever the sensor did not.
+seconds later (the queued-run daemon, then a run worker process), while the model sits idle. So the sensor
+starts the councils at once, owned by the request (`arrival_owner`), and the run adopts them when its plan
+step starts them: starting is idempotent by id and role, so nothing runs twice, and the run's own steps
+start whatever the sensor did not.
 
-Only as many as Dagster's run queue would start now: requests beyond its max_concurrent_runs wait for
-their run, as before, so run concurrency limits hold; the model's bound on calls in flight holds whoever
-makes the calls. A request whose run never comes (cancelled while queued) leaves councils that finish,
-keep their answers in the response store (a later run of the id replays them) and are dropped an hour
-after their deadline.
+How many start is the fleet's admission (core/admission.py), not Dagster's run queue: run concurrency
+limits bound the runs (processes, pods), and the runs adopt councils whenever they start. Requests beyond
+the admission bound wait, in order of priority then arrival, as their queued runs; each tick asks again for
+them, and they start as soon as a slot frees, before their runs do. A request whose run never comes
+(cancelled while queued) leaves councils that finish, keep their answers in the response store (a later
+run of the id replays them) and are dropped an hour after their deadline.
 """
 
+import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 import dagster as dg
 
-from fleet_dagster.core.request import DeliberationRequest
+from fleet_dagster.core.admission import PRIORITY_RANK
+from fleet_dagster.core.request import DeliberationRequest, RequestError, parse_request
+from fleet_dagster.deliberation.keys_and_tags import DELIBERATION_ID_TAG, STREAM_SEQ_TAG
 from fleet_dagster.llm.resources import LLMResource
-from fleet_dagster.ray_cluster.council_client import CouncilClient
+from fleet_dagster.ray_cluster.council_client import CouncilClient, CouncilRunnerUnavailable
+from fleet_dagster.ray_cluster.fleet_admission import admit, mark_started
 from fleet_dagster.ray_cluster.model_endpoint import model_endpoint
 
-ACTIVE_RUN_STATUSES = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-]
+# Queued runs (oldest first) the sensor looks at for requests waiting for admission; a tick starts fewer.
+WAITING_RUNS_LOOKED_AT = 500
+# A run waiting for its turn asks again this often; one ask takes milliseconds, this long means no answer.
+ADMISSION_POLL_S = 0.5
+ADMISSION_ASK_TIMEOUT_S = 10.0
+_NOT_YET_STARTED = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED]
 
 
 def arrival_owner(stream_seq: int) -> str:
@@ -54,31 +60,82 @@ def start_councils(
     return client.start(request, roles, deadline_at, endpoint, llm.call_timeout_s, adopt_from, timeout_s)
 
 
-def free_run_slots(instance: dg.DagsterInstance) -> int | None:
-    """How many more runs Dagster's queue would start now; None when it sets no limit."""
-    queue = instance.get_concurrency_config().run_queue_config
-    if queue is None or queue.max_concurrent_runs < 0:
-        return None
-    active = instance.get_runs_count(dg.RunsFilter(statuses=ACTIVE_RUN_STATUSES))
-    return max(0, queue.max_concurrent_runs - active)
+def waiting_requests(instance: dg.DagsterInstance, job_name: str) -> list[tuple[int, DeliberationRequest]]:
+    """Requests whose runs wait in Dagster's queue: (stream sequence, request), as their run config says."""
+    waiting = []
+    runs = instance.get_runs(
+        dg.RunsFilter(job_name=job_name, statuses=_NOT_YET_STARTED), limit=WAITING_RUNS_LOOKED_AT, ascending=True
+    )
+    for run in runs:
+        seq, deliberation_id = run.tags.get(STREAM_SEQ_TAG, ""), run.tags.get(DELIBERATION_ID_TAG)
+        if not seq.isdigit() or deliberation_id is None:
+            continue  # launched from the UI or the CLI: its plan step asks for admission itself
+        run_config: dict[str, Any] = dict(run.run_config)
+        config = run_config.get("ops", {}).get("deliberation", {}).get("config", {})
+        try:
+            waiting.append((int(seq), parse_request({**config, "deliberation_id": deliberation_id})))
+        except RequestError:
+            continue  # its run fails in its plan step, saying why
+    return waiting
+
+
+def by_admission_order(requests: list[tuple[int, DeliberationRequest]]) -> list[tuple[int, DeliberationRequest]]:
+    """Highest priority first, then in stream order; each deliberation once."""
+    unique = {request.deliberation_id: (seq, request) for seq, request in reversed(requests)}
+    return sorted(unique.values(), key=lambda pair: (-PRIORITY_RANK[pair[1].priority], pair[0]))
 
 
 def start_on_arrival(
-    instance: dg.DagsterInstance,
-    accepted: list[tuple[int, DeliberationRequest, str | None]],
+    requests: list[tuple[int, DeliberationRequest]],
+    model_override: Callable[[DeliberationRequest], str | None],
     llm: LLMResource,
     time_left_s: Callable[[], float],
 ) -> list[str]:
-    """`accepted`: (stream sequence, request, model override) in the order their runs are requested. Starts
-    the councils of those the run queue would start now, while `time_left_s()` lasts (a cluster that does not
-    answer raises CouncilRunnerUnavailable); returns their deliberation ids."""
-    free = free_run_slots(instance)
+    """`requests`: (stream sequence, request) of this tick's accepted requests and of those still waiting for
+    admission. Starts the councils of those admission lets in, while `time_left_s()` lasts (a cluster that does
+    not answer raises CouncilRunnerUnavailable); returns their deliberation ids."""
+    ordered = by_admission_order(requests)
+    endpoint = model_endpoint(llm)
+    asks = [(request.deliberation_id, PRIORITY_RANK[request.priority]) for _, request in ordered]
+    admitted = set(admit(asks, llm.admission_limit(endpoint), timeout_s=time_left_s()))
     started = []
-    for seq, request, model_override in accepted[:free] if free is not None else accepted:
-        if (timeout_s := time_left_s()) <= 0:
-            break
-        client = CouncilClient(request.deliberation_id, arrival_owner(seq))
-        deadline_at = time.time() + request.deadline_s
-        if not start_councils(client, request, request.roles, deadline_at, model_override, llm, timeout_s=timeout_s):
-            started.append(request.deliberation_id)
+    try:
+        for seq, request in ordered:
+            if request.deliberation_id not in admitted:
+                continue
+            if (timeout_s := time_left_s()) <= 0:
+                break
+            client = CouncilClient(request.deliberation_id, arrival_owner(seq))
+            deadline_at = time.time() + request.deadline_s
+            override = model_override(request)
+            if not start_councils(client, request, request.roles, deadline_at, override, llm, timeout_s=timeout_s):
+                started.append(request.deliberation_id)
+    finally:
+        mark_started(started)
     return started
+
+
+def wait_for_admission(request: DeliberationRequest, llm: LLMResource, log: logging.Logger) -> None:
+    """A run's turn in the fleet's admission, whatever launched it (UI, CLI, NATS); councils its request's arrival
+    started are admitted already. Raises dg.Failure when no turn came within the request's deadline; a keeper
+    that does not answer lets the run go on (its councils start, or fail to, as without admission)."""
+    asks = [(request.deliberation_id, PRIORITY_RANK[request.priority])]
+    limit = llm.admission_limit(model_endpoint(llm))
+    give_up_at, waited = time.time() + request.deadline_s, False
+    while True:
+        try:
+            if admit(asks, limit, timeout_s=ADMISSION_ASK_TIMEOUT_S):
+                return
+        except CouncilRunnerUnavailable as exc:
+            log.warning(f"fleet admission not asked, councils start now: {exc}")
+            return
+        if time.time() >= give_up_at:
+            raise dg.Failure(
+                description=f"not admitted within its deadline ({request.deadline_s:g} s): the fleet ran "
+                f"{limit} deliberations (FLEET_MAX_DELIBERATIONS_IN_FLIGHT) the whole time",
+                allow_retries=False,
+            )
+        if not waited:
+            log.info(f"waiting for fleet capacity ({limit} deliberations at once), priority {request.priority}")
+            waited = True
+        time.sleep(ADMISSION_POLL_S)

@@ -19,7 +19,7 @@ from fleet_dagster.core.status import DeliberationStatus
 from fleet_dagster.core.status_document import DeliberationProgress
 from fleet_dagster.core.trace import derived_traceparent
 from fleet_dagster.deliberation.agent_events import AgentResponseStream
-from fleet_dagster.deliberation.arrival import arrival_owner, start_councils
+from fleet_dagster.deliberation.arrival import arrival_owner, start_councils, wait_for_admission
 from fleet_dagster.deliberation.config import DeliberationConfig
 from fleet_dagster.deliberation.keys_and_tags import (
     DELIBERATION_ASSET_KEY,
@@ -35,6 +35,7 @@ from fleet_dagster.llm.resources import LLMResource
 from fleet_dagster.nats_bridge.event_builders import accepted_event
 from fleet_dagster.nats_bridge.resources import NatsResource
 from fleet_dagster.ray_cluster.council_client import CouncilClient, CouncilRunnerUnavailable, LostCouncil
+from fleet_dagster.ray_cluster.fleet_admission import mark_started
 from fleet_dagster.ray_cluster.resources import RayClusterResource
 from fleet_dagster.ray_cluster.sandbox_runs import cross_executed
 from fleet_dagster.run_pods import RUN_POD_TAGS
@@ -80,6 +81,7 @@ def _start_councils(context: dg.OpExecutionContext, plans: list[CouncilPlan], ll
     )
     if refusals:
         raise dg.Failure(description=refusals[0], allow_retries=False)
+    mark_started([request.deliberation_id])
     return client
 
 
@@ -122,6 +124,7 @@ def plan_councils(
         ) from None
     request = request.model_copy(update={"traceparent": _traceparent(context, request)})
     model_override = _preflight(context, llm, request)
+    wait_for_admission(request, llm, context.log)
     started_at = time.time()
     plans = [
         CouncilPlan(

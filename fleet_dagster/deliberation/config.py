@@ -11,6 +11,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
+from fleet_dagster.core.admission import Priority
 from fleet_dagster.core.execution import Language
 from fleet_dagster.core.profiles import available_roles
 from fleet_dagster.core.records import ReviewMode, SelectionMethod
@@ -53,6 +54,7 @@ class DeliberationConfig(dg.Config):
     agent_models: list[str] = _as_in_request("agent_models")
     cross_model_reviews: bool = _as_in_request("cross_model_reviews")
     selection: SelectionMethod = _as_in_request("selection")
+    priority: Priority = _as_in_request("priority")
     select_top_k: int = _as_in_request("select_top_k")
     max_total_tokens: int | None = _as_in_request("max_total_tokens")
     replay_answers: bool = _as_in_request("replay_answers")

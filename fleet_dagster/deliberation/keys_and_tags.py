@@ -12,3 +12,5 @@ STREAM_SEQ_TAG = "fleet/stream_seq"
 STREAM_CREATED_TAG = "fleet/stream_created"
 TRACEPARENT_TAG = "fleet/traceparent"  # the W3C trace the run belongs to (core/trace.py)
 REQUEST_DIGEST_TAG = "fleet/request_digest"  # tells a producer's retried publish from another request
+# Dagster's queued-run coordinator starts runs of a higher `dagster/priority` first: a request's priority rank.
+RUN_PRIORITY_TAG = "dagster/priority"

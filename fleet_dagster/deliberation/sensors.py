@@ -7,15 +7,17 @@ from dataclasses import dataclass
 import dagster as dg
 from nats import errors as nats_errors
 
+from fleet_dagster.core.admission import PRIORITY_RANK
 from fleet_dagster.core.request import DeliberationRequest
 from fleet_dagster.deliberation.archive import DeliberationArchive
-from fleet_dagster.deliberation.arrival import start_on_arrival
+from fleet_dagster.deliberation.arrival import start_on_arrival, waiting_requests
 from fleet_dagster.deliberation.assets import deliberation_job
 from fleet_dagster.deliberation.config import unlaunchable_roles
 from fleet_dagster.deliberation.intake_settings import IntakeSettings
 from fleet_dagster.deliberation.keys_and_tags import (
     DELIBERATION_ID_TAG,
     REQUEST_DIGEST_TAG,
+    RUN_PRIORITY_TAG,
     STREAM_CREATED_TAG,
     STREAM_SEQ_TAG,
     TRACEPARENT_TAG,
@@ -94,7 +96,7 @@ class _ServedModels:
             else None
         )
         self._log = log
-        self.overrides: dict[str, str | None] = {}  # by deliberation id: the model that serves every role
+        self._overrides: dict[str, str | None] = {}  # by deliberation id: the model that serves every role
 
     def problems(self, request: DeliberationRequest) -> list[tuple[str, str]]:
         """What the server cannot serve of the request. A server that does not answer rejects nothing: the
@@ -108,8 +110,15 @@ class _ServedModels:
         except PreflightError as exc:
             return exc.errors
         else:
-            self.overrides[request.deliberation_id] = checked.model_override
+            self._overrides[request.deliberation_id] = checked.model_override
         return []
+
+    def model_override(self, request: DeliberationRequest) -> str | None:
+        """The model that serves every role of a request checked this tick (a request waiting for admission
+        since an earlier tick is checked again)."""
+        if request.deliberation_id not in self._overrides:
+            self.problems(request)
+        return self._overrides.get(request.deliberation_id)
 
 
 async def _read_and_triage(
@@ -198,16 +207,15 @@ def _take_requests(context: dg.SensorEvaluationContext, nats: NatsResource, llm:
                 **_stream_tags(seq, tick.cursor.stream_created),
                 REQUEST_DIGEST_TAG: request_digest(request),
                 **({TRACEPARENT_TAG: request.traceparent} if request.traceparent else {}),
+                RUN_PRIORITY_TAG: str(PRIORITY_RANK[request.priority]),
             },
         )
         for seq, request in accepted
     ]
+    if intake.start_on_arrival:  # this tick's requests, and those still waiting for admission
+        _start_on_arrival(context, llm, accepted, served, budget)
     if tick.cursor == cursor:
         return dg.SkipReason(f"no new requests after stream sequence {cursor.seq}")
-    if intake.start_on_arrival:
-        _start_on_arrival(
-            context, llm, [(seq, r, served.overrides.get(r.deliberation_id)) for seq, r in accepted], budget
-        )
     return dg.SensorResult(
         run_requests=run_requests,
         dynamic_partitions_requests=[
@@ -222,15 +230,18 @@ def _take_requests(context: dg.SensorEvaluationContext, nats: NatsResource, llm:
 def _start_on_arrival(
     context: dg.SensorEvaluationContext,
     llm: LLMResource,
-    accepted: list[tuple[int, DeliberationRequest, str | None]],
+    accepted: list[tuple[int, DeliberationRequest]],
+    served: _ServedModels,
     budget: TickBudget,
 ) -> None:
-    """Best effort, in what is left of the tick: whatever fails here or waits too long, each run starts its
-    own councils as it always does."""
-    if not accepted:
-        return
-    try:  # Dagster connected this process to the cluster (`ray_cluster`), as for a step
-        started = start_on_arrival(context.instance, accepted, llm, budget.left_s)
+    """Best effort, in what is left of the tick: whatever fails here or waits too long, each run asks for
+    admission and starts its own councils as it always does."""
+    try:
+        requests = [*accepted, *waiting_requests(context.instance, deliberation_job.name)]
+        if not requests:
+            return
+        # Dagster connected this process to the cluster (`ray_cluster`), as for a step.
+        started = start_on_arrival(requests, served.model_override, llm, budget.left_s)
     except Exception as exc:  # noqa: BLE001 - an early start is an optimisation, never a reason to lose a tick
         context.log.warning(f"councils not started on arrival (their runs will start them): {exc}")
         return

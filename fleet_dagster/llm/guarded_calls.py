@@ -105,7 +105,9 @@ class GuardedCalls:
         deadline_at = request.deadline_at or time.time() + request.timeout_s
         queued_at = time.time()
         try:
-            waited_s = await guard.limiter.acquire(request.deliberation_id, deadline_at - time.time() - MIN_CALL_S)
+            waited_s = await guard.limiter.acquire(
+                request.deliberation_id, deadline_at - time.time() - MIN_CALL_S, request.priority
+            )
         except TimeoutError:
             return ChatResult(
                 error=f"deadline reached while waiting for a slot at {call.display_url} "

@@ -60,6 +60,12 @@ class LLMResource(dg.ConfigurableResource):
             max_in_flight=max_in_flight_for(slots),
         )
 
+    def admission_limit(self, endpoint: LLMEndpoint) -> int:
+        """How many deliberations the fleet runs at once (core/admission.py): the deployment's setting, else one
+        per call slot of the server `endpoint` is (more would only queue their calls; fewer would leave slots idle
+        while admitted deliberations are between calls, collecting or scoring)."""
+        return self.settings().max_deliberations_in_flight or endpoint.max_in_flight
+
     def prices(self) -> dict[str, ModelPrice]:
         """The deployment's per-model prices (FLEET_LLM_PRICES); none for the embedded model."""
         return self.settings().prices

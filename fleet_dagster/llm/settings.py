@@ -43,6 +43,13 @@ class LLMSettings(EnvSettings):
         validation_alias="FLEET_LLM_MAX_IN_FLIGHT",
         description="Calls in flight to the server, cluster-wide.",
     )
+    max_deliberations_in_flight: int | None = Field(
+        default=None,
+        ge=1,
+        validation_alias="FLEET_MAX_DELIBERATIONS_IN_FLIGHT",
+        description="Deliberations running councils at once, fleet-wide (admission); default: the server's bound "
+        "on calls in flight, so each admitted deliberation has a call slot for its next call.",
+    )
     # {"served model name": {"prompt": price per 1k prompt tokens, "completion": per 1k completion tokens}}
     prices: dict[str, ModelPrice] = Field(default_factory=dict, validation_alias="FLEET_LLM_PRICES")
 

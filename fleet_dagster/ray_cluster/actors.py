@@ -2,7 +2,8 @@
 
 - `AgentCaller`: agent calls are actor calls on a pool of these (async, many calls in flight each).
 - `CouncilRunner`: runs councils as asyncio tasks, so a Dagster step only submits and collects; a few of
-  them, each council on the one `runner_index` names.
+  them, each council on the one `runner_index` names. The first (`ADMISSION_RUNNER`) also decides the
+  fleet's admission (core/admission.py), counting what every runner runs.
 - `EmbeddedLLM`: the embedded default's model server, one for the whole cluster.
 """
 
@@ -21,6 +22,7 @@ from ray.actor import ActorHandle
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from fleet_dagster import __version__
+from fleet_dagster.core.admission import Admission
 from fleet_dagster.core.budget import bounded_prompt_tokens
 from fleet_dagster.core.council import council_for
 from fleet_dagster.core.records import AgentCall, ChatRequest, ChatResult, CouncilResult
@@ -49,6 +51,7 @@ from fleet_dagster.ray_cluster.sandbox_runs import SandboxRuns
 # enough for a laptop. Every process must agree on them: they route councils and calls.
 COUNCIL_RUNNERS = 2
 AGENT_CALLERS = 2
+ADMISSION_RUNNER = 0
 # Detached actors outlive the code that created them: a new release gets new actors.
 _SUFFIX = f"v{__version__}"
 # Gauges of calls in flight and circuits, as often as Ray exports them (about every 10 s) and then some.
@@ -196,6 +199,7 @@ class CouncilRunner:
         # (deliberation id, "started" or "finished") counted in metrics by this runner (see ledger_index).
         self._counted: Expiring[tuple[str, str], None] = Expiring()
         self._peers: dict[int, ActorHandle] = {}  # the runners by index: finding one asks the GCS about every node
+        self._admission = Admission(clock=time.time)  # decided here on ADMISSION_RUNNER only
 
     async def start(
         self,
@@ -235,10 +239,32 @@ class CouncilRunner:
         return None
 
     def _ledger_runner(self, deliberation_id: str) -> ActorHandle:
-        index = ledger_index(deliberation_id)
+        return self._peer(ledger_index(deliberation_id))
+
+    def _peer(self, index: int) -> ActorHandle:
         if index not in self._peers:
             self._peers[index] = council_runner(index)
         return self._peers[index]
+
+    async def admission_view(self) -> tuple[set[str], set[str]]:
+        return self._host.admission_view()
+
+    async def _admission_view_everywhere(self) -> tuple[set[str], set[str]]:
+        """(running, hosted) over every runner (see CouncilHost.admission_view)."""
+        views: list[tuple[set[str], set[str]]] = await asyncio.gather(*(self._peer(i).admission_view.remote() for i in range(COUNCIL_RUNNERS)))
+        return set().union(*(running for running, _ in views)), set().union(*(hosted for _, hosted in views))
+
+    async def admit(self, asks: list[tuple[str, int]], limit: int) -> list[str]:
+        """Fleet admission (ADMISSION_RUNNER only): which of `asks` may start their councils now."""
+        return self._admission.admit(asks, limit, *await self._admission_view_everywhere())
+
+    async def admission_started(self, deliberation_ids: list[str]) -> None:
+        self._admission.started(deliberation_ids)
+
+    async def admission_state(self) -> tuple[int, int]:
+        """(deliberations admitted, waiting), as ADMISSION_RUNNER counts them."""
+        running, _ = await self._admission_view_everywhere()
+        return self._admission.state(running)
 
     async def where(self) -> ActorPlace:
         return actor_place()

@@ -33,7 +33,7 @@ class LostCouncil:
     detail: str = ""
 
 
-def _ray_call(ref: ray.ObjectRef | list[ray.ObjectRef], timeout_s: float | None = None) -> Any:
+def ray_call(ref: ray.ObjectRef | list[ray.ObjectRef], timeout_s: float | None = None) -> Any:
     try:
         return ray.get(ref, timeout=timeout_s)
     except ray.exceptions.RayError as exc:
@@ -82,7 +82,7 @@ class CouncilClient:
             for role in roles
         ]
         self._started |= {role: (request, deadline_at, endpoint, call_timeout_s) for role in roles}
-        return [refusal for refusal in _ray_call(starts, timeout_s) if refusal]
+        return [refusal for refusal in ray_call(starts, timeout_s) if refusal]
 
     def restart(self, role: str) -> bool:
         """Starts again a council this owner started and its runner lost (the process died and Ray restarted
@@ -108,14 +108,14 @@ class CouncilClient:
         return [getattr(runner, method).remote(self.deliberation_id, *args) for runner in self._runners]
 
     def progress(self) -> dict[str, dict]:
-        return _merged(_ray_call(self._ask_every_runner("progress")))
+        return _merged(ray_call(self._ask_every_runner("progress")))
 
     def calls_since(self, offsets: dict[str, int]) -> dict[str, list[AgentCall]]:
-        return _merged(_ray_call(self._ask_every_runner("calls_since", offsets)))
+        return _merged(ray_call(self._ask_every_runner("calls_since", offsets)))
 
     def published(self) -> dict[str, int]:
         """How many of each council's calls this owner has put on NATS."""
-        return _merged(_ray_call(self._ask_every_runner("published", self.owner)))
+        return _merged(ray_call(self._ask_every_runner("published", self.owner)))
 
     def mark_published(self, offsets: dict[str, int]) -> None:
         """Recorded in the background: a lost mark only means those calls are published again."""
@@ -135,7 +135,7 @@ class CouncilClient:
         """Drops this owner's councils, cancelling those still running. Waits up to timeout_s for how many
         were released; without a timeout it only sends the request."""
         released = self._ask_every_runner("release", self.owner)
-        return None if timeout_s is None else sum(_ray_call(released, timeout_s))
+        return None if timeout_s is None else sum(ray_call(released, timeout_s))
 
     def collect(self, roles: list[str]) -> list[CouncilResult]:
         """Waits for every council and releases them: the results of the roles that had a council."""

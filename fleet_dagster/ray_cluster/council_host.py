@@ -78,6 +78,13 @@ class CouncilHost:
             if delib == deliberation_id and run_id in (None, hosted.run_id)
         }
 
+    def admission_view(self) -> tuple[set[str], set[str]]:
+        """For fleet admission: the deliberations with a council running here, and those with any council here
+        (running or done, not yet released)."""
+        councils = list(self._councils.items())
+        running = {delib for (delib, _), council in councils if not council.task.done()}
+        return running, {delib for (delib, _), _ in councils}
+
     def progress(self, deliberation_id: str) -> dict[str, dict]:
         return {
             role: {**hosted.council.progress(), "finished": hosted.task.done()}

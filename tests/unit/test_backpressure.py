@@ -7,8 +7,8 @@ import pytest
 from fleet_dagster.llm.backpressure import FairLimiter
 
 
-async def _hold(limiter: FairLimiter, owner: str, log: list[str], hold_s: float = 0.01) -> None:
-    await limiter.acquire(owner, timeout_s=10)
+async def _hold(limiter: FairLimiter, owner: str, log: list[str], hold_s: float = 0.01, priority: int = 0) -> None:
+    await limiter.acquire(owner, timeout_s=10, priority=priority)
     try:
         log.append(owner)
         await asyncio.sleep(hold_s)
@@ -46,6 +46,20 @@ def test_a_small_deliberation_is_not_starved_by_a_big_one_queued_first():
     order = asyncio.run(scenario())
     # First come first served would run all 20 big calls first; fair share lets the small one in at once.
     assert max(i for i, owner in enumerate(order) if owner == "small") < 8, order
+
+
+def test_a_higher_priority_deliberation_gets_the_next_slots():
+    async def scenario() -> list[str]:
+        limiter, order = FairLimiter(2), []
+        normal = [asyncio.create_task(_hold(limiter, "normal", order)) for _ in range(10)]
+        await asyncio.sleep(0)  # 2 in flight, 8 waiting before the urgent one asks
+        urgent = [asyncio.create_task(_hold(limiter, "urgent", order, priority=1)) for _ in range(4)]
+        await asyncio.gather(*normal, *urgent)
+        return order
+
+    order = asyncio.run(scenario())
+    # The two normal calls in flight finish; every urgent call goes before the 8 normal ones waiting.
+    assert order[:6] == ["normal", "normal", *["urgent"] * 4], order
 
 
 def test_a_wait_past_its_timeout_raises_and_leaves_no_slot_taken():

@@ -1,0 +1,27 @@
+"""The fleet's admission (core/admission.py), as every launch path reaches it: on the ADMISSION_RUNNER."""
+
+from ray.actor import ActorHandle
+
+from fleet_dagster.ray_cluster.actors import ADMISSION_RUNNER, council_runner
+from fleet_dagster.ray_cluster.council_client import ray_call
+
+
+def _keeper() -> ActorHandle:
+    return council_runner(ADMISSION_RUNNER)
+
+
+def admit(asks: list[tuple[str, int]], limit: int, timeout_s: float | None = None) -> list[str]:
+    """Which of `asks` ((deliberation id, priority rank), in the asker's order) may start their councils now.
+    Raises CouncilRunnerUnavailable when the keeper does not answer within timeout_s."""
+    return ray_call(_keeper().admit.remote(asks, limit), timeout_s)
+
+
+def mark_started(deliberation_ids: list[str]) -> None:
+    """Their councils run (sent in the background: unsent, their grants lapse on their own)."""
+    if deliberation_ids:
+        _keeper().admission_started.remote(deliberation_ids)
+
+
+def admission_state(timeout_s: float | None = None) -> tuple[int, int]:
+    """(deliberations admitted, waiting) now."""
+    return ray_call(_keeper().admission_state.remote(), timeout_s)

@@ -1,0 +1,78 @@
+"""Fleet admission: a bound on deliberations running councils, in order of priority then arrival."""
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fleet_dagster.core.admission import GRANT_TTL_S, PRIORITY_RANK, WAITING_TTL_S, Admission
+from tests.clock import Clock
+
+
+def test_admits_up_to_the_limit_and_the_rest_wait_their_turn():
+    clock = Clock()
+    admission = Admission(clock)
+    asks = [(f"d{i}", 0) for i in range(5)]
+    assert admission.admit(asks, 2, running=set(), hosted=set()) == ["d0", "d1"]
+    assert admission.state(running=set()) == (2, 3)
+    # d0 and d1 run; asked again, they stay admitted and the others still wait.
+    admission.started(["d0", "d1"])
+    assert admission.admit(asks, 2, running={"d0", "d1"}, hosted={"d0", "d1"}) == ["d0", "d1"]
+    # d0 ends: its slot goes to the next in line, d2.
+    assert admission.admit(asks[2:], 2, running={"d1"}, hosted={"d0", "d1"}) == ["d2"]
+
+
+def test_a_higher_priority_goes_first_whoever_asked_first():
+    admission = Admission(Clock())
+    high, low = PRIORITY_RANK["high"], PRIORITY_RANK["low"]
+    assert admission.admit([("old-low", low), ("normal", 0)], 1, running={"busy"}, hosted={"busy"}) == []
+    assert admission.admit([("new-high", high)], 1, running={"busy"}, hosted={"busy"}) == []
+    # A slot frees: the high one gets it, though it asked last; then normal, then low.
+    assert admission.admit([("old-low", low), ("new-high", high)], 1, running=set(), hosted=set()) == ["new-high"]
+    admission.started(["new-high"])
+    order: list[str] = []
+    for _ in range(2):
+        # Each one admitted runs, then ends, its done councils kept until its run collects them.
+        admitted = admission.admit([("old-low", low), ("normal", 0)], 1, running=set(), hosted=set(order))
+        order += [d for d in admitted if d not in order]
+        admission.started(order[-1:])
+    assert order == ["normal", "old-low"]
+
+
+def test_hosted_councils_are_admitted_but_only_running_ones_count():
+    admission = Admission(Clock())
+    # Done councils waiting for their run hold no slot; their runs are admitted at once.
+    assert admission.admit([("done", 0), ("new", 0)], 1, running=set(), hosted={"done"}) == ["done", "new"]
+
+
+def test_a_grant_nobody_uses_and_a_waiter_nobody_asks_for_lapse():
+    clock = Clock()
+    admission = Admission(clock)
+    assert admission.admit([("ghost", 0)], 1, running=set(), hosted=set()) == ["ghost"]
+    assert admission.admit([("next", 0)], 1, running=set(), hosted=set()) == []
+    clock.now += GRANT_TTL_S + 1  # ghost's asker never started its councils
+    assert admission.admit([("next", 0)], 1, running=set(), hosted=set()) == ["next"]
+    admission.started(["next"])
+    assert admission.admit([("gone", 0)], 1, running={"next"}, hosted={"next"}) == []
+    clock.now += WAITING_TTL_S + 1  # gone's asker stopped asking: it no longer holds a place
+    assert admission.state(running={"next"}) == (1, 0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    limit=st.integers(1, 6),
+    steps=st.lists(
+        st.tuples(st.lists(st.tuples(st.integers(0, 9), st.integers(-1, 1)), max_size=6), st.integers(0, 9)),
+        max_size=20,
+    ),
+)
+def test_never_more_granted_than_the_slots_running_councils_leave(limit, steps):
+    admission = Admission(Clock())
+    running: set[str] = set()
+    for asks, finished in steps:
+        running.discard(f"d{finished}")
+        admitted = admission.admit([(f"d{i}", p) for i, p in asks], limit, running=running, hosted=running)
+        count, _ = admission.state(running)
+        assert count <= max(limit, len(running))
+        new = [d for d in admitted if d not in running]
+        assert len(running) + len(new) <= max(limit, len(running))
+        running |= set(new)
+        admission.started(new)
