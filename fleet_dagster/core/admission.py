@@ -26,6 +26,17 @@ GRANT_TTL_S = 30.0
 WAITING_TTL_S = 120.0
 
 
+@dataclass(frozen=True)
+class Admitted:
+    """Of the ids asked, each once, in the order asked: those to start now, and those whose councils are kept."""
+
+    to_start: list[str]
+    hosted: list[str]
+
+    def admits(self, deliberation_id: str) -> bool:
+        return deliberation_id in self.to_start or deliberation_id in self.hosted
+
+
 @dataclass
 class _Waiter:
     priority: int
@@ -43,10 +54,10 @@ class Admission:
         self._waiting: dict[str, _Waiter] = {}
         self._arrivals = itertools.count()
 
-    def admit(self, asks: Iterable[tuple[str, int]], limit: int, running: set[str], hosted: set[str]) -> list[str]:
+    def admit(self, asks: Iterable[tuple[str, int]], limit: int, running: set[str], hosted: set[str]) -> Admitted:
         """`asks`: (deliberation id, priority) in the asker's order; `hosted`: the ids whose councils were started
-        and are kept (running or done, not yet collected). Returns the ids admitted (hosted, granted before, or
-        granted now), each once, in the order asked; the others wait their turn."""
+        and are kept (running or done, not yet collected): admitted already. The others wait their turn, or are
+        granted a slot now (or were, and have not started yet)."""
         now = self._clock()
         asks = list(asks)
         for deliberation_id, priority in asks:
@@ -65,7 +76,8 @@ class Admission:
             del self._waiting[deliberation_id]
             self._granted[deliberation_id] = now + GRANT_TTL_S
             in_flight += 1
-        return [d for d in dict.fromkeys(d for d, _ in asks) if d in hosted or d in self._granted]
+        asked = list(dict.fromkeys(d for d, _ in asks))
+        return Admitted(to_start=[d for d in asked if d in self._granted], hosted=[d for d in asked if d in hosted])
 
     def _turn(self, deliberation_id: str) -> tuple[int, int]:
         waiter = self._waiting[deliberation_id]

@@ -97,11 +97,11 @@ def start_on_arrival(
     ordered = by_admission_order(requests)
     endpoint = model_endpoint(llm)
     asks = [(request.deliberation_id, PRIORITY_RANK[request.priority]) for _, request in ordered]
-    admitted = set(admit(asks, llm.admission_limit(endpoint), timeout_s=time_left_s()))
+    to_start = set(admit(asks, llm.admission_limit(endpoint), timeout_s=time_left_s()).to_start)
     started = []
     try:
         for seq, request in ordered:
-            if request.deliberation_id not in admitted:
+            if request.deliberation_id not in to_start:
                 continue
             if (timeout_s := time_left_s()) <= 0:
                 break
@@ -124,7 +124,7 @@ def wait_for_admission(request: DeliberationRequest, llm: LLMResource, log: logg
     give_up_at, waited = time.time() + request.deadline_s, False
     while True:
         try:
-            if admit(asks, limit, timeout_s=ADMISSION_ASK_TIMEOUT_S):
+            if admit(asks, limit, timeout_s=ADMISSION_ASK_TIMEOUT_S).admits(request.deliberation_id):
                 return
         except CouncilRunnerUnavailable as exc:
             log.warning(f"fleet admission not asked, councils start now: {exc}")

@@ -22,7 +22,7 @@ from ray.actor import ActorHandle
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from fleet_dagster import __version__
-from fleet_dagster.core.admission import Admission
+from fleet_dagster.core.admission import Admission, Admitted
 from fleet_dagster.core.budget import bounded_prompt_tokens
 from fleet_dagster.core.council import council_for
 from fleet_dagster.core.records import AgentCall, ChatRequest, ChatResult, CouncilResult
@@ -251,10 +251,11 @@ class CouncilRunner:
 
     async def _admission_view_everywhere(self) -> tuple[set[str], set[str]]:
         """(running, hosted) over every runner (see CouncilHost.admission_view)."""
-        views: list[tuple[set[str], set[str]]] = await asyncio.gather(*(self._peer(i).admission_view.remote() for i in range(COUNCIL_RUNNERS)))
+        asked = [self._peer(i).admission_view.remote() for i in range(COUNCIL_RUNNERS)]
+        views: list[tuple[set[str], set[str]]] = await asyncio.gather(*asked)
         return set().union(*(running for running, _ in views)), set().union(*(hosted for _, hosted in views))
 
-    async def admit(self, asks: list[tuple[str, int]], limit: int) -> list[str]:
+    async def admit(self, asks: list[tuple[str, int]], limit: int) -> Admitted:
         """Fleet admission (ADMISSION_RUNNER only): which of `asks` may start their councils now."""
         return self._admission.admit(asks, limit, *await self._admission_view_everywhere())
 

@@ -2,6 +2,7 @@
 
 from ray.actor import ActorHandle
 
+from fleet_dagster.core.admission import Admitted
 from fleet_dagster.ray_cluster.actors import ADMISSION_RUNNER, council_runner
 from fleet_dagster.ray_cluster.council_client import ray_call
 
@@ -10,9 +11,9 @@ def _keeper() -> ActorHandle:
     return council_runner(ADMISSION_RUNNER)
 
 
-def admit(asks: list[tuple[str, int]], limit: int, timeout_s: float | None = None) -> list[str]:
-    """Which of `asks` ((deliberation id, priority rank), in the asker's order) may start their councils now.
-    Raises CouncilRunnerUnavailable when the keeper does not answer within timeout_s."""
+def admit(asks: list[tuple[str, int]], limit: int, timeout_s: float | None = None) -> Admitted:
+    """Which of `asks` ((deliberation id, priority rank), in the asker's order) may start their councils now, and
+    which have them already. Raises CouncilRunnerUnavailable when the keeper does not answer within timeout_s."""
     return ray_call(_keeper().admit.remote(asks, limit), timeout_s)
 
 

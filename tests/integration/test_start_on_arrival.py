@@ -155,7 +155,7 @@ def test_a_run_launched_from_the_launchpad_waits_for_its_turn(
     blocker = parse_request({**json.loads(request_body("blocker")), "rounds": 0, "agents_per_role": 1})
     ray.init(address=ray_head.address, namespace=ray_namespace, log_to_driver=False)
     try:
-        assert admit([("blocker", 0)], 1) == ["blocker"]
+        assert admit([("blocker", 0)], 1).to_start == ["blocker"]
         client = CouncilClient("blocker", arrival_owner(1))
         assert not start_councils(client, blocker, ["DEV"], time.time() + 60, None, LLMResource())
         mark_started(["blocker"])
