@@ -1,4 +1,10 @@
-"""Prompt templates (`resources/prompts/*.j2`) rendered into chat messages."""
+"""Prompt templates (`resources/prompts/*.j2`) rendered into chat messages.
+
+Every prompt opens with what the calls of a council share, byte for byte: the system prompt (the same for every
+agent of a kind; an agent's id is never in it), then the task and requirements (`_context.j2`, alike in every
+phase), then the phase's rubric and instructions; what differs per call (the agent's id, the proposal under
+review, its own proposal and reviews) comes last. A serving engine's prefix cache (vLLM's automatic prefix
+caching) then computes the shared text once per council and reuses it for every other call."""
 
 from functools import cache
 from typing import Any

@@ -12,6 +12,13 @@ from fleet_dagster.core.records import ChatRequest
 from fleet_dagster.llm.endpoint import LLMEndpoint
 from fleet_dagster.llm.settings import display_url
 
+# The deliberation's session key on every call, so that a router can send a deliberation's calls to one replica,
+# whose prefix cache holds what they share (core/prompts.py): vLLM production-stack's session router hashes the
+# header its `--session-key` names (`--routing-logic session --session-key X-Session-Id`), as do gateways that hash
+# on a header (Envoy, Caddy); llm-d's and Ray Serve LLM's prefix-aware routers read the prompt itself. The id is
+# the deliberation's, never a credential.
+SESSION_HEADER = "X-Session-Id"
+
 # What determines an answer. Headers (agent and deliberation ids), streaming and the key do not.
 ANSWER_FIELDS = (
     "model",
@@ -54,6 +61,7 @@ def prepare_call(endpoint: LLMEndpoint, request: ChatRequest) -> PreparedCall:
         "extra_headers": {
             "X-Fleet-Agent-Id": request.agent_id,
             "X-Fleet-Deliberation-Id": request.deliberation_id,
+            SESSION_HEADER: request.deliberation_id,
             **({"traceparent": request.traceparent} if request.traceparent else {}),
         },
     }

@@ -30,6 +30,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -44,6 +45,7 @@ FAULT_ACTIONS = {"ok", "500", "429", "503", "hang", "garbage", "slow", "trickle"
 ANSWERED_ACTIONS = {"ok", "slow", "nousage"}
 SLOW_FACTOR = 10.0
 ANY_OBJECT = {"type": "object", "properties": {"answer": {"type": "string"}}}
+CREDENTIAL_HEADERS = {"authorization", "x-api-key"}  # lower case: header names are case-insensitive
 # The chat template's tokens: role markers around each message, and the assistant's turn opened at the end.
 TEMPLATE_TOKENS_PER_MESSAGE = 4
 GENERATION_PROMPT_TOKENS = 3
@@ -234,12 +236,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(404, {"error": {"message": f"no route {self.path}"}})
             return
         body = wire.neutral(json.loads(raw or b"{}"), self.headers.get("X-Fleet-Agent-Id", ""))
-        self.server.count_chat_request(path)
-        self.server.entered(self.headers.get("X-Fleet-Deliberation-Id", ""), self.headers.get("traceparent"))
+        self.server.count_chat_request(path, self.headers)
+        deliberation_id = self.headers.get("X-Fleet-Deliberation-Id", "")
+        self.server.entered(deliberation_id, self.headers.get("traceparent"))
         try:
             self._complete(body, wire)
         finally:
-            self.server.left()
+            self.server.left(deliberation_id)
 
     def _tokenize(self, body: dict) -> None:
         """vLLM's answer: the count, the token ids (made up here) and the model's context."""
@@ -343,11 +346,13 @@ class SimLLMServer(ThreadingHTTPServer):
         self.requests_by_agent: dict[str, int] = {}
         self.authorizations: list[str | None] = []
         self.chat_requests_by_path: dict[str, int] = {}  # /v1/chat/completions, /v1/messages
+        self.chat_headers: list[dict[str, str]] = []  # each chat request's headers but its credentials
         self.tokenize_requests = 0  # answered or not (404 with tokenize=False)
         self.in_flight = 0
         self.peak_in_flight = 0  # the most chat requests it held at once, queued or decoding
         self.answered: list[str] = []  # a fingerprint of each request it answered, in order
         self.first_call_at: dict[str, float] = {}  # by deliberation id (header): when its first call came
+        self.last_answer_at: dict[str, float] = {}  # and when its latest call was answered
         self.traceparents: dict[str, list[str]] = {}  # by deliberation id: the trace context each call carried
         self._thread: threading.Thread | None = None
         # While cleared (`hold`), chat requests are taken in and counted but not answered: a test keeps a
@@ -391,9 +396,10 @@ class SimLLMServer(ThreadingHTTPServer):
             self.in_flight += 1
             self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
 
-    def left(self) -> None:
+    def left(self, deliberation_id: str) -> None:
         with self._lock:
             self.in_flight -= 1
+            self.last_answer_at[deliberation_id] = time.time()
 
     def record_answer(self, body: dict) -> None:
         """What identifies the call (everything but headers and streaming): the same call answered twice shows."""
@@ -401,9 +407,12 @@ class SimLLMServer(ThreadingHTTPServer):
         with self._lock:
             self.answered.append(json.dumps(fields, sort_keys=True))
 
-    def count_chat_request(self, path: str) -> None:
+    def count_chat_request(self, path: str, headers: Message) -> None:
+        """Counts it by path and keeps its headers, the credentials left out (`authorizations` records those)."""
+        kept = {name: value for name, value in headers.items() if name.lower() not in CREDENTIAL_HEADERS}
         with self._lock:
             self.chat_requests_by_path[path] = self.chat_requests_by_path.get(path, 0) + 1
+            self.chat_headers.append(kept)
 
     def count_tokenize_request(self) -> None:
         with self._lock:
