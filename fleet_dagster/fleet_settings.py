@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pydantic import BaseModel
 
 from fleet_dagster.benchmarks.ab_settings import ABScheduleSettings
+from fleet_dagster.benchmarks.drain_settings import DrainScheduleSettings
 from fleet_dagster.benchmarks.schedule_settings import BenchmarkScheduleSettings
 from fleet_dagster.core.env_settings import EnvSettings
 from fleet_dagster.deliberation.archive import ARCHIVE_ENV
@@ -31,6 +32,7 @@ class FleetSettings(BaseModel):
     retention: RetentionSettings
     benchmarks: BenchmarkScheduleSettings
     ab_test: ABScheduleSettings
+    drain: DrainScheduleSettings
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> "FleetSettings":
@@ -39,6 +41,7 @@ class FleetSettings(BaseModel):
             retention=RetentionSettings.from_environ(environ),
             benchmarks=BenchmarkScheduleSettings.from_environ(environ),
             ab_test=ABScheduleSettings.from_environ(environ),
+            drain=DrainScheduleSettings.from_environ(environ),
         )
 
     @staticmethod
@@ -53,6 +56,7 @@ class FleetSettings(BaseModel):
             RetentionSettings,
             BenchmarkScheduleSettings,
             ABScheduleSettings,
+            DrainScheduleSettings,
             SandboxSettings,
         ]
         return {variable for group in groups for variable in group.variables().values()} | set(PATHS)
