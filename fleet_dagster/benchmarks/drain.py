@@ -25,6 +25,9 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 IN_PROGRESS = {"STARTING", "STARTED", "CANCELING"}
+# Dagster's sensor daemon evaluates sensors at most once per loop of 5 s (dagster/_daemon/sensor.py,
+# MIN_INTERVAL_LOOP_TIME), whatever a sensor's shorter minimum interval.
+SENSOR_DAEMON_LOOP_S = 5
 FINAL_SUBJECTS = ("deliberation.completed", "deliberation.failed")
 TERMINAL = ("COMPLETED", "PARTIAL", "FAILED", "TIMEOUT")
 
@@ -40,6 +43,11 @@ class DrainShape(BaseModel):
     rounds: int = Field(1, ge=0)
     timeout_s: float = Field(1800, gt=0)
     start_on_arrival: bool = True
+
+    @property
+    def effective_interval_s(self) -> int:
+        """How often the request sensor is evaluated: its interval, or the daemon's loop when that is longer."""
+        return max(self.interval_s, SENSOR_DAEMON_LOOP_S)
 
 
 class Quantiles(BaseModel):
@@ -260,7 +268,8 @@ def drain_lines(figures: DrainFigures) -> list[str]:
 
     return [
         f"requests {shape.requests}: {shape.agents} agents, {shape.rounds} round(s), {shape.latency_s:g} s a call, "
-        f"model capacity {shape.capacity}, sensor every {shape.interval_s} s, max_concurrent_runs "
+        f"model capacity {shape.capacity}, sensor every {shape.effective_interval_s} s (interval {shape.interval_s} "
+        f"s, daemon loop {SENSOR_DAEMON_LOOP_S} s), max_concurrent_runs "
         f"{shape.max_concurrent_runs}, dequeue every {shape.dequeue_interval_s} s",
         f"runs created                     {figures.runs_created}   (one per request expected)",
         quantiles("request -> councils running", figures.request_to_councils_s, "   (its first call at the model)"),

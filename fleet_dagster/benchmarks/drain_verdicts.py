@@ -14,8 +14,8 @@ class DrainVerdict:
 
 def drain_verdict(figures: DrainFigures) -> DrainVerdict:
     """Fails when a request lost its run or its final event, when `status` was not final at a final event, or when
-    runs passed Dagster's limit; warns when councils started later than a sensor interval and a second after the
-    request (admission waits, or a slow tick), at p95."""
+    runs passed Dagster's limit; warns when councils started later than a sensor evaluation interval and a second
+    after the request (admission waits, or a slow tick), at p95."""
     shape = figures.shape
     lost = shape.requests - min(figures.runs_created, figures.final_events)
     if lost:
@@ -25,7 +25,7 @@ def drain_verdict(figures: DrainFigures) -> DrainVerdict:
         return DrainVerdict(False, False, f"status still IN_PROGRESS at {late} final events")
     if figures.peak_runs_in_progress > shape.max_concurrent_runs:
         return DrainVerdict(False, False, f"{figures.peak_runs_in_progress} runs at once, over max_concurrent_runs")
-    goal_s = shape.interval_s + 1
+    goal_s = shape.effective_interval_s + 1
     if figures.request_to_councils_s.p95 > goal_s:
         return DrainVerdict(
             False, True, f"request -> councils p95 {figures.request_to_councils_s.p95} s, over {goal_s} s"

@@ -20,12 +20,19 @@ from collections.abc import Callable
 from typing import Any
 
 import dagster as dg
+from ray import ObjectRef
 
 from fleet_dagster.core.admission import PRIORITY_RANK
 from fleet_dagster.core.request import DeliberationRequest, RequestError, parse_request
 from fleet_dagster.deliberation.keys_and_tags import DELIBERATION_ID_TAG, STREAM_SEQ_TAG
+from fleet_dagster.llm.endpoint import LLMEndpoint
 from fleet_dagster.llm.resources import LLMResource
-from fleet_dagster.ray_cluster.council_client import CouncilClient, CouncilRunnerUnavailable
+from fleet_dagster.ray_cluster.council_client import (
+    CouncilClient,
+    CouncilRunnerUnavailable,
+    council_runners,
+    ray_call,
+)
 from fleet_dagster.ray_cluster.fleet_admission import admit, mark_started
 from fleet_dagster.ray_cluster.model_endpoint import model_endpoint
 
@@ -42,6 +49,12 @@ def arrival_owner(stream_seq: int) -> str:
     return f"request-{stream_seq}"
 
 
+def with_model_override(endpoint: LLMEndpoint, model_override: str | None) -> LLMEndpoint:
+    """Where a deliberation's councils call: the deployment's endpoint, with the model that serves every role
+    when preflight chose one."""
+    return endpoint.model_copy(update={"model_override": model_override}) if model_override else endpoint
+
+
 def start_councils(
     client: CouncilClient,
     request: DeliberationRequest,
@@ -50,14 +63,11 @@ def start_councils(
     model_override: str | None,
     llm: LLMResource,
     adopt_from: str | None = None,
-    timeout_s: float | None = None,
 ) -> list[str]:
     """Starts (or adopts, or finds running) the roles' councils for the client's owner; the refusals. Raises
-    CouncilRunnerUnavailable when the runners do not answer within `timeout_s`."""
-    endpoint = model_endpoint(llm)
-    if model_override:
-        endpoint = endpoint.model_copy(update={"model_override": model_override})
-    return client.start(request, roles, deadline_at, endpoint, llm.call_timeout_s, adopt_from, timeout_s)
+    CouncilRunnerUnavailable when the runners do not answer."""
+    endpoint = with_model_override(model_endpoint(llm), model_override)
+    return client.start(request, roles, deadline_at, endpoint, llm.call_timeout_s, adopt_from)
 
 
 def waiting_requests(instance: dg.DagsterInstance, job_name: str) -> list[tuple[int, DeliberationRequest]]:
@@ -98,20 +108,20 @@ def start_on_arrival(
     endpoint = model_endpoint(llm)
     asks = [(request.deliberation_id, PRIORITY_RANK[request.priority]) for _, request in ordered]
     to_start = set(admit(asks, llm.admission_limit(endpoint), timeout_s=time_left_s()).to_start)
-    started = []
-    try:
-        for seq, request in ordered:
-            if request.deliberation_id not in to_start:
-                continue
-            if (timeout_s := time_left_s()) <= 0:
-                break
-            client = CouncilClient(request.deliberation_id, arrival_owner(seq))
+    # Every start sent at once, then their answers awaited together: one round trip to the runners, not one a request.
+    starts: dict[str, list[ObjectRef]] = {}
+    runners = council_runners()
+    for seq, request in ordered:
+        if request.deliberation_id in to_start:
+            request_endpoint = with_model_override(endpoint, model_override(request))
+            client = CouncilClient(request.deliberation_id, arrival_owner(seq), runners)
             deadline_at = time.time() + request.deadline_s
-            override = model_override(request)
-            if not start_councils(client, request, request.roles, deadline_at, override, llm, timeout_s=timeout_s):
-                started.append(request.deliberation_id)
-    finally:
-        mark_started(started)
+            starts[request.deliberation_id] = client.submit_start(
+                request, request.roles, deadline_at, request_endpoint, llm.call_timeout_s
+            )
+    refusals = iter(ray_call([ref for refs in starts.values() for ref in refs], max(time_left_s(), 0.1)))
+    started = [d for d, refs in starts.items() if not any([next(refusals) for _ in refs])]
+    mark_started(started)
     return started
 
 

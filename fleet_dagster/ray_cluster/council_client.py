@@ -40,6 +40,10 @@ def ray_call(ref: ray.ObjectRef | list[ray.ObjectRef], timeout_s: float | None =
         raise CouncilRunnerUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
 
+def council_runners() -> list[ActorHandle]:
+    return [council_runner(i) for i in range(COUNCIL_RUNNERS)]
+
+
 def _merged(answers: list[dict]) -> dict:
     return {key: value for answer in answers for key, value in answer.items()}
 
@@ -50,16 +54,15 @@ class CouncilClient:
 
     deliberation_id: str
     owner: str
-    _runners: list[ActorHandle] = field(
-        default_factory=lambda: [council_runner(i) for i in range(COUNCIL_RUNNERS)], repr=False
-    )
+    # Finding a runner asks the cluster; a caller with many clients finds them once (council_runners()).
+    runners: list[ActorHandle] = field(default_factory=lambda: council_runners(), repr=False)
 
     # role -> the arguments this owner started its council with, and how often it was started again
     _started: dict[str, tuple] = field(default_factory=dict, repr=False)
     _restarts: dict[str, int] = field(default_factory=dict, repr=False)
 
     def _runner(self, role: str) -> ActorHandle:
-        return self._runners[runner_index(self.deliberation_id, role)]
+        return self.runners[runner_index(self.deliberation_id, role)]
 
     def start(
         self,
@@ -75,6 +78,19 @@ class CouncilClient:
         owner runs the id, or this owner released it). Councils that `adopt_from` started (on the request's
         arrival) become this owner's. Waits for the runners' answers at most `timeout_s` (None: as long as
         they take)."""
+        starts = self.submit_start(request, roles, deadline_at, endpoint, call_timeout_s, adopt_from)
+        return [refusal for refusal in ray_call(starts, timeout_s) if refusal]
+
+    def submit_start(
+        self,
+        request: DeliberationRequest,
+        roles: list[str],
+        deadline_at: float,
+        endpoint: LLMEndpoint,
+        call_timeout_s: float,
+        adopt_from: str | None = None,
+    ) -> list[ray.ObjectRef]:
+        """`start` without waiting: each role's answer (its refusal, or None), to `ray_call` with others."""
         starts: list[ray.ObjectRef] = [
             self._runner(role).start.remote(
                 request, role, deadline_at, endpoint, call_timeout_s, self.owner, adopt_from
@@ -82,7 +98,7 @@ class CouncilClient:
             for role in roles
         ]
         self._started |= {role: (request, deadline_at, endpoint, call_timeout_s) for role in roles}
-        return [refusal for refusal in ray_call(starts, timeout_s) if refusal]
+        return starts
 
     def restart(self, role: str) -> bool:
         """Starts again a council this owner started and its runner lost (the process died and Ray restarted
@@ -105,7 +121,7 @@ class CouncilClient:
                 time.sleep(RUNNER_RESTART_POLL_S)
 
     def _ask_every_runner(self, method: str, *args: Any) -> list[ray.ObjectRef]:
-        return [getattr(runner, method).remote(self.deliberation_id, *args) for runner in self._runners]
+        return [getattr(runner, method).remote(self.deliberation_id, *args) for runner in self.runners]
 
     def progress(self) -> dict[str, dict]:
         return _merged(ray_call(self._ask_every_runner("progress")))
@@ -123,7 +139,7 @@ class CouncilClient:
 
     def finished(self, status: str) -> None:
         """Counts the deliberation's end in metrics, in the background (counted once, whoever reports it)."""
-        self._runners[ledger_index(self.deliberation_id)].count_deliberation.remote(self.deliberation_id, status)
+        self.runners[ledger_index(self.deliberation_id)].count_deliberation.remote(self.deliberation_id, status)
 
     def results(self, roles: list[str]) -> "CouncilResults":
         return CouncilResults(self, roles)
