@@ -4,7 +4,10 @@ One run prints: the deliberation through Dagster + Ray (fleet), the same calls w
 asyncio.gather and no Dagster or Ray (floor), and the same calls one after another (sequential, what
 the original synchronous path did), with the ratios fleet/floor and sequential/fleet.
 
-    python bench/fleet_vs_floor.py [--latency 2.0] [--roles 5] [--agents 3] [--rounds 1]
+    python bench/fleet_vs_floor.py [--latency 2.0] [--roles 5] [--agents 3] [--rounds 1] [--trace]
+
+--trace prints the fleet run's event log as a timeline (each event's time since the run was asked for,
+and since the event before), then the time before, inside and after the councils, per step.
 """
 
 import argparse
@@ -58,6 +61,52 @@ def run_councils_in_process(request, endpoint, one_at_a_time: bool = False) -> l
     return results
 
 
+def print_trace(instance, run_id: str, asked_at: float, returned_at: float, councils_s: float) -> None:
+    """The run's event log as a timeline, then where the time went between its milestones: the run's and
+    each step's start and end, and the councils' span as the run measured it (`councils_s`, from the plan
+    step starting them to the collect step's outcome, which it outputs at once)."""
+    from dagster import DagsterEventType
+
+    entries = instance.all_logs(run_id)
+    print(f"\ntimeline of run {run_id} (s since asked, s since the event before)")
+    previous = asked_at
+    for entry in entries:
+        event = entry.dagster_event
+        what = event.event_type_value if event else (entry.user_message or "").splitlines()[0][:90]
+        print(
+            f"  {entry.timestamp - asked_at:7.3f} {entry.timestamp - previous:+7.3f}  {entry.step_key or '':34} {what}"
+        )
+        previous = entry.timestamp
+
+    def at(event_type: DagsterEventType, step_key: str | None = None) -> float:
+        return next(
+            e.timestamp for e in entries if e.dagster_event_type == event_type and step_key in (None, e.step_key)
+        )
+
+    steps = list(dict.fromkeys(e.step_key for e in entries if e.dagster_event_type == DagsterEventType.STEP_START))
+    councils_done = at(DagsterEventType.STEP_OUTPUT, steps[-1])  # the collect step's output
+    councils_started = councils_done - councils_s
+    milestones = sorted(
+        [
+            (asked_at, "asked"),
+            (at(DagsterEventType.RUN_START), "RUN_START"),
+            *((at(DagsterEventType.STEP_START, step), f"{step} starts") for step in steps),
+            *((at(DagsterEventType.STEP_SUCCESS, step), f"{step} ends") for step in steps),
+            (councils_started, "councils start"),
+            (councils_done, "councils done"),
+            (at(DagsterEventType.RUN_SUCCESS), "RUN_SUCCESS"),
+            (returned_at, "status document returned"),
+        ]
+    )
+    print("\nwhere the time went (s)")
+    for (begun, name), (ended, next_name) in zip(milestones, milestones[1:], strict=False):
+        print(f"  {ended - begun:6.3f}  {name} -> {next_name}")
+    print(
+        f"  before the councils {councils_started - asked_at:.3f} s, councils {councils_s:.3f} s, "
+        f"after the councils {returned_at - councils_done:.3f} s\n"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--latency", type=float, default=2.0, help="seconds per call")
@@ -65,6 +114,7 @@ def main() -> None:
     parser.add_argument("--agents", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--skip-sequential", action="store_true")
+    parser.add_argument("--trace", action="store_true", help="the fleet run's timeline, per event and per step")
     args = parser.parse_args()
 
     os.environ.setdefault("FLEET_HOME", tempfile.mkdtemp(prefix="fleet-bench-"))
@@ -96,10 +146,12 @@ def main() -> None:
             execute_deliberation(instance, request("warmup"), quiet=True)
             cold_s = time.perf_counter() - started
 
-            started = time.perf_counter()
+            started, asked_at = time.perf_counter(), time.time()
             document = execute_deliberation(instance, request("fleet"), quiet=True)
             fleet_s = time.perf_counter() - started
             assert document["status"] == "COMPLETED", document
+            if args.trace:
+                print_trace(instance, document["run_id"], asked_at, asked_at + fleet_s, document["duration_ms"] / 1000)
 
             endpoint = LLMEndpoint(base_url=server.base_url)
             run_councils_in_process(request("floor-warmup"), endpoint)  # imports, templates

@@ -1,4 +1,4 @@
-"""NATS → sensor → admission → runs, with the real Dagster daemon (fleet_dagster/benchmarks/drain.py).
+"""NATS → sensor → admission → runs, with the real Dagster daemon (fleet_dagster/cli/drain.py).
 
 python bench/nats_drain.py [--requests 60] [--interval 2] [--max-concurrent-runs 4] [--dequeue-interval 5]
                            [--latency 2] [--capacity 100] [--agents 2] [--rounds 1] [--no-start-on-arrival]
@@ -8,7 +8,8 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from fleet_dagster.benchmarks.drain import DrainShape, drain_lines, run_drain
+from fleet_dagster.benchmarks.drain import DrainShape, drain_lines
+from fleet_dagster.cli.drain import run_drain
 
 
 def main() -> None:

@@ -3,13 +3,11 @@
 from typing import Any
 
 import dagster as dg
-import pandas as pd
 from pydantic import Field
 
-from fleet_dagster.benchmarks.ab_runner import run_ab
 from fleet_dagster.benchmarks.ab_settings import ABScheduleSettings
 from fleet_dagster.benchmarks.ab_test import ABSuite, Arm, ab_markdown
-from fleet_dagster.benchmarks.assets import daily_job, daily_partitions, day_that_ended
+from fleet_dagster.benchmarks.assets import daily_job, daily_partitions, daily_schedule
 from fleet_dagster.benchmarks.history import summaries_by_partition
 from fleet_dagster.llm.resources import LLMResource
 from fleet_dagster.ray_cluster.resources import RayClusterResource
@@ -55,7 +53,12 @@ def history_table(history: list[tuple[str, dict[str, Any]]]) -> str:
 )
 def ab_test_results(
     context: dg.AssetExecutionContext, config: ABTestConfig, ray_cluster: RayClusterResource, llm: LLMResource
-) -> dg.Output[pd.DataFrame]:
+) -> dg.Output[Any]:  # a pandas DataFrame: Dagster resolves the annotation where the definitions load
+    # The runner (pandas) and the plot (matplotlib) are imported here, not with the definitions, which every
+    # run process loads: a deliberation's run needs neither.
+    from fleet_dagster.benchmarks.ab_plots import ab_accuracy
+    from fleet_dagster.benchmarks.ab_runner import run_ab
+
     arm_a, arm_b = Arm.parse(config.arm_a), Arm.parse(config.arm_b)
     frame, summary = run_ab(
         config.suite,
@@ -65,9 +68,6 @@ def ab_test_results(
         limit=config.max_tasks,
         on_task=lambda task, row: context.log.info(f"{task.name} ({row['arm']}): correct {row['correct']}"),
     )
-    # matplotlib is imported here, not with the definitions, which every run process loads.
-    from fleet_dagster.benchmarks.ab_plots import ab_accuracy
-
     specs = (arm_a.label, arm_b.label)
     earlier = [(p, s) for p, s, _ in ab_history(context.instance) if p < context.partition_key]
     return dg.Output(
@@ -128,18 +128,12 @@ ab_test_job = daily_job("ab_test_job", ab_test_results, ab_test_checks)
 
 
 def ab_test_schedule(settings: ABScheduleSettings) -> dg.ScheduleDefinition:
-    description = "Daily A/B test (FLEET_AB_CRON, FLEET_AB_SUITE, FLEET_AB_ARM_A, FLEET_AB_ARM_B)."
-
-    @dg.schedule(job=ab_test_job, cron_schedule=settings.cron, description=description,
-                 default_status=dg.DefaultScheduleStatus(settings.status))  # fmt: skip
-    def ab_test_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-        partition = day_that_ended(context)
-        config = {"suite": settings.suite, "arm_a": settings.arm_a, "arm_b": settings.arm_b,
-                  "max_tasks": settings.max_tasks}  # fmt: skip
-        return dg.RunRequest(
-            run_key=f"ab-test-{partition}-{context.scheduled_execution_time.isoformat()}",
-            partition_key=partition,
-            run_config={"ops": {"ab_test_results": {"config": config}}},
-        )
-
-    return ab_test_schedule
+    config = settings.model_dump(include={"suite", "arm_a", "arm_b", "max_tasks"})
+    return daily_schedule(
+        "ab_test_schedule",
+        ab_test_job,
+        (settings.cron, settings.status),
+        {"ab_test_results": {"config": config}},
+        "ab-test",
+        "Daily A/B test (FLEET_AB_CRON, FLEET_AB_SUITE, FLEET_AB_ARM_A, FLEET_AB_ARM_B).",
+    )

@@ -1,17 +1,17 @@
 """benchmark_results: a daily partition of speed, quality and code figures, its checks, job and schedule."""
 
 import datetime
+from typing import Any
 
 import dagster as dg
-import pandas as pd
 from pydantic import Field
 
 from fleet_dagster.benchmarks import regression
 from fleet_dagster.benchmarks.history import BENCHMARK_ASSET_KEY, current_and_previous, summaries_by_partition
 from fleet_dagster.benchmarks.quality_stats import markdown_table
-from fleet_dagster.benchmarks.runner import run_suite
 from fleet_dagster.benchmarks.schedule_settings import BenchmarkScheduleSettings
 from fleet_dagster.benchmarks.suites import SuiteChoice
+from fleet_dagster.core.env_settings import DefaultStatus
 from fleet_dagster.llm.resources import LLMResource
 from fleet_dagster.ray_cluster.resources import RayClusterResource
 from fleet_dagster.run_pods import RUN_POD_TAGS
@@ -32,16 +32,18 @@ class BenchmarkConfig(dg.Config):
 )
 def benchmark_results(
     context: dg.AssetExecutionContext, config: BenchmarkConfig, ray_cluster: RayClusterResource, llm: LLMResource
-) -> dg.Output[pd.DataFrame]:
+) -> dg.Output[Any]:  # a pandas DataFrame: Dagster resolves the annotation where the definitions load
+    # The runner (pandas) and the plots (matplotlib) are imported here, not with the definitions, which every
+    # run process loads: a deliberation's run needs neither.
+    from fleet_dagster.benchmarks import plots
+    from fleet_dagster.benchmarks.runner import run_suite
+
     frame, summary = run_suite(
         config.suite,
         llm,
         limit=config.max_tasks,
         on_task=lambda task, row: context.log.info(f"{task.suite}/{task.name} ({task.mode}): {row['wall_s']} s"),
     )
-    # matplotlib is imported here, not with the definitions, which every run process loads.
-    from fleet_dagster.benchmarks import plots
-
     earlier = [(p, s) for p, s, _ in summaries_by_partition(context.instance) if p < context.partition_key]
     history = [*earlier[-29:], (context.partition_key, summary)]
     return dg.Output(
@@ -177,20 +179,39 @@ def day_that_ended(context: dg.ScheduleEvaluationContext) -> str:
     return (context.scheduled_execution_time - datetime.timedelta(days=1)).strftime("%Y-%m-%d")
 
 
+def daily_schedule(
+    name: str,
+    job: "dg.UnresolvedAssetJobDefinition",
+    when: tuple[str, DefaultStatus],
+    ops_config: dict[str, Any],
+    run_key_prefix: str,
+    description: str,
+) -> dg.ScheduleDefinition:
+    """Runs the job (`ops_config`: its assets' op config) on the day that ended; `when`: its cron, and whether it
+    runs from the start. One run per scheduled time (its run key)."""
+
+    @dg.schedule(name=name, job=job, cron_schedule=when[0], description=description,
+                 default_status=dg.DefaultScheduleStatus(when[1]))  # fmt: skip
+    def on_the_day_that_ended(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+        partition = day_that_ended(context)
+        return dg.RunRequest(
+            run_key=f"{run_key_prefix}-{partition}-{context.scheduled_execution_time.isoformat()}",
+            partition_key=partition,
+            run_config={"ops": ops_config},
+        )
+
+    return on_the_day_that_ended
+
+
 benchmark_job = daily_job("benchmark_job", benchmark_results, benchmark_checks)
 
 
 def benchmark_schedule(settings: BenchmarkScheduleSettings) -> dg.ScheduleDefinition:
-    description = "Daily benchmark (FLEET_BENCHMARK_CRON, FLEET_BENCHMARK_SUITE) on the configured model backend."
-
-    @dg.schedule(job=benchmark_job, cron_schedule=settings.cron, description=description,
-                 default_status=dg.DefaultScheduleStatus(settings.status))  # fmt: skip
-    def benchmark_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-        partition = day_that_ended(context)
-        return dg.RunRequest(
-            run_key=f"benchmark-{partition}-{context.scheduled_execution_time.isoformat()}",
-            partition_key=partition,
-            run_config={"ops": {"benchmark_results": {"config": {"suite": settings.suite}}}},
-        )
-
-    return benchmark_schedule
+    return daily_schedule(
+        "benchmark_schedule",
+        benchmark_job,
+        (settings.cron, settings.status),
+        {"benchmark_results": {"config": {"suite": settings.suite}}},
+        "benchmark",
+        "Daily benchmark (FLEET_BENCHMARK_CRON, FLEET_BENCHMARK_SUITE) on the configured model backend.",
+    )

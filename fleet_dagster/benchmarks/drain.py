@@ -1,35 +1,20 @@
-"""The intake drain: N NATS requests at once through the real daemon's sensor, admission, Ray and runs.
+"""The intake drain benchmark's shape and figures (the harness that measures them: cli/drain.py).
 
-Starts (and stops, by process group) a JetStream nats-server, the simulated model server (`capacity` sequences at
-once, `latency_s` a call), a local Ray head and `dagster-daemon run` on a fresh DAGSTER_HOME in `home`; publishes
-a warm-up request and waits for its councils (a deployment's sensor is running already), then publishes N at once
-and waits for every final event. Measures what a producer and an operator see: request → councils running (the
-first call at the model), → run started, → final event; deliberations per minute; how busy the model was while
-the councils ran; the most runs in progress at once (Dagster's max_concurrent_runs must hold); what `status` said
-when each final event came; and where a finished deliberation's time goes between its last model call and its
-final event. `bench/nats_drain.py` prints it; the `drain_benchmark` asset keeps it day by day.
+N NATS requests at once through the real daemon's sensor, admission, Ray and runs, on a simulated model: what a
+producer and an operator see. Request → councils running (the first call at the model), → run started, → final
+event; deliberations per minute; how busy the model was while the councils ran; the most runs in progress at once
+(Dagster's max_concurrent_runs must hold); what `status` said when each final event came; and where a finished
+deliberation's time goes between its last model call and its final event. `bench/nats_drain.py` prints them; the
+`intake_drain` asset keeps them day by day.
 """
 
-import asyncio
-import json
-import os
-import signal
 import statistics
-import subprocess
-import sys
-import threading
-import time
-from collections.abc import Callable
-from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-IN_PROGRESS = {"STARTING", "STARTED", "CANCELING"}
 # Dagster's sensor daemon evaluates sensors at most once per loop of 5 s (dagster/_daemon/sensor.py,
 # MIN_INTERVAL_LOOP_TIME), whatever a sensor's shorter minimum interval.
 SENSOR_DAEMON_LOOP_S = 5
-FINAL_SUBJECTS = ("deliberation.completed", "deliberation.failed")
-TERMINAL = ("COMPLETED", "PARTIAL", "FAILED", "TIMEOUT")
 
 
 class DrainShape(BaseModel):
@@ -76,187 +61,6 @@ class DrainFigures(BaseModel):
     # After the last model call: waiting for the run to start, the run collecting and materializing, the final
     # event's delivery, and all of it.
     after_last_call_s: dict[str, Quantiles]
-
-
-def _write_home(home: Path, shape: DrainShape) -> Path:
-    dagster_home = home / "dagster_home"
-    dagster_home.mkdir(parents=True)
-    (dagster_home / "dagster.yaml").write_text(
-        "telemetry:\n  enabled: false\n"
-        "run_coordinator:\n  module: dagster.core.run_coordinator\n  class: QueuedRunCoordinator\n"
-        f"  config:\n    max_concurrent_runs: {shape.max_concurrent_runs}\n"
-        f"    dequeue_interval_seconds: {shape.dequeue_interval_s}\n"
-    )
-    module = "module_name: fleet_dagster.definitions\n      location_name: fleet_dagster"
-    (home / "workspace.yaml").write_text(f"load_from:\n  - python_module:\n      {module}\n")
-    return dagster_home
-
-
-def _request(deliberation_id: str, shape: DrainShape) -> bytes:
-    body = {"task": "Design a cache", "roles": ["DEV"], "agents_per_role": shape.agents, "rounds": shape.rounds}
-    return json.dumps({**body, "deliberation_id": deliberation_id}).encode()
-
-
-class _Finals:
-    """Every final event, when it arrives: what a producer waiting for its answer sees."""
-
-    def __init__(self, url: str, ids: list[str], timeout_s: float) -> None:
-        self.at: dict[str, float] = {}
-        self._ids = set(ids)
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._listen(url, timeout_s)), daemon=True)
-        self._thread.start()
-
-    async def _listen(self, url: str, timeout_s: float) -> None:
-        import nats
-
-        client = await nats.connect(url)
-        subscription = await client.subscribe("deliberation.*")
-        until = time.time() + timeout_s
-        while len(self.at) < len(self._ids) and time.time() < until:
-            try:
-                message = await subscription.next_msg(timeout=1)
-            except TimeoutError:
-                continue
-            deliberation_id = json.loads(message.data).get("deliberation_id")
-            if message.subject in FINAL_SUBJECTS and deliberation_id in self._ids:
-                self.at.setdefault(deliberation_id, time.time())
-        await client.close()
-
-    def join(self) -> None:
-        self._thread.join(timeout=5)
-
-
-def run_drain(shape: DrainShape, home: Path, on_progress: Callable[[str], None] = print) -> DrainFigures:
-    import dagster as dg
-
-    from fleet_dagster.deliberation.keys_and_tags import DELIBERATION_ASSET_KEY, DELIBERATION_ID_TAG
-    from fleet_dagster.deliberation.status_query import instance_status
-    from fleet_dagster.llm.endpoint import max_in_flight_for
-    from fleet_dagster.llm.settings import LLM_ENV
-    from fleet_dagster.nats_bridge.jetstream import ensure_stream, jetstream
-    from fleet_dagster.nats_bridge.local_server import LocalNatsServer
-    from fleet_dagster.nats_bridge.settings import NATS_ENV, NatsSettings
-    from fleet_dagster.ray_cluster.local_head import ensure_local_head, stop_local_head
-    from fleet_dagster.sim_llm.server import SimLLMServer, SimSettings
-
-    dagster_home = _write_home(home, shape)
-    ids = [f"drain-{i:04d}" for i in range(shape.requests)]
-    published: dict[str, float] = {}
-    ensure_local_head(home / "ray")
-    daemon: subprocess.Popen | None = None
-    sim_settings = SimSettings(latency_s=shape.latency_s, capacity=shape.capacity)
-    try:
-        with LocalNatsServer(home / "nats") as nats_server, SimLLMServer(sim_settings) as sim:
-            env = {
-                **os.environ,
-                "FLEET_HOME": str(home),
-                "DAGSTER_HOME": str(dagster_home),
-                NATS_ENV["url"]: nats_server.url,
-                LLM_ENV["base_url"]: sim.base_url,
-                # What the chart sets for a server of this capacity; admission's bound is its default, the same.
-                LLM_ENV["max_in_flight"]: str(max_in_flight_for(shape.capacity)),
-                "FLEET_NATS_SENSOR_STATUS": "RUNNING",
-                "FLEET_NATS_SENSOR_INTERVAL": str(shape.interval_s),
-                "FLEET_NATS_START_ON_ARRIVAL": str(shape.start_on_arrival).lower(),
-            }
-            with open(home / "daemon.log", "w") as log:
-                daemon = subprocess.Popen(
-                    [str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w", str(home / "workspace.yaml")],
-                    cwd=home,
-                    env=env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            settings = NatsSettings(url=nats_server.url)
-
-            async def publish(batch: list[str]) -> None:
-                async with jetstream(settings) as js:
-                    await ensure_stream(js, settings)
-                    for deliberation_id in batch:
-                        await js.publish("deliberation.requested", _request(deliberation_id, shape))
-                        published[deliberation_id] = time.time()
-
-            asyncio.run(publish(["warm-up"]))
-            until = time.time() + shape.timeout_s
-            while "warm-up" not in sim.first_call_at and time.time() < until:
-                time.sleep(0.5)
-            on_progress(f"warm-up councils running {time.time() - published.pop('warm-up'):.1f} s after its request")
-            finals = _Finals(nats_server.url, ids, shape.timeout_s)
-            asyncio.run(publish(ids))
-            first_publish = min(published.values())
-            with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
-                created: dict[str, float] = {}
-                started: dict[str, float] = {}
-                status_at_final: dict[str, str] = {}
-                peak_in_progress = 0
-                while len(finals.at) < len(ids) and time.time() < until:
-                    time.sleep(1)
-                    finished = in_progress = 0
-                    for record in instance.get_run_records(filters=dg.RunsFilter(job_name="deliberation_job")):
-                        run = record.dagster_run
-                        in_progress += run.status.value in IN_PROGRESS
-                        finished += run.is_finished
-                        if (deliberation_id := run.tags.get(DELIBERATION_ID_TAG)) in published:
-                            created[deliberation_id] = record.create_timestamp.timestamp()
-                            if record.start_time:
-                                started[deliberation_id] = record.start_time
-                    peak_in_progress = max(peak_in_progress, in_progress)
-                    for deliberation_id in [i for i in list(finals.at) if i not in status_at_final]:
-                        # What `fleet-dagster status` says within a poll of the final event: it must agree.
-                        status_at_final[deliberation_id] = instance_status(instance, deliberation_id)["status"]
-                    on_progress(f"{len(started)}/{len(ids)} runs started, {finished} finished, {len(finals.at)} final")
-                finals.join()
-                materialized = {
-                    record.partition_key: record.timestamp
-                    for record in instance.fetch_materializations(
-                        dg.AssetRecordsFilter(asset_key=DELIBERATION_ASSET_KEY), limit=10 * len(ids)
-                    ).records
-                }
-            busy_share, last_answer, first_call = sim.load.utilization(), dict(sim.last_answer_at), sim.first_call_at
-    finally:
-        if daemon is not None:
-            _stop(daemon)
-        stop_local_head(home / "ray")
-    final_at = finals.at
-    ended = [i for i in final_at if i in last_answer and i in started and i in materialized]
-    last_final = max(final_at.values(), default=first_publish)
-    last_start = max(started.values(), default=first_publish)
-    return DrainFigures(
-        shape=shape,
-        runs_created=len(created),
-        final_events=len(final_at),
-        request_to_councils_s=Quantiles.of([first_call[i] - published[i] for i in ids if i in first_call]),
-        request_to_run_started_s=Quantiles.of([started[i] - published[i] for i in started]),
-        request_to_final_s=Quantiles.of([final_at[i] - published[i] for i in final_at]),
-        deliberations_per_minute=_per_minute(len(final_at), last_final - first_publish),
-        runs_started_per_minute=_per_minute(len(started), last_start - first_publish),
-        model_busy_share=round(busy_share, 3),
-        model_done_after_s=round(max((last_answer.get(i, 0.0) for i in ids), default=0.0) - first_publish, 1),
-        peak_runs_in_progress=peak_in_progress,
-        status_final_at_event=sum(status in TERMINAL for status in status_at_final.values()),
-        after_last_call_s={
-            "waiting for its run to start": Quantiles.of([max(0.0, started[i] - last_answer[i]) for i in ended]),
-            "run: collect, materialize": Quantiles.of(
-                [materialized[i] - max(started[i], last_answer[i]) for i in ended]
-            ),
-            "materialized -> final event": Quantiles.of([final_at[i] - materialized[i] for i in ended]),
-            "last call -> final event": Quantiles.of([final_at[i] - last_answer[i] for i in ended]),
-        },
-    )
-
-
-def _per_minute(count: int, span_s: float) -> float:
-    return round(count / span_s * 60, 1) if span_s > 0 else 0.0
-
-
-def _stop(daemon: subprocess.Popen) -> None:
-    os.killpg(daemon.pid, signal.SIGTERM)
-    try:
-        daemon.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(daemon.pid, signal.SIGKILL)
-        daemon.wait()
 
 
 def drain_lines(figures: DrainFigures) -> list[str]:

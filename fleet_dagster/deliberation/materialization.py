@@ -2,10 +2,9 @@
 (numbers and text as they are, for the UI to plot and show; the rest as JSON), read back by status, retention
 and the outbox, plus the tables the asset page shows and the final event."""
 
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import dagster as dg
-import pandas as pd
 from pydantic import BaseModel
 
 from fleet_dagster.core.outcome import DeliberationOutcome
@@ -13,11 +12,14 @@ from fleet_dagster.deliberation.metadata_models import model_metadata
 from fleet_dagster.deliberation.tables import proposals_frame, winners_markdown, winning_proposals_markdown
 from fleet_dagster.nats_bridge.event_builders import FINAL_EVENT_METADATA_KEY, final_event, stored_event
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 
 class Collected(NamedTuple):
     """What the collect step makes of an outcome: the asset's value, its metadata, and the final event."""
 
-    frame: pd.DataFrame
+    frame: "pd.DataFrame"
     metadata: dict[str, Any]
     final: tuple[str, BaseModel, str]
 
@@ -29,7 +31,7 @@ def collected(outcome: DeliberationOutcome, run_id: str) -> Collected:
 
 
 def deliberation_metadata(
-    outcome: DeliberationOutcome, frame: pd.DataFrame, final: tuple[str, BaseModel, str]
+    outcome: DeliberationOutcome, frame: "pd.DataFrame", final: tuple[str, BaseModel, str]
 ) -> dict[str, Any]:
     table = frame.drop(columns=["content"]).assign(content=frame["content"].fillna("").str.slice(0, 200))
     return {

@@ -171,12 +171,18 @@ def request_sensor(intake: IntakeSettings) -> dg.SensorDefinition:
         llm: LLMResource,
         ray_cluster: RayClusterResource,  # connected by Dagster for the councils started on arrival
     ):
-        return _take_requests(context, nats, llm, intake)
+        return _take_requests(context, nats, llm, ray_cluster, intake)
 
     return deliberation_requests
 
 
-def _take_requests(context: dg.SensorEvaluationContext, nats: NatsResource, llm: LLMResource, intake: IntakeSettings):
+def _take_requests(
+    context: dg.SensorEvaluationContext,
+    nats: NatsResource,
+    llm: LLMResource,
+    ray_cluster: RayClusterResource,
+    intake: IntakeSettings,
+):
     settings = nats.settings()
     if settings is None:
         return dg.SkipReason("NATS_URL is not set: the NATS bridge is off")
@@ -213,7 +219,7 @@ def _take_requests(context: dg.SensorEvaluationContext, nats: NatsResource, llm:
         for seq, request in accepted
     ]
     if intake.start_on_arrival:  # this tick's requests, and those still waiting for admission
-        _start_on_arrival(context, llm, accepted, served, budget)
+        _start_on_arrival(context, llm, ray_cluster, accepted, served, budget)
     if tick.cursor == cursor:
         return dg.SkipReason(f"no new requests after stream sequence {cursor.seq}")
     return dg.SensorResult(
@@ -230,6 +236,7 @@ def _take_requests(context: dg.SensorEvaluationContext, nats: NatsResource, llm:
 def _start_on_arrival(
     context: dg.SensorEvaluationContext,
     llm: LLMResource,
+    ray_cluster: RayClusterResource,
     accepted: list[tuple[int, DeliberationRequest]],
     served: _ServedModels,
     budget: TickBudget,
@@ -244,6 +251,7 @@ def _start_on_arrival(
         started = start_on_arrival(requests, served.model_override, llm, budget.left_s)
     except Exception as exc:  # noqa: BLE001 - an early start is an optimisation, never a reason to lose a tick
         context.log.warning(f"councils not started on arrival (their runs will start them): {exc}")
+        ray_cluster.disconnect()  # the fault may be the connection this process keeps between ticks
         return
     if started:
         context.log.info(f"councils started on arrival, before their runs: {', '.join(started)}")

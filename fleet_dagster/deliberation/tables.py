@@ -1,13 +1,19 @@
 """A deliberation's outcome as tables: the asset's value and what its page shows."""
 
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from fleet_dagster.core.outcome import DeliberationOutcome, ProposalResult
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 PROPOSAL_COLUMNS = list(ProposalResult.model_fields)
 
 
-def proposals_frame(outcome: DeliberationOutcome) -> pd.DataFrame:
+def proposals_frame(outcome: DeliberationOutcome) -> "pd.DataFrame":
+    # pandas is imported by the step that makes the value, not by every process that loads the definitions.
+    import pandas as pd
+
     return pd.DataFrame([result.model_dump() for result in outcome.results], columns=PROPOSAL_COLUMNS)
 
 

@@ -75,9 +75,7 @@ class FairLimiter:
 
     def _grant(self) -> None:
         while self.in_flight < self.limit and self._waiting:
-            owner = min(
-                self._waiting, key=lambda o: (-self._priority[o], self._in_flight[o], self._waiting[o][0][0])
-            )
+            owner = min(self._waiting, key=lambda o: (-self._priority[o], self._in_flight[o], self._waiting[o][0][0]))
             queue = self._waiting[owner]
             _, granted = queue.popleft()
             if not queue:

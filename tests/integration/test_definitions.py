@@ -15,6 +15,41 @@ def test_definitions_load():
     assert {"ray_cluster", "llm"} <= set(defs.resources)
 
 
+def test_the_code_location_defines_every_asset_check_job_schedule_and_sensor():
+    """The benchmarks' code is imported where it runs (tests/unit/test_light_imports.py); what the code
+    location defines stays whole."""
+    repository = defs.get_repository_def()
+    assert {key.to_user_string() for key in defs.resolve_all_asset_keys()} == {
+        "deliberation",
+        "benchmark_results",
+        "ab_test_results",
+        "intake_drain",
+    }
+    assert {key.name for key in defs.resolve_asset_graph().asset_check_keys} == {
+        "latency_within_trailing_median",
+        "deliberation_not_worse_than_single",
+        "deliberation_not_worse_than_majority_vote",
+        "execution_better_than_single",
+        "failure_rate_at_most_5_percent",
+        "ab_test_sound",
+        "intake_keeps_up",
+    }
+    assert {job.name for job in repository.get_all_jobs()} >= {
+        "deliberation_job",
+        "benchmark_job",
+        "deliberation_retention_job",
+        "ab_test_job",
+        "intake_drain_job",
+    }
+    assert {schedule.name for schedule in repository.schedule_defs} == {
+        "benchmark_schedule",
+        "deliberation_retention_schedule",
+        "ab_test_schedule",
+        "intake_drain_schedule",
+    }
+    assert {sensor.name for sensor in repository.sensor_defs} == {"deliberation_requests", "deliberation_outbox"}
+
+
 def test_launchpad_needs_only_a_task():
     fields = DeliberationConfig.to_config_schema().as_field().config_type.fields
     required = {name for name, field in fields.items() if field.is_required}

@@ -99,7 +99,8 @@ def test_a_deliberations_calls_tokens_and_cost_in_the_scraped_metrics(
     assert calls == 12  # 2 roles x 2 agents x (propose, review, revise)
     # The test's namespace has runners and callers of its own, started by this deliberation: what their processes
     # recorded is this deliberation's and nothing else's, whatever earlier tests' actors export late.
-    ray.init(address=ray_head.address, namespace=ray_namespace, log_to_driver=False)  # the run's connection ended
+    # The run left this process connected (RayClusterResource keeps its connection): the same namespace.
+    ray.init(address=ray_head.address, namespace=ray_namespace, log_to_driver=False, ignore_reinit_error=True)
     try:
         actors = [council_runner(i) for i in range(COUNCIL_RUNNERS)] + [agent_caller(i) for i in range(AGENT_CALLERS)]
         workers = {place.worker_id for place in ray.get([actor.where.remote() for actor in actors])}

@@ -50,8 +50,8 @@ def test_councils_start_on_arrival_and_the_run_adopts_them(
     [seq] = nats_helpers.publish_raw(nats_url, [request_body("arrival-1")])
     result = nats_helpers.evaluate_request_sensor(nats_url, instance, None, start_on_arrival=True)
     [run_request] = result.run_requests
-    # The sensor's connection ended with its tick; this process asks the councils on a connection of its own.
-    ray.init(address=ray_head.address, namespace=ray_namespace, log_to_driver=False)
+    # The sensor's tick left this process connected, in the test's namespace: asked on that connection.
+    ray.init(address=ray_head.address, namespace=ray_namespace, log_to_driver=False, ignore_reinit_error=True)
     try:
         councils_before_the_run = CouncilClient("arrival-1", arrival_owner(seq)).progress()
     finally:
@@ -76,7 +76,7 @@ def request_with(deliberation_id: str, priority: str) -> bytes:
 
 def councils_of(ray_head, ray_namespace, owners: dict[str, str]) -> dict[str, dict]:
     """Each deliberation's councils, as the owner its arrival gave them holds them."""
-    ray.init(address=ray_head.address, namespace=ray_namespace, log_to_driver=False)
+    ray.init(address=ray_head.address, namespace=ray_namespace, log_to_driver=False, ignore_reinit_error=True)
     try:
         return {d: CouncilClient(d, owner).progress() for d, owner in owners.items()}
     finally:

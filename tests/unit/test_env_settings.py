@@ -97,6 +97,7 @@ ENVIRONMENT_READERS = {
     "settings.py",
     "core/resource_files.py",
     "deliberation/archive.py",
+    "cli/drain.py",  # the drain benchmark's daemon: this process's environment, with the drain's own settings
 }
 
 
