@@ -23,7 +23,9 @@ class DrainShape(BaseModel):
     max_concurrent_runs: int = Field(4, ge=1)
     dequeue_interval_s: int = Field(5, ge=1, description="The queued-run coordinator's (Dagster's default: 5).")
     latency_s: float = Field(2.0, ge=0, description="Simulated seconds per agent call.")
-    capacity: int = Field(100, ge=1, description="Sequences the simulated server runs at once.")
+    capacity: int = Field(
+        64, ge=1, description="Sequences the simulated server runs at once (below a burst of 60 two-agent requests)."
+    )
     agents: int = Field(2, ge=1, description="Agents per request (one role).")
     rounds: int = Field(1, ge=0)
     timeout_s: float = Field(1800, gt=0)

@@ -136,6 +136,7 @@ def run_drain(shape: DrainShape, home: Path, on_progress: Callable[[str], None] 
                 started: dict[str, float] = {}
                 status_at_final: dict[str, str] = {}
                 peak_in_progress = 0
+                run_ids: dict[str, str] = {}
                 while len(finals.at) < len(ids) and time.time() < until:
                     time.sleep(1)
                     finished = in_progress = 0
@@ -145,6 +146,7 @@ def run_drain(shape: DrainShape, home: Path, on_progress: Callable[[str], None] 
                         finished += run.is_finished
                         if (deliberation_id := run.tags.get(DELIBERATION_ID_TAG)) in published:
                             created[deliberation_id] = record.create_timestamp.timestamp()
+                            run_ids[deliberation_id] = run.run_id
                             if record.start_time:
                                 started[deliberation_id] = record.start_time
                     peak_in_progress = max(peak_in_progress, in_progress)
@@ -158,7 +160,9 @@ def run_drain(shape: DrainShape, home: Path, on_progress: Callable[[str], None] 
                     for record in instance.fetch_materializations(
                         dg.AssetRecordsFilter(asset_key=DELIBERATION_ASSET_KEY), limit=10 * len(ids)
                     ).records
+                    if record.partition_key
                 }
+                dequeued = {d: _dequeued_at(instance, run_id) for d, run_id in run_ids.items()}
             busy_share, last_answer, first_call = sim.load.utilization(), dict(sim.last_answer_at), sim.first_call_at
     finally:
         if daemon is not None:
@@ -181,15 +185,39 @@ def run_drain(shape: DrainShape, home: Path, on_progress: Callable[[str], None] 
         model_done_after_s=round(max((last_answer.get(i, 0.0) for i in ids), default=0.0) - first_publish, 1),
         peak_runs_in_progress=peak_in_progress,
         status_final_at_event=sum(status in TERMINAL for status in status_at_final.values()),
-        after_last_call_s={
-            "waiting for its run to start": Quantiles.of([max(0.0, started[i] - last_answer[i]) for i in ended]),
-            "run: collect, materialize": Quantiles.of(
-                [materialized[i] - max(started[i], last_answer[i]) for i in ended]
-            ),
-            "materialized -> final event": Quantiles.of([final_at[i] - materialized[i] for i in ended]),
-            "last call -> final event": Quantiles.of([final_at[i] - last_answer[i] for i in ended]),
-        },
+        after_last_call_s=_after_last_call(ended, last_answer, dequeued, started, materialized, final_at),
     )
+
+
+def _dequeued_at(instance: dg.DagsterInstance, run_id: str) -> float | None:
+    """When Dagster's queue handed the run to its launcher (RUN_STARTING)."""
+    entries = instance.all_logs(run_id, of_type=dg.DagsterEventType.RUN_STARTING)
+    return entries[0].timestamp if entries else None
+
+
+def _after_last_call(
+    ended: list[str],
+    last_answer: dict[str, float],
+    dequeued: dict[str, float | None],
+    started: dict[str, float],
+    materialized: dict[str, float],
+    final_at: dict[str, float],
+) -> dict[str, Quantiles]:
+    """Where each deliberation's time went from its last model call to its final event, in the order it passes:
+    its run queued (Dagster's queue, until RUN_STARTING), launching (a run worker process, until RUN_START),
+    collecting and materializing, then the final event's delivery. A stage that ended before the last call
+    counts 0."""
+
+    def stage(end: dict[str, float | None] | dict[str, float], begin: list[dict]) -> Quantiles:
+        return Quantiles.of([max(0.0, (end[i] or last_answer[i]) - max(b[i] or 0.0 for b in begin)) for i in ended])
+
+    return {
+        "run queued": stage(dequeued, [last_answer]),
+        "run launching": stage(started, [last_answer, dequeued]),
+        "collect, materialize": stage(materialized, [last_answer, started]),
+        "materialized -> final event": stage(final_at, [materialized]),
+        "last call -> final event": stage(final_at, [last_answer]),
+    }
 
 
 def _per_minute(count: int, span_s: float) -> float:
