@@ -30,11 +30,11 @@ from fleet_dagster.llm.settings import LLM_ENV
 from fleet_dagster.nats_bridge.jetstream import ensure_stream, jetstream
 from fleet_dagster.nats_bridge.local_server import LocalNatsServer
 from fleet_dagster.nats_bridge.settings import NATS_ENV, NatsSettings
+from fleet_dagster.nats_bridge.subjects import DELIBERATION_SUBJECTS, FINAL_SUBJECTS, Subject
 from fleet_dagster.ray_cluster.local_head import ensure_local_head, stop_local_head
 from fleet_dagster.sim_llm.server import SimLLMServer, SimSettings
 
 IN_PROGRESS = {"STARTING", "STARTED", "CANCELING"}
-FINAL_SUBJECTS = ("deliberation.completed", "deliberation.failed")
 TERMINAL = ("COMPLETED", "PARTIAL", "FAILED", "TIMEOUT")
 
 
@@ -68,7 +68,7 @@ class _Finals:
 
     async def _listen(self, url: str, timeout_s: float) -> None:
         client = await nats.connect(url)
-        subscription = await client.subscribe("deliberation.*")
+        subscription = await client.subscribe(DELIBERATION_SUBJECTS)
         until = time.time() + timeout_s
         while len(self.at) < len(self._ids) and time.time() < until:
             try:
@@ -120,7 +120,7 @@ def run_drain(shape: DrainShape, home: Path, on_progress: Callable[[str], None] 
                 async with jetstream(settings) as js:
                     await ensure_stream(js, settings)
                     for deliberation_id in batch:
-                        await js.publish("deliberation.requested", _request(deliberation_id, shape))
+                        await js.publish(Subject.REQUESTED, _request(deliberation_id, shape))
                         published[deliberation_id] = time.time()
 
             asyncio.run(publish(["warm-up"]))

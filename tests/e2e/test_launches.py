@@ -160,26 +160,28 @@ def test_nats_requests_through_the_daemon_run_exactly_once(stack):
     # monitoring's start timeout ends it); this test is about a crash while runs execute, with one queued
     # behind them. A slow model keeps the runs executing well past their launches, even on a busy machine.
     second = [f"nats-b{i}" for i in range(4)]
-    stack.sim.settings.latency_s = 5.0
-    try:
-        publish(stack, [request(i) for i in second])
+    # No benchmark run may be launching either when the daemon dies: the every-minute schedule is paused.
+    with stack.benchmarks_paused():
+        stack.sim.settings.latency_s = 5.0
+        try:
+            publish(stack, [request(i) for i in second])
 
-        def in_flight(dagster: dg.DagsterInstance) -> bool:
-            statuses = [
-                r.status for r in dagster.get_runs(filters=dg.RunsFilter(tags={"fleet/deliberation_id": second}))
-            ]
-            return (
-                len(statuses) == len(second)
-                and dg.DagsterRunStatus.STARTED in statuses
-                and dg.DagsterRunStatus.STARTING not in statuses
-            )
+            def in_flight(dagster: dg.DagsterInstance) -> bool:
+                statuses = [
+                    r.status for r in dagster.get_runs(filters=dg.RunsFilter(tags={"fleet/deliberation_id": second}))
+                ]
+                return (
+                    len(statuses) == len(second)
+                    and dg.DagsterRunStatus.STARTED in statuses
+                    and dg.DagsterRunStatus.STARTING not in statuses
+                )
 
-        with instance(stack) as dagster:
-            wait_for(lambda: in_flight(dagster), 180, "the runs of the second batch to execute", stack, poll_s=0.1)
-        stack.crash("daemon")
-    finally:
-        stack.sim.settings.latency_s = 0.05
-    stack.start("daemon")
+            with instance(stack) as dagster:
+                wait_for(lambda: in_flight(dagster), 180, "the runs of the second batch to execute", stack, poll_s=0.1)
+            stack.crash("daemon")
+        finally:
+            stack.sim.settings.latency_s = 0.05
+        stack.start("daemon")
     wait_for(lambda: completed(second), 300, "the second batch after the restart", stack)
     assert all(len(runs_for(stack, i)) == 1 for i in second)
     completions = [e["deliberation_id"] for e in events(stack, "deliberation.completed")]
