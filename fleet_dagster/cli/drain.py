@@ -46,6 +46,11 @@ def _write_home(home: Path, shape: DrainShape) -> Path:
         "run_coordinator:\n  module: dagster.core.run_coordinator\n  class: QueuedRunCoordinator\n"
         f"  config:\n    max_concurrent_runs: {shape.max_concurrent_runs}\n"
         f"    dequeue_interval_seconds: {shape.dequeue_interval_s}\n"
+        + (
+            f"sensors:\n  use_threads: true\n  num_submit_workers: {shape.submit_workers}\n"
+            if shape.submit_workers
+            else ""
+        )
     )
     module = "module_name: fleet_dagster.definitions\n      location_name: fleet_dagster"
     (home / "workspace.yaml").write_text(f"load_from:\n  - python_module:\n      {module}\n")
@@ -163,7 +168,10 @@ def run_drain(shape: DrainShape, home: Path, on_progress: Callable[[str], None] 
                     if record.partition_key
                 }
                 dequeued = {d: _dequeued_at(instance, run_id) for d, run_id in run_ids.items()}
-            busy_share, last_answer, first_call = sim.load.utilization(), dict(sim.last_answer_at), sim.first_call_at
+            last_answer, first_call = dict(sim.last_answer_at), dict(sim.first_call_at)
+            # From the drain's first call: the warm-up's calls before it are no part of the drain.
+            drain_began = min((first_call[i] for i in ids if i in first_call), default=None)
+            busy_share = sim.load.utilization(since=drain_began)
     finally:
         if daemon is not None:
             _stop(daemon)

@@ -68,6 +68,20 @@ class Admission:
                 self._waiting[deliberation_id] = _Waiter(priority, next(self._arrivals), now)
             else:
                 waiter.priority, waiter.asked_at = priority, now
+        self._grant_in_turn(now, limit, running)
+        asked = list(dict.fromkeys(d for d, _ in asks))
+        return Admitted(to_start=[d for d in asked if d in self._granted], hosted=[d for d in asked if d in hosted])
+
+    def grant_waiting(self, limit: int, running: set[str]) -> set[str]:
+        """Between asks (a slot freed): grants the waiting their turn; every id holding an unused grant now."""
+        self._grant_in_turn(self._clock(), limit, running)
+        return set(self._granted)
+
+    def pending(self) -> set[str]:
+        """The ids that hold a place: waiting, or granted and not started yet."""
+        return self._waiting.keys() | self._granted.keys()
+
+    def _grant_in_turn(self, now: float, limit: int, running: set[str]) -> None:
         self._expire(now, running)
         in_flight = len(running | self._granted.keys())
         for deliberation_id in sorted(self._waiting, key=self._turn):
@@ -76,8 +90,6 @@ class Admission:
             del self._waiting[deliberation_id]
             self._granted[deliberation_id] = now + GRANT_TTL_S
             in_flight += 1
-        asked = list(dict.fromkeys(d for d, _ in asks))
-        return Admitted(to_start=[d for d in asked if d in self._granted], hosted=[d for d in asked if d in hosted])
 
     def _turn(self, deliberation_id: str) -> tuple[int, int]:
         waiter = self._waiting[deliberation_id]

@@ -8,8 +8,9 @@ start whatever the sensor did not.
 
 How many start is the fleet's admission (core/admission.py), not Dagster's run queue: run concurrency
 limits bound the runs (processes, pods), and the runs adopt councils whenever they start. Requests beyond
-the admission bound wait, in order of priority then arrival, as their queued runs; each tick asks again for
-them, and they start as soon as a slot frees, before their runs do. A request whose run never comes
+the admission bound wait, in order of priority then arrival, as their queued runs; the keeper holds what
+starting them takes and starts them the moment a slot frees, before their runs do (each tick asks again
+for them, so a keeper that restarted still gets them started). A request whose run never comes
 (cancelled while queued) leaves councils that finish, keep their answers in the response store (a later
 run of the id replays them) and are dropped an hour after their deadline.
 """
@@ -34,6 +35,7 @@ from fleet_dagster.ray_cluster.council_client import (
     ray_call,
 )
 from fleet_dagster.ray_cluster.fleet_admission import admit, mark_started
+from fleet_dagster.ray_cluster.held_start import HeldStart
 from fleet_dagster.ray_cluster.model_endpoint import model_endpoint
 
 # Queued runs (oldest first) the sensor looks at for requests waiting for admission; a tick starts fewer.
@@ -96,28 +98,37 @@ def by_admission_order(requests: list[tuple[int, DeliberationRequest]]) -> list[
 
 
 def start_on_arrival(
-    requests: list[tuple[int, DeliberationRequest]],
+    accepted: list[tuple[int, DeliberationRequest]],
+    waiting: list[tuple[int, DeliberationRequest]],
     model_override: Callable[[DeliberationRequest], str | None],
     llm: LLMResource,
     time_left_s: Callable[[], float],
 ) -> list[str]:
-    """`requests`: (stream sequence, request) of this tick's accepted requests and of those still waiting for
-    admission. Starts the councils of those admission lets in, while `time_left_s()` lasts (a cluster that does
-    not answer raises CouncilRunnerUnavailable); returns their deliberation ids."""
-    ordered = by_admission_order(requests)
+    """(stream sequence, request) of this tick's `accepted` requests and of those `waiting` for admission (their
+    runs queued). Starts the councils of those admission lets in, while `time_left_s()` lasts (a cluster that does
+    not answer raises CouncilRunnerUnavailable); returns their deliberation ids. Accepted ones that must wait are
+    left with the keeper, which starts them the moment a slot frees; waiting ones it does not hold (it restarted)
+    start at a later tick."""
+    ordered = by_admission_order([*accepted, *waiting])
     endpoint = model_endpoint(llm)
+
+    def start_of(seq: int, request: DeliberationRequest) -> HeldStart:
+        request_endpoint = with_model_override(endpoint, model_override(request))
+        return HeldStart(request, arrival_owner(seq), request_endpoint, llm.call_timeout_s)
+
+    held = {request.deliberation_id: start_of(seq, request) for seq, request in accepted}
     asks = [(request.deliberation_id, PRIORITY_RANK[request.priority]) for _, request in ordered]
-    to_start = set(admit(asks, llm.admission_limit(endpoint), timeout_s=time_left_s()).to_start)
+    to_start = set(admit(asks, llm.admission_limit(endpoint), timeout_s=time_left_s(), held=held).to_start)
     # Every start sent at once, then their answers awaited together: one round trip to the runners, not one a request.
     starts: dict[str, list[ObjectRef]] = {}
     runners = council_runners()
     for seq, request in ordered:
         if request.deliberation_id in to_start:
-            request_endpoint = with_model_override(endpoint, model_override(request))
-            client = CouncilClient(request.deliberation_id, arrival_owner(seq), runners)
+            start = held.get(request.deliberation_id) or start_of(seq, request)
+            client = CouncilClient(request.deliberation_id, start.owner, runners)
             deadline_at = time.time() + request.deadline_s
             starts[request.deliberation_id] = client.submit_start(
-                request, request.roles, deadline_at, request_endpoint, llm.call_timeout_s
+                request, request.roles, deadline_at, start.endpoint, start.call_timeout_s
             )
     refusals = iter(ray_call([ref for refs in starts.values() for ref in refs], max(time_left_s(), 0.1)))
     started = [d for d, refs in starts.items() if not any([next(refusals) for _ in refs])]

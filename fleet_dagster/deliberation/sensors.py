@@ -244,11 +244,11 @@ def _start_on_arrival(
     """Best effort, in what is left of the tick: whatever fails here or waits too long, each run asks for
     admission and starts its own councils as it always does."""
     try:
-        requests = [*accepted, *waiting_requests(context.instance, deliberation_job.name)]
-        if not requests:
+        waiting = waiting_requests(context.instance, deliberation_job.name)
+        if not accepted and not waiting:
             return
         # Dagster connected this process to the cluster (`ray_cluster`), as for a step.
-        started = start_on_arrival(requests, served.model_override, llm, budget.left_s)
+        started = start_on_arrival(accepted, waiting, served.model_override, llm, budget.left_s)
     except Exception as exc:  # noqa: BLE001 - an early start is an optimisation, never a reason to lose a tick
         context.log.warning(f"councils not started on arrival (their runs will start them): {exc}")
         ray_cluster.disconnect()  # the fault may be the connection this process keeps between ticks

@@ -35,6 +35,7 @@ from fleet_dagster.llm.prepared_call import PreparedCall, prepare_call
 from fleet_dagster.llm.response_store import replay_document
 from fleet_dagster.ray_cluster.council_host import UNRELEASED_TTL_S, CouncilHost
 from fleet_dagster.ray_cluster.expiring import Expiring
+from fleet_dagster.ray_cluster.held_start import HELD_START_POLL_S, HeldStart
 from fleet_dagster.ray_cluster.ledger_store import forget_charges, load_charges, save_charge
 from fleet_dagster.ray_cluster.ledgers import Ledgers
 from fleet_dagster.ray_cluster.metrics import (
@@ -199,7 +200,11 @@ class CouncilRunner:
         # (deliberation id, "started" or "finished") counted in metrics by this runner (see ledger_index).
         self._counted: Expiring[tuple[str, str], None] = Expiring()
         self._peers: dict[int, ActorHandle] = {}  # the runners by index: finding one asks the GCS about every node
-        self._admission = Admission(clock=time.time)  # decided here on ADMISSION_RUNNER only
+        # Decided here on ADMISSION_RUNNER only, with the starts of waiting requests left here and the last bound.
+        self._admission = Admission(clock=time.time)
+        self._held: dict[str, HeldStart] = {}
+        self._admission_limit = 0
+        self._starting_held: asyncio.Task | None = None
 
     async def start(
         self,
@@ -255,9 +260,53 @@ class CouncilRunner:
         views: list[tuple[set[str], set[str]]] = await asyncio.gather(*asked)
         return set().union(*(running for running, _ in views)), set().union(*(hosted for _, hosted in views))
 
-    async def admit(self, asks: list[tuple[str, int]], limit: int) -> Admitted:
-        """Fleet admission (ADMISSION_RUNNER only): which of `asks` may start their councils now."""
-        return self._admission.admit(asks, limit, *await self._admission_view_everywhere())
+    async def admit(
+        self, asks: list[tuple[str, int]], limit: int, held: dict[str, HeldStart] | None = None
+    ) -> Admitted:
+        """Fleet admission (ADMISSION_RUNNER only): which of `asks` may start their councils now. Of the `held`
+        starts, those that must wait are kept here and started as soon as a slot frees (`_start_held`)."""
+        admitted = self._admission.admit(asks, limit, *await self._admission_view_everywhere())
+        self._admission_limit = limit
+        self._held |= {d: start for d, start in (held or {}).items() if not admitted.admits(d)}
+        if self._held and (self._starting_held is None or self._starting_held.done()):
+            self._starting_held = asyncio.create_task(self._start_held())
+        return admitted
+
+    async def _start_held(self) -> None:
+        """While starts are held: each slot that frees goes to the next waiting deliberation in turn (core/admission.py)
+        at once; a held one whose turn came starts here. One whose asker stopped asking (its run was cancelled), or
+        whose councils its asker started, is let go."""
+        while self._held:
+            await asyncio.sleep(HELD_START_POLL_S)
+            try:
+                running, hosted = await self._admission_view_everywhere()
+            except ray.exceptions.RayError:
+                continue  # a runner restarting: asked again next time
+            granted = self._admission.grant_waiting(self._admission_limit, running)
+            pending = self._admission.pending()
+            self._held = {d: start for d, start in self._held.items() if d in pending and d not in hosted}
+            turn = [self._held.pop(d) for d in list(self._held) if d in granted]
+            if turn:
+                self._admission.started(await self._start_councils(turn))
+
+    async def _start_councils(self, starts: list[HeldStart]) -> list[str]:
+        """Starts each one's councils, all at once; the ids whose every council started."""
+        answers = {
+            start.request.deliberation_id: [
+                self._peer(runner_index(start.request.deliberation_id, role)).start.remote(
+                    start.request,
+                    role,
+                    time.time() + start.request.deadline_s,
+                    start.endpoint,
+                    start.call_timeout_s,
+                    start.owner,
+                )
+                for role in start.request.roles
+            ]
+            for start in starts
+        }
+        refusals = await asyncio.gather(*(asyncio.gather(*refs, return_exceptions=True) for refs in answers.values()))
+        return [d for d, refused in zip(answers, refusals, strict=True) if not any(refused)]
 
     async def admission_started(self, deliberation_ids: list[str]) -> None:
         self._admission.started(deliberation_ids)

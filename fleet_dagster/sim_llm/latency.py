@@ -1,8 +1,10 @@
 """The simulated engine's load: a fixed number of sequences decoded at once (continuous batching in
 miniature), requests beyond it waiting in a queue, and how busy the slots were over time."""
 
+import itertools
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -11,51 +13,47 @@ class EngineLoad:
     """Counts busy slots over time, so that a benchmark can report how saturated the engine was."""
 
     capacity: int
+    clock: Callable[[], float] = time.time
     _busy: int = 0
-    _busy_area: float = 0.0  # integral of busy slots over time (slot-seconds)
-    _since: float = field(default_factory=time.monotonic)
-    _first_busy: float | None = None
-    _last_idle: float | None = None
+    _changes: list[tuple[float, int]] = field(default_factory=list)  # (clock(), busy slots from then on)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _slots: threading.Semaphore = field(init=False)
 
     def __post_init__(self) -> None:
         self._slots = threading.Semaphore(self.capacity)
 
-    def _account(self, now: float) -> None:
-        self._busy_area += self._busy * (now - self._since)
-        self._since = now
-
     def acquire(self) -> None:
         """Blocks until a slot is free."""
         self._slots.acquire()
-        with self._lock:
-            now = time.monotonic()
-            self._account(now)
-            self._busy += 1
-            if self._first_busy is None:
-                self._first_busy = now
+        self._change(+1)
 
     def release(self) -> None:
-        with self._lock:
-            now = time.monotonic()
-            self._account(now)
-            self._busy -= 1
-            if self._busy == 0:
-                self._last_idle = now
+        self._change(-1)
         self._slots.release()
 
-    def reset(self) -> None:
+    def _change(self, by: int) -> None:
         with self._lock:
-            self._busy_area, self._since = 0.0, time.monotonic()
-            self._first_busy = self._last_idle = None
+            self._busy += by
+            self._changes.append((self.clock(), self._busy))
 
-    def utilization(self) -> float:
-        """Mean busy slots / capacity between the first request and the last moment the engine went idle."""
+    def reset(self) -> None:
+        """Forgets the past: `utilization` counts from the next busy moment (or from now, if busy now)."""
         with self._lock:
-            if self._first_busy is None:
-                return 0.0
-            end = time.monotonic() if self._busy else (self._last_idle or time.monotonic())
-            self._account(time.monotonic())
-            span = end - self._first_busy
-            return self._busy_area / (span * self.capacity) if span > 0 else 0.0
+            self._changes = [(self.clock(), self._busy)] if self._busy else []
+
+    def utilization(self, since: float | None = None) -> float:
+        """Mean busy slots / capacity from `since` (by default the first busy moment) to the last
+        moment the engine went idle, or now while busy."""
+        with self._lock:
+            changes, busy_now = list(self._changes), self._busy
+        if since is not None:
+            before = [busy for at, busy in changes if at <= since]
+            changes = [(since, before[-1] if before else 0)] + [(at, busy) for at, busy in changes if at > since]
+        if not changes:
+            return 0.0
+        end = self.clock() if busy_now else changes[-1][0]
+        area = sum(
+            busy * (min(next_at, end) - at) for (at, busy), (next_at, _) in itertools.pairwise([*changes, (end, 0)])
+        )
+        span = end - changes[0][0]
+        return area / (span * self.capacity) if span > 0 else 0.0

@@ -57,6 +57,22 @@ def test_a_grant_nobody_uses_and_a_waiter_nobody_asks_for_lapse():
     assert admission.state(running={"next"}) == (1, 0)
 
 
+def test_a_freed_slot_goes_to_the_next_waiter_between_asks():
+    clock = Clock()
+    admission = Admission(clock)
+    admission.admit([("a", 0), ("b", 0), ("c", PRIORITY_RANK["high"])], 1, running={"busy"}, hosted={"busy"})
+    assert admission.grant_waiting(1, running={"busy"}) == set()
+    assert admission.pending() == {"a", "b", "c"}
+    # busy ends: without anyone asking, the highest priority waiting holds the slot, and only it.
+    assert admission.grant_waiting(1, running=set()) == {"c"}
+    admission.started(["c"])
+    assert admission.grant_waiting(1, running={"c"}) == set()
+    assert admission.pending() == {"a", "b"}
+    # Waiting lapses as it does for askers: a keeper's poll does not keep a cancelled run's place.
+    clock.now += WAITING_TTL_S + 1
+    assert admission.grant_waiting(1, running=set()) == set() and admission.pending() == set()
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     limit=st.integers(1, 6),
