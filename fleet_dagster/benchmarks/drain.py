@@ -28,12 +28,6 @@ class DrainShape(BaseModel):
     )
     agents: int = Field(2, ge=1, description="Agents per request (one role).")
     rounds: int = Field(1, ge=0)
-    submit_workers: int = Field(
-        0,
-        ge=0,
-        description="Threads of Dagster's sensor daemon submitting a tick's runs (dagster.yaml `sensors: "
-        "num_submit_workers`, with `use_threads`); 0: one run at a time, Dagster's default.",
-    )
     timeout_s: float = Field(1800, gt=0)
     start_on_arrival: bool = True
 
@@ -82,8 +76,7 @@ def drain_lines(figures: DrainFigures) -> list[str]:
         f"requests {shape.requests}: {shape.agents} agents, {shape.rounds} round(s), {shape.latency_s:g} s a call, "
         f"model capacity {shape.capacity}, sensor every {shape.effective_interval_s} s (interval {shape.interval_s} "
         f"s, daemon loop {SENSOR_DAEMON_LOOP_S} s), max_concurrent_runs "
-        f"{shape.max_concurrent_runs}, dequeue every {shape.dequeue_interval_s} s, "
-        f"{shape.submit_workers or 'no'} run submit workers",
+        f"{shape.max_concurrent_runs}, dequeue every {shape.dequeue_interval_s} s",
         f"runs created                     {figures.runs_created}   (one per request expected)",
         quantiles("request -> councils running", figures.request_to_councils_s, "   (its first call at the model)"),
         quantiles("request -> run started", figures.request_to_run_started_s),

@@ -46,11 +46,6 @@ def _write_home(home: Path, shape: DrainShape) -> Path:
         "run_coordinator:\n  module: dagster.core.run_coordinator\n  class: QueuedRunCoordinator\n"
         f"  config:\n    max_concurrent_runs: {shape.max_concurrent_runs}\n"
         f"    dequeue_interval_seconds: {shape.dequeue_interval_s}\n"
-        + (
-            f"sensors:\n  use_threads: true\n  num_submit_workers: {shape.submit_workers}\n"
-            if shape.submit_workers
-            else ""
-        )
     )
     module = "module_name: fleet_dagster.definitions\n      location_name: fleet_dagster"
     (home / "workspace.yaml").write_text(f"load_from:\n  - python_module:\n      {module}\n")
