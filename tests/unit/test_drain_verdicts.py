@@ -48,3 +48,11 @@ def test_a_lost_request_a_lagging_status_or_too_many_runs_fails(changes, says):
 def test_councils_later_than_an_interval_and_a_second_warn():
     verdict = drain_verdict(figures(request_to_councils_s=Quantiles(p50=4.0, p95=6.5)))
     assert not verdict.passed and verdict.warn_only and "over 6 s" in verdict.description
+
+
+def test_a_model_left_idle_by_a_burst_that_fills_it_warns_and_a_small_burst_does_not():
+    verdict = drain_verdict(figures(model_busy_share=0.7))  # 60 requests x 2 agents: 120 calls for 64 slots
+    assert not verdict.passed and verdict.warn_only and "model 70% busy, under 80%" in verdict.description
+    small = figures(model_busy_share=0.2, runs_created=8, final_events=8, status_final_at_event=8)
+    small = small.model_copy(update={"shape": DrainShape(requests=8)})  # 16 calls for 64 slots
+    assert drain_verdict(small).passed
