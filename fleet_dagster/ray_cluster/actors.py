@@ -3,7 +3,8 @@
 - `AgentCaller`: agent calls are actor calls on a pool of these (async, many calls in flight each).
 - `CouncilRunner`: runs councils as asyncio tasks, so a Dagster step only submits and collects; a few of
   them, each council on the one `runner_index` names. The first (`ADMISSION_RUNNER`) also decides the
-  fleet's admission (core/admission.py), counting what every runner runs.
+  fleet's admission (core/admission.py), counting what every runner runs, and starts the waiting requests
+  left with it (held_start.py) as slots free.
 - `EmbeddedLLM`: the embedded default's model server, one for the whole cluster.
 """
 
