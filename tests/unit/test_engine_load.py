@@ -3,18 +3,11 @@
 import pytest
 
 from fleet_dagster.sim_llm.latency import EngineLoad
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.clock import Clock
 
 
 def test_busy_share_from_the_first_busy_moment_or_from_a_given_time_to_the_last_idle():
-    clock = Clock()
+    clock = Clock(now=100.0)
     load = EngineLoad(capacity=4, clock=clock)
     assert load.utilization() == 0.0
     load.acquire()  # t=100: a warm-up call
@@ -32,7 +25,7 @@ def test_busy_share_from_the_first_busy_moment_or_from_a_given_time_to_the_last_
 
 
 def test_reset_counts_from_now_when_busy_and_from_the_next_call_when_idle():
-    clock = Clock()
+    clock = Clock(now=100.0)
     load = EngineLoad(capacity=2, clock=clock)
     load.acquire()
     clock.now = 150.0
