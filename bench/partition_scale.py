@@ -8,7 +8,7 @@ Measured at each size:
 
   status     `deliberation_status` of a random id (what `fleet-dagster status` and the CLI's polls cost)
   sensor     the NATS sensor's tick without NATS: `triage` of 100 new request messages with the sensor's real
-             prior-use lookup (`_prior_use`: the latest run by tag, twice per id), then adding their 100
+             prior-use lookup (`_prior_uses`: the latest runs by tag, two queries a batch), then adding their 100
              dynamic partitions; and the part of it spent in the instance (the rest reads the requests)
   health     the asset page's PartitionHealthQuery (every partition key and the materialized/failed ones),
              as the UI sends it, through dagster-graphql against a code server of fleet_dagster.definitions
@@ -342,7 +342,7 @@ def sensor_tick(instance: Any, tick: int, archive_dir: Path) -> tuple[float, flo
     adding partitions); the rest is reading the requests (their roles' profiles)."""
     from fleet_dagster.deliberation.archive import DeliberationArchive
     from fleet_dagster.deliberation.keys_and_tags import DELIBERATION_PARTITIONS
-    from fleet_dagster.deliberation.sensors import _prior_use
+    from fleet_dagster.deliberation.sensors import _prior_uses
     from fleet_dagster.nats_bridge.triage import triage
 
     messages = [
@@ -354,11 +354,11 @@ def sensor_tick(instance: Any, tick: int, archive_dir: Path) -> tuple[float, flo
         )
         for i in range(100)
     ]
-    lookup, in_instance = _prior_use(instance, DeliberationArchive(str(archive_dir)), None), [0.0]
+    lookup, in_instance = _prior_uses(instance, DeliberationArchive(str(archive_dir)), None), [0.0]
 
-    def timed_lookup(deliberation_id: str, seq: int) -> Any:
+    def timed_lookup(first_seqs: dict[str, int]) -> Any:
         started = time.perf_counter()
-        found = lookup(deliberation_id, seq)
+        found = lookup(first_seqs)
         in_instance[0] += time.perf_counter() - started
         return found
 

@@ -1,6 +1,7 @@
 """The sensor that turns stored requests into runs, and the one that publishes the runs' outbox."""
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 
@@ -25,7 +26,7 @@ from fleet_dagster.deliberation.keys_and_tags import (
 )
 from fleet_dagster.deliberation.outbox import deliver_pending
 from fleet_dagster.deliberation.run_config import run_config_for
-from fleet_dagster.deliberation.status_query import latest_run
+from fleet_dagster.deliberation.status_query import latest_runs
 from fleet_dagster.deliberation.tick_budget import TickBudget
 from fleet_dagster.llm.preflight import (
     PREFLIGHT_TIMEOUT_S,
@@ -59,20 +60,23 @@ def _stream_tags(seq: int, stream_created: str | None) -> dict[str, str]:
     return {STREAM_SEQ_TAG: str(seq), **({STREAM_CREATED_TAG: stream_created} if stream_created else {})}
 
 
-def _prior_use(instance: dg.DagsterInstance, archive: DeliberationArchive, stream_created: str | None):
-    def lookup(deliberation_id: str, seq: int) -> PriorUse | None:
-        run = latest_run(instance, deliberation_id)
-        if run is None and (archived := archive.latest(deliberation_id)):  # retention deleted its runs, not its id
-            return PriorUse(f"by a deliberation archived in {archived[0]}", None, None)
-        if run is None or _stream_tags(seq, stream_created).items() <= run.tags.items():
-            return None  # free, or this very message seen again (its run_key dedupes the run)
-        run_seq = run.tags.get(STREAM_SEQ_TAG)
-        return PriorUse(
-            description=f"by run {run.run_id}",
-            stream_seq=int(run_seq) if run_seq and run_seq.isdigit() else None,
-            request_digest=run.tags.get(REQUEST_DIGEST_TAG),
-            run_id=run.run_id,
-        )
+def _prior_uses(instance: dg.DagsterInstance, archive: DeliberationArchive, stream_created: str | None):
+    def lookup(first_seqs: dict[str, int]) -> dict[str, PriorUse]:
+        runs = latest_runs(instance, list(first_seqs))
+        taken: dict[str, PriorUse] = {}
+        for deliberation_id, seq in first_seqs.items():
+            run = runs.get(deliberation_id)
+            if run is None and (archived := archive.latest(deliberation_id)):  # retention deleted its runs, not its id
+                taken[deliberation_id] = PriorUse(f"by a deliberation archived in {archived[0]}", None, None)
+            elif run is not None and not _stream_tags(seq, stream_created).items() <= run.tags.items():
+                run_seq = run.tags.get(STREAM_SEQ_TAG)  # this very message seen again: its run_key dedupes the run
+                taken[deliberation_id] = PriorUse(
+                    description=f"by run {run.run_id}",
+                    stream_seq=int(run_seq) if run_seq and run_seq.isdigit() else None,
+                    request_digest=run.tags.get(REQUEST_DIGEST_TAG),
+                    run_id=run.run_id,
+                )
+        return taken
 
     return lookup
 
@@ -97,6 +101,12 @@ class _ServedModels:
         )
         self._log = log
         self._overrides: dict[str, str | None] = {}  # by deliberation id: the model that serves every role
+
+    def prefetch(self) -> None:
+        """Lists the deployment's server's models now, for the tick (asked in a thread while NATS is read)."""
+        if self._served is not None and self._listing is not None:
+            with contextlib.suppress(ServerUnavailable):  # kept by the listing: `problems` says it
+                self._listing(self._served.base_url)
 
     def problems(self, request: DeliberationRequest) -> list[tuple[str, str]]:
         """What the server cannot serve of the request. A server that does not answer rejects nothing: the
@@ -137,10 +147,14 @@ async def _read_and_triage(
             last_seq=info.state.last_seq,
         )
         after, notes = read_after(cursor, stream)
-        messages = await read_requests(js, settings, info, after, batch, budget.for_step_s(READ_BUDGET_S))
+        # New requests: the server's model list (a round trip, tenths of a second when busy) while they are read.
+        listing = asyncio.to_thread(served.prefetch) if stream.last_seq > after else asyncio.sleep(0)
+        messages, _ = await asyncio.gather(
+            read_requests(js, settings, info, after, batch, budget.for_step_s(READ_BUDGET_S)), listing
+        )
         outcome = triage(
             messages,
-            _prior_use(instance, DeliberationArchive.from_env(), stream.created),
+            _prior_uses(instance, DeliberationArchive.from_env(), stream.created),
             lambda request: unlaunchable_roles(request) or served.problems(request),
             budget.has_time,
         )

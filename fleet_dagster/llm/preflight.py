@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from fleet_dagster.core.agent_mix import council_models
 from fleet_dagster.core.profiles import load_profile
 from fleet_dagster.core.request import MAX_AGENTS_PER_ROLE, DeliberationRequest, context_errors
-from fleet_dagster.llm.backends import sdk_client
+from fleet_dagster.llm.backends import sdk_client, sync_client
 from fleet_dagster.llm.endpoint import Api, LLMEndpoint
 from fleet_dagster.llm.settings import display_url
 
@@ -46,15 +46,12 @@ def list_served_models(
 ) -> list[ServedModel]:
     """The server's models as its protocol lists them (GET models), each of two tries within `timeout_s`. Raises
     PreflightError when the server does not answer with a list."""
-    sdk, client_class = sdk_client(api)
-    client = client_class(base_url=base_url, api_key=api_key, max_retries=1, timeout=timeout_s)
+    sdk, _ = sdk_client(api)
     try:
-        page = client.models.list()
+        page = sync_client(api, base_url, api_key).with_options(timeout=timeout_s).models.list()
     except sdk.APIError as exc:
         message = f"the model server at {display_url(base_url)} did not list its models: {exc}"
         raise ServerUnavailable([("model", message)]) from None
-    finally:
-        client.close()
     return [ServedModel(name=m.id, max_model_len=(m.model_extra or {}).get("max_model_len")) for m in page.data]
 
 

@@ -111,59 +111,87 @@ def _parse(seq: int, data: bytes) -> DeliberationRequest | DeliberationRejected:
     return request if has_id else request.model_copy(update={"deliberation_id": content_id(request)})
 
 
+def _parsed(seq: int, data: bytes) -> DeliberationRequest | DeliberationRejected:
+    try:
+        return _parse(seq, data)
+    except Exception as exc:  # noqa: BLE001 - whatever one message does, it is that message's rejection
+        return _reject(seq, None, ("request", f"could not be read: {type(exc).__name__}: {exc}"))
+
+
 def triage(
     messages: list[tuple[int, bytes]],
-    prior_use: Callable[[str, int], PriorUse | None],
+    prior_uses: Callable[[dict[str, int]], dict[str, PriorUse]],
     unservable: Callable[[DeliberationRequest], list[tuple[str, str]]] = lambda request: [],
     has_time: Callable[[], bool] = lambda: True,
 ) -> Triage:
-    """`prior_use(id, seq)` says how an id is already taken by anything but this message, or None;
-    `unservable(request)` what the model server cannot serve of a request that would start a run;
-    `has_time()`, asked before each message but the first, whether it may be triaged now (if not, it and
-    the messages after it are left for later)."""
+    """`prior_uses({id: seq})`, asked once for the batch with each id's first stream sequence, says how the ids
+    are already taken by anything but that message (free ids are left out); `unservable(request)` what the model
+    server cannot serve of a request that would start a run; `has_time()`, asked before each message but the
+    first, whether it may be read now (if not, it and the messages after it are left for later)."""
     result = Triage()
-    in_batch: dict[str, PriorUse] = {}
+    readable: list[tuple[int, DeliberationRequest]] = []
     for seq, data in messages:
         if result.handled_through is not None and not has_time():
             break
         result.handled_through = seq
-        try:
-            parsed = _parse(seq, data)
-        except Exception as exc:  # noqa: BLE001 - whatever one message does, it is that message's rejection
-            parsed = _reject(seq, None, ("request", f"could not be read: {type(exc).__name__}: {exc}"))
+        parsed = _parsed(seq, data)
         if isinstance(parsed, DeliberationRejected):
             result.rejected.append(parsed)
-            continue
-        request, digest = parsed, request_digest(parsed)
-        prior = in_batch.get(request.deliberation_id) or prior_use(request.deliberation_id, seq)
-        if prior is None:
-            try:
-                problems = unservable(request)
-            except Exception as exc:  # noqa: BLE001 - as above: a check that fails on one request rejects it
-                problems = [("request", f"could not be checked: {type(exc).__name__}: {exc}")]
-            if problems:
-                result.rejected.append(
-                    _reject(seq, request.deliberation_id, *problems, traceparent=request.traceparent)
-                )
-                continue
-            in_batch[request.deliberation_id] = PriorUse(f"requested at stream sequence {seq}", seq, digest)
-            result.accepted.append((seq, request))
-        elif prior.stream_seq is not None and prior.request_digest == digest:
-            result.duplicates.append(
-                DeliberationDuplicate(
-                    deliberation_id=request.deliberation_id,
-                    stream_seq=seq,
-                    original_stream_seq=prior.stream_seq,
-                    run_id=prior.run_id,
-                    traceparent=request.traceparent,
-                )
-            )
         else:
-            message = (
-                f"deliberation_id {request.deliberation_id!r} was already used with another request "
-                f"({prior.description}); nothing was started"
-            )
-            result.rejected.append(
-                _reject(seq, request.deliberation_id, ("deliberation_id", message), traceparent=request.traceparent)
-            )
+            readable.append((seq, parsed))
+    first_seqs: dict[str, int] = {}
+    for seq, request in readable:
+        first_seqs.setdefault(request.deliberation_id, seq)
+    taken = prior_uses(first_seqs) if first_seqs else {}
+    in_batch: dict[str, PriorUse] = {}
+    for seq, request in readable:
+        _decide(
+            result,
+            seq,
+            request,
+            in_batch.get(request.deliberation_id) or taken.get(request.deliberation_id),
+            unservable,
+            in_batch,
+        )
+    result.rejected.sort(key=lambda rejected: rejected.stream_seq)
     return result
+
+
+def _decide(
+    result: Triage,
+    seq: int,
+    request: DeliberationRequest,
+    prior: PriorUse | None,
+    unservable: Callable[[DeliberationRequest], list[tuple[str, str]]],
+    in_batch: dict[str, PriorUse],
+) -> None:
+    """Accepts the request, or answers it as a duplicate, or rejects it."""
+    digest = request_digest(request)
+    if prior is None:
+        try:
+            problems = unservable(request)
+        except Exception as exc:  # noqa: BLE001 - as above: a check that fails on one request rejects it
+            problems = [("request", f"could not be checked: {type(exc).__name__}: {exc}")]
+        if problems:
+            result.rejected.append(_reject(seq, request.deliberation_id, *problems, traceparent=request.traceparent))
+            return
+        in_batch[request.deliberation_id] = PriorUse(f"requested at stream sequence {seq}", seq, digest)
+        result.accepted.append((seq, request))
+    elif prior.stream_seq is not None and prior.request_digest == digest:
+        result.duplicates.append(
+            DeliberationDuplicate(
+                deliberation_id=request.deliberation_id,
+                stream_seq=seq,
+                original_stream_seq=prior.stream_seq,
+                run_id=prior.run_id,
+                traceparent=request.traceparent,
+            )
+        )
+    else:
+        message = (
+            f"deliberation_id {request.deliberation_id!r} was already used with another request "
+            f"({prior.description}); nothing was started"
+        )
+        result.rejected.append(
+            _reject(seq, request.deliberation_id, ("deliberation_id", message), traceparent=request.traceparent)
+        )

@@ -22,10 +22,12 @@ Anthropic's messages (`/v1/messages`, `/v1/messages/count_tokens`; sim_llm/wires
   (`run_faults`) or per model name (`model_faults`), random faults at set rates from a seeded generator.
 """
 
+import contextlib
 import itertools
 import json
 import random
 import re
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -355,6 +357,7 @@ class SimLLMServer(ThreadingHTTPServer):
         self.last_answer_at: dict[str, float] = {}  # and when its latest call was answered
         self.traceparents: dict[str, list[str]] = {}  # by deliberation id: the trace context each call carried
         self._thread: threading.Thread | None = None
+        self._connections: set[socket.socket] = set()  # open now: kept alive between requests, or answering
         # While cleared (`hold`), chat requests are taken in and counted but not answered: a test keeps a
         # deliberation in progress for as long as it needs, whatever the machine's speed, then `let_go`.
         self._answering = threading.Event()
@@ -432,6 +435,22 @@ class SimLLMServer(ThreadingHTTPServer):
         if self._thread is not None:
             self._thread.join()
 
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._lock:
+            self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
     def __exit__(self, *exc: object) -> None:
+        """Stops as a server process that ends: a client's kept-alive connection is closed too, never answered."""
         self.shutdown()
+        with self._lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):  # closed already
+                connection.shutdown(socket.SHUT_RDWR)
         self.server_close()

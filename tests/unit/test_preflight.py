@@ -4,6 +4,7 @@ listing injected (the real /v1/models is exercised against the simulated server 
 import pytest
 
 from fleet_dagster.core.request import parse_request
+from fleet_dagster.llm.backends import sync_client
 from fleet_dagster.llm.endpoint import LLMEndpoint
 from fleet_dagster.llm.preflight import (
     PreflightError,
@@ -83,6 +84,17 @@ def test_a_server_that_does_not_answer_is_asked_once_per_listing(monkeypatch):
         with pytest.raises(ServerUnavailable) as caught:
             served_at(endpoint.base_url)
     assert asked == [endpoint.base_url] and "did not list its models" in str(caught.value)
+
+
+def test_listings_of_one_server_share_its_client_and_never_another_keys():
+    """A new client builds an SSL context (tens of ms): a process lists a server's models with one client."""
+    client = sync_client("openai", URL, "key-a")
+    assert sync_client("openai", URL, "key-a") is client
+    assert (
+        sync_client("openai", URL, "key-b") is not client
+        and sync_client("openai", "http://other/v1", "key-a") is not client
+    )
+    assert sync_client("anthropic", URL, "key-a") is not client
 
 
 def test_every_model_of_a_mixed_council_is_checked_and_the_context_is_the_least():

@@ -36,8 +36,8 @@ payloads = st.one_of(
 )
 
 
-def _free(deliberation_id: str, seq: int) -> PriorUse | None:
-    return None
+def _free(first_seqs: dict[str, int]) -> dict[str, PriorUse]:
+    return {}
 
 
 def _published(outcome: Triage) -> None:
@@ -82,11 +82,28 @@ def test_a_taken_id_is_a_duplicate_only_for_the_same_request_from_nats():
     accepted = triage([(1, body)], _free).accepted[0][1]
 
     def taken(seq: int | None, digest: str | None):
-        return lambda deliberation_id, _: PriorUse("by run r1", seq, digest, "r1")
+        return lambda first_seqs: {i: PriorUse("by run r1", seq, digest, "r1") for i in first_seqs}
 
     assert triage([(5, body)], taken(1, request_digest(accepted))).duplicates[0].run_id == "r1"
     assert triage([(5, body)], taken(1, "another request")).rejected[0].errors[0].field == "deliberation_id"
     assert triage([(5, body)], taken(None, None)).rejected, "an id taken by a run not from NATS is no duplicate"
+
+
+def test_the_batch_asks_once_how_its_ids_are_taken_each_with_its_first_sequence():
+    """One lookup a tick, not one a message: a burst of requests is not a burst of database queries."""
+    asked: list[dict[str, int]] = []
+
+    def prior_uses(first_seqs: dict[str, int]) -> dict[str, PriorUse]:
+        asked.append(first_seqs)
+        return {"used": PriorUse("by run r0", None, None, "r0")}
+
+    ids = ["a", "used", "b", "a"]
+    messages = [(seq, json.dumps({"task": "t", "deliberation_id": i}).encode()) for seq, i in enumerate(ids, start=3)]
+    outcome = triage([(1, b"not json"), *messages], prior_uses)
+    assert asked == [{"a": 3, "used": 4, "b": 5}]
+    assert [seq for seq, _ in outcome.accepted] == [3, 5] and [d.stream_seq for d in outcome.duplicates] == [6]
+    assert [r.stream_seq for r in outcome.rejected] == [1, 4], "rejections in stream order"
+    assert triage([(1, b"not json")], prior_uses).rejected and len(asked) == 1, "nothing to look up: not asked"
 
 
 def test_a_request_the_model_server_cannot_serve_is_rejected_with_the_reasons():
