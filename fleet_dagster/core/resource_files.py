@@ -4,6 +4,9 @@ import os
 import sys
 from pathlib import Path
 
+# Resolved once: resolving walks every folder of the path, and profiles and templates are found for each request.
+_CHECKOUT_RESOURCES = Path(__file__).resolve().parents[2] / "resources"  # a checkout / editable install
+
 
 class ResourcesNotFoundError(RuntimeError):
     pass
@@ -13,7 +16,7 @@ def resources_dir() -> Path:
     candidates = []
     if override := os.environ.get("FLEET_RESOURCES_DIR"):
         candidates.append(Path(override))
-    candidates.append(Path(__file__).resolve().parents[2] / "resources")  # a checkout / editable install
+    candidates.append(_CHECKOUT_RESOURCES)
     candidates.append(Path(sys.prefix) / "share" / "fleet-dagster" / "resources")  # a wheel's data files
     for candidate in candidates:
         if (candidate / "roles").is_dir():
