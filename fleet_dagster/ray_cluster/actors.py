@@ -293,17 +293,15 @@ class CouncilRunner:
     async def _start_councils(self, starts: list[HeldStart]) -> list[str]:
         """Starts each one's councils, all at once; the ids whose every council started."""
         answers = {
-            start.request.deliberation_id: [
-                self._peer(runner_index(start.request.deliberation_id, role)).start.remote(
-                    start.request,
-                    role,
-                    time.time() + start.request.deadline_s,
-                    start.endpoint,
-                    start.call_timeout_s,
-                    start.owner,
-                )
-                for role in start.request.roles
-            ]
+            start.request.deliberation_id: start_on_runners(
+                self._peer,
+                start.request,
+                start.request.roles,
+                time.time() + start.request.deadline_s,
+                start.endpoint,
+                start.call_timeout_s,
+                start.owner,
+            )
             for start in starts
         }
         refusals = await asyncio.gather(*(asyncio.gather(*refs, return_exceptions=True) for refs in answers.values()))
@@ -426,6 +424,26 @@ def ledger_index(deliberation_id: str) -> int:
 def runner_index(deliberation_id: str, role: str) -> int:
     """Which runner runs a council: fixed by id and role, so that every owner finds it (starting stays idempotent)."""
     return zlib.crc32(f"{deliberation_id}/{role}".encode()) % COUNCIL_RUNNERS
+
+
+def start_on_runners(
+    runner: Callable[[int], ActorHandle],
+    request: DeliberationRequest,
+    roles: list[str],
+    deadline_at: float,
+    endpoint: LLMEndpoint,
+    call_timeout_s: float,
+    owner: str,
+    adopt_from: str | None = None,
+) -> list[ObjectRef]:
+    """Each role's council started by its runner (`runner(runner_index(...))`), for `owner`, without waiting:
+    each one's answer, its refusal or None (see CouncilRunner.start)."""
+    return [
+        runner(runner_index(request.deliberation_id, role)).start.remote(
+            request, role, deadline_at, endpoint, call_timeout_s, owner, adopt_from
+        )
+        for role in roles
+    ]
 
 
 def embedded_llm(slots: int, threads: int | None) -> ActorHandle:

@@ -13,7 +13,13 @@ from ray.actor import ActorHandle
 from fleet_dagster.core.records import AgentCall, CouncilResult
 from fleet_dagster.core.request import DeliberationRequest
 from fleet_dagster.llm.endpoint import LLMEndpoint
-from fleet_dagster.ray_cluster.actors import COUNCIL_RUNNERS, council_runner, ledger_index, runner_index
+from fleet_dagster.ray_cluster.actors import (
+    COUNCIL_RUNNERS,
+    council_runner,
+    ledger_index,
+    runner_index,
+    start_on_runners,
+)
 
 MAX_RESTARTS = 3  # per council: a runner that keeps dying is not going to finish it
 # How long a council's restart waits for its runner to be restarted by Ray (a new process: seconds).
@@ -91,12 +97,9 @@ class CouncilClient:
         adopt_from: str | None = None,
     ) -> list[ray.ObjectRef]:
         """`start` without waiting: each role's answer (its refusal, or None), to `ray_call` with others."""
-        starts: list[ray.ObjectRef] = [
-            self._runner(role).start.remote(
-                request, role, deadline_at, endpoint, call_timeout_s, self.owner, adopt_from
-            )
-            for role in roles
-        ]
+        starts = start_on_runners(
+            self.runners.__getitem__, request, roles, deadline_at, endpoint, call_timeout_s, self.owner, adopt_from
+        )
         self._started |= {role: (request, deadline_at, endpoint, call_timeout_s) for role in roles}
         return starts
 
