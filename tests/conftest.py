@@ -27,6 +27,11 @@ def _interrupt(signum: int, frame: object) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     # A CI timeout sends SIGTERM: turn it into an interrupt so fixtures still stop Ray, NATS and servers.
     signal.signal(signal.SIGTERM, _interrupt)
+    # Started as a background job (CI), the process ignores SIGINT, and after each run it executes in the main
+    # thread Dagster gives SIGTERM SIGINT's disposition: later runs' compute-log `tail` processes would ignore
+    # SIGTERM and outlive the suite (tests/unit/test_suite_signals.py).
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
