@@ -34,18 +34,18 @@ API_KEY_ENV, API_KEY = "VLLM_API_KEY", "sk-fleet-vllm-test"
 # not left to vLLM's default (on for this model and CPU), since a test measures what it saves.
 COMMON_ARGS = ["--max-model-len", str(MAX_MODEL_LEN), "--dtype", "bfloat16", "--no-enable-chunked-prefill",
                "--max-num-batched-tokens", "16384", "--enable-prefix-caching"]  # fmt: skip
-# The second server only answers a mixed council's few calls: few sequences, 1 GB of KV cache, and eager mode,
-# which starts in about 30 s where compiling the model takes about 110 s (vLLM 0.32's compile cache fails to
-# load here, so every start compiles) at about 15 % slower decoding. Its OpenMP threads take the last core, the
-# one the first server's automatic binding leaves free. Measured on two cores, both healthy after: 264 s, both
-# compiling on one core; 201 s, on a core each; 162 s, the second eager on its own core (110 s, one server).
+# Both servers run eager: it starts in 30-50 s, where compiling the model took about 110 s on a CPU with AVX-512
+# and did not finish in 7 minutes on an AVX2-only one (oneDNN's linear fails there, and the compile warm-up falls
+# back to torch's; vLLM 0.32's compile cache fails to load, so every start compiles), for about 15 % slower
+# decoding. The second server only answers a mixed council's few calls: few sequences, 1 GB of KV cache. Its
+# OpenMP threads take the last core, the one the first server's automatic binding leaves free.
 SECOND_ARGS = ["--max-num-seqs", "4", "--enforce-eager"]
 SECOND_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_OMP_THREADS_BIND": str(max(os.sched_getaffinity(0)))}
 # Blocks of 32 tokens, the least the CPU attention backend takes (its default is 128; GPUs use 16): the prefix cache
 # reuses whole blocks only, and at 128 a council's few hundred tokens of shared prompt round to one block whatever
 # their order (tests/vllm/test_vllm.py's prefix test: 15.3 % before the prompts were reordered, 20.1 % after, by
 # the calls' timing alone; at 32: 19.0 % and 29.6 %).
-FIRST_ARGS = ["--max-num-seqs", "8", "--block-size", "32"]
+FIRST_ARGS = ["--max-num-seqs", "8", "--block-size", "32", "--enforce-eager"]
 FIRST_ENV = {"VLLM_CPU_KVCACHE_SPACE": "2"}
 
 
