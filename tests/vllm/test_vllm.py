@@ -42,9 +42,15 @@ def on_two_vllm_servers(vllm_servers, on_vllm, monkeypatch):
     return vllm_servers
 
 
+# The wiring is under test, not the CPU's speed: on an AVX2-only CPU (no oneDNN linear) six review calls queued at
+# the server took over the default 120 s each, so a call may take most of the test's time.
+CALL_TIMEOUT_S = 480.0
+
+
 def deliberate(instance, deliberation_id: str, **fields) -> dict:
     fields = {"task": "Design a cache for a REST API", "roles": ["DEV"], "agents_per_role": 2, "rounds": 1, **fields}
-    return execute_deliberation(instance, parse_request({**fields, "deliberation_id": deliberation_id}))
+    request = parse_request({**fields, "deliberation_id": deliberation_id})
+    return execute_deliberation(instance, request, llm_config={"call_timeout_s": CALL_TIMEOUT_S})
 
 
 @pytest.mark.parametrize(
