@@ -55,7 +55,13 @@ def deliberate(instance, deliberation_id: str, **fields) -> dict:
 
 @pytest.mark.parametrize(
     "fields",
-    [{"review_mode": "ring"}, {"review_mode": "all", "agents_per_role": 3}, {"selection": "architect"}],
+    # The architect is asked only among two or more proposals that could win: three agents, so that one proposal
+    # the small model garbles (flagged) still leaves a choice.
+    [
+        {"review_mode": "ring"},
+        {"review_mode": "all", "agents_per_role": 3},
+        {"selection": "architect", "agents_per_role": 3},
+    ],
     ids=["ring", "all", "architect"],
 )
 def test_deliberations_complete_with_every_review_parsed(ray_head, instance, on_vllm, fields):
