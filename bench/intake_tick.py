@@ -58,7 +58,7 @@ def main() -> None:
 
     home = Path(os.environ["FLEET_HOME"])
     ensure_local_head(home / "ray")
-    sensor = request_sensor(IntakeSettings(start_on_arrival=True))
+    sensor = request_sensor(IntakeSettings(start_on_arrival=True, listen_s=0))  # the tick, not the listening
     resources = {"nats": NatsResource(), "llm": LLMResource(), "ray_cluster": RayClusterResource()}
     tick_s: list[float] = []
     try:

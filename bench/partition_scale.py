@@ -342,7 +342,7 @@ def sensor_tick(instance: Any, tick: int, archive_dir: Path) -> tuple[float, flo
     adding partitions); the rest is reading the requests (their roles' profiles)."""
     from fleet_dagster.deliberation.archive import DeliberationArchive
     from fleet_dagster.deliberation.keys_and_tags import DELIBERATION_PARTITIONS
-    from fleet_dagster.deliberation.sensors import _prior_uses
+    from fleet_dagster.deliberation.request_intake import prior_uses
     from fleet_dagster.nats_bridge.triage import triage
 
     messages = [
@@ -354,7 +354,7 @@ def sensor_tick(instance: Any, tick: int, archive_dir: Path) -> tuple[float, flo
         )
         for i in range(100)
     ]
-    lookup, in_instance = _prior_uses(instance, DeliberationArchive(str(archive_dir)), None), [0.0]
+    lookup, in_instance = prior_uses(instance, DeliberationArchive(str(archive_dir)), None), [0.0]
 
     def timed_lookup(first_seqs: dict[str, int]) -> Any:
         started = time.perf_counter()

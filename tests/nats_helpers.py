@@ -64,16 +64,21 @@ def evaluate_request_sensor(
     cursor: str | None,
     start_on_arrival: bool = False,
     tick_budget_s: float = DEFAULT_TICK_BUDGET_S,
+    listen_s: float = 0.0,
+    batch: int = 100,
 ):
     """One tick of the request sensor, with the deployment's NATS at nats_url, on the session's local Ray head
-    (the caller's test uses the `ray_head` fixture). Councils start on arrival only when asked: most tests
-    look at what the sensor decides, not at councils."""
+    (the caller's test uses the `ray_head` fixture). Councils start on arrival, and the tick listens for new
+    requests, only when asked: most tests look at what the sensor decides about what is stored."""
     from fleet_dagster.deliberation.sensors import request_sensor
     from fleet_dagster.llm.resources import LLMResource
     from fleet_dagster.nats_bridge.settings import NATS_ENV
     from fleet_dagster.ray_cluster.resources import RayClusterResource
 
-    sensor = request_sensor(IntakeSettings(start_on_arrival=start_on_arrival, tick_budget_s=tick_budget_s))
+    intake = IntakeSettings(
+        start_on_arrival=start_on_arrival, tick_budget_s=tick_budget_s, listen_s=listen_s, batch=batch
+    )
+    sensor = request_sensor(intake)
     resources = {"nats": NatsResource(), "llm": LLMResource(), "ray_cluster": RayClusterResource()}
     with (
         dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources) as context,

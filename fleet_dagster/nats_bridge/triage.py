@@ -37,6 +37,11 @@ class Triage:
     handled_through: int | None = None  # the last stream sequence triaged; those after it wait
 
 
+def accepted_use(seq: int, request: DeliberationRequest) -> PriorUse:
+    """How a request accepted at `seq` takes its id for the requests read after it, before its run exists."""
+    return PriorUse(f"requested at stream sequence {seq}", seq, request_digest(request))
+
+
 def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else f"{text[: limit - 1]}…"
 
@@ -175,7 +180,7 @@ def _decide(
         if problems:
             result.rejected.append(_reject(seq, request.deliberation_id, *problems, traceparent=request.traceparent))
             return
-        in_batch[request.deliberation_id] = PriorUse(f"requested at stream sequence {seq}", seq, digest)
+        in_batch[request.deliberation_id] = accepted_use(seq, request)
         result.accepted.append((seq, request))
     elif prior.stream_seq is not None and prior.request_digest == digest:
         result.duplicates.append(

@@ -26,13 +26,13 @@ from fleet_dagster.deliberation.keys_and_tags import (
 )
 from fleet_dagster.deliberation.materialization import collected
 from fleet_dagster.deliberation.outbox import DELIVERED, OUTBOX_TAG, PENDING
+from fleet_dagster.deliberation.request_intake import prior_uses
 from fleet_dagster.deliberation.retention import (
     deliberation_retention_job,
     deliberation_runs,
     retention_schedule,
 )
 from fleet_dagster.deliberation.retention_policy import RetentionSettings
-from fleet_dagster.deliberation.sensors import _prior_uses
 from fleet_dagster.deliberation.status_query import DELIBERATION_JOB_NAME, deliberation_status
 from fleet_dagster.nats_bridge.schemas import STATUS_DOCUMENT_SCHEMA, committed_schema
 from fleet_dagster.nats_bridge.triage import triage
@@ -308,7 +308,7 @@ def test_an_archived_id_is_still_taken_for_new_nats_requests(instance, archive_d
     record_run(instance, "archived-id", 40)
     assert retention(instance) == ["archived-id"]
     request = json.dumps({"task": "Design a cache", "roles": ["DEV"], "deliberation_id": "archived-id"}).encode()
-    outcome = triage([(7, request)], _prior_uses(instance, DeliberationArchive.from_env(), None))
+    outcome = triage([(7, request)], prior_uses(instance, DeliberationArchive.from_env(), None))
     assert not outcome.accepted
     (rejected,) = outcome.rejected
     assert rejected.errors[0].field == "deliberation_id"
