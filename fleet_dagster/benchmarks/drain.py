@@ -1,11 +1,11 @@
 """The intake drain benchmark's shape and figures (the harness that measures them: cli/drain.py).
 
-N NATS requests at once through the real daemon's sensor, admission, Ray and runs, on a simulated model: what a
-producer and an operator see. Request → councils running (the first call at the model), → run started, → final
-event; deliberations per minute; how busy the model was while the councils ran; the most runs in progress at once
-(Dagster's max_concurrent_runs must hold); what `status` said when each final event came; and where a finished
-deliberation's time goes between its last model call and its final event. `bench/nats_drain.py` prints them; the
-`intake_drain` asset keeps them day by day.
+N NATS requests at once (or spread over some seconds) through the real daemon's sensor, admission, Ray and runs,
+on a simulated model: what a producer and an operator see. Request → councils running (the first call at the
+model), → run started, → final event; deliberations per minute; how busy the model was while the councils ran;
+the most runs in progress at once (Dagster's max_concurrent_runs must hold); what `status` said when each final
+event came; and where a finished deliberation's time goes between its last model call and its final event.
+`bench/nats_drain.py` prints them; the `intake_drain` asset keeps them day by day.
 """
 
 import statistics
@@ -28,6 +28,12 @@ class DrainShape(BaseModel):
     )
     agents: int = Field(2, ge=1, description="Agents per request (one role).")
     rounds: int = Field(1, ge=0)
+    spread_s: float = Field(
+        0,
+        ge=0,
+        description="Seconds over which the N requests are published, evenly, so that they land at every phase of "
+        "the daemon's loop; 0: all at once.",
+    )
     timeout_s: float = Field(1800, gt=0)
     start_on_arrival: bool = True
 

@@ -2,8 +2,9 @@
 
 Starts (and stops, by process group) a JetStream nats-server, the simulated model server (`capacity` sequences at
 once, `latency_s` a call), a local Ray head and `dagster-daemon run` on a fresh DAGSTER_HOME in `home`; publishes a
-warm-up request and waits for its councils (a deployment's sensor is running already), then publishes N at once and
-waits for every final event, polling the runs and `status` once a second.
+warm-up request and waits for its councils (a deployment's sensor is running already), then publishes N at once (or
+evenly over `spread_s`, to land at every phase of the daemon's loop) and waits for every final event, polling the
+runs and `status` once a second.
 
     python -m fleet_dagster.cli.drain SHAPE_JSON FIGURES_FILE   (what the intake_drain asset runs, in its own process)
 """
@@ -116,10 +117,12 @@ def run_drain(shape: DrainShape, home: Path, on_progress: Callable[[str], None] 
                 )
             settings = NatsSettings(url=nats_server.url)
 
-            async def publish(batch: list[str]) -> None:
+            async def publish(batch: list[str], spread_s: float = 0.0) -> None:
                 async with jetstream(settings) as js:
                     await ensure_stream(js, settings)
-                    for deliberation_id in batch:
+                    began = time.monotonic()
+                    for k, deliberation_id in enumerate(batch):
+                        await asyncio.sleep(max(0.0, began + k * spread_s / len(batch) - time.monotonic()))
                         await js.publish(Subject.REQUESTED, _request(deliberation_id, shape))
                         published[deliberation_id] = time.time()
 
@@ -129,7 +132,7 @@ def run_drain(shape: DrainShape, home: Path, on_progress: Callable[[str], None] 
                 time.sleep(0.5)
             on_progress(f"warm-up councils running {time.time() - published.pop('warm-up'):.1f} s after its request")
             finals = _Finals(nats_server.url, ids, shape.timeout_s)
-            asyncio.run(publish(ids))
+            asyncio.run(publish(ids, shape.spread_s))
             first_publish = min(published.values())
             with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
                 created: dict[str, float] = {}

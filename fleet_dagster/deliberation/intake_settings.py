@@ -28,8 +28,8 @@ class IntakeSettings(EnvSettings):
         ge=0,
         le=MAX_TICK_BUDGET_S / 2,
         validation_alias="FLEET_NATS_SENSOR_LISTEN_S",
-        description="How long a tick goes on reading requests as they arrive; 0: it reads what is stored (see "
-        "request_intake.py).",
+        description="How long a tick that has accepted nothing goes on reading requests as they arrive; 0: it reads "
+        "what is stored (see request_intake.py).",
     )
     start_on_arrival: bool = Field(
         True,

@@ -70,68 +70,6 @@ def test_councils_start_on_arrival_and_the_run_adopts_them(
     assert len(server.answered) == len(set(server.answered)) == 6
 
 
-def test_a_listening_tick_starts_the_councils_of_requests_published_while_it_runs(
-    nats_url, instance, ray_head, ray_namespace, sim_llm_factory, deploy_llm
-):
-    """Dagster evaluates the sensor once per 5 s loop at best: a request published just after a tick that returned
-    at once waited for the next. A listening tick takes it, and a request published again meanwhile is a
-    duplicate of the first, though its run does not exist yet."""
-    server = sim_llm_factory(latency_s=0.3)
-    deploy_llm(server)
-    [first_seq] = nats_helpers.publish_raw(nats_url, [request_body("listen-a")])
-    ticks: list = []
-    tick = threading.Thread(  # listens far longer than the test needs: it returns when it has read `batch` requests
-        target=lambda: ticks.append(
-            nats_helpers.evaluate_request_sensor(
-                nats_url, instance, None, start_on_arrival=True, listen_s=25.0, batch=3
-            )
-        )
-    )
-    tick.start()
-    try:
-        # The tick's first round started listen-a's councils: what comes now only a listening tick can take.
-        # Generous: the tick connects to Ray first (17 s seen on a loaded 2-core machine).
-        wait_until(lambda: "listen-a" in server.first_call_at, 120, "the first request's councils to start")
-        again_seq, b_seq = nats_helpers.publish_raw(nats_url, [request_body("listen-a"), request_body("listen-b")])
-        wait_until(lambda: "listen-b" in server.first_call_at, 60, "councils of the request published meanwhile")
-    finally:
-        tick.join(60)
-    [result] = ticks
-    assert [(r.run_key, r.tags["fleet/stream_seq"]) for r in result.run_requests] == [
-        ("listen-a", str(first_seq)),
-        ("listen-b", str(b_seq)),
-    ]
-    assert json.loads(result.cursor)["seq"] == b_seq
-    duplicates = nats_helpers.stored_events(nats_url, "deliberation.duplicate")
-    assert [(d["stream_seq"], d["original_stream_seq"]) for d in duplicates] == [(again_seq, first_seq)]
-    assert instance.get_runs_count() == 0  # all of it before any run
-
-
-def test_nats_going_away_while_a_tick_listens_keeps_what_the_tick_took(
-    nats_server, instance, ray_head, sim_llm_factory, deploy_llm
-):
-    server = sim_llm_factory(latency_s=0.3)
-    deploy_llm(server)
-    [seq] = nats_helpers.publish_raw(nats_server.url, [request_body("outage-a")])
-    ticks: list = []
-    tick = threading.Thread(
-        target=lambda: ticks.append(
-            nats_helpers.evaluate_request_sensor(nats_server.url, instance, None, start_on_arrival=True, listen_s=25.0)
-        )
-    )
-    tick.start()
-    try:
-        # Generous: the tick connects to Ray first (17 s seen on a loaded 2-core machine).
-        wait_until(lambda: "outage-a" in server.first_call_at, 120, "the request's councils to start")
-    finally:
-        nats_server.stop()  # while the tick listens
-        tick.join(60)
-    [result] = ticks
-    # Not a skipped tick: the request it took has its run, and the cursor is past it.
-    assert [r.run_key for r in result.run_requests] == ["outage-a"]
-    assert json.loads(result.cursor)["seq"] == seq
-
-
 def request_with(deliberation_id: str, priority: str) -> bytes:
     return json.dumps({**json.loads(request_body(deliberation_id)), "priority": priority}).encode()
 
