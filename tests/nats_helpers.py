@@ -16,6 +16,12 @@ from fleet_dagster.nats_bridge.resources import NatsResource
 from fleet_dagster.nats_bridge.settings import NatsSettings
 
 
+def request_body(deliberation_id: str) -> bytes:
+    """A small valid request: one role, two agents, one round."""
+    fields = {"task": "Design a cache", "roles": ["DEV"], "agents_per_role": 2, "rounds": 1}
+    return json.dumps({**fields, "deliberation_id": deliberation_id}).encode()
+
+
 def publish_raw(url: str, payloads: list[bytes], subject: str = "deliberation.requested") -> list[int]:
     """Publishes each payload as it is (malformed ones too); returns their stream sequences."""
 

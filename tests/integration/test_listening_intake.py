@@ -25,11 +25,6 @@ pytestmark = pytest.mark.integration
 LISTEN_S = 25.0
 
 
-def request_body(deliberation_id: str) -> bytes:
-    fields = {"task": "Design a cache", "roles": ["DEV"], "agents_per_role": 2, "rounds": 1}
-    return json.dumps({**fields, "deliberation_id": deliberation_id}).encode()
-
-
 def tick_in_background(nats_url: str, instance: dg.DagsterInstance) -> tuple[threading.Thread, list]:
     """A listening tick, councils started on arrival, evaluated in a thread; its result lands in the list."""
     results: list = []
@@ -59,7 +54,7 @@ def test_an_idle_tick_takes_a_request_published_while_it_runs(
     try:
         # Generous: the tick connects to Ray first (17 s seen on a loaded 2-core machine).
         wait_until(lambda: tick_has_read(nats_server.url), 120, "the tick's first read")
-        [seq] = nats_helpers.publish_raw(nats_server.url, [request_body("listen-a")])
+        [seq] = nats_helpers.publish_raw(nats_server.url, [nats_helpers.request_body("listen-a")])
         wait_until(lambda: "listen-a" in server.first_call_at, 60, "councils of the request published meanwhile")
     finally:
         tick.join(60)
@@ -88,7 +83,10 @@ def test_nats_going_away_while_a_tick_listens_keeps_what_the_tick_took(
 def test_a_request_published_again_within_a_tick_is_a_duplicate_of_the_round_that_took_it(nats_server, instance):
     """The ids a tick's earlier rounds accepted have no run until the tick returns: a later round asks the tick."""
     nats_url = nats_server.url
-    seqs = nats_helpers.publish_raw(nats_url, [request_body("again"), request_body("again"), request_body("other")])
+    seqs = nats_helpers.publish_raw(
+        nats_url,
+        [nats_helpers.request_body("again"), nats_helpers.request_body("again"), nats_helpers.request_body("other")],
+    )
 
     async def two_rounds() -> Triage:
         settings = NatsSettings(url=nats_url)

@@ -37,17 +37,12 @@ def queued_instance(home: Path, max_concurrent_runs: int) -> dg.DagsterInstance:
     return dg.DagsterInstance.from_config(str(home))
 
 
-def request_body(deliberation_id: str) -> bytes:
-    fields = {"task": "Design a cache", "roles": ["DEV"], "agents_per_role": 2, "rounds": 1}
-    return json.dumps({**fields, "deliberation_id": deliberation_id}).encode()
-
-
 def test_councils_start_on_arrival_and_the_run_adopts_them(
     nats_url, instance, ray_head, ray_namespace, sim_llm_factory, deploy_llm
 ):
     server = sim_llm_factory(latency_s=0.3)
     deploy_llm(server)
-    [seq] = nats_helpers.publish_raw(nats_url, [request_body("arrival-1")])
+    [seq] = nats_helpers.publish_raw(nats_url, [nats_helpers.request_body("arrival-1")])
     result = nats_helpers.evaluate_request_sensor(nats_url, instance, None, start_on_arrival=True)
     [run_request] = result.run_requests
     # The sensor's tick left this process connected, in the test's namespace: asked on that connection.
@@ -71,7 +66,7 @@ def test_councils_start_on_arrival_and_the_run_adopts_them(
 
 
 def request_with(deliberation_id: str, priority: str) -> bytes:
-    return json.dumps({**json.loads(request_body(deliberation_id)), "priority": priority}).encode()
+    return json.dumps({**json.loads(nats_helpers.request_body(deliberation_id)), "priority": priority}).encode()
 
 
 def councils_of(ray_head, ray_namespace, owners: dict[str, str]) -> dict[str, dict]:
@@ -148,7 +143,7 @@ def test_a_run_launched_from_the_launchpad_waits_for_its_turn(
     monkeypatch.setenv(LLM_ENV["max_deliberations_in_flight"], "1")
     server.hold()
     # Another deliberation holds the fleet's one slot (started on its arrival, as the sensor would).
-    blocker = parse_request({**json.loads(request_body("blocker")), "rounds": 0, "agents_per_role": 1})
+    blocker = parse_request({**json.loads(nats_helpers.request_body("blocker")), "rounds": 0, "agents_per_role": 1})
     ray.init(address=ray_head.address, namespace=ray_namespace, log_to_driver=False)
     try:
         assert admit([("blocker", 0)], 1).to_start == ["blocker"]
@@ -166,7 +161,7 @@ def test_a_run_launched_from_the_launchpad_waits_for_its_turn(
 
     watcher = threading.Thread(target=let_go_once_the_run_waits)
     watcher.start()
-    second = parse_request(json.loads(request_body("second")))
+    second = parse_request(json.loads(nats_helpers.request_body("second")))
     run_request = dg.RunRequest(run_key="second", partition_key="second", run_config=run_config_for(second))
     outcome = nats_helpers.execute_run_request(instance, run_request)
     watcher.join()
