@@ -9,6 +9,7 @@ from unittest import mock
 import dagster as dg
 from nats.js.api import RawStreamMsg
 
+from fleet_dagster.deliberation.arrival_listener import ArrivalListener
 from fleet_dagster.deliberation.intake_settings import IntakeSettings
 from fleet_dagster.deliberation.tick_budget import DEFAULT_TICK_BUDGET_S
 from fleet_dagster.nats_bridge.jetstream import ensure_stream, jetstream
@@ -72,19 +73,25 @@ def evaluate_request_sensor(
     tick_budget_s: float = DEFAULT_TICK_BUDGET_S,
     listen_s: float = 0.0,
     batch: int = 100,
+    listener: ArrivalListener | None = None,
 ):
     """One tick of the request sensor, with the deployment's NATS at nats_url, on the session's local Ray head
-    (the caller's test uses the `ray_head` fixture). Councils start on arrival, and the tick listens for new
-    requests, only when asked: most tests look at what the sensor decides about what is stored."""
+    (the caller's test uses the `ray_head` fixture). Councils start on arrival, the tick listens for new requests,
+    and `listener` listens after it, only when asked: most tests look at what the sensor decides about what is
+    stored."""
     from fleet_dagster.deliberation.sensors import request_sensor
     from fleet_dagster.llm.resources import LLMResource
     from fleet_dagster.nats_bridge.settings import NATS_ENV
     from fleet_dagster.ray_cluster.resources import RayClusterResource
 
     intake = IntakeSettings(
-        start_on_arrival=start_on_arrival, tick_budget_s=tick_budget_s, listen_s=listen_s, batch=batch
+        start_on_arrival=start_on_arrival,
+        tick_budget_s=tick_budget_s,
+        listen_s=listen_s,
+        batch=batch,
+        listen_between_ticks=listener is not None,
     )
-    sensor = request_sensor(intake)
+    sensor = request_sensor(intake, listener)
     resources = {"nats": NatsResource(), "llm": LLMResource(), "ray_cluster": RayClusterResource()}
     with (
         dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources) as context,

@@ -31,6 +31,12 @@ class IntakeSettings(EnvSettings):
         description="How long a tick that has accepted nothing goes on reading requests as they arrive; 0: it reads "
         "what is stored (see request_intake.py).",
     )
+    listen_between_ticks: bool = Field(
+        True,
+        validation_alias="FLEET_NATS_LISTEN_BETWEEN_TICKS",
+        description="While councils start on arrival, a thread of the code location's process starts those of "
+        "requests stored between ticks (see arrival_listener.py).",
+    )
     start_on_arrival: bool = Field(
         True,
         validation_alias="FLEET_NATS_START_ON_ARRIVAL",

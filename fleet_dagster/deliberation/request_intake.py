@@ -24,7 +24,6 @@ from nats.js.api import StreamInfo
 
 from fleet_dagster.core.request import DeliberationRequest
 from fleet_dagster.deliberation.archive import DeliberationArchive
-from fleet_dagster.deliberation.config import unlaunchable_roles
 from fleet_dagster.deliberation.keys_and_tags import REQUEST_DIGEST_TAG, STREAM_CREATED_TAG, STREAM_SEQ_TAG
 from fleet_dagster.deliberation.served_models import ServedModels
 from fleet_dagster.deliberation.status_query import latest_runs
@@ -48,6 +47,8 @@ LISTEN_POLL_S = 0.1
 _LISTEN_FAULTS = (nats_errors.Error, OSError, TimeoutError)
 
 Accepted = list[tuple[int, DeliberationRequest]]
+# How a batch's ids ({id: its first stream sequence}) are taken already: `triage`'s lookup.
+PriorUses = Callable[[dict[str, int]], dict[str, PriorUse]]
 # Starts the councils of a round's accepted requests, and of those waiting for admission when asked (the tick's
 # first round); False when it could not, so that the rest of the tick leaves the councils to their runs.
 StartCouncils = Callable[[Accepted, bool], bool]
@@ -58,9 +59,7 @@ def stream_tags(seq: int, stream_created: str | None) -> dict[str, str]:
     return {STREAM_SEQ_TAG: str(seq), **({STREAM_CREATED_TAG: stream_created} if stream_created else {})}
 
 
-def prior_uses(
-    instance: dg.DagsterInstance, archive: DeliberationArchive, stream_created: str | None
-) -> Callable[[dict[str, int]], dict[str, PriorUse]]:
+def prior_uses(instance: dg.DagsterInstance, archive: DeliberationArchive, stream_created: str | None) -> PriorUses:
     """How a batch's ids are taken by runs (or by archived deliberations), for `triage`."""
 
     def lookup(first_seqs: dict[str, int]) -> dict[str, PriorUse]:
@@ -83,6 +82,17 @@ def prior_uses(
     return lookup
 
 
+def taken_first(taken: dict[str, PriorUse], lookup: PriorUses) -> PriorUses:
+    """`lookup`, but ids in `taken` (accepted before their runs exist) are answered from it, not looked up."""
+
+    def merged(first_seqs: dict[str, int]) -> dict[str, PriorUse]:
+        earlier = {i: taken[i] for i in first_seqs if i in taken}
+        rest = {i: seq for i, seq in first_seqs.items() if i not in earlier}
+        return {**(lookup(rest) if rest else {}), **earlier}
+
+    return merged
+
+
 @dataclass
 class IntakeTick:
     cursor: RequestCursor
@@ -99,7 +109,7 @@ class TickRounds:
         js: JetStreamContext,
         settings: NatsSettings,
         stream: StreamInfo,
-        lookup: Callable[[dict[str, int]], dict[str, PriorUse]],
+        lookup: PriorUses,
         served: ServedModels,
         budget: TickBudget,
         start: StartCouncils | None,
@@ -125,7 +135,7 @@ class TickRounds:
         decided = triage(
             messages,
             self._taken,
-            lambda request: unlaunchable_roles(request) or self._served.problems(request),
+            self._served.refusals,
             self._budget.has_time,
         )
         answers: list[tuple[str, Subject, DeliberationRejected | DeliberationDuplicate]] = [
@@ -141,9 +151,7 @@ class TickRounds:
             self._start = None  # the cluster failed this tick: the runs start the rest
 
     def _taken(self, first_seqs: dict[str, int]) -> dict[str, PriorUse]:
-        earlier = {i: self._taken_this_tick[i] for i in first_seqs if i in self._taken_this_tick}
-        rest = {i: seq for i, seq in first_seqs.items() if i not in earlier}
-        return {**(self._lookup(rest) if rest else {}), **earlier}
+        return taken_first(self._taken_this_tick, self._lookup)(first_seqs)
 
     def _keep(self, decided: Triage, messages: list[tuple[int, bytes]]) -> None:
         self.outcome.accepted += decided.accepted

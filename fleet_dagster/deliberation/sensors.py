@@ -1,13 +1,16 @@
 """The sensor that turns stored requests into runs, and the one that publishes the runs' outbox."""
 
 import asyncio
+import logging
+import time
 
 import dagster as dg
 from nats import errors as nats_errors
 
 from fleet_dagster.core.admission import PRIORITY_RANK
 from fleet_dagster.core.request import DeliberationRequest
-from fleet_dagster.deliberation.arrival import start_on_arrival, waiting_requests
+from fleet_dagster.deliberation.arrival import ADMISSION_ASK_TIMEOUT_S, start_on_arrival, waiting_requests
+from fleet_dagster.deliberation.arrival_listener import LEASE_S, ArrivalListener, ListenerLease
 from fleet_dagster.deliberation.assets import deliberation_job
 from fleet_dagster.deliberation.intake_settings import IntakeSettings
 from fleet_dagster.deliberation.keys_and_tags import (
@@ -25,13 +28,19 @@ from fleet_dagster.deliberation.tick_budget import TickBudget
 from fleet_dagster.llm.resources import LLMResource
 from fleet_dagster.nats_bridge.cursor import RequestCursor
 from fleet_dagster.nats_bridge.resources import NatsResource
+from fleet_dagster.nats_bridge.settings import NatsSettings
 from fleet_dagster.nats_bridge.triage import request_digest
 from fleet_dagster.ray_cluster.resources import RayClusterResource
 
 OUTBOX_BATCH = 100  # runs an outbox tick looks at, oldest first
 
 
-def request_sensor(intake: IntakeSettings) -> dg.SensorDefinition:
+def request_sensor(intake: IntakeSettings, listener: ArrivalListener | None = None) -> dg.SensorDefinition:
+    """`listener`: the one its ticks renew, when the settings start councils on arrival and between ticks (a
+    caller that passes one stops it; otherwise the code location's process ends it)."""
+    between_ticks = intake.start_on_arrival and intake.listen_between_ticks
+    listener = (listener or ArrivalListener()) if between_ticks else None
+
     @dg.sensor(
         name="deliberation_requests",
         job=deliberation_job,
@@ -47,7 +56,7 @@ def request_sensor(intake: IntakeSettings) -> dg.SensorDefinition:
         llm: LLMResource,
         ray_cluster: RayClusterResource,  # connected by Dagster for the councils started on arrival
     ):
-        return _take_requests(context, nats, llm, ray_cluster, intake)
+        return _take_requests(context, nats, llm, ray_cluster, intake, listener)
 
     return deliberation_requests
 
@@ -58,6 +67,7 @@ def _take_requests(
     llm: LLMResource,
     ray_cluster: RayClusterResource,
     intake: IntakeSettings,
+    listener: ArrivalListener | None,
 ):
     settings = nats.settings()
     if settings is None:
@@ -67,7 +77,12 @@ def _take_requests(
     served = ServedModels(llm, context.log, budget)
 
     def start(accepted: list[tuple[int, DeliberationRequest]], waiting_too: bool) -> bool:
-        return _start_on_arrival(context, llm, ray_cluster, accepted, waiting_too, served, budget)
+        claimed = listener.claim(accepted) if listener else accepted  # not those the listener started
+        if _start_on_arrival(context, llm, ray_cluster, claimed, waiting_too, served, budget):
+            return True
+        if listener:
+            listener.release(claimed)
+        return False
 
     try:
         tick = asyncio.run(
@@ -84,6 +99,8 @@ def _take_requests(
         )
     except (nats_errors.Error, OSError, TimeoutError) as exc:  # unreachable, auth, TLS: skip, keep the cursor
         return dg.SkipReason(f"NATS unreachable at {settings.display_url}: {type(exc).__name__}: {exc}")
+    if listener and not context.instance.is_ephemeral:  # an ephemeral instance cannot be opened by another thread
+        listener.renew(_listener_lease(context.instance, settings, llm, tick.cursor))
     for note in tick.notes:
         context.log.warning(f"stream {settings.stream}: {note}")
     for rejected in tick.outcome.rejected:
@@ -146,6 +163,28 @@ def _start_on_arrival(
     if started:
         context.log.info(f"councils started on arrival, before their runs: {', '.join(started)}")
     return True
+
+
+def _listener_lease(
+    instance: dg.DagsterInstance, settings: NatsSettings, llm: LLMResource, cursor: RequestCursor
+) -> ListenerLease:
+    """The listener's next LEASE_S after this tick: its own model list, asked once, and its own log (the tick's
+    ends with the tick)."""
+    log = logging.getLogger(ArrivalListener.__module__)
+    served = ServedModels(llm, log, TickBudget.start(LEASE_S))
+
+    def start(accepted: list[tuple[int, DeliberationRequest]]) -> None:
+        start_on_arrival(accepted, [], served.model_override, llm, lambda: ADMISSION_ASK_TIMEOUT_S)
+
+    return ListenerLease(
+        settings=settings,
+        instance_ref=instance.get_ref(),
+        stream_created=cursor.stream_created,
+        after=cursor.seq,
+        unservable=served.refusals,
+        start=start,
+        until=time.monotonic() + LEASE_S,
+    )
 
 
 def outbox_sensor(intake: IntakeSettings) -> dg.SensorDefinition:

@@ -4,6 +4,7 @@ import contextlib
 import logging
 
 from fleet_dagster.core.request import DeliberationRequest
+from fleet_dagster.deliberation.config import unlaunchable_roles
 from fleet_dagster.deliberation.tick_budget import TickBudget
 from fleet_dagster.llm.preflight import (
     PREFLIGHT_TIMEOUT_S,
@@ -34,6 +35,10 @@ class ServedModels:
         if self._served is not None and self._listing is not None:
             with contextlib.suppress(ServerUnavailable):  # kept by the listing: `problems` says it
                 self._listing(self._served.base_url)
+
+    def refusals(self, request: DeliberationRequest) -> list[tuple[str, str]]:
+        """Why the fleet cannot run a request: roles it cannot launch, else what the server cannot serve of it."""
+        return unlaunchable_roles(request) or self.problems(request)
 
     def problems(self, request: DeliberationRequest) -> list[tuple[str, str]]:
         """What the server cannot serve of the request. A server that does not answer rejects nothing: the
