@@ -75,9 +75,7 @@ def test_a_lease_ends_and_so_does_listening(
     assert "between-late" not in server.first_call_at  # left for the next tick
 
 
-def test_nats_going_away_ends_the_listener(
-    nats_server, instance, ray_head, sim_llm_factory, deploy_llm, listener
-):
+def test_nats_going_away_ends_the_listener(nats_server, instance, ray_head, sim_llm_factory, deploy_llm, listener):
     deploy_llm(sim_llm_factory(latency_s=0.3))
     tick(nats_server.url, instance, listener)
     assert listener.listening()
