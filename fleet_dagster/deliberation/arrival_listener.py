@@ -26,10 +26,12 @@ from dataclasses import dataclass
 
 import dagster as dg
 from dagster._core.instance import InstanceRef  # not exported by `dagster`; what from_ref takes
+from nats.js import JetStreamContext
+from nats.js.api import StreamInfo
 
 from fleet_dagster.core.request import DeliberationRequest
 from fleet_dagster.deliberation.archive import DeliberationArchive
-from fleet_dagster.deliberation.request_intake import LISTEN_POLL_S, Accepted, prior_uses, taken_first
+from fleet_dagster.deliberation.request_intake import LISTEN_POLL_S, Accepted, PriorUses, prior_uses, taken_first
 from fleet_dagster.nats_bridge.jetstream import jetstream, read_requests
 from fleet_dagster.nats_bridge.settings import NatsSettings
 from fleet_dagster.nats_bridge.triage import accepted_use, triage
@@ -37,7 +39,7 @@ from fleet_dagster.nats_bridge.triage import accepted_use, triage
 # Longer than the daemon's 5 s loop plus its submission of a burst's runs (60 runs: 10–30 s here), so that ticks
 # renew it before it ends; a sensor turned off leaves it this long.
 LEASE_S = 30.0
-READ_BATCH = 20
+READ_BATCH = 100  # a read takes what is stored, up to this: a burst is judged and started together
 READ_BUDGET_S = 2.0
 
 log = logging.getLogger(__name__)
@@ -131,20 +133,36 @@ class ArrivalListener:
             lookup = prior_uses(instance, DeliberationArchive.from_env(), lease.stream_created)
             async with jetstream(lease.settings) as js:
                 stream = await js.stream_info(lease.settings.stream)  # the tick made sure it exists
-                created = stream.created.isoformat() if stream.created else None
-                position = lease.after
-                while (lease := self._current()) is not None and lease.stream_created == created:
-                    position = max(position, lease.after)
-                    messages = await read_requests(js, lease.settings, stream, position, READ_BATCH, READ_BUDGET_S)
-                    if not messages:
-                        await asyncio.sleep(LISTEN_POLL_S)
-                        continue
-                    decided = triage(messages, taken_first(self._claimed_uses(), lookup), lease.unservable)
-                    position = messages[-1][0]
-                    if fresh := self.claim(decided.accepted):
-                        try:
-                            await asyncio.to_thread(lease.start, fresh)
-                        except BaseException:
-                            self.release(fresh)
-                            raise
-                        log.info(f"councils started between ticks: {', '.join(r.deliberation_id for _, r in fresh)}")
+                await self._take_as_stored(js, stream, lookup, lease.after)
+
+    async def _take_as_stored(self, js: JetStreamContext, stream: StreamInfo, lookup: PriorUses, after: int) -> None:
+        """Reads on while a start is under way: one start at a time, in stream order, so that admission sees the
+        requests as they arrived; a burst is read, judged and started in batches that overlap."""
+        created = stream.created.isoformat() if stream.created else None
+        starting: asyncio.Task | None = None
+        while (lease := self._current()) is not None and lease.stream_created == created:
+            after = max(after, lease.after)
+            messages = await read_requests(js, lease.settings, stream, after, READ_BATCH, READ_BUDGET_S)
+            if not messages:
+                await asyncio.sleep(LISTEN_POLL_S)
+                continue
+            decided = triage(messages, taken_first(self._claimed_uses(), lookup), lease.unservable)
+            after = messages[-1][0]
+            if fresh := self.claim(decided.accepted):
+                try:
+                    if starting is not None:
+                        await starting
+                except BaseException:
+                    self.release(fresh)
+                    raise
+                starting = asyncio.create_task(self._start(lease, fresh))
+        if starting is not None:
+            await starting
+
+    async def _start(self, lease: ListenerLease, accepted: Accepted) -> None:
+        try:
+            await asyncio.to_thread(lease.start, accepted)
+        except BaseException:
+            self.release(accepted)  # the next tick starts them
+            raise
+        log.info(f"councils started between ticks: {', '.join(r.deliberation_id for _, r in accepted)}")
