@@ -7,21 +7,23 @@ under a steady stream. So each tick renews this process's listener for `LEASE_S`
 after the tick's cursor and starts the councils of each request it would accept as soon as it is stored, owned by
 the request (arrival.py) as a tick starts them.
 
-It only starts councils. The next tick still triages every message, publishes its answer and requests its run,
-which adopts the councils; whichever of the tick and the listener claims a request first starts it (`claim`). A
-tick may still decide otherwise than the listener did (a run of the same id launched from the UI in between): the
-councils it started are then those of a request whose run never comes (arrival.py): they finish, keep their
-answers and are dropped an hour after their deadline.
+It only starts councils, and only while no tick runs (a tick reads and starts what is stored itself, and one
+reader at a time does not judge a burst twice on 2 cores). The next tick still triages every message, publishes its
+answer and requests its run, which adopts the councils; whichever of the tick and the listener claims a request
+first starts it (`claim`). A tick may still decide otherwise than the listener did (a run of the same id launched
+from the UI in between): the councils it started are then those of a request whose run never comes (arrival.py):
+they finish, keep their answers and are dropped an hour after their deadline.
 
 Bounded: it lives while ticks renew its lease (a sensor turned off stops it within LEASE_S); a fault (NATS or the
 cluster gone) ends it until the next tick renews it; it reads at most READ_BATCH requests a poll.
 """
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import dagster as dg
@@ -67,6 +69,7 @@ class ArrivalListener:
         self._lease: ListenerLease | None = None
         self._thread: threading.Thread | None = None
         self._claimed: dict[int, DeliberationRequest] = {}  # by stream sequence
+        self._ticks_running = 0  # while a tick reads the stream, the listener does not: one reader at a time
 
     def renew(self, lease: ListenerLease) -> None:
         """Listens until `lease.until`, after the tick's cursor; starts the thread if none runs."""
@@ -78,6 +81,17 @@ class ArrivalListener:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="arrival-listener", daemon=True)
                 self._thread.start()
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """While a tick runs: it reads, judges and starts what is stored itself."""
+        with self._lock:
+            self._ticks_running += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._ticks_running -= 1
 
     def claim(self, accepted: Accepted) -> Accepted:
         """Those of `accepted` whose councils nobody in this process started yet, now claimed for the caller."""
@@ -112,6 +126,10 @@ class ArrivalListener:
             self._thread = None
             return None
 
+    def _tick_running(self) -> bool:
+        with self._lock:
+            return self._ticks_running > 0
+
     def _claimed_uses(self) -> dict:
         with self._lock:
             return {request.deliberation_id: accepted_use(seq, request) for seq, request in self._claimed.items()}
@@ -142,6 +160,9 @@ class ArrivalListener:
         starting: asyncio.Task | None = None
         while (lease := self._current()) is not None and lease.stream_created == created:
             after = max(after, lease.after)
+            if self._tick_running():
+                await asyncio.sleep(LISTEN_POLL_S)
+                continue
             messages = await read_requests(js, lease.settings, stream, after, READ_BATCH, READ_BUDGET_S)
             if not messages:
                 await asyncio.sleep(LISTEN_POLL_S)

@@ -1,6 +1,7 @@
 """The sensor that turns stored requests into runs, and the one that publishes the runs' outbox."""
 
 import asyncio
+import contextlib
 import logging
 import time
 
@@ -85,22 +86,24 @@ def _take_requests(
         return False
 
     try:
-        tick = asyncio.run(
-            take_requests(
-                settings,
-                cursor,
-                context.instance,
-                served,
-                budget,
-                intake.batch,
-                intake.listen_s,
-                start if intake.start_on_arrival else None,  # this tick's requests, and those waiting for admission
+        with listener.paused() if listener else contextlib.nullcontext():
+            tick = asyncio.run(
+                take_requests(
+                    settings,
+                    cursor,
+                    context.instance,
+                    served,
+                    budget,
+                    intake.batch,
+                    intake.listen_s,
+                    start if intake.start_on_arrival else None,  # this tick's requests, and those waiting for admission
+                )
             )
-        )
+            # Before the pause ends: the listener goes on after this tick's cursor, not before it.
+            if listener and not context.instance.is_ephemeral:  # an ephemeral one cannot be opened by another thread
+                listener.renew(_listener_lease(context.instance, settings, llm, tick.cursor))
     except (nats_errors.Error, OSError, TimeoutError) as exc:  # unreachable, auth, TLS: skip, keep the cursor
         return dg.SkipReason(f"NATS unreachable at {settings.display_url}: {type(exc).__name__}: {exc}")
-    if listener and not context.instance.is_ephemeral:  # an ephemeral instance cannot be opened by another thread
-        listener.renew(_listener_lease(context.instance, settings, llm, tick.cursor))
     for note in tick.notes:
         context.log.warning(f"stream {settings.stream}: {note}")
     for rejected in tick.outcome.rejected:

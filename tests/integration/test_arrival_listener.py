@@ -1,13 +1,16 @@
 """Between request ticks, the listener a tick renewed starts the councils of each request as it is stored; the
 next tick still triages, answers and requests the run."""
 
+import asyncio
 import json
 import time
 
 import pytest
 
 from fleet_dagster.deliberation import sensors
-from fleet_dagster.deliberation.arrival_listener import ArrivalListener
+from fleet_dagster.deliberation.arrival_listener import ArrivalListener, ListenerLease
+from fleet_dagster.nats_bridge.jetstream import ensure_stream, jetstream
+from fleet_dagster.nats_bridge.settings import NatsSettings
 from tests import nats_helpers
 from tests.waiting import wait_until
 
@@ -81,3 +84,33 @@ def test_nats_going_away_ends_the_listener(nats_server, instance, ray_head, sim_
     assert listener.listening()
     nats_server.stop()
     wait_until(lambda: not listener.listening(), 30, "the listener to stop with NATS gone")
+
+
+def stream_created(url: str) -> str | None:
+    async def created() -> str | None:
+        settings = NatsSettings(url=url)
+        async with jetstream(settings) as js:
+            info = await ensure_stream(js, settings)
+            return info.created.isoformat() if info.created else None
+
+    return asyncio.run(created())
+
+
+def test_while_a_tick_runs_the_listener_reads_nothing_and_goes_on_after_it(nats_server, instance, listener):
+    started: list = []  # what the listener hands its start: the cluster is not what this test is about
+    lease = ListenerLease(
+        settings=NatsSettings(url=nats_server.url),
+        instance_ref=instance.get_ref(),
+        stream_created=stream_created(nats_server.url),
+        after=0,
+        unservable=lambda request: [],
+        start=started.extend,
+        until=time.monotonic() + 60,
+    )
+    with listener.paused():
+        listener.renew(lease)
+        [seq] = nats_helpers.publish_raw(nats_server.url, [nats_helpers.request_body("between-paused")])
+        time.sleep(1.0)  # ten of its polls: absence is what is asserted
+        assert started == []
+    wait_until(lambda: started, 30, "the listener to take the request once the tick ended")
+    assert [(s, request.deliberation_id) for s, request in started] == [(seq, "between-paused")]
