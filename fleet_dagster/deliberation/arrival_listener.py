@@ -36,7 +36,7 @@ from fleet_dagster.deliberation.archive import DeliberationArchive
 from fleet_dagster.deliberation.request_intake import LISTEN_POLL_S, Accepted, PriorUses, prior_uses, taken_first
 from fleet_dagster.nats_bridge.jetstream import jetstream, read_requests
 from fleet_dagster.nats_bridge.settings import NatsSettings
-from fleet_dagster.nats_bridge.triage import accepted_use, triage
+from fleet_dagster.nats_bridge.triage import PriorUse, accepted_use, triage
 
 # Longer than the daemon's 5 s loop plus its submission of a burst's runs (60 runs: 10–30 s here), so that ticks
 # renew it before it ends; a sensor turned off leaves it this long.
@@ -130,7 +130,7 @@ class ArrivalListener:
         with self._lock:
             return self._ticks_running > 0
 
-    def _claimed_uses(self) -> dict:
+    def _claimed_uses(self) -> dict[str, PriorUse]:
         with self._lock:
             return {request.deliberation_id: accepted_use(seq, request) for seq, request in self._claimed.items()}
 
