@@ -1,13 +1,13 @@
 """Which model (and settings) each agent of a council uses: councils may mix models.
 
 The kinds a council mixes are the request's `agent_models` when it names any (one kind each, equal weights), else
-the role profile's `agents`, else one kind: the profile's model. Agent i of N takes its kind by smooth weighted
-round-robin: every kind gains its weight, the kind furthest ahead (the earlier one on a tie) takes the agent and
-gives back the total weight. Kinds are interleaved in proportion to their weights (weights 2 and 1: A, B, A), so a
-council of two already mixes two kinds and a larger one holds each kind's share within one agent.
+the role profile's `agents`, else one kind: the profile's model. Agent i of N takes its kind so that kinds are
+interleaved in proportion to their weights (weights 2 and 1: A, B, A): a council of two already mixes two kinds,
+and at every size each kind holds its share within one agent (`kind_order`).
 """
 
 from dataclasses import dataclass
+from fractions import Fraction
 
 from fleet_dagster.core.profiles import AgentKind, RoleProfile
 
@@ -29,14 +29,23 @@ def council_kinds(profile: RoleProfile, agent_models: list[str]) -> list[AgentKi
 
 
 def kind_order(weights: list[int], agents: int) -> list[int]:
-    """The kind of each of `agents` agents, as indexes into `weights` (smooth weighted round-robin)."""
+    """The kind of each of `agents` agents, as indexes into `weights`. Tijdeman's rule for the chairman assignment
+    problem (1980): kind k's share is p_k = weight / total; agent t goes, among the kinds that would not get ahead of
+    their share by C = 1 - 1/(2(m - 1)) agents (m kinds), to the one that would fall C behind it soonest (the
+    earlier kind on a tie). Every kind then holds its share within C < 1 agent at every council size; smooth
+    weighted round-robin, used before, did not (weights 1, 1, 1, 1, 14, 14, 14 gave a kind 9 of 33 agents, its share
+    10.04)."""
+    if len(weights) == 1:
+        return [0] * agents
     total = sum(weights)
-    current = [0] * len(weights)
+    shares = [Fraction(weight, total) for weight in weights]
+    ahead_at_most = 1 - Fraction(1, 2 * (len(weights) - 1))
+    counts = [0] * len(weights)
     order = []
-    for _ in range(agents):
-        current = [c + w for c, w in zip(current, weights, strict=True)]
-        chosen = max(range(len(weights)), key=lambda k: (current[k], -k))
-        current[chosen] -= total
+    for t in range(1, agents + 1):
+        eligible = [k for k, share in enumerate(shares) if t * share - counts[k] >= 1 - ahead_at_most]
+        chosen = min(eligible, key=lambda k: ((counts[k] + ahead_at_most) / shares[k], k))
+        counts[chosen] += 1
         order.append(chosen)
     return order
 
