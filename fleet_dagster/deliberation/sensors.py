@@ -2,7 +2,6 @@
 
 import asyncio
 import contextlib
-import logging
 import time
 
 import dagster as dg
@@ -12,6 +11,7 @@ from fleet_dagster.core.admission import PRIORITY_RANK
 from fleet_dagster.core.request import DeliberationRequest
 from fleet_dagster.deliberation.arrival import ADMISSION_ASK_TIMEOUT_S, start_on_arrival, waiting_requests
 from fleet_dagster.deliberation.arrival_listener import LEASE_S, ArrivalListener, ListenerLease
+from fleet_dagster.deliberation.arrival_listener import log as listener_log
 from fleet_dagster.deliberation.assets import deliberation_job
 from fleet_dagster.deliberation.intake_settings import IntakeSettings
 from fleet_dagster.deliberation.keys_and_tags import (
@@ -173,8 +173,7 @@ def _listener_lease(
 ) -> ListenerLease:
     """The listener's next LEASE_S after this tick: its own model list, asked once, and its own log (the tick's
     ends with the tick)."""
-    log = logging.getLogger(ArrivalListener.__module__)
-    served = ServedModels(llm, log, TickBudget.start(LEASE_S))
+    served = ServedModels(llm, listener_log, TickBudget.start(LEASE_S))
 
     def start(accepted: list[tuple[int, DeliberationRequest]]) -> None:
         start_on_arrival(accepted, [], served.model_override, llm, lambda: ADMISSION_ASK_TIMEOUT_S)
