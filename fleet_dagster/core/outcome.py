@@ -109,6 +109,11 @@ class DeliberationOutcome(BaseModel):
     early_stops: dict[str, EarlyStop]
     calls_saved: int
     queue_wait_max_s: float
+    started_at: float | None = Field(
+        None,
+        description="When its first council started (epoch s): on the request's arrival, at the CLI's launch or in "
+        "its run's plan step. Its wall time counts from then.",
+    )
     wall_time_s: float
     critical_path_s: float
     parallel_efficiency: float
@@ -199,6 +204,7 @@ def deliberation_outcome(
         },
         calls_saved=sum(c.calls_saved for c in councils),
         queue_wait_max_s=round(max((call.queue_ms for call in calls), default=0.0) / 1000, 3),
+        started_at=councils_started_at(councils),
         wall_time_s=round(wall_ms / 1000, 3),
         critical_path_s=round(critical_ms / 1000, 3),
         parallel_efficiency=round(critical_ms / wall_ms, 3) if wall_ms else 0.0,
@@ -280,6 +286,11 @@ def percentile(values: list[float], share: float) -> float | None:
         return None
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
+
+
+def councils_started_at(councils: list[CouncilResult]) -> float | None:
+    """When the first of them started; a run that adopts councils started on arrival or at launch comes later."""
+    return min((council.started_at for council in councils), default=None)
 
 
 def critical_path_ms(councils: list[CouncilResult]) -> float:

@@ -12,7 +12,7 @@ import time
 import dagster as dg
 from pydantic import BaseModel
 
-from fleet_dagster.core.outcome import deliberation_outcome
+from fleet_dagster.core.outcome import councils_started_at, deliberation_outcome
 from fleet_dagster.core.records import CouncilResult, Selection
 from fleet_dagster.core.request import DeliberationRequest, RequestError
 from fleet_dagster.core.status import DeliberationStatus
@@ -239,7 +239,9 @@ def collect_deliberation(
         request, _gather_councils(context, client, plans, stream), plans[0].deadline_at
     )
 
-    wall_ms = (time.time() - plans[0].started_at) * 1000
+    first_start = councils_started_at(councils)
+    started_at = plans[0].started_at if first_start is None else min(first_start, plans[0].started_at)
+    wall_ms = (time.time() - started_at) * 1000
     outcome = deliberation_outcome(request, councils, wall_ms, llm.prices(), pass_matrix)
     frame, metadata, final = collected(outcome, context.run_id)
     yield dg.Output(frame, metadata=metadata)

@@ -65,6 +65,26 @@ def test_councils_start_on_arrival_and_the_run_adopts_them(
     assert len(server.answered) == len(set(server.answered)) == 6
 
 
+def test_an_adopted_deliberation_is_timed_from_its_councils_start(
+    nats_url, instance, ray_head, ray_namespace, sim_llm_factory, deploy_llm
+):
+    """Its councils may finish before its run starts; its wall time still covers every call, so the share of it on
+    the critical path is at most 1."""
+    server = sim_llm_factory(latency_s=1.0)
+    deploy_llm(server)
+    nats_helpers.publish_raw(nats_url, [nats_helpers.request_body("arrival-timed")])
+    result = nats_helpers.evaluate_request_sensor(nats_url, instance, None, start_on_arrival=True)
+    tick_returned_at = time.time()
+    wait_until(lambda: len(server.answered) == 6, 60, "the councils' 6 calls, before any run")  # 3 phases of 1 s
+
+    outcome = nats_helpers.execute_run_request(instance, result.run_requests[0])
+    metadata = {k: v.value for k, v in outcome.asset_materializations_for_node("deliberation")[0].metadata.items()}
+    assert metadata["critical_path_s"] >= 3.0
+    assert metadata["wall_time_s"] >= metadata["critical_path_s"]
+    assert 0 < metadata["parallel_efficiency"] <= 1
+    assert metadata["started_at"] < tick_returned_at
+
+
 def request_with(deliberation_id: str, priority: str) -> bytes:
     return json.dumps({**json.loads(nats_helpers.request_body(deliberation_id)), "priority": priority}).encode()
 
