@@ -63,8 +63,9 @@ def run_councils_in_process(request, endpoint, one_at_a_time: bool = False) -> l
 
 def print_trace(instance, run_id: str, asked_at: float, returned_at: float, councils_s: float) -> None:
     """The run's event log as a timeline, then where the time went between its milestones: the run's and
-    each step's start and end, and the councils' span as the run measured it (`councils_s`, from the plan
-    step starting them to the collect step's outcome, which it outputs at once)."""
+    each step's start and end, and the councils' span as the run measured it (`councils_s`, from the first
+    council's start, which the CLI makes before it creates the run, to the collect step's outcome, which it
+    outputs at once)."""
     from dagster import DagsterEventType
 
     entries = instance.all_logs(run_id)
@@ -180,7 +181,7 @@ def main() -> None:
     print(f"first run (cold actors)     {cold_s:7.2f} s")
     print(f"ideal (phases x latency)    {phases * args.latency:7.2f} s")
     print(f"floor (asyncio.gather)      {floor_s:7.2f} s")
-    print(f"fleet (Dagster + Ray)       {fleet_s:7.2f} s   (inside the run: {document['duration_ms'] / 1000:.2f} s)")
+    print(f"fleet (Dagster + Ray)       {fleet_s:7.2f} s   (councils: {document['duration_ms'] / 1000:.2f} s)")
     if sequential_s is not None:
         print(f"sequential                  {sequential_s:7.2f} s")
     print(f"fleet / floor               {fleet_s / floor_s:7.3f}   (goal <= 1.10)")

@@ -13,6 +13,10 @@ starting them takes and starts them the moment a slot frees, before their runs d
 for them, so a keeper that restarted still gets them started). A request whose run never comes
 (cancelled while queued) leaves councils that finish, keep their answers in the response store (a later
 run of the id replays them) and are dropped an hour after their deadline.
+
+The CLI does the same for the run it is about to create (`start_for_launch`): Dagster takes about 0.3 s to
+create a run and reach its plan step (on SQLite, the run's own event-log database and its first events), so the
+councils start first, owned by the run id the CLI chose, and the plan step finds them running as its own.
 """
 
 import logging
@@ -27,6 +31,7 @@ from fleet_dagster.core.admission import PRIORITY_RANK
 from fleet_dagster.core.request import DeliberationRequest, RequestError, parse_request
 from fleet_dagster.deliberation.keys_and_tags import DELIBERATION_ID_TAG, STREAM_SEQ_TAG
 from fleet_dagster.llm.endpoint import LLMEndpoint
+from fleet_dagster.llm.preflight import preflight
 from fleet_dagster.llm.resources import LLMResource
 from fleet_dagster.ray_cluster.council_client import (
     CouncilClient,
@@ -70,6 +75,23 @@ def start_councils(
     CouncilRunnerUnavailable when the runners do not answer."""
     endpoint = with_model_override(model_endpoint(llm), model_override)
     return client.start(request, roles, deadline_at, endpoint, llm.call_timeout_s, adopt_from)
+
+
+def start_for_launch(request: DeliberationRequest, run_id: str, llm: LLMResource) -> bool:
+    """Starts the councils of run `run_id` before the run exists, when the model server serves the request and
+    the fleet's admission lets it in now; whether they run. Otherwise nothing starts: the run's plan step checks
+    and waits as for any launch, and says why. Raises PreflightError or CouncilRunnerUnavailable likewise."""
+    served = llm.served_endpoint()
+    model_override = preflight(served, request).model_override if served is not None else None
+    asks = [(request.deliberation_id, PRIORITY_RANK[request.priority])]
+    limit = llm.admission_limit(model_endpoint(llm))
+    if not admit(asks, limit, timeout_s=ADMISSION_ASK_TIMEOUT_S).admits(request.deliberation_id):
+        return False
+    client = CouncilClient(request.deliberation_id, run_id)
+    if start_councils(client, request, request.roles, time.time() + request.deadline_s, model_override, llm):
+        return False  # refused: another run holds the id, or this one was released (Ctrl-C)
+    mark_started([request.deliberation_id])
+    return True
 
 
 def waiting_requests(instance: dg.DagsterInstance, job_name: str) -> list[tuple[int, DeliberationRequest]]:

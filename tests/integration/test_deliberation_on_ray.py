@@ -10,10 +10,14 @@ import dagster as dg
 import pytest
 import ray
 
-from fleet_dagster.cli.run_deliberation import execute_deliberation
+from fleet_dagster.cli.run_deliberation import cancel_deliberation, execute_deliberation, new_run_id
 from fleet_dagster.core.request import parse_request
+from fleet_dagster.deliberation.arrival import start_for_launch
 from fleet_dagster.deliberation.keys_and_tags import DELIBERATION_ASSET_KEY
 from fleet_dagster.llm.endpoint import LLMEndpoint
+from fleet_dagster.llm.resources import LLMResource
+from fleet_dagster.ray_cluster.council_client import CouncilClient
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -109,6 +113,46 @@ def test_each_council_runs_once_though_the_plan_and_its_step_both_start_it(
     assert document["status"] == "COMPLETED"
     agents = {f"agent-{role.lower()}-00{i}" for role in roles for i in (1, 2)}
     assert server.requests_by_agent == dict.fromkeys(agents, 3)  # propose, review, revise: once each
+
+
+def test_the_cli_starts_the_councils_before_dagster_creates_the_run(ray_head, instance, sim_llm_factory, deploy_llm):
+    """Creating a run and reaching its plan step takes Dagster about 0.3 s on SQLite; the councils do not wait for
+    it, and the run takes them as its own: each call made once."""
+    server = sim_llm_factory(latency_s=0.2)
+    deploy_llm(server)
+    request = parse_request(
+        {"task": "Design a cache", "roles": ["DEV", "QA"], "agents_per_role": 2, "deliberation_id": "cli-first"}
+    )
+    document = execute_deliberation(instance, request)
+
+    assert document["status"] == "COMPLETED", document["error_message"]
+    run_created_at = instance.all_logs(document["run_id"])[0].timestamp
+    assert materialization_metadata(instance, "cli-first")["started_at"] < run_created_at
+    assert len(server.answered) == len(set(server.answered)) == 2 * 2 * 3
+    assert document["replayed_calls"] == 0
+
+
+def test_ctrl_c_before_the_run_exists_releases_the_councils_started_for_it(
+    ray_head, ray_namespace, instance, sim_llm_factory, deploy_llm
+):
+    server = sim_llm_factory(latency_s=0.05)
+    deploy_llm(server)
+    server.hold()  # the councils wait in their first calls
+    request = parse_request({"task": "Design a cache", "roles": ["DEV"], "deliberation_id": "cli-released"})
+    run_id = new_run_id()
+    ray.init(address=ray_head.address, namespace=ray_namespace, log_to_driver=False, ignore_reinit_error=True)
+    try:
+        assert start_for_launch(request, run_id, LLMResource())
+        wait_until(lambda: server.in_flight == request.agents_per_role, 30, "the councils' first calls")
+        assert instance.get_run_by_id(run_id) is None
+
+        assert cancel_deliberation(instance, "cli-released", run_id) == "its councils released"
+        assert CouncilClient("cli-released", run_id).progress() == {}
+        # A start that was on its way when Ctrl-C came starts nothing now.
+        assert not start_for_launch(request, run_id, LLMResource())
+    finally:
+        server.let_go()
+        ray.shutdown()
 
 
 def test_architect_selection_through_dagster_and_ray(ray_head, instance, sim_llm_factory, deploy_llm):
