@@ -112,7 +112,7 @@ class DeliberationOutcome(BaseModel):
     started_at: float | None = Field(
         None,
         description="When its first council started (epoch s): on the request's arrival, at the CLI's launch or in "
-        "its run's plan step. Its wall time counts from then.",
+        "its run's plan step. Its wall time counts from then, or from the plan step if that came first.",
     )
     wall_time_s: float
     critical_path_s: float
