@@ -117,14 +117,11 @@ def llm_options(command):
 def refuse_what_the_server_cannot_serve(request) -> None:
     """Exit 2, before any run, when the deployment's server does not serve a role's model or its context
     cannot hold the request (the plan step checks again, for runs launched elsewhere)."""
-    from fleet_dagster.llm.preflight import PreflightError, preflight
+    from fleet_dagster.llm.preflight import PreflightError
     from fleet_dagster.llm.resources import LLMResource
 
-    served = LLMResource().served_endpoint()
-    if served is None:
-        return
     try:
-        preflight(served, request)
+        LLMResource().preflight(request)
     except PreflightError as exc:
         stderr_console().print(f"Error: {exc}", markup=False)
         sys.exit(2)

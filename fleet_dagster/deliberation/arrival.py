@@ -31,7 +31,6 @@ from fleet_dagster.core.admission import PRIORITY_RANK
 from fleet_dagster.core.request import DeliberationRequest, RequestError, parse_request
 from fleet_dagster.deliberation.keys_and_tags import DELIBERATION_ID_TAG, STREAM_SEQ_TAG
 from fleet_dagster.llm.endpoint import LLMEndpoint
-from fleet_dagster.llm.preflight import preflight
 from fleet_dagster.llm.resources import LLMResource
 from fleet_dagster.ray_cluster.council_client import (
     CouncilClient,
@@ -77,17 +76,22 @@ def start_councils(
     return client.start(request, roles, deadline_at, endpoint, llm.call_timeout_s, adopt_from)
 
 
+def _admitted_now(request: DeliberationRequest, limit: int) -> bool:
+    """Asks the fleet's admission once for this deliberation: let in now (or running already), or waiting its turn.
+    Raises CouncilRunnerUnavailable when the keeper does not answer."""
+    asks = [(request.deliberation_id, PRIORITY_RANK[request.priority])]
+    return admit(asks, limit, timeout_s=ADMISSION_ASK_TIMEOUT_S).admits(request.deliberation_id)
+
+
 def start_for_launch(request: DeliberationRequest, run_id: str, llm: LLMResource) -> bool:
     """Starts the councils of run `run_id` before the run exists, when the model server serves the request and
     the fleet's admission lets it in now; whether they run. Otherwise nothing starts: the run's plan step checks
     and waits as for any launch, and says why. Raises PreflightError or CouncilRunnerUnavailable likewise."""
-    served = llm.served_endpoint()
-    model_override = preflight(served, request).model_override if served is not None else None
-    asks = [(request.deliberation_id, PRIORITY_RANK[request.priority])]
-    limit = llm.admission_limit(model_endpoint(llm))
-    if not admit(asks, limit, timeout_s=ADMISSION_ASK_TIMEOUT_S).admits(request.deliberation_id):
+    checked = llm.preflight(request)
+    if not _admitted_now(request, llm.admission_limit(model_endpoint(llm))):
         return False
     client = CouncilClient(request.deliberation_id, run_id)
+    model_override = checked.model_override if checked else None
     if start_councils(client, request, request.roles, time.time() + request.deadline_s, model_override, llm):
         return False  # refused: another run holds the id, or this one was released (Ctrl-C)
     mark_started([request.deliberation_id])
@@ -162,12 +166,11 @@ def wait_for_admission(request: DeliberationRequest, llm: LLMResource, log: logg
     """A run's turn in the fleet's admission, whatever launched it (UI, CLI, NATS); councils its request's arrival
     started are admitted already. Raises dg.Failure when no turn came within the request's deadline; a keeper
     that does not answer lets the run go on (its councils start, or fail to, as without admission)."""
-    asks = [(request.deliberation_id, PRIORITY_RANK[request.priority])]
     limit = llm.admission_limit(model_endpoint(llm))
     give_up_at, waited = time.time() + request.deadline_s, False
     while True:
         try:
-            if admit(asks, limit, timeout_s=ADMISSION_ASK_TIMEOUT_S).admits(request.deliberation_id):
+            if _admitted_now(request, limit):
                 return
         except CouncilRunnerUnavailable as exc:
             log.warning(f"fleet admission not asked, councils start now: {exc}")

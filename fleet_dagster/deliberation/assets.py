@@ -30,7 +30,7 @@ from fleet_dagster.deliberation.keys_and_tags import (
 from fleet_dagster.deliberation.materialization import collected
 from fleet_dagster.deliberation.metadata_models import model_metadata
 from fleet_dagster.deliberation.outbox import OUTBOX_TAG, PENDING, RUN, RunOutbox
-from fleet_dagster.llm.preflight import PreflightError, preflight
+from fleet_dagster.llm.preflight import PreflightError
 from fleet_dagster.llm.resources import LLMResource
 from fleet_dagster.nats_bridge.event_builders import accepted_event
 from fleet_dagster.nats_bridge.resources import NatsResource
@@ -88,13 +88,12 @@ def _start_councils(context: dg.OpExecutionContext, plans: list[CouncilPlan], ll
 def _preflight(context: dg.OpExecutionContext, llm: LLMResource, request: DeliberationRequest) -> str | None:
     """Refuses, before any council starts, a deliberation the model server cannot serve; returns the model
     that serves every role when the server serves none of the profiles' (the embedded engine needs none)."""
-    served = llm.served_endpoint()
-    if served is None:
-        return None
     try:
-        checked = preflight(served, request)
+        checked = llm.preflight(request)
     except PreflightError as exc:
         raise dg.Failure(description=f"Model preflight: {exc}", allow_retries=False) from None
+    if checked is None:
+        return None
     for note in checked.notes:
         context.log.info(note)
     return checked.model_override

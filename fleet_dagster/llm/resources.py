@@ -5,8 +5,10 @@ import dagster as dg
 from pydantic import Field, PrivateAttr, SecretStr
 
 from fleet_dagster.core.cost import ModelPrice
+from fleet_dagster.core.request import DeliberationRequest
 from fleet_dagster.llm.embedded import EMBEDDED_MODEL_NAME, LLAMA_CPP_REPETITION_PENALTY, MAX_SLOTS
 from fleet_dagster.llm.endpoint import DEFAULT_MAX_IN_FLIGHT, LLMEndpoint, max_in_flight_for
+from fleet_dagster.llm.preflight import Preflight, preflight
 from fleet_dagster.llm.settings import LLMSettings, process_llm_settings
 
 
@@ -48,6 +50,12 @@ class LLMResource(dg.ConfigurableResource):
             max_in_flight=settings.max_in_flight or DEFAULT_MAX_IN_FLIGHT,
             prices=settings.prices,
         )
+
+    def preflight(self, request: DeliberationRequest) -> Preflight | None:
+        """The deployment's server checked for the request (llm/preflight.py), before any council starts; None for
+        the embedded model, which serves every role. Raises PreflightError."""
+        served = self.served_endpoint()
+        return None if served is None else preflight(served, request)
 
     def embedded_endpoint(self, base_url: str, slots: int) -> LLMEndpoint:
         """The embedded engine's endpoint, once it serves at base_url with `slots` sequences at once."""
